@@ -1,0 +1,131 @@
+//! The store's error type, shared by every backend.
+
+use std::path::PathBuf;
+
+use strata_core::{CoreError, ExpectedVersion, StreamName, Version};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream's version did not satisfy the append's expectation. Nothing was written.
+    /// Reload the stream and decide again.
+    #[error("wrong expected version for stream {stream}: expected {expected}, actual {actual}")]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: StreamName,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's version when the append was checked.
+        actual: Version,
+    },
+    /// An input broke one of the model's rules (a stream name, an event type...).
+    /// Nothing was written; the caller must fix the input.
+    #[error(transparent)]
+    Invalid(#[from] CoreError),
+    /// The append itself is malformed (no events, say). Nothing was written.
+    #[error("invalid append to stream {stream}: {reason}")]
+    InvalidAppend {
+        /// The stream appended to.
+        stream: StreamName,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An event is larger than the store's limit. Nothing was written.
+    #[error("event {index} of the append to stream {stream} is {size} bytes, over the limit of {limit} bytes")]
+    EventTooLarge {
+        /// The stream appended to.
+        stream: StreamName,
+        /// The event's index inside the append (0-based).
+        index: usize,
+        /// Its size: type, data and metadata bytes.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The store was closed; no operation can succeed on this handle any more.
+    #[error("the event store is closed")]
+    Closed,
+    /// A write or fsync failed earlier; the store refuses appends until it is reopened,
+    /// which re-verifies what reached the disk. Reads of acknowledged events still work.
+    #[error("the event store refuses appends after an earlier write failure: {reason}")]
+    Poisoned {
+        /// The failure that poisoned the store.
+        reason: String,
+    },
+    /// The store was opened read-only (another process holds the writer lock).
+    #[error("the event store at {path} is open read-only")]
+    ReadOnly {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// Another process holds the data directory's writer lock.
+    #[error("the data directory {path} is locked by another process ({holder})")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+        /// What the lock file says of its holder.
+        holder: String,
+    },
+    /// Stored bytes failed a check. The store refuses to open or read past them; run
+    /// `strata verify` to list every problem.
+    #[error("corrupt data in {file} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file holding the bad bytes.
+        file: PathBuf,
+        /// Byte offset of the bad record or batch.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// An I/O error, with what the store was doing.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the store was doing, naming the file.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A backend-specific failure (a database driver's error, say).
+    #[error("{0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A short, stable code for the edges (`wrong_expected_version`, `too_large`...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::WrongExpectedVersion { .. } => "wrong_expected_version",
+            StoreError::Invalid(_) | StoreError::InvalidAppend { .. } => "invalid_input",
+            StoreError::EventTooLarge { .. } => "too_large",
+            StoreError::Closed => "store_closed",
+            StoreError::Poisoned { .. } => "store_poisoned",
+            StoreError::ReadOnly { .. } => "store_read_only",
+            StoreError::Locked { .. } => "store_locked",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Io { .. } => "io_error",
+            StoreError::Backend(_) => "backend_error",
+        }
+    }
+
+    /// Whether the error is the caller's to fix (bad input, conflict) rather than the
+    /// store's.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            StoreError::WrongExpectedVersion { .. }
+                | StoreError::Invalid(_)
+                | StoreError::InvalidAppend { .. }
+                | StoreError::EventTooLarge { .. }
+        )
+    }
+}

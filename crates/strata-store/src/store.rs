@@ -1,0 +1,120 @@
+//! The [`EventStore`] trait: the one seam between strata and its storage backends.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures::Stream;
+use strata_core::{ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Version};
+use tokio::sync::watch;
+
+use crate::{ReadFilter, StoreError};
+
+/// The default limit on one event's size (type, data and metadata): 1 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// What a successful append reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Version of the first appended event.
+    pub first_version: Version,
+    /// Version of the last appended event: the stream's version after the append.
+    pub last_version: Version,
+    /// Global position of the first appended event.
+    pub first_position: Position,
+    /// Global position of the last appended event: the consistency token a reader can
+    /// wait for.
+    pub position: Position,
+}
+
+/// The order in which a stream is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Oldest first.
+    #[default]
+    Forward,
+    /// Newest first.
+    Backward,
+}
+
+/// A page of a global read.
+#[derive(Debug, Clone, Default)]
+pub struct AllPage {
+    /// The selected events, in position order.
+    pub events: Vec<RecordedEvent>,
+    /// Where the next read should start (inclusive): one past the last position this read
+    /// examined, whether or not the filter selected it.
+    pub next: Position,
+}
+
+/// A stream of recorded events; it ends after yielding an error.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<RecordedEvent, StoreError>> + Send>>;
+
+/// An event log with per-stream versions and a global order.
+///
+/// Every backend passes [`crate::conformance`]. Methods take `&self` and are safe to call
+/// from many tasks at once.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if its version satisfies `expected`.
+    ///
+    /// - Atomic: all events get consecutive versions and consecutive global positions, or
+    ///   none is stored.
+    /// - Durable: when this returns `Ok`, the events survive a crash under the backend's
+    ///   configured durability (fsync'd by default).
+    /// - Conflict: if the stream's version does not satisfy `expected`, nothing is written
+    ///   and [`StoreError::WrongExpectedVersion`] carries the expected and actual versions.
+    ///   Among concurrent appends to one stream expecting the same version, exactly one
+    ///   wins.
+    /// - Idempotent: if the events' ids are already the stream's events at that expected
+    ///   version (or, for `Any`/`Exists`, anywhere in the stream, consecutively), the
+    ///   original result is returned and nothing is written, also after a restart.
+    ///   A partial match is a conflict.
+    /// - Limits: an empty append is [`StoreError::InvalidAppend`]; an event over the
+    ///   backend's size limit is [`StoreError::EventTooLarge`].
+    /// - After [`StoreError::Poisoned`] or [`StoreError::Closed`] every later append fails
+    ///   the same way.
+    async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Reads up to `limit` events of `stream` in `direction`, starting at version `from`
+    /// inclusive (`None`: the first event going forward, the last going backward).
+    /// A stream that does not exist reads as empty.
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from: Option<Version>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads up to `limit` committed events selected by `filter`, in position order,
+    /// starting at position `from` inclusive (0 and 1 both mean the first event).
+    /// [`AllPage::next`] says where to continue. Never returns an event above
+    /// [`EventStore::head`] as observed at the start of the call.
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<AllPage, StoreError>;
+
+    /// The stream's current version (0 if it does not exist).
+    async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError>;
+
+    /// The position of the last committed event (0 for an empty store). Every event at or
+    /// below it is readable, and no event below it will ever appear later.
+    async fn head(&self) -> Result<Position, StoreError>;
+
+    /// A watch of the head position, updated after each commit becomes readable.
+    fn watch_head(&self) -> watch::Receiver<Position>;
+
+    /// Yields every committed event selected by `filter` with a position above `after`,
+    /// exactly once and in position order: first the history, then live events as they
+    /// commit. Memory is bounded (events are fetched in pages as the consumer pulls) and
+    /// a slow consumer only slows itself. The stream ends after yielding an error.
+    fn subscribe(&self, after: Position, filter: ReadFilter) -> EventStream;
+}
