@@ -24,8 +24,9 @@ pub mod metadata_keys {
 }
 
 /// An event's unique id: a UUID, v7 (time-ordered) when strata makes one.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct EventId(pub uuid::Uuid);
 

@@ -71,4 +71,3 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
         Self::parse_rfc3339(&text).map_err(serde::de::Error::custom)
     }
 }
-

@@ -1,1 +1,15 @@
-//! placeholder
+//! strata's embedded event log: an append-only log of CRC32C-framed batches in bounded
+//! segment files, written by one writer thread with group commit, indexed in memory from
+//! per-segment index files, and recovered on open by truncating only a torn last batch.
+//!
+//! It must not interpret event payloads, and it owns its data directory exclusively
+//! (readers in other processes open it read-only and follow the writer).
+
+mod options;
+mod store;
+
+pub use options::{Durability, Options};
+pub use store::{EmbeddedStore, OpenReport, TornTail};
+pub use verify::{Problem, VerifyReport, verify};
+
+mod verify;

@@ -79,7 +79,11 @@ pub fn check_append(
         // it are exactly these.
         Some(v) => Version(v + 1),
         None => {
-            let id_known = if current.0 == 0 { None } else { find(first.id)? };
+            let id_known = if current.0 == 0 {
+                None
+            } else {
+                find(first.id)?
+            };
             match id_known {
                 Some(version) => version,
                 None if expected.accepts(current) => return Ok(AppendCheck::Write { current }),

@@ -32,7 +32,9 @@ pub enum StoreError {
         reason: String,
     },
     /// An event is larger than the store's limit. Nothing was written.
-    #[error("event {index} of the append to stream {stream} is {size} bytes, over the limit of {limit} bytes")]
+    #[error(
+        "event {index} of the append to stream {stream} is {size} bytes, over the limit of {limit} bytes"
+    )]
     EventTooLarge {
         /// The stream appended to.
         stream: StreamName,

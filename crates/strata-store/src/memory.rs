@@ -164,7 +164,12 @@ impl EventStore for MemoryStore {
             Direction::Backward => {
                 let len = positions.len() as u64;
                 let end = from.map_or(len, |v| v.0.min(len)) as usize;
-                positions[..end].iter().rev().take(limit).map(pick).collect()
+                positions[..end]
+                    .iter()
+                    .rev()
+                    .take(limit)
+                    .map(pick)
+                    .collect()
             }
         })
     }

@@ -50,7 +50,11 @@ where
             // the read wakes the wait below instead of being missed.
             let head = *c.head.borrow_and_update();
             if c.next.0 <= head.0 {
-                match c.store.read_all(c.next, SUBSCRIPTION_BATCH, &c.filter).await {
+                match c
+                    .store
+                    .read_all(c.next, SUBSCRIPTION_BATCH, &c.filter)
+                    .await
+                {
                     Ok(page) => {
                         let advanced = page.next > c.next;
                         c.next = page.next.max(c.next);
