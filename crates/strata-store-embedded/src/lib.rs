@@ -5,11 +5,18 @@
 //! It must not interpret event payloads, and it owns its data directory exclusively
 //! (readers in other processes open it read-only and follow the writer).
 
+mod bloom;
+mod format;
+mod index;
+mod lock;
+mod open;
 mod options;
+mod read;
+mod scan;
 mod store;
+mod verify;
+mod writer;
 
 pub use options::{Durability, Options};
 pub use store::{EmbeddedStore, OpenReport, TornTail};
 pub use verify::{Problem, VerifyReport, verify};
-
-mod verify;

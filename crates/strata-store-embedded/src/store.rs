@@ -1,23 +1,39 @@
-//! The store handle.
+//! The store handle: opening, the [`EventStore`] implementation, and shutdown.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
 use strata_core::{
     ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Timestamp, Version,
 };
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, ReadFilter, StoreError,
+    catch_up_subscription, check_event_sizes,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::Options;
+use crate::format::parse_record;
+use crate::index::{Index, Location};
+use crate::open::{Access, load, refresh};
+use crate::read::{NameCache, read_locations, read_range};
+use crate::writer::{Request, Writer};
 
 /// What opening the store found and repaired.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {
     /// A torn last batch that was cut off, if there was one.
     pub torn_tail: Option<TornTail>,
+    /// Segment files in the store.
+    pub segments: usize,
+    /// Events in the store.
+    pub events: u64,
 }
 
 /// An incomplete last batch, left by a crash during a write; it was never acknowledged.
@@ -31,30 +47,218 @@ pub struct TornTail {
     pub bytes: u64,
 }
 
-/// An embedded event store. Cloning gives another handle to the same store.
+/// The largest total size of one append's events.
+const MAX_APPEND_BYTES: usize = 64 << 20;
+/// Appends waiting for the writer before senders wait.
+const QUEUE_DEPTH: usize = 16 * 1024;
+/// How often a read-only store looks for new data.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(10);
+/// The most events one `read_all` call examines.
+const MAX_SCAN_EVENTS: u64 = 65_536;
+/// The most bytes one `read_all` call reads at once.
+const SCAN_CHUNK_BYTES: u64 = 1 << 20;
+
+/// State shared by handles, the writer thread and the follower thread.
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) index: RwLock<Index>,
+    pub(crate) head: watch::Sender<Position>,
+    poisoned: Mutex<Option<String>>,
+    is_poisoned: AtomicBool,
+    closed: AtomicBool,
+    #[cfg(feature = "fault-injection")]
+    inject_failure: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn poison(&self, err: &StoreError) {
+        tracing::error!(error = %err, "event store poisoned: appends are refused until it is reopened");
+        let mut reason = self.poisoned.lock();
+        if reason.is_none() {
+            *reason = Some(err.to_string());
+        }
+        self.is_poisoned.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn poison_error(&self) -> Option<StoreError> {
+        if !self.is_poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        self.poisoned
+            .lock()
+            .clone()
+            .map(|reason| StoreError::Poisoned { reason })
+    }
+
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn take_injected_failure(&self) -> bool {
+        self.inject_failure.swap(false, Ordering::AcqRel)
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    lock: Mutex<Option<File>>,
+    report: OpenReport,
+    read_only: bool,
+}
+
+impl Handle {
+    fn shutdown(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        drop(self.sender.lock().take());
+        if let Some(writer) = self.writer.lock().take() {
+            let _ = writer.join();
+        }
+        drop(self.lock.lock().take());
+        // Wake subscribers so they notice the store is closed.
+        self.shared.head.send_modify(|_| {});
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// An embedded event store. Cloning gives another handle to the same store; the store
+/// closes when the last handle is dropped or [`EmbeddedStore::close`] is called.
 #[derive(Clone)]
-pub struct EmbeddedStore {}
+pub struct EmbeddedStore {
+    handle: Arc<Handle>,
+}
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in `dir` for writing, taking the directory's
-    /// lock.
+    /// lock. Verifies the tail, cuts a torn last batch (see [`EmbeddedStore::open_report`])
+    /// and refuses to open on any other corruption.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self, StoreError> {
-        let _ = (dir.as_ref(), options);
-        Err(StoreError::Closed)
+        let dir = dir.as_ref().to_owned();
+        check_options(&options)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::io(format!("cannot create {}", dir.display()), e))?;
+        let lock = crate::lock::acquire(&dir)?;
+        let loaded = load(&dir, Access::Write)?;
+        let (path, len) = {
+            let last = loaded.index.segments.last().ok_or(StoreError::Closed)?;
+            (last.path.clone(), last.len)
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))?;
+        let report = OpenReport {
+            torn_tail: loaded.torn_tail,
+            segments: loaded.index.segments.len(),
+            events: loaded.index.head,
+        };
+        let head = Position(loaded.index.head);
+        let shared = Arc::new(Shared {
+            dir,
+            options,
+            index: RwLock::new(loaded.index),
+            head: watch::Sender::new(head),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            #[cfg(feature = "fault-injection")]
+            inject_failure: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let writer = Writer {
+            shared: shared.clone(),
+            rx,
+            file,
+            path,
+            len,
+            active_meta: loaded.active_meta,
+        };
+        let thread = std::thread::Builder::new()
+            .name("strata-writer".to_owned())
+            .spawn(move || writer.run())
+            .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
+        Ok(Self {
+            handle: Arc::new(Handle {
+                shared,
+                sender: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(thread)),
+                lock: Mutex::new(Some(lock)),
+                report,
+                read_only: false,
+            }),
+        })
     }
 
-    /// Opens the store in `dir` for reading while another process may be writing it.
+    /// Opens the store in `dir` for reading while another process may be writing it. No
+    /// lock is taken and nothing is repaired; the handle follows the writer's new batches
+    /// (polling every few milliseconds) until it is dropped.
     pub fn open_read_only(dir: impl AsRef<Path>, options: Options) -> Result<Self, StoreError> {
-        let _ = (dir.as_ref(), options);
-        Err(StoreError::Closed)
+        let dir = dir.as_ref().to_owned();
+        if !dir.is_dir() {
+            return Err(StoreError::io(
+                format!("no event store at {}", dir.display()),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        let loaded = load(&dir, Access::ReadOnly)?;
+        let report = OpenReport {
+            torn_tail: None,
+            segments: loaded.index.segments.len(),
+            events: loaded.index.head,
+        };
+        let head = Position(loaded.index.head);
+        let shared = Arc::new(Shared {
+            dir,
+            options,
+            index: RwLock::new(loaded.index),
+            head: watch::Sender::new(head),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            #[cfg(feature = "fault-injection")]
+            inject_failure: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("strata-follower".to_owned())
+            .spawn(move || follow(weak))
+            .map_err(|e| StoreError::io("cannot start the follower thread", e))?;
+        Ok(Self {
+            handle: Arc::new(Handle {
+                shared,
+                sender: Mutex::new(None),
+                writer: Mutex::new(None),
+                lock: Mutex::new(None),
+                report,
+                read_only: true,
+            }),
+        })
     }
 
     /// What opening found.
     pub fn open_report(&self) -> OpenReport {
-        OpenReport::default()
+        self.handle.report.clone()
     }
 
-    /// Appends events with given recording times (import).
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.handle.shared.dir
+    }
+
+    /// Appends events with given recording times (used by import). `recorded_at` must
+    /// have one entry per event.
     pub async fn append_with_timestamps(
         &self,
         stream: &StreamName,
@@ -62,13 +266,284 @@ impl EmbeddedStore {
         events: Vec<NewEvent>,
         recorded_at: Vec<Timestamp>,
     ) -> Result<AppendResult, StoreError> {
-        let _ = (stream, expected, events, recorded_at);
-        Err(StoreError::Closed)
+        if recorded_at.len() != events.len() {
+            return Err(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: format!(
+                    "{} recording times for {} events",
+                    recorded_at.len(),
+                    events.len()
+                ),
+            });
+        }
+        self.submit(stream, expected, events, Some(recorded_at))
+            .await
     }
 
-    /// Waits for the writer to finish and releases the directory.
+    /// Appends from synchronous code (no async runtime needed), waiting for the ack.
+    pub fn append_blocking(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let (reply, rx) = self.enqueue_prepare(stream, &events)?;
+        let sender = self.sender()?;
+        sender
+            .blocking_send(Request {
+                stream: stream.clone(),
+                expected,
+                events,
+                recorded_at: None,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Closes the store for every handle: waits for the writer to finish the appends it
+    /// has, then releases the directory lock. Later calls fail with
+    /// [`StoreError::Closed`].
     pub async fn close(self) -> Result<(), StoreError> {
+        self.handle.shutdown();
         Ok(())
+    }
+
+    /// Makes the next batch write fail as a disk error would (tests only).
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn inject_write_failure(&self) {
+        self.handle
+            .shared
+            .inject_failure
+            .store(true, Ordering::Release);
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {
+        if self.handle.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.handle.shared.dir.clone(),
+            });
+        }
+        self.handle.sender.lock().clone().ok_or(StoreError::Closed)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn enqueue_prepare(
+        &self,
+        stream: &StreamName,
+        events: &[NewEvent],
+    ) -> Result<
+        (
+            oneshot::Sender<Result<AppendResult, StoreError>>,
+            oneshot::Receiver<Result<AppendResult, StoreError>>,
+        ),
+        StoreError,
+    > {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        check_event_sizes(stream, events, shared.options.max_event_bytes)?;
+        let total: usize = events.iter().map(NewEvent::size).sum();
+        if total > MAX_APPEND_BYTES {
+            return Err(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: format!(
+                    "the append holds {total} bytes of events, over the limit of {MAX_APPEND_BYTES} per append"
+                ),
+            });
+        }
+        if let Some(err) = shared.poison_error() {
+            return Err(err);
+        }
+        Ok(oneshot::channel())
+    }
+
+    async fn submit(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        recorded_at: Option<Vec<Timestamp>>,
+    ) -> Result<AppendResult, StoreError> {
+        let (reply, rx) = self.enqueue_prepare(stream, &events)?;
+        let sender = self.sender()?;
+        sender
+            .send(Request {
+                stream: stream.clone(),
+                expected,
+                events,
+                recorded_at,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Reads a stream synchronously (see [`EventStore::read_stream`]).
+    pub fn read_stream_sync(
+        &self,
+        stream: &StreamName,
+        from: Option<Version>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let locations: Vec<Location> = {
+            let index = shared.index.read();
+            let Some(entry) = index.stream(stream) else {
+                return Ok(Vec::new());
+            };
+            let positions = &entry.positions;
+            let selected: Vec<u64> = match direction {
+                Direction::Forward => {
+                    let start = from.map_or(0, |v| v.0.saturating_sub(1)) as usize;
+                    positions.iter().skip(start).take(limit).copied().collect()
+                }
+                Direction::Backward => {
+                    let len = positions.len() as u64;
+                    let end = from.map_or(len, |v| v.0.min(len)) as usize;
+                    let begin = end.saturating_sub(limit);
+                    positions[begin..end].to_vec()
+                }
+            };
+            selected
+                .into_iter()
+                .map(|p| index.locate(p).ok_or(StoreError::Closed))
+                .collect::<Result<_, _>>()?
+        };
+        let mut events = read_locations(&locations)?;
+        if direction == Direction::Backward {
+            events.reverse();
+        }
+        Ok(events)
+    }
+
+    /// Reads the global log synchronously (see [`EventStore::read_all`]).
+    pub fn read_all_sync(
+        &self,
+        from: Position,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<AllPage, StoreError> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let head = shared.index.read().head;
+        let mut next = from.0.max(1);
+        let mut events = Vec::new();
+        let mut names = NameCache::default();
+        let scan_end = head.min(next.saturating_add(MAX_SCAN_EVENTS - 1));
+        while next <= scan_end && events.len() < limit {
+            // Under the lock: where the next run of records is, inside one segment.
+            let (location, offsets) = {
+                let index = shared.index.read();
+                let Some(segment) = index.segment_of(next) else {
+                    break;
+                };
+                let info = &index.segments[segment];
+                let from_i = (next - info.first_position) as usize;
+                let last_pos = scan_end.min(info.first_position + info.offsets.len() as u64 - 1);
+                let to_i = (last_pos - info.first_position) as usize;
+                let base = u64::from(info.offsets[from_i]);
+                // Take records until the chunk is full (at least one).
+                let mut end_i = from_i;
+                while end_i < to_i && u64::from(info.offsets[end_i + 1]) - base < SCAN_CHUNK_BYTES {
+                    end_i += 1;
+                }
+                let end = info
+                    .offsets
+                    .get(end_i + 1)
+                    .map_or(info.len, |&o| u64::from(o));
+                let offsets: Vec<u32> = info.offsets[from_i..=end_i].to_vec();
+                (
+                    Location {
+                        position: next,
+                        file: info.file.clone(),
+                        path: Arc::from(info.path.as_path()),
+                        start: base,
+                        end,
+                        segment,
+                    },
+                    offsets,
+                )
+            };
+            let buf = read_range(&location, location.start, location.end)?;
+            for (i, &offset) in offsets.iter().enumerate() {
+                let position = location.position + i as u64;
+                let rel = (u64::from(offset) - location.start) as usize;
+                let this = Location {
+                    position,
+                    start: u64::from(offset),
+                    ..location.clone()
+                };
+                let frame = buf.slice(rel..);
+                if !filter.is_all() {
+                    let view = parse_record(&frame).map_err(|e| StoreError::Corrupt {
+                        file: this.path.to_path_buf(),
+                        offset: this.start,
+                        reason: format!("{e:?}"),
+                    })?;
+                    let stream = std::str::from_utf8(view.stream).unwrap_or_default();
+                    let event_type = std::str::from_utf8(view.event_type).unwrap_or_default();
+                    if !filter.matches_raw(stream, event_type) {
+                        next = position + 1;
+                        continue;
+                    }
+                }
+                events.push(crate::read::decode(&frame, &this, &mut names)?);
+                next = position + 1;
+                if events.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(AllPage {
+            events,
+            next: Position(next),
+        })
+    }
+}
+
+fn check_options(options: &Options) -> Result<(), StoreError> {
+    if options.segment_bytes > 1 << 30 || options.segment_bytes < 4096 {
+        return Err(StoreError::io(
+            "invalid options",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "segment_bytes must be between 4 KiB and 1 GiB",
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The read-only follower: polls the directory for new batches until the store is gone.
+fn follow(shared: std::sync::Weak<Shared>) {
+    loop {
+        std::thread::sleep(FOLLOW_INTERVAL);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let result = {
+            let mut index = shared.index.write();
+            refresh(&shared.dir, &mut index).map(|grew| grew.then_some(index.head))
+        };
+        match result {
+            Ok(Some(head)) => {
+                shared.head.send_replace(Position(head));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(error = %err, "cannot follow the event store");
+                shared.poison(&err);
+                shared.head.send_modify(|_| {});
+                return;
+            }
+        }
     }
 }
 
@@ -80,10 +555,11 @@ impl EventStore for EmbeddedStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        let _ = (stream, expected, events);
-        Err(StoreError::Closed)
+        self.submit(stream, expected, events, None).await
     }
 
+    // NOTE: reads run inline: they are positioned reads that almost always hit the page
+    // cache, far cheaper than a hop to a blocking thread.
     async fn read_stream(
         &self,
         stream: &StreamName,
@@ -91,8 +567,7 @@ impl EventStore for EmbeddedStore {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let _ = (stream, from, direction, limit);
-        Err(StoreError::Closed)
+        self.read_stream_sync(stream, from, direction, limit)
     }
 
     async fn read_all(
@@ -101,24 +576,24 @@ impl EventStore for EmbeddedStore {
         limit: usize,
         filter: &ReadFilter,
     ) -> Result<AllPage, StoreError> {
-        let _ = (from, limit, filter);
-        Err(StoreError::Closed)
+        self.read_all_sync(from, limit, filter)
     }
 
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
-        let _ = stream;
-        Err(StoreError::Closed)
+        self.handle.shared.check_open()?;
+        Ok(Version(self.handle.shared.index.read().version(stream)))
     }
 
     async fn head(&self) -> Result<Position, StoreError> {
-        Err(StoreError::Closed)
+        self.handle.shared.check_open()?;
+        Ok(Position(self.handle.shared.index.read().head))
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        watch::Sender::new(Position::ZERO).subscribe()
+        self.handle.shared.head.subscribe()
     }
 
     fn subscribe(&self, after: Position, filter: ReadFilter) -> EventStream {
-        strata_store::catch_up_subscription(self.clone(), after, filter)
+        catch_up_subscription(self.clone(), after, filter)
     }
 }

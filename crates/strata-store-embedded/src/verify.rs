@@ -1,8 +1,17 @@
-//! `verify`: reads every byte of a data directory and lists what is wrong.
+//! `verify`: reads every byte of a data directory and lists what is wrong, changing
+//! nothing. Safe while a writer holds the directory.
 
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use strata_store::StoreError;
+
+use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header};
+use crate::index::{Index, SegmentInfo, index_path, read_index_file};
+use crate::open::{list_segments, open_file};
+use crate::scan::{TailMode, scan_segment};
+use crate::store::TornTail;
 
 /// One problem found by [`verify`].
 #[derive(Debug, Clone)]
@@ -29,14 +38,191 @@ pub struct VerifyReport {
     /// Index files checked against the log.
     pub index_files: usize,
     /// An incomplete last batch (a crash mid-write); the next writer truncates it.
-    pub torn_tail: Option<crate::TornTail>,
+    pub torn_tail: Option<TornTail>,
     /// Everything that is wrong; empty when the store is intact.
     pub problems: Vec<Problem>,
 }
 
-/// Checks every checksum, batch and index entry of the store in `dir`, without changing
-/// anything. Safe while a writer holds the directory.
+impl VerifyReport {
+    /// Whether nothing is wrong.
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks every checksum, batch, stream version and index entry of the store in `dir`.
+/// `Err` only when the directory cannot be read at all; damage is listed in
+/// [`VerifyReport::problems`].
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
-    let _ = dir.as_ref();
-    Err(StoreError::Closed)
+    let dir = dir.as_ref();
+    if !dir.is_dir() {
+        return Err(StoreError::io(
+            format!("no event store at {}", dir.display()),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    let segments = list_segments(dir)?;
+    let mut report = VerifyReport {
+        segments: segments.len(),
+        ..VerifyReport::default()
+    };
+    let mut index = Index::default();
+    let count = segments.len();
+    for (i, (first, path)) in segments.into_iter().enumerate() {
+        let is_last = i + 1 == count;
+        let file = match open_file(&path) {
+            Ok(file) => file,
+            Err(err) => {
+                report.problems.push(problem(&path, 0, err.to_string()));
+                continue;
+            }
+        };
+        let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+        if file.read_exact_at(&mut header, 0).is_err()
+            || parse_segment_header(&header) != Some(first)
+        {
+            if is_last && header.iter().all(|&b| b == 0) {
+                report.torn_tail = Some(TornTail {
+                    file: path.clone(),
+                    offset: 0,
+                    bytes: file.metadata().map(|m| m.len()).unwrap_or(0),
+                });
+            } else {
+                report.problems.push(problem(
+                    &path,
+                    0,
+                    "bad segment header (or it disagrees with the file name)".to_owned(),
+                ));
+            }
+            continue;
+        }
+        if first != index.head + 1 {
+            report.problems.push(problem(
+                &path,
+                0,
+                format!(
+                    "segment starts at position {first} but {} was expected",
+                    index.head + 1
+                ),
+            ));
+            // Go on from this segment's own start so later damage is still found.
+            index.head = first - 1;
+        }
+        let file = Arc::new(file);
+        index.segments.push(SegmentInfo {
+            first_position: first,
+            path: path.clone(),
+            file: file.clone(),
+            offsets: Vec::new(),
+            len: SEGMENT_HEADER_LEN,
+        });
+        let mode = if is_last {
+            TailMode::Last
+        } else {
+            TailMode::Sealed
+        };
+        let mut scanned: Vec<(Vec<u8>, u32, [u8; 16])> = Vec::new();
+        let mut events = 0u64;
+        let result = scan_segment(&path, &file, SEGMENT_HEADER_LEN, first, mode, |records| {
+            index.apply_scanned(&path, records)?;
+            for r in records {
+                scanned.push((r.view.stream.to_vec(), r.offset as u32, r.view.id));
+                debug_assert_eq!(r.frame.len(), r.view.frame_len);
+            }
+            events += records.len() as u64;
+            Ok(())
+        });
+        report.events += events;
+        match result {
+            Ok(end) => {
+                report.batches += end.batches;
+                if let Some(offset) = end.torn_at {
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(offset);
+                    report.torn_tail = Some(TornTail {
+                        file: path.clone(),
+                        offset,
+                        bytes: len - offset,
+                    });
+                }
+                if !is_last {
+                    check_index_file(&path, first, &file, &scanned, &mut report);
+                }
+            }
+            Err(StoreError::Corrupt {
+                file,
+                offset,
+                reason,
+            }) => report.problems.push(problem(&file, offset, reason)),
+            Err(err) => report.problems.push(problem(&path, 0, err.to_string())),
+        }
+    }
+    report.streams = index.streams.len() as u64;
+    Ok(report)
+}
+
+fn problem(file: &Path, offset: u64, message: String) -> Problem {
+    Problem {
+        file: file.to_owned(),
+        offset,
+        message,
+    }
+}
+
+/// Compares a sealed segment's index file, if present, with what the scan found.
+fn check_index_file(
+    segment: &Path,
+    first: u64,
+    file: &std::fs::File,
+    scanned: &[(Vec<u8>, u32, [u8; 16])],
+    report: &mut VerifyReport,
+) {
+    let path = index_path(segment);
+    if !path.exists() {
+        return;
+    }
+    report.index_files += 1;
+    let idx = match read_index_file(&path) {
+        Ok(idx) => idx,
+        Err(reason) => {
+            report.problems.push(problem(&path, 0, reason));
+            return;
+        }
+    };
+    let segment_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if idx.first_position != first || idx.segment_len != segment_len {
+        report.problems.push(problem(
+            &path,
+            0,
+            "index file does not match its segment (first position or length)".to_owned(),
+        ));
+        return;
+    }
+    if idx.events.len() != scanned.len() {
+        report.problems.push(problem(
+            &path,
+            0,
+            format!(
+                "index file lists {} events but the segment holds {}",
+                idx.events.len(),
+                scanned.len()
+            ),
+        ));
+        return;
+    }
+    for (i, ((stream, offset, id), (s_stream, s_offset, s_id))) in
+        idx.events.iter().zip(scanned).enumerate()
+    {
+        let name = idx.streams.get(*stream as usize);
+        if name != Some(s_stream) || offset != s_offset || id != s_id {
+            report.problems.push(problem(
+                &path,
+                0,
+                format!(
+                    "index entry for position {} disagrees with the segment",
+                    first + i as u64
+                ),
+            ));
+            return;
+        }
+    }
 }

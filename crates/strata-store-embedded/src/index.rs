@@ -1,0 +1,270 @@
+//! The in-memory index: stream → event positions, position → segment and offset, and the
+//! id filter; plus the per-segment index files (`.idx`) that let a store open without
+//! rescanning sealed segments.
+//!
+//! The index only ever grows, and only by whole batches that are already durable; readers
+//! see a batch completely or not at all.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_core::StreamName;
+use strata_store::StoreError;
+
+use crate::bloom::IdFilter;
+use crate::scan::ScannedRecord;
+
+/// A segment file and where its events are.
+pub(crate) struct SegmentInfo {
+    pub(crate) first_position: u64,
+    pub(crate) path: PathBuf,
+    /// A read handle shared by all readers.
+    pub(crate) file: Arc<File>,
+    /// Offset of each event's record frame, by `position - first_position`.
+    pub(crate) offsets: Vec<u32>,
+    /// Bytes of the segment that hold committed batches.
+    pub(crate) len: u64,
+}
+
+impl SegmentInfo {
+    /// The file offset of `position`'s record and the end of the byte range holding it
+    /// (the next record's start or the committed end).
+    fn span(&self, position: u64) -> Option<(u64, u64)> {
+        let i = position.checked_sub(self.first_position)? as usize;
+        let start = u64::from(*self.offsets.get(i)?);
+        let end = self.offsets.get(i + 1).map_or(self.len, |&o| u64::from(o));
+        Some((start, end))
+    }
+}
+
+/// One stream's events.
+pub(crate) struct StreamEntry {
+    pub(crate) name: StreamName,
+    /// Positions of the stream's events; version v is at index v - 1.
+    pub(crate) positions: Vec<u64>,
+}
+
+/// Where one event's bytes are.
+#[derive(Clone)]
+pub(crate) struct Location {
+    pub(crate) position: u64,
+    pub(crate) file: Arc<File>,
+    pub(crate) path: Arc<Path>,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) segment: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct Index {
+    pub(crate) segments: Vec<SegmentInfo>,
+    pub(crate) stream_ids: HashMap<StreamName, u32>,
+    pub(crate) streams: Vec<StreamEntry>,
+    /// The last committed position (0 when empty).
+    pub(crate) head: u64,
+    pub(crate) ids: IdFilter,
+}
+
+impl Index {
+    /// The id of `stream`, registering it if new.
+    pub(crate) fn intern(&mut self, stream: &StreamName) -> u32 {
+        if let Some(&id) = self.stream_ids.get(stream) {
+            return id;
+        }
+        let id = self.streams.len() as u32;
+        self.streams.push(StreamEntry {
+            name: stream.clone(),
+            positions: Vec::new(),
+        });
+        self.stream_ids.insert(stream.clone(), id);
+        id
+    }
+
+    /// The id of a stream given as bytes from disk, registering it if new.
+    pub(crate) fn intern_bytes(
+        &mut self,
+        bytes: &[u8],
+        path: &Path,
+        offset: u64,
+    ) -> Result<u32, StoreError> {
+        if let Some(&id) = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|name| self.stream_ids.get(name))
+        {
+            return Ok(id);
+        }
+        let name = StreamName::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
+            file: path.to_owned(),
+            offset,
+            reason: e.to_string(),
+        })?;
+        Ok(self.intern(&name))
+    }
+
+    pub(crate) fn stream(&self, name: &StreamName) -> Option<&StreamEntry> {
+        self.stream_ids
+            .get(name)
+            .map(|&id| &self.streams[id as usize])
+    }
+
+    /// The stream's version (0 if it does not exist).
+    pub(crate) fn version(&self, name: &StreamName) -> u64 {
+        self.stream(name).map_or(0, |s| s.positions.len() as u64)
+    }
+
+    /// Records one event of the last segment. Events arrive in position order.
+    pub(crate) fn push(&mut self, stream: u32, position: u64, offset: u64, id: &[u8; 16]) {
+        self.streams[stream as usize].positions.push(position);
+        if let Some(segment) = self.segments.last_mut() {
+            segment.offsets.push(offset as u32);
+        }
+        self.ids.insert(id);
+        self.head = position;
+    }
+
+    /// Applies a scanned batch of the last segment, checking that every stream's versions
+    /// continue without a gap.
+    pub(crate) fn apply_scanned(
+        &mut self,
+        path: &Path,
+        records: &[ScannedRecord<'_>],
+    ) -> Result<(), StoreError> {
+        for record in records {
+            let stream = self.intern_bytes(record.view.stream, path, record.offset)?;
+            let expected = self.streams[stream as usize].positions.len() as u64 + 1;
+            if record.view.version != expected {
+                return Err(StoreError::Corrupt {
+                    file: path.to_owned(),
+                    offset: record.offset,
+                    reason: format!(
+                        "event at position {} has version {} in stream {} but {expected} was expected",
+                        record.position, record.view.version, self.streams[stream as usize].name
+                    ),
+                });
+            }
+            self.push(stream, record.position, record.offset, &record.view.id);
+        }
+        Ok(())
+    }
+
+    /// Finds the segment holding `position`.
+    pub(crate) fn segment_of(&self, position: u64) -> Option<usize> {
+        let i = self
+            .segments
+            .partition_point(|s| s.first_position <= position);
+        i.checked_sub(1)
+    }
+
+    /// Where `position`'s bytes are, if it is committed.
+    pub(crate) fn locate(&self, position: u64) -> Option<Location> {
+        if position == 0 || position > self.head {
+            return None;
+        }
+        let segment = self.segment_of(position)?;
+        let info = &self.segments[segment];
+        let (start, end) = info.span(position)?;
+        Some(Location {
+            position,
+            file: info.file.clone(),
+            path: Arc::from(info.path.as_path()),
+            start,
+            end,
+            segment,
+        })
+    }
+}
+
+/// Magic of an index file.
+const INDEX_MAGIC: &[u8; 8] = b"STRATIX1";
+
+/// The path of the index file of a segment.
+pub(crate) fn index_path(segment: &Path) -> PathBuf {
+    segment.with_extension("idx")
+}
+
+/// What a sealed segment's index file holds.
+pub(crate) struct SegmentIndexFile {
+    pub(crate) first_position: u64,
+    pub(crate) segment_len: u64,
+    pub(crate) streams: Vec<Vec<u8>>,
+    /// Per event: stream (index into `streams`), record offset, id.
+    pub(crate) events: Vec<(u32, u32, [u8; 16])>,
+}
+
+/// Writes a sealed segment's index file (atomically: temp file, then rename). The file is
+/// not fsync'd: a missing or torn index file is detected by its checksum and rebuilt by
+/// scanning the segment.
+pub(crate) fn write_index_file(path: &Path, index: &SegmentIndexFile) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(40 + index.events.len() * 24);
+    buf.extend_from_slice(INDEX_MAGIC);
+    buf.extend_from_slice(&index.first_position.to_le_bytes());
+    buf.extend_from_slice(&(index.events.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&index.segment_len.to_le_bytes());
+    buf.extend_from_slice(&(index.streams.len() as u32).to_le_bytes());
+    for name in &index.streams {
+        buf.push(name.len() as u8);
+        buf.extend_from_slice(name);
+    }
+    for (stream, offset, id) in &index.events {
+        buf.extend_from_slice(&stream.to_le_bytes());
+        buf.extend_from_slice(&offset.to_le_bytes());
+        buf.extend_from_slice(id);
+    }
+    let crc = crc32c::crc32c(&buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    let tmp = path.with_extension("idx.tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(&buf)?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads and checks an index file; `Err` says why it cannot be used.
+pub(crate) fn read_index_file(path: &Path) -> Result<SegmentIndexFile, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    if bytes.len() < 40 || &bytes[..8] != INDEX_MAGIC {
+        return Err("not an index file".to_owned());
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes(crc.try_into().unwrap_or_default());
+    if crc32c::crc32c(body) != stored {
+        return Err("index file checksum mismatch".to_owned());
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().unwrap_or_default());
+    let first_position = u64_at(8);
+    let count = u64_at(16) as usize;
+    let segment_len = u64_at(24);
+    let stream_count = u32::from_le_bytes(body[32..36].try_into().unwrap_or_default()) as usize;
+    let mut at = 36;
+    let mut streams = Vec::with_capacity(stream_count.min(body.len()));
+    for _ in 0..stream_count {
+        let len = *body.get(at).ok_or("truncated stream table")? as usize;
+        let name = body
+            .get(at + 1..at + 1 + len)
+            .ok_or("truncated stream table")?;
+        streams.push(name.to_vec());
+        at += 1 + len;
+    }
+    if body.len() - at != count * 24 {
+        return Err("event table length does not match its count".to_owned());
+    }
+    let mut events = Vec::with_capacity(count);
+    for chunk in body[at..].chunks_exact(24) {
+        let stream = u32::from_le_bytes(chunk[0..4].try_into().unwrap_or_default());
+        if stream as usize >= streams.len() {
+            return Err("event names a stream outside the table".to_owned());
+        }
+        let offset = u32::from_le_bytes(chunk[4..8].try_into().unwrap_or_default());
+        let id: [u8; 16] = chunk[8..24].try_into().unwrap_or_default();
+        events.push((stream, offset, id));
+    }
+    Ok(SegmentIndexFile {
+        first_position,
+        segment_len,
+        streams,
+        events,
+    })
+}

@@ -1,0 +1,56 @@
+//! The data directory's writer lock: one writing process at a time, and a clear error
+//! naming the holder for the second one.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use strata_store::StoreError;
+
+/// The lock file's name inside the data directory.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// Takes the directory's exclusive lock; it is held until the returned file is dropped.
+pub(crate) fn acquire(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| StoreError::io(format!("cannot open lock file {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let holder = format!(
+                "process {} ({})\n",
+                std::process::id(),
+                std::env::args().next().unwrap_or_default()
+            );
+            let written = file
+                .set_len(0)
+                .and_then(|()| file.seek(SeekFrom::Start(0)))
+                .and_then(|_| file.write_all(holder.as_bytes()));
+            written.map_err(|e| {
+                StoreError::io(format!("cannot write lock file {}", path.display()), e)
+            })?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            Err(StoreError::Locked {
+                path: dir.to_owned(),
+                holder: if holder.is_empty() {
+                    "unknown holder".to_owned()
+                } else {
+                    holder.to_owned()
+                },
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::io(format!("cannot lock {}", path.display()), e))
+        }
+    }
+}

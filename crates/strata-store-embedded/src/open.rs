@@ -1,0 +1,376 @@
+//! Opening a data directory: list the segments, load sealed ones from their index files
+//! (scanning those whose index is missing or stale), scan the last one, and cut a torn
+//! last batch when opening for writing. Also the read-only follower's refresh.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_store::StoreError;
+
+use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header, segment_header};
+use crate::index::{
+    Index, SegmentIndexFile, SegmentInfo, index_path, read_index_file, write_index_file,
+};
+use crate::scan::{TailMode, scan_segment};
+use crate::store::TornTail;
+
+/// Whether the opener may repair and write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Write,
+    ReadOnly,
+}
+
+/// A store loaded from disk.
+pub(crate) struct Loaded {
+    pub(crate) index: Index,
+    pub(crate) torn_tail: Option<TornTail>,
+    /// Per event of the last segment: stream id and event id (for sealing it later).
+    pub(crate) active_meta: Vec<(u32, [u8; 16])>,
+}
+
+/// The file name of the segment whose first position is `first_position`.
+pub(crate) fn segment_path(dir: &Path, first_position: u64) -> PathBuf {
+    dir.join(format!("{first_position:020}.seg"))
+}
+
+/// The segment files in `dir`, by first position.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| StoreError::io(format!("cannot list {}", dir.display()), e))?;
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| StoreError::io(format!("cannot list {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(".seg") else {
+            continue;
+        };
+        if let Ok(first) = stem.parse::<u64>() {
+            segments.push((first, entry.path()));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+pub(crate) fn open_file(path: &Path) -> Result<File, StoreError> {
+    File::open(path).map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))
+}
+
+/// Creates a segment file with its header, durably (file and directory entry).
+pub(crate) fn create_segment(
+    dir: &Path,
+    first_position: u64,
+) -> Result<(PathBuf, File), StoreError> {
+    let path = segment_path(dir, first_position);
+    let io = |what: &str, e| StoreError::io(format!("cannot {what} {}", path.display()), e);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| io("create", e))?;
+    file.write_all_at(&segment_header(first_position), 0)
+        .map_err(|e| io("write", e))?;
+    file.sync_all().map_err(|e| io("fsync", e))?;
+    sync_dir(dir)?;
+    Ok((path, file))
+}
+
+/// fsyncs a directory so that created, renamed or removed entries are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(format!("cannot fsync directory {}", dir.display()), e))
+}
+
+/// Loads every segment of `dir`.
+pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
+    let mut segments = list_segments(dir)?;
+    let mut index = Index::default();
+    let mut torn_tail = None;
+    let mut active_meta = Vec::new();
+    if segments.is_empty() {
+        if access == Access::ReadOnly {
+            return Ok(Loaded {
+                index,
+                torn_tail,
+                active_meta,
+            });
+        }
+        create_segment(dir, 1)?;
+        segments = list_segments(dir)?;
+    }
+    let count = segments.len();
+    for (i, (first, path)) in segments.into_iter().enumerate() {
+        let is_last = i + 1 == count;
+        let file = open_file(&path)?;
+        let len = file
+            .metadata()
+            .map_err(|e| StoreError::io(format!("cannot stat {}", path.display()), e))?
+            .len();
+        let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+        let header_ok = len >= SEGMENT_HEADER_LEN
+            && file.read_exact_at(&mut header, 0).is_ok()
+            && parse_segment_header(&header).is_some();
+        if !header_ok {
+            // A crash right after creating the last segment can leave its header short
+            // or zeroed; nothing was ever acknowledged in it.
+            let blank = header.iter().all(|&b| b == 0);
+            if is_last && (len < SEGMENT_HEADER_LEN || blank) {
+                if access == Access::Write {
+                    let (_, _) = create_segment(dir, first)?;
+                    torn_tail = Some(TornTail {
+                        file: path.clone(),
+                        offset: 0,
+                        bytes: len,
+                    });
+                } else {
+                    continue;
+                }
+            } else {
+                return Err(StoreError::Corrupt {
+                    file: path,
+                    offset: 0,
+                    reason: "not a strata segment (bad header)".to_owned(),
+                });
+            }
+        }
+        let file = open_file(&path)?;
+        let header_first = first;
+        if header_ok && parse_segment_header(&header) != Some(first) {
+            return Err(StoreError::Corrupt {
+                file: path,
+                offset: 8,
+                reason: "segment header disagrees with the file name".to_owned(),
+            });
+        }
+        if header_first != index.head + 1 {
+            return Err(StoreError::Corrupt {
+                file: path,
+                offset: 0,
+                reason: format!(
+                    "segment starts at position {header_first} but {} was expected",
+                    index.head + 1
+                ),
+            });
+        }
+        index.segments.push(SegmentInfo {
+            first_position: first,
+            path: path.clone(),
+            file: Arc::new(file),
+            offsets: Vec::new(),
+            len: SEGMENT_HEADER_LEN,
+        });
+        if !is_last && load_index_file(&mut index, &path).is_ok() {
+            continue;
+        }
+        let mode = match (is_last, access) {
+            (false, _) => TailMode::Sealed,
+            (true, Access::Write) => TailMode::Last,
+            (true, Access::ReadOnly) => TailMode::Following,
+        };
+        let scan_file = index.segments.last().map(|s| s.file.clone());
+        let Some(scan_file) = scan_file else { continue };
+        let mut meta = Vec::new();
+        let end = scan_segment(
+            &path,
+            &scan_file,
+            SEGMENT_HEADER_LEN,
+            first,
+            mode,
+            |records| {
+                index.apply_scanned(&path, records)?;
+                for r in records {
+                    let stream =
+                        index.stream_ids[std::str::from_utf8(r.view.stream).unwrap_or_default()];
+                    meta.push((stream, r.view.id));
+                }
+                Ok(())
+            },
+        )?;
+        if let Some(segment) = index.segments.last_mut() {
+            segment.len = end.end;
+        }
+        if let Some(offset) = end.torn_at {
+            let file_len = scan_file.metadata().map(|m| m.len()).unwrap_or(offset);
+            truncate(&path, offset)?;
+            tracing::warn!(
+                file = %path.display(),
+                offset,
+                bytes = file_len - offset,
+                "cut a torn last batch left by an interrupted write; it was never acknowledged"
+            );
+            torn_tail = Some(TornTail {
+                file: path.clone(),
+                offset,
+                bytes: file_len - offset,
+            });
+        }
+        if is_last {
+            active_meta = meta;
+        } else if access == Access::Write {
+            let written = write_segment_index(&index, &path, &meta);
+            if let Err(e) = written {
+                tracing::warn!(file = %path.display(), error = %e, "cannot write segment index");
+            }
+        }
+    }
+    Ok(Loaded {
+        index,
+        torn_tail,
+        active_meta,
+    })
+}
+
+fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))?;
+    file.set_len(len)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StoreError::io(format!("cannot truncate {}", path.display()), e))
+}
+
+/// Applies a sealed segment's index file, if it exists and matches the segment.
+fn load_index_file(index: &mut Index, segment: &Path) -> Result<(), String> {
+    let file = read_index_file(&index_path(segment))?;
+    let Some(info) = index.segments.last() else {
+        return Err("no segment".to_owned());
+    };
+    let segment_len = info.file.metadata().map_err(|e| e.to_string())?.len();
+    if file.first_position != info.first_position || file.segment_len != segment_len {
+        return Err("index file does not match its segment".to_owned());
+    }
+    let mut previous = 0u32;
+    for &(_, offset, _) in &file.events {
+        if u64::from(offset) < SEGMENT_HEADER_LEN
+            || u64::from(offset) >= segment_len
+            || offset <= previous
+        {
+            return Err("index file offsets are out of order".to_owned());
+        }
+        previous = offset;
+    }
+    let mut ids = Vec::with_capacity(file.streams.len());
+    for name in &file.streams {
+        ids.push(
+            index
+                .intern_bytes(name, segment, 0)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let first = file.first_position;
+    for (i, (stream, offset, id)) in file.events.iter().enumerate() {
+        index.push(
+            ids[*stream as usize],
+            first + i as u64,
+            u64::from(*offset),
+            id,
+        );
+    }
+    if let Some(info) = index.segments.last_mut() {
+        info.len = segment_len;
+        info.offsets.shrink_to_fit();
+    }
+    Ok(())
+}
+
+/// Writes the index file of the last segment in `index`, given each event's stream id and
+/// event id.
+pub(crate) fn write_segment_index(
+    index: &Index,
+    segment: &Path,
+    meta: &[(u32, [u8; 16])],
+) -> std::io::Result<()> {
+    let Some(info) = index.segments.last() else {
+        return Ok(());
+    };
+    let mut local = std::collections::HashMap::new();
+    let mut streams = Vec::new();
+    let mut events = Vec::with_capacity(meta.len());
+    for (&(stream, id), &offset) in meta.iter().zip(&info.offsets) {
+        let next = local.len() as u32;
+        let local_id = *local.entry(stream).or_insert_with(|| {
+            streams.push(
+                index.streams[stream as usize]
+                    .name
+                    .as_str()
+                    .as_bytes()
+                    .to_vec(),
+            );
+            next
+        });
+        events.push((local_id, offset, id));
+    }
+    write_index_file(
+        &index_path(segment),
+        &SegmentIndexFile {
+            first_position: info.first_position,
+            segment_len: info.len,
+            streams,
+            events,
+        },
+    )
+}
+
+/// Brings a read-only index up to date with what the writing process has committed since.
+/// Returns whether anything new was found.
+pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError> {
+    let before = index.head;
+    let segments = list_segments(dir)?;
+    loop {
+        let known_last = index.segments.last().map(|s| s.first_position);
+        let newer: Vec<_> = segments
+            .iter()
+            .filter(|(first, _)| known_last.is_none_or(|k| *first > k))
+            .cloned()
+            .collect();
+        // Finish the current last segment: sealed if a newer one exists.
+        if let Some(info) = index.segments.last() {
+            let mode = if newer.is_empty() {
+                TailMode::Following
+            } else {
+                TailMode::Sealed
+            };
+            let path = info.path.clone();
+            let file = info.file.clone();
+            let start = info.len;
+            let next = index.head + 1;
+            let end = scan_segment(&path, &file, start, next, mode, |records| {
+                index.apply_scanned(&path, records)
+            })?;
+            if let Some(info) = index.segments.last_mut() {
+                info.len = end.end;
+            }
+        }
+        let Some((first, path)) = newer.into_iter().next() else {
+            break;
+        };
+        if first != index.head + 1 {
+            // The writer has not finished the previous segment as far as we can see yet.
+            break;
+        }
+        let file = open_file(&path)?;
+        let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+        if file.read_exact_at(&mut header, 0).is_err()
+            || parse_segment_header(&header) != Some(first)
+        {
+            break;
+        }
+        index.segments.push(SegmentInfo {
+            first_position: first,
+            path,
+            file: Arc::new(file),
+            offsets: Vec::new(),
+            len: SEGMENT_HEADER_LEN,
+        });
+    }
+    Ok(index.head != before)
+}

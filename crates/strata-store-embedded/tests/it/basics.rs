@@ -1,0 +1,116 @@
+//! Appends, reads and reopening, end to end through the public API.
+
+use strata_core::{EventType, ExpectedVersion, NewEvent, Position, StreamName, Version};
+use strata_store::{Direction, EventStore, ReadFilter};
+use strata_store_embedded::{EmbeddedStore, Options};
+
+pub(crate) fn event(kind: &str, n: u64) -> NewEvent {
+    NewEvent::json(
+        EventType::new(kind).unwrap(),
+        &serde_json::json!({ "n": n }),
+    )
+}
+
+pub(crate) fn small_segments() -> Options {
+    Options {
+        segment_bytes: 4096,
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn appends_survive_reopen_across_many_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), small_segments()).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..300u64 {
+        let stream = StreamName::new(format!("order-{}", i % 7)).unwrap();
+        let e = event("Placed", i);
+        let result = store
+            .append(&stream, ExpectedVersion::Any, vec![e.clone()])
+            .await
+            .unwrap();
+        assert_eq!(result.position, Position(i + 1));
+        expected.push((stream, e.id));
+    }
+    store.close().await.unwrap();
+    let store = EmbeddedStore::open(dir.path(), small_segments()).unwrap();
+    assert!(
+        store.open_report().segments > 3,
+        "{:?}",
+        store.open_report()
+    );
+    assert_eq!(store.head().await.unwrap(), Position(300));
+    let page = store
+        .read_all(Position(1), 1000, &ReadFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 300);
+    for (event, (stream, id)) in page.events.iter().zip(&expected) {
+        assert_eq!(&event.stream, stream);
+        assert_eq!(&event.id, id);
+    }
+    let s3 = StreamName::new("order-3").unwrap();
+    let events = store
+        .read_stream(&s3, None, Direction::Backward, 2)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].version, store.stream_version(&s3).await.unwrap());
+    assert_eq!(events[1].version, Version(events[0].version.0 - 1));
+    // The reopened store appends where it left off.
+    let result = store
+        .append(&s3, ExpectedVersion::Any, vec![event("Placed", 1)])
+        .await
+        .unwrap();
+    assert_eq!(result.position, Position(301));
+}
+
+#[tokio::test]
+async fn second_writer_is_refused_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = EmbeddedStore::open(dir.path(), Options::default()).unwrap();
+    let err = EmbeddedStore::open(dir.path(), Options::default())
+        .err()
+        .expect("second open must fail");
+    let text = err.to_string();
+    assert!(text.contains("locked"), "{text}");
+    assert!(text.contains(&std::process::id().to_string()), "{text}");
+}
+
+#[tokio::test]
+async fn read_only_handle_follows_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), small_segments()).unwrap();
+    let stream = StreamName::new("acct-1").unwrap();
+    store
+        .append(&stream, ExpectedVersion::Any, vec![event("Opened", 0)])
+        .await
+        .unwrap();
+    let reader = EmbeddedStore::open_read_only(dir.path(), Options::default()).unwrap();
+    assert_eq!(reader.head().await.unwrap(), Position(1));
+    for i in 1..100 {
+        store
+            .append(&stream, ExpectedVersion::Any, vec![event("Deposited", i)])
+            .await
+            .unwrap();
+    }
+    let mut watch = reader.watch_head();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while *watch.borrow_and_update() < Position(100) {
+            watch.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the reader catches up");
+    let events = reader
+        .read_stream(&stream, None, Direction::Forward, 1000)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 100);
+    let err = reader
+        .append(&stream, ExpectedVersion::Any, vec![event("X", 0)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "store_read_only");
+}
