@@ -1,1 +1,248 @@
-fn main() {}
+//! The `strata` binary: parses the command line, opens the store the command needs, runs
+//! the command, and turns any failure into one line on standard error and exit code 1.
+//!
+//! Commands live in their own modules and take an `EventStore`; only this module knows
+//! which backend they run against and how the process starts and ends.
+
+mod append;
+mod args;
+mod bench;
+mod import;
+mod lines;
+mod read;
+mod tail;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use strata_core::StreamName;
+use strata_store::{Direction, ReadFilter};
+use strata_store_embedded::{EmbeddedStore, Options};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::args::{Cli, Command, FilterArgs};
+
+/// The size of the buffer in front of standard output.
+const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
+/// How long background work may take to stop once a command is done.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(dispatch(cli));
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let dir = cli.data_dir.as_path();
+    match cli.command {
+        Command::Append => {
+            let store = open_writer(dir)?;
+            let result = append::run(&store, Box::new(io::stdin()), &mut stdout()).await;
+            let closed = close(store, dir).await;
+            let summary = result?;
+            closed?;
+            tracing::info!(
+                appended = summary.appended,
+                failed = summary.failed,
+                "append finished"
+            );
+            Ok(())
+        }
+        Command::Read(args) => {
+            let stream = StreamName::new(&args.stream)?;
+            let store = open_reader(dir)?;
+            let direction = if args.backward {
+                Direction::Backward
+            } else {
+                Direction::Forward
+            };
+            let printed = read::stream(
+                &store,
+                &stream,
+                args.from,
+                direction,
+                args.limit,
+                &mut stdout(),
+            )
+            .await;
+            quiet_broken_pipe(printed)
+        }
+        Command::ReadAll(args) => {
+            let store = open_reader(dir)?;
+            let filter = read_filter(args.filter);
+            let printed = read::all(&store, args.from, args.limit, &filter, &mut stdout()).await;
+            quiet_broken_pipe(printed)
+        }
+        Command::Export => {
+            let store = open_reader(dir)?;
+            let printed = read::all(&store, 1, None, &ReadFilter::all(), &mut stdout()).await;
+            quiet_broken_pipe(printed)
+        }
+        Command::Tail(args) => {
+            let shutdown = shutdown_signal()?;
+            let store = open_reader(dir)?;
+            let filter = read_filter(args.filter);
+            let printed = tail::run(&store, args.from, filter, &mut stdout(), shutdown).await;
+            quiet_broken_pipe(printed)
+        }
+        Command::Verify => {
+            check_exists(dir)?;
+            verify::run(dir, &mut stdout())
+        }
+        Command::Import(args) => {
+            let input: Box<dyn io::Read + Send> =
+                match &args.file {
+                    Some(path) => Box::new(std::fs::File::open(path).with_context(|| {
+                        format!("cannot open the import file {}", path.display())
+                    })?),
+                    None => Box::new(io::stdin()),
+                };
+            let store = open_writer(dir)?;
+            let started = Instant::now();
+            let result = import::run(&store, input).await;
+            let closed = close(store, dir).await;
+            let summary = result?;
+            closed?;
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "imported {} events in {} appends in {seconds:.2} s ({:.0} events/s)",
+                summary.events,
+                summary.appends,
+                summary.events as f64 / seconds.max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(dir, &args.scenario, &mut stdout()),
+    }
+}
+
+/// Standard output behind a buffer; commands flush it themselves.
+fn stdout() -> impl Write {
+    BufWriter::with_capacity(STDOUT_BUFFER_BYTES, io::stdout().lock())
+}
+
+/// Opens the store for writing, reporting a torn tail that opening cut off.
+fn open_writer(dir: &Path) -> anyhow::Result<EmbeddedStore> {
+    let store = EmbeddedStore::open(dir, Options::default())
+        .with_context(|| format!("cannot open the event store in {}", dir.display()))?;
+    if let Some(torn) = store.open_report().torn_tail {
+        tracing::warn!(
+            "cut a torn last batch of {} bytes at {}:{}; it had never been acknowledged",
+            torn.bytes,
+            torn.file.display(),
+            torn.offset
+        );
+    }
+    Ok(store)
+}
+
+/// Opens an existing store for reading, beside a writer in another process if there is
+/// one.
+fn open_reader(dir: &Path) -> anyhow::Result<EmbeddedStore> {
+    check_exists(dir)?;
+    EmbeddedStore::open_read_only(dir, Options::default()).with_context(|| {
+        format!(
+            "cannot open the event store in {} for reading",
+            dir.display()
+        )
+    })
+}
+
+/// Fails with a clear message when there is no data directory to read.
+fn check_exists(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => anyhow::bail!(
+            "there is no event store in {}: the directory does not exist (set --data-dir or STRATA_DATA_DIR)",
+            dir.display()
+        ),
+        Err(err) => {
+            Err(err).with_context(|| format!("cannot access the data directory {}", dir.display()))
+        }
+    }
+}
+
+/// Waits for the writer and releases the data directory.
+async fn close(store: EmbeddedStore, dir: &Path) -> anyhow::Result<()> {
+    store
+        .close()
+        .await
+        .with_context(|| format!("cannot close the event store in {}", dir.display()))
+}
+
+fn read_filter(args: FilterArgs) -> ReadFilter {
+    ReadFilter {
+        categories: args.categories,
+        event_types: args.event_types,
+    }
+}
+
+/// Completes on SIGINT or SIGTERM. The handlers are installed before this returns, so a
+/// signal that arrives before the future is first polled is not lost.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// A reader that closed our standard output (`strata read-all | head`) is not an error.
+fn quiet_broken_pipe<T>(result: anyhow::Result<T>) -> anyhow::Result<()> {
+    match result {
+        Err(err) if is_broken_pipe(&err) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes on one line.
+fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace(['\n', '\r'], " ")
+}

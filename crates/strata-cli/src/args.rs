@@ -1,0 +1,170 @@
+//! The command line as clap types: what the user typed, before anything is opened.
+//! Nothing here touches the store or the disk.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// strata's event store tools.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// The store's data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_DATA_DIR",
+        default_value = "./strata-data",
+        value_name = "DIR"
+    )]
+    pub(crate) data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Appends events given as JSON lines on standard input.
+    ///
+    /// Each line is one atomic append: {"stream": "order-1", "expected_version": 0 | 3 |
+    /// "any" | "no_stream" | "exists", "events": [{"type": "OrderPlaced", "data": {...},
+    /// "metadata": {...}, "id": "<uuid>"}]}. expected_version defaults to "any"; metadata
+    /// (a JSON object) and id are optional.
+    ///
+    /// For each non-empty line, in input order and once the append is durable, one JSON
+    /// line is printed: {"stream", "first_version", "last_version", "position"} or
+    /// {"error": {"code", "message"}}. A failed line does not stop the others; the exit
+    /// code is 0 unless the store cannot be opened or the input or output fails.
+    Append,
+
+    /// Prints the events of one stream as JSON lines.
+    Read(ReadArgs),
+
+    /// Prints events of the whole log, in position order, as JSON lines.
+    ReadAll(ReadAllArgs),
+
+    /// Prints events from a position on, then follows new events until interrupted.
+    Tail(TailArgs),
+
+    /// Checks every checksum, batch and index file of the store.
+    ///
+    /// Exits 0 with a one-line summary when the store is intact; otherwise prints each
+    /// problem as `file:offset: message` and exits 1.
+    Verify,
+
+    /// Prints every event of the store as JSON lines, in position order (the import
+    /// format).
+    Export,
+
+    /// Imports events in the export format, keeping streams, versions, ids, recording
+    /// times, payloads and order.
+    ///
+    /// Consecutive events of one stream are appended together, each append expecting the
+    /// stream to be just below its first event's version, so a stream that already exists
+    /// with other events makes the import fail. A bad line stops the import with an error
+    /// naming its line number; everything before it stays imported, and importing the
+    /// same input again skips what is already there. Importing into a non-empty store is
+    /// allowed, but the events then get other global positions than in the export.
+    Import(ImportArgs),
+
+    /// Measures performance.
+    Bench(BenchArgs),
+}
+
+/// `strata read`.
+#[derive(Debug, Args)]
+pub(crate) struct ReadArgs {
+    /// The stream to read.
+    #[arg(value_name = "STREAM")]
+    pub(crate) stream: String,
+
+    /// The first version to print (inclusive); default: the first event, or the last one
+    /// with --backward.
+    #[arg(long, value_name = "V")]
+    pub(crate) from: Option<u64>,
+
+    /// Print at most this many events.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u64>,
+
+    /// Newest first.
+    #[arg(long)]
+    pub(crate) backward: bool,
+}
+
+/// Which events a global read or a tail selects.
+#[derive(Debug, Args)]
+pub(crate) struct FilterArgs {
+    /// Only events of streams in this category (the part of the name before the first
+    /// `-`); repeat to select several.
+    #[arg(long = "category", value_name = "C")]
+    pub(crate) categories: Vec<String>,
+
+    /// Only events of this type; repeat to select several.
+    #[arg(long = "type", value_name = "T")]
+    pub(crate) event_types: Vec<String>,
+}
+
+/// `strata read-all`.
+#[derive(Debug, Args)]
+pub(crate) struct ReadAllArgs {
+    /// The first global position to print (inclusive; 1 is the first event).
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub(crate) from: u64,
+
+    /// Print at most this many events.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u64>,
+
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+}
+
+/// `strata tail`.
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// The first global position to print (inclusive; 1 is the first event).
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub(crate) from: u64,
+
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+}
+
+/// `strata import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// Read the export lines from this file instead of standard input.
+    #[arg(long, value_name = "F")]
+    pub(crate) file: Option<PathBuf>,
+}
+
+/// `strata bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    pub(crate) scenario: BenchScenario,
+}
+
+/// The benchmark scenarios; each prints one JSON line of results.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchScenario {
+    /// Measures the raw disk ceiling: batches of 1000 records of 256 bytes, each batch
+    /// written then fdatasync'd once. No store is opened.
+    Disk(DiskArgs),
+}
+
+/// `strata bench disk`.
+#[derive(Debug, Args)]
+pub(crate) struct DiskArgs {
+    /// Measure in a temporary directory under this one (default: under the data
+    /// directory).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+
+    /// How many batches to write and sync.
+    #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) rounds: u32,
+}

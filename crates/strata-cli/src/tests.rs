@@ -1,0 +1,765 @@
+//! Unit tests of the commands' logic against the in-memory store: line parsing, the
+//! result and error lines, paging, the tail loop, import grouping and the bench maths.
+
+use std::future::Future;
+use std::io::{Cursor, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use strata_core::{
+    CoreError, EventId, EventType, ExpectedVersion, NewEvent, Position, StreamName, Timestamp,
+    Version,
+};
+use strata_store::{AppendResult, Direction, EventStore, MemoryStore, ReadFilter, StoreError};
+
+use crate::append::{self, ErrorBody, INVALID_INPUT, Job, TOO_LARGE};
+use crate::import::{self, ImportTarget};
+use crate::lines::{self, Line, LineParser};
+use crate::{bench, read, tail, verify};
+
+fn stream(name: &str) -> StreamName {
+    StreamName::new(name).unwrap()
+}
+
+fn event(event_type: &str, data: Value) -> NewEvent {
+    NewEvent::json(EventType::new(event_type).unwrap(), &data)
+}
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn refused(job: Result<Job, ErrorBody>) -> ErrorBody {
+    match job {
+        Err(body) => body,
+        Ok(job) => panic!("expected a refusal, got {job:?}"),
+    }
+}
+
+async fn run_append(store: &MemoryStore, input: &str) -> (append::Summary, Vec<Value>) {
+    let mut out = Vec::new();
+    let summary = append::run(store, Box::new(Cursor::new(input.to_owned())), &mut out)
+        .await
+        .unwrap();
+    (summary, json_lines(&out))
+}
+
+// --- append line parsing ---
+
+#[test]
+fn an_append_line_keeps_the_payload_bytes_as_written() {
+    let id = EventId::new();
+    let line = format!(
+        r#"{{"stream": "order-1", "expected_version": 3, "events": [{{"type": "OrderPlaced", "data": {{"total":  1200}}, "metadata": {{"actor": "ann"}}, "id": "{id}"}}, {{"type": "LineAdded", "data": [1, 2]}}]}}"#
+    );
+    let Ok(Job::Append {
+        stream: name,
+        expected,
+        events,
+    }) = append::parse_line(1, line.as_bytes())
+    else {
+        panic!("the line should parse");
+    };
+    assert_eq!(name, stream("order-1"));
+    assert_eq!(expected, ExpectedVersion::Exact(3));
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].id, id);
+    assert_eq!(events[0].event_type.as_str(), "OrderPlaced");
+    assert_eq!(&events[0].data[..], br#"{"total":  1200}"#);
+    assert_eq!(&events[0].metadata[..], br#"{"actor": "ann"}"#);
+    assert_eq!(&events[1].data[..], b"[1, 2]");
+    assert_eq!(&events[1].metadata[..], b"{}");
+    assert_ne!(events[1].id, id);
+}
+
+#[test]
+fn expected_version_defaults_to_any_and_accepts_its_words() {
+    for (text, expected) in [
+        ("", ExpectedVersion::Any),
+        (r#""expected_version": "any","#, ExpectedVersion::Any),
+        (
+            r#""expected_version": "no_stream","#,
+            ExpectedVersion::NoStream,
+        ),
+        (r#""expected_version": "exists","#, ExpectedVersion::Exists),
+        (r#""expected_version": 0,"#, ExpectedVersion::Exact(0)),
+    ] {
+        let line =
+            format!(r#"{{{text} "stream": "a-1", "events": [{{"type": "T", "data": null}}]}}"#);
+        match append::parse_line(1, line.as_bytes()) {
+            Ok(Job::Append { expected: got, .. }) => assert_eq!(got, expected, "{line}"),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn bad_append_lines_are_refused_with_a_message_naming_the_line() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"not json", "invalid JSON on line 7"),
+        (b"{\"stream\": \"a-1\"}", "missing field `events`"),
+        (br#"{"events": []}"#, "missing field `stream`"),
+        (br#"{"stream": "", "events": []}"#, "invalid stream name"),
+        (
+            b"{\"stream\": \"a\\u0001\", \"events\": []}",
+            "must not contain control characters",
+        ),
+        (
+            br#"{"stream": "a-1", "expected_version": -1, "events": []}"#,
+            "must not be negative",
+        ),
+        (
+            br#"{"stream": "a-1", "expected_version": "maybe", "events": []}"#,
+            "invalid expected version",
+        ),
+        (
+            br#"{"stream": "a-1", "events": [{"type": "T", "data": 1, "id": "nope"}]}"#,
+            "line 7, event 0: invalid event id",
+        ),
+        (
+            br#"{"stream": "a-1", "events": [{"type": "T", "data": 1, "metadata": [1]}]}"#,
+            "must be a JSON object, not an array",
+        ),
+        (
+            br#"{"stream": "a-1", "events": [{"type": "", "data": 1}]}"#,
+            "invalid event type",
+        ),
+        (
+            br#"{"stream": "a-1", "events": [{"type": "T"}]}"#,
+            "missing field `data`",
+        ),
+        (
+            br#"{"stream": "a-1", "expected": 1, "events": []}"#,
+            "unknown field `expected`",
+        ),
+        (b"{\"stream\": \"a-1\xff\"}", "line 7 is not valid UTF-8"),
+        (b"{\"stream\": \"a-1\", \"events\": [", "EOF while parsing"),
+        (b"[1, 2]", "invalid type"),
+    ];
+    for (line, needle) in cases {
+        let body = refused(append::parse_line(7, line));
+        assert_eq!(body.code, INVALID_INPUT);
+        assert!(
+            body.message.contains(needle),
+            "{:?}: {:?} should contain {needle:?}",
+            String::from_utf8_lossy(line),
+            body.message
+        );
+        assert!(body.message.contains("line 7"), "{}", body.message);
+    }
+}
+
+#[test]
+fn json_errors_name_the_input_line_not_the_json_line() {
+    let err = serde_json::from_str::<Value>("{").unwrap_err();
+    let message = lines::json_error(12, &err);
+    assert!(
+        message.starts_with("invalid JSON on line 12, column 1: "),
+        "{message}"
+    );
+    assert!(!message.contains("at line 1"), "{message}");
+}
+
+// --- result and error lines ---
+
+#[test]
+fn a_conflict_reports_expected_and_actual_versions() {
+    let err = StoreError::WrongExpectedVersion {
+        stream: stream("order-1"),
+        expected: ExpectedVersion::NoStream,
+        actual: Version(2),
+    };
+    let mut out = Vec::new();
+    append::Reply::Failed(ErrorBody::from_store(&err))
+        .write_to(&mut out)
+        .unwrap();
+    let line = json_lines(&out).remove(0);
+    assert_eq!(line["error"]["code"], "wrong_expected_version");
+    assert_eq!(line["error"]["expected"], "no_stream");
+    assert_eq!(line["error"]["actual"], 2);
+    assert!(
+        line["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("order-1")
+    );
+}
+
+#[test]
+fn other_errors_have_only_code_and_message() {
+    let body = ErrorBody::from_store(&StoreError::Closed);
+    let text = serde_json::to_value(&body).unwrap();
+    assert_eq!(
+        text,
+        json!({"code": "store_closed", "message": "the event store is closed"})
+    );
+}
+
+#[test]
+fn the_commands_codes_are_the_stores_codes() {
+    assert_eq!(
+        StoreError::Invalid(CoreError::InvalidMetadata(String::new())).code(),
+        INVALID_INPUT
+    );
+    let too_large = StoreError::EventTooLarge {
+        stream: stream("a"),
+        index: 0,
+        size: 2,
+        limit: 1,
+    };
+    assert_eq!(too_large.code(), TOO_LARGE);
+}
+
+#[test]
+fn an_ack_has_stream_versions_and_position() {
+    let mut out = Vec::new();
+    append::Reply::Done {
+        stream: stream("order-1"),
+        result: AppendResult {
+            first_version: Version(1),
+            last_version: Version(2),
+            first_position: Position(4),
+            position: Position(5),
+        },
+    }
+    .write_to(&mut out)
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "{\"stream\":\"order-1\",\"first_version\":1,\"last_version\":2,\"position\":5}\n"
+    );
+}
+
+// --- line reading ---
+
+struct Collect;
+
+impl LineParser for Collect {
+    type Item = String;
+    fn line(
+        &mut self,
+        number: u64,
+        line: Line<'_>,
+        out: &mut Vec<String>,
+    ) -> std::ops::ControlFlow<()> {
+        out.push(match line {
+            Line::Text(text) => format!("{number}:{}", String::from_utf8_lossy(text)),
+            Line::TooLong { bytes, limit } => format!("{number}: too long {bytes}>{limit}"),
+        });
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+#[test]
+fn lines_are_split_on_newlines_with_crlf_and_a_last_line_without_newline() {
+    let items = lines::read_all_lines(b"a\r\n\nbcdefghijkl\nlast", Collect, 1024);
+    assert_eq!(items, ["1:a", "2:", "3:bcdefghijkl", "4:last"]);
+    assert!(lines::read_all_lines(b"", Collect, 1024).is_empty());
+}
+
+#[test]
+fn an_overlong_line_is_skipped_and_reported_and_reading_goes_on() {
+    let items = lines::read_all_lines(b"short\n0123456789abcdef\nok\n", Collect, 8);
+    assert_eq!(items, ["1:short", "2: too long 16>8", "3:ok"]);
+}
+
+// --- append against a store ---
+
+#[tokio::test]
+async fn append_prints_one_line_per_input_line_in_order() {
+    let store = MemoryStore::new();
+    let input = [
+        r#"{"stream": "order-1", "expected_version": "no_stream", "events": [{"type": "A", "data": {}}, {"type": "B", "data": {}}]}"#,
+        "",
+        "   ",
+        r#"{"stream": "order-1", "expected_version": 1, "events": [{"type": "C", "data": {}}]}"#,
+        "not json",
+        r#"{"stream": "order-2", "events": [{"type": "C", "data": {}}]}"#,
+        r#"{"stream": "order-1", "events": []}"#,
+    ]
+    .join("\n");
+    let (summary, out) = run_append(&store, &input).await;
+    assert_eq!(out.len(), 5);
+    assert_eq!(
+        out[0],
+        json!({"stream": "order-1", "first_version": 1, "last_version": 2, "position": 2})
+    );
+    assert_eq!(out[1]["error"]["code"], "wrong_expected_version");
+    assert_eq!(out[1]["error"]["expected"], 1);
+    assert_eq!(out[1]["error"]["actual"], 2);
+    assert_eq!(out[2]["error"]["code"], "invalid_input");
+    assert!(
+        out[2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 5")
+    );
+    assert_eq!(
+        out[3],
+        json!({"stream": "order-2", "first_version": 1, "last_version": 1, "position": 3})
+    );
+    assert_eq!(out[4]["error"]["code"], "invalid_input");
+    assert_eq!(
+        summary,
+        append::Summary {
+            appended: 2,
+            failed: 3
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_oversize_event_is_refused_as_too_large() {
+    let store = MemoryStore::with_max_event_bytes(64);
+    let big = "x".repeat(100);
+    let input = format!(r#"{{"stream": "a-1", "events": [{{"type": "T", "data": "{big}"}}]}}"#);
+    let (_, out) = run_append(&store, &input).await;
+    assert_eq!(out[0]["error"]["code"], "too_large");
+    assert_eq!(store.head().await.unwrap(), Position(0));
+}
+
+#[tokio::test]
+async fn many_appends_keep_their_input_order() {
+    let store = MemoryStore::new();
+    let input: String = (0..5000)
+        .map(|i| {
+            format!(
+                "{{\"stream\": \"s-{}\", \"events\": [{{\"type\": \"T\", \"data\": {i}}}]}}\n",
+                i % 7
+            )
+        })
+        .collect();
+    let (summary, out) = run_append(&store, &input).await;
+    assert_eq!(summary.appended, 5000);
+    for (i, line) in out.iter().enumerate() {
+        assert_eq!(line["position"], i as u64 + 1);
+        assert_eq!(line["stream"], format!("s-{}", i % 7));
+    }
+}
+
+// --- reads ---
+
+async fn store_with(streams: &[(&str, usize)]) -> MemoryStore {
+    let store = MemoryStore::new();
+    for (name, count) in streams {
+        for i in 0..*count {
+            store
+                .append(
+                    &stream(name),
+                    ExpectedVersion::Any,
+                    vec![event(if i % 2 == 0 { "Even" } else { "Odd" }, json!(i))],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    store
+}
+
+fn field(lines: &[Value], name: &str) -> Vec<u64> {
+    lines.iter().map(|l| l[name].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn read_pages_through_a_long_stream() {
+    let store = store_with(&[("a-1", 2 * read::PAGE + 5), ("b-1", 3)]).await;
+    let mut out = Vec::new();
+    let printed = read::stream(
+        &store,
+        &stream("a-1"),
+        None,
+        Direction::Forward,
+        None,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert_eq!(printed, 2 * read::PAGE as u64 + 5);
+    let versions = field(&json_lines(&out), "version");
+    assert_eq!(
+        versions,
+        (1..=2 * read::PAGE as u64 + 5).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn read_backward_from_and_limit() {
+    let store = store_with(&[("a-1", read::PAGE + 10)]).await;
+    let mut out = Vec::new();
+    read::stream(
+        &store,
+        &stream("a-1"),
+        None,
+        Direction::Backward,
+        Some(1),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        field(&json_lines(&out), "version"),
+        [read::PAGE as u64 + 10]
+    );
+
+    let mut out = Vec::new();
+    read::stream(
+        &store,
+        &stream("a-1"),
+        Some(5),
+        Direction::Backward,
+        None,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert_eq!(field(&json_lines(&out), "version"), [5, 4, 3, 2, 1]);
+
+    let mut out = Vec::new();
+    read::stream(
+        &store,
+        &stream("a-1"),
+        Some(999),
+        Direction::Forward,
+        Some(1005),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let versions = field(&json_lines(&out), "version");
+    assert_eq!(versions, (999..=read::PAGE as u64 + 10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn reading_a_missing_stream_prints_nothing() {
+    let store = store_with(&[("a-1", 2)]).await;
+    let mut out = Vec::new();
+    let printed = read::stream(
+        &store,
+        &stream("nope"),
+        None,
+        Direction::Forward,
+        None,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert_eq!(printed, 0);
+    assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn read_all_filters_pages_and_limits() {
+    let store = store_with(&[("a-1", 1500), ("b-1", 600), ("a-2", 3)]).await;
+    let mut out = Vec::new();
+    let filter = ReadFilter::all().category("b");
+    read::all(&store, 1, None, &filter, &mut out).await.unwrap();
+    let positions = field(&json_lines(&out), "position");
+    assert_eq!(positions, (1501..=2100).collect::<Vec<_>>());
+
+    let mut out = Vec::new();
+    let filter = ReadFilter::all().event_type("Odd").category("a");
+    read::all(&store, 1400, Some(60), &filter, &mut out)
+        .await
+        .unwrap();
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 52);
+    assert!(lines.iter().all(|l| l["type"] == "Odd"));
+    assert_eq!(lines.last().unwrap()["stream"], "a-2");
+
+    let mut out = Vec::new();
+    read::all(&store, 0, None, &ReadFilter::all(), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(json_lines(&out).len(), 2103);
+}
+
+#[tokio::test]
+async fn read_all_stops_at_the_head_seen_when_it_started() {
+    let store = store_with(&[("a-1", 3)]).await;
+    let mut out = Vec::new();
+    read::all(&store, 10, None, &ReadFilter::all(), &mut out)
+        .await
+        .unwrap();
+    assert!(out.is_empty());
+}
+
+// --- tail ---
+
+/// An output shared with the test, to watch what the tail printed so far.
+#[derive(Clone, Default)]
+struct SharedOut(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedOut {
+    fn lines(&self) -> Vec<Value> {
+        json_lines(&self.0.lock())
+    }
+
+    fn until_lines(&self, count: usize) -> impl Future<Output = ()> + use<> {
+        let out = self.clone();
+        async move {
+            while out.lines().len() < count {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn tail_prints_history_from_a_position_then_live_events() {
+    let store = store_with(&[("a-1", 3), ("b-1", 2)]).await;
+    let out = SharedOut::default();
+    let writer = store.clone();
+    let live = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for i in 0..3 {
+            writer
+                .append(
+                    &stream("b-2"),
+                    ExpectedVersion::Any,
+                    vec![event("Live", json!(i))],
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let filter = ReadFilter::all().category("b");
+    let printed = tokio::time::timeout(
+        Duration::from_secs(10),
+        tail::run(&store, 5, filter, &mut out.clone(), out.until_lines(4)),
+    )
+    .await
+    .expect("the tail should stop when told")
+    .unwrap();
+    live.await.unwrap();
+    assert!(printed >= 4);
+    let lines = out.lines();
+    assert_eq!(lines[0]["position"], 5);
+    assert_eq!(lines[1]["type"], "Live");
+    assert_eq!(field(&lines, "position")[..4], [5, 6, 7, 8]);
+}
+
+#[tokio::test]
+async fn tail_stops_on_the_signal_while_waiting() {
+    let store = MemoryStore::new();
+    let mut out = Vec::new();
+    let printed = tokio::time::timeout(
+        Duration::from_secs(10),
+        tail::run(
+            &store,
+            0,
+            ReadFilter::all(),
+            &mut out,
+            tokio::time::sleep(Duration::from_millis(20)),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(printed, 0);
+}
+
+// --- import ---
+
+impl ImportTarget for MemoryStore {
+    fn append_recorded(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        recorded_at: Vec<Timestamp>,
+    ) -> impl Future<Output = Result<AppendResult, StoreError>> {
+        assert_eq!(events.len(), recorded_at.len());
+        async move { self.append(stream, expected, events).await }
+    }
+}
+
+async fn export(store: &MemoryStore) -> Vec<u8> {
+    let mut out = Vec::new();
+    read::all(store, 1, None, &ReadFilter::all(), &mut out)
+        .await
+        .unwrap();
+    out
+}
+
+/// An export line without its recording time, which the in-memory store sets itself.
+fn without_time(lines: &[u8]) -> Vec<Value> {
+    let mut lines = json_lines(lines);
+    for line in &mut lines {
+        line.as_object_mut().unwrap().remove("recorded_at");
+    }
+    lines
+}
+
+#[tokio::test]
+async fn import_of_an_export_keeps_streams_versions_ids_and_payloads() {
+    let source = MemoryStore::new();
+    for i in 0..50u64 {
+        let name = stream(&format!("s-{}", i % 3));
+        let events = (0..=(i % 4))
+            .map(|j| {
+                event("T", json!({"i": i, "j": j}))
+                    .with_metadata(json!({"actor": "ann"}).as_object().unwrap())
+            })
+            .collect();
+        source
+            .append(&name, ExpectedVersion::Any, events)
+            .await
+            .unwrap();
+    }
+    let exported = export(&source).await;
+    let target = MemoryStore::new();
+    let summary = import::run(&target, Box::new(Cursor::new(exported.clone())))
+        .await
+        .unwrap();
+    assert_eq!(summary.events, source.head().await.unwrap().0);
+    assert_eq!(summary.appends, 50);
+    assert_eq!(
+        without_time(&export(&target).await),
+        without_time(&exported)
+    );
+}
+
+#[tokio::test]
+async fn import_splits_long_runs_of_one_stream() {
+    let source = store_with(&[("a-1", 2500)]).await;
+    let target = MemoryStore::new();
+    let summary = import::run(&target, Box::new(Cursor::new(export(&source).await)))
+        .await
+        .unwrap();
+    assert_eq!(summary.events, 2500);
+    assert_eq!(summary.appends, 3);
+    assert_eq!(
+        target.stream_version(&stream("a-1")).await.unwrap(),
+        Version(2500)
+    );
+}
+
+#[tokio::test]
+async fn a_bad_import_line_stops_the_import_naming_the_line() {
+    let source = store_with(&[("a-1", 3)]).await;
+    let mut input = export(&source).await;
+    input.extend_from_slice(b"{\"stream\": \"a-1\"}\n");
+    input.extend_from_slice(&export(&source).await);
+    let target = MemoryStore::new();
+    let err = import::run(&target, Box::new(Cursor::new(input)))
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("line 4"), "{message}");
+    assert!(message.contains("after 3 events"), "{message}");
+    assert_eq!(target.head().await.unwrap(), Position(3));
+}
+
+#[tokio::test]
+async fn an_import_into_a_store_holding_the_stream_fails_on_the_conflict() {
+    let source = store_with(&[("a-1", 2)]).await;
+    let target = store_with(&[("b-1", 1), ("a-1", 1)]).await;
+    let mut input = export(&source).await;
+    // Drop the first event: the import starts at version 2, expecting version 1.
+    let first_end = input.iter().position(|&b| b == b'\n').unwrap() + 1;
+    input.drain(..first_end);
+    let summary = import::run(&target, Box::new(Cursor::new(input)))
+        .await
+        .unwrap();
+    assert_eq!(summary.events, 1);
+
+    let err = import::run(&target, Box::new(Cursor::new(export(&source).await)))
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("line 1"), "{message}");
+    assert!(message.contains("wrong expected version"), "{message}");
+}
+
+#[tokio::test]
+async fn import_rejects_version_zero_and_bad_fields() {
+    let good = String::from_utf8(export(&store_with(&[("a-1", 1)]).await).await).unwrap();
+    let cases = [
+        (good.replace("\"version\":1", "\"version\":0"), "version 0"),
+        (
+            good.replace("\"version\":1", "\"version\":-1"),
+            "invalid value",
+        ),
+        (good.replace("\"id\":\"", "\"id\":\"x"), "invalid event id"),
+        (
+            good.replace("\"recorded_at\":\"", "\"recorded_at\":\"yesterday"),
+            "invalid timestamp",
+        ),
+        (
+            good.replace("\"stream\":\"a-1\"", "\"stream\":\"\""),
+            "invalid stream name",
+        ),
+    ];
+    for (input, needle) in cases {
+        let err = import::run(&MemoryStore::new(), Box::new(Cursor::new(input.clone())))
+            .await
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("line 1"), "{input}: {message}");
+        assert!(message.contains(needle), "{input}: {message}");
+    }
+}
+
+// --- verify and bench ---
+
+#[test]
+fn the_verify_summary_counts_everything_and_mentions_a_torn_tail() {
+    let mut report = strata_store_embedded::VerifyReport {
+        segments: 2,
+        batches: 10,
+        events: 30,
+        streams: 4,
+        index_files: 1,
+        ..Default::default()
+    };
+    let dir = std::path::Path::new("/data");
+    let line = verify::summary(dir, &report);
+    assert_eq!(
+        line,
+        "the store in /data is intact: 2 segments, 10 batches, 30 events, 4 streams, 1 index files"
+    );
+    report.torn_tail = Some(strata_store_embedded::TornTail {
+        file: "/data/1.seg".into(),
+        offset: 4096,
+        bytes: 17,
+    });
+    let line = verify::summary(dir, &report);
+    assert!(
+        line.contains("torn last batch of 17 bytes at /data/1.seg:4096"),
+        "{line}"
+    );
+}
+
+#[test]
+fn percentiles_use_the_nearest_rank() {
+    let times: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+    assert_eq!(bench::percentile_ms(&times, 50.0), 50.0);
+    assert_eq!(bench::percentile_ms(&times, 99.0), 99.0);
+    assert_eq!(bench::percentile_ms(&times[..1], 99.0), 1.0);
+    assert_eq!(bench::percentile_ms(&[], 50.0), 0.0);
+}
+
+#[test]
+fn the_disk_ceiling_is_measured_in_a_scratch_directory_that_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ceiling = bench::measure_disk_ceiling(dir.path(), 3).unwrap();
+    assert!(ceiling.events_per_s > 0.0);
+    assert!(ceiling.p50_ms <= ceiling.p99_ms);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

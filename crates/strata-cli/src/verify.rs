@@ -1,0 +1,58 @@
+//! `strata verify`: runs the embedded engine's check of a data directory and reports it.
+//! The checking itself belongs to the engine; this module only words the result.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context as _;
+use strata_store_embedded::VerifyReport;
+
+/// Verifies the store in `dir`. Prints a summary line when it is intact; otherwise
+/// prints each problem as `file:offset: message` and fails.
+pub(crate) fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    let report = strata_store_embedded::verify(dir)
+        .with_context(|| format!("cannot verify the store in {}", dir.display()))?;
+    if report.problems.is_empty() {
+        writeln!(out, "{}", summary(dir, &report)).context("cannot write to standard output")?;
+        return Ok(());
+    }
+    for problem in &report.problems {
+        writeln!(
+            out,
+            "{}:{}: {}",
+            problem.file.display(),
+            problem.offset,
+            problem.message
+        )
+        .context("cannot write to standard output")?;
+    }
+    out.flush().context("cannot write to standard output")?;
+    let count = report.problems.len();
+    anyhow::bail!(
+        "the store in {} has {count} problem{}",
+        dir.display(),
+        if count == 1 { "" } else { "s" }
+    )
+}
+
+/// The one-line summary of an intact store.
+pub(crate) fn summary(dir: &Path, report: &VerifyReport) -> String {
+    let mut line = format!(
+        "the store in {} is intact: {} segments, {} batches, {} events, {} streams, {} index files",
+        dir.display(),
+        report.segments,
+        report.batches,
+        report.events,
+        report.streams,
+        report.index_files
+    );
+    if let Some(torn) = &report.torn_tail {
+        line.push_str(&format!(
+            "; a torn last batch of {} bytes at {}:{} was never acknowledged and will be cut by the next writer",
+            torn.bytes,
+            torn.file.display(),
+            torn.offset
+        ));
+    }
+    line
+}
