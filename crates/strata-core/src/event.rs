@@ -255,18 +255,52 @@ impl fmt::Debug for RecordedEvent {
 
 /// A payload that is valid JSON is embedded as is; anything else becomes a JSON string
 /// (lossy UTF-8), so the output is always valid JSON.
+///
+/// Embedded JSON that spans several lines (pretty-printed, say) has its whitespace
+/// outside strings removed, so the wire form stays one line per event.
 struct Embedded<'a>(&'a [u8]);
 
 impl serde::Serialize for Embedded<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match std::str::from_utf8(self.0) {
             Ok(text) => match serde_json::from_str::<&RawValue>(text) {
+                Ok(raw) if raw.get().contains(['\n', '\r']) => {
+                    match RawValue::from_string(compact_json(raw.get())) {
+                        Ok(compact) => compact.serialize(s),
+                        Err(_) => s.serialize_str(text),
+                    }
+                }
                 Ok(raw) => raw.serialize(s),
                 Err(_) => s.serialize_str(text),
             },
             Err(_) => s.serialize_str(&String::from_utf8_lossy(self.0)),
         }
     }
+}
+
+/// Removes the insignificant whitespace of valid JSON text, keeping every other byte
+/// (numbers, escapes, key order) as it was.
+fn compact_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The JSON wire form: `{"position", "stream", "version", "id", "type", "data",
