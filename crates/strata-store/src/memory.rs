@@ -110,8 +110,11 @@ impl MemoryStore {
                     .or_default()
                     .extend(new_positions);
                 let last = Position(first_position.0 + count - 1);
-                drop(state);
+                // NOTE: publish the head while still holding the lock. Published after it,
+                // two racing appends could publish out of order (the head would go back)
+                // and a read could see events the head does not cover yet.
                 self.inner.head.send_replace(last);
+                drop(state);
                 Ok(AppendResult {
                     first_version: Version(current.0 + 1),
                     last_version: Version(current.0 + count),
