@@ -23,7 +23,7 @@ use crate::format::parse_record;
 use crate::index::{Index, Location};
 use crate::open::{Access, load, refresh};
 use crate::read::{NameCache, read_locations, read_range};
-use crate::writer::{Request, Writer};
+use crate::writer::Request;
 
 /// What opening the store found and repaired.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +79,11 @@ impl Shared {
             *reason = Some(err.to_string());
         }
         self.is_poisoned.store(true, Ordering::Release);
+    }
+
+    /// The poison error, or `Closed` if the store was not poisoned.
+    pub(crate) fn poison_or_closed(&self) -> StoreError {
+        self.poison_error().unwrap_or(StoreError::Closed)
     }
 
     pub(crate) fn poison_error(&self) -> Option<StoreError> {
@@ -177,17 +182,7 @@ impl EmbeddedStore {
             inject_failure: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let writer = Writer {
-            shared: shared.clone(),
-            rx,
-            file,
-            path,
-            len,
-            active_meta: loaded.active_meta,
-        };
-        let thread = std::thread::Builder::new()
-            .name("strata-writer".to_owned())
-            .spawn(move || writer.run())
+        let thread = crate::writer::spawn(shared.clone(), rx, file, path, len, loaded.active_meta)
             .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
         Ok(Self {
             handle: Arc::new(Handle {

@@ -1,6 +1,7 @@
 //! `verify`: reads every byte of a data directory and lists what is wrong, changing
 //! nothing. Safe while a writer holds the directory.
 
+use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use strata_store::StoreError;
 use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header};
 use crate::index::{Index, SegmentInfo, index_path, read_index_file};
 use crate::open::{list_segments, open_file};
-use crate::scan::{TailMode, scan_segment};
+use crate::scan::{ScannedRecord, TailMode, scan_segment};
 use crate::store::TornTail;
 
 /// One problem found by [`verify`].
@@ -67,6 +68,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         ..VerifyReport::default()
     };
     let mut index = Index::default();
+    // Whether the previous segment was damaged, so the next one does not follow on.
+    let mut damaged = false;
+    // After a gap, per stream seen since: how many of its events the gap hid.
+    let mut hidden: Option<HashMap<u32, u64>> = None;
     let count = segments.len();
     for (i, (first, path)) in segments.into_iter().enumerate() {
         let is_last = i + 1 == count;
@@ -74,6 +79,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
             Ok(file) => file,
             Err(err) => {
                 report.problems.push(problem(&path, 0, err.to_string()));
+                damaged = true;
                 continue;
             }
         };
@@ -93,21 +99,31 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
                     0,
                     "bad segment header (or it disagrees with the file name)".to_owned(),
                 ));
+                damaged = true;
             }
             continue;
         }
         if first != index.head + 1 {
-            report.problems.push(problem(
-                &path,
-                0,
-                format!(
-                    "segment starts at position {first} but {} was expected",
-                    index.head + 1
-                ),
-            ));
-            // Go on from this segment's own start so later damage is still found.
+            // A gap right after reported damage is that damage, not a second problem.
+            if !damaged {
+                report.problems.push(problem(
+                    &path,
+                    0,
+                    format!(
+                        "segment starts at position {first} but {} was expected",
+                        index.head + 1
+                    ),
+                ));
+            }
+            // Go on from this segment's own start so later damage is still found: the
+            // streams' events before it are unknown now.
             index.head = first - 1;
+            for stream in &mut index.streams {
+                stream.positions.clear();
+            }
+            hidden = Some(HashMap::new());
         }
+        damaged = false;
         let file = Arc::new(file);
         index.segments.push(SegmentInfo {
             first_position: first,
@@ -124,7 +140,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         let mut scanned: Vec<(Vec<u8>, u32, [u8; 16])> = Vec::new();
         let mut events = 0u64;
         let result = scan_segment(&path, &file, SEGMENT_HEADER_LEN, first, mode, |records| {
-            index.apply_scanned(&path, records)?;
+            match &mut hidden {
+                None => index.apply_scanned(&path, records)?,
+                Some(hidden) => apply_after_gap(&mut index, hidden, &path, records)?,
+            }
             for r in records {
                 scanned.push((r.view.stream.to_vec(), r.offset as u32, r.view.id));
                 debug_assert_eq!(r.frame.len(), r.view.frame_len);
@@ -152,12 +171,48 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
                 file,
                 offset,
                 reason,
-            }) => report.problems.push(problem(&file, offset, reason)),
-            Err(err) => report.problems.push(problem(&path, 0, err.to_string())),
+            }) => {
+                report.problems.push(problem(&file, offset, reason));
+                damaged = true;
+            }
+            Err(err) => {
+                report.problems.push(problem(&path, 0, err.to_string()));
+                damaged = true;
+            }
         }
     }
     report.streams = index.streams.len() as u64;
     Ok(report)
+}
+
+/// Applies a scanned batch after a gap hid some events: a stream's first event since the
+/// gap may have any version, and its later ones must follow on.
+fn apply_after_gap(
+    index: &mut Index,
+    hidden: &mut HashMap<u32, u64>,
+    path: &Path,
+    records: &[ScannedRecord<'_>],
+) -> Result<(), StoreError> {
+    for record in records {
+        let stream = index.intern_bytes(record.view.stream, path, record.offset)?;
+        let seen = index.streams[stream as usize].positions.len() as u64;
+        let skipped = *hidden
+            .entry(stream)
+            .or_insert(record.view.version.saturating_sub(1));
+        let expected = skipped + seen + 1;
+        if record.view.version != expected {
+            return Err(StoreError::Corrupt {
+                file: path.to_owned(),
+                offset: record.offset,
+                reason: format!(
+                    "event at position {} has version {} in stream {} but {expected} was expected",
+                    record.position, record.view.version, index.streams[stream as usize].name
+                ),
+            });
+        }
+        index.push(stream, record.position, record.offset, &record.view.id);
+    }
+    Ok(())
 }
 
 fn problem(file: &Path, offset: u64, message: String) -> Problem {

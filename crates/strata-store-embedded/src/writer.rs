@@ -1,13 +1,19 @@
-//! The writer thread: the only code that writes the log. It takes every pending append,
-//! checks each against the stream heads (committed plus earlier appends of the same
-//! batch), encodes the accepted ones as one batch, writes it with one positioned write,
-//! fdatasyncs once, publishes the batch to the index, and only then answers everyone in
-//! it (group commit). A failed write or fsync poisons the store; it is never retried.
+//! The write path: the only code that writes the log, in two threads.
+//!
+//! The *writer* takes every pending append, checks each against the stream heads
+//! (published, plus written-but-not-yet-synced), encodes the accepted ones as one batch and
+//! writes it with one positioned write. The *syncer* takes every written batch, makes them
+//! durable with one fdatasync, publishes them to the index in order, and only then
+//! answers every append in them (group commit). Encoding and writing batch N+1 overlaps
+//! the fdatasync of batch N.
+//!
+//! A failed write or fdatasync poisons the store: it is never retried, every batch not yet
+//! synced fails, and appends are refused until the store is reopened.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
@@ -15,8 +21,9 @@ use strata_store::{AppendCheck, AppendResult, StoreError, check_append};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Durability;
-use crate::format::{RecordParts, begin_batch, encode_record, finish_batch};
-use crate::open::{create_segment, write_segment_index};
+use crate::format::{RecordParts, SEGMENT_HEADER_LEN, begin_batch, encode_record, finish_batch};
+use crate::index::{Index, SegmentInfo};
+use crate::open::{create_segment, open_file, write_segment_index};
 use crate::read::{NameCache, decode, read_range};
 use crate::store::Shared;
 
@@ -24,6 +31,10 @@ use crate::store::Shared;
 const MAX_BATCH_BYTES: usize = 32 << 20;
 /// Stop adding appends to a batch past this many requests.
 const MAX_BATCH_REQUESTS: usize = 8192;
+/// Written batches the writer may be ahead of the syncer.
+const SYNC_QUEUE: usize = 4;
+
+type Reply = oneshot::Sender<Result<AppendResult, StoreError>>;
 
 /// One append waiting for the writer.
 pub(crate) struct Request {
@@ -32,7 +43,7 @@ pub(crate) struct Request {
     pub(crate) events: Vec<NewEvent>,
     /// Recording times given by an import; `None` stamps the commit time.
     pub(crate) recorded_at: Option<Vec<Timestamp>>,
-    pub(crate) reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    pub(crate) reply: Reply,
 }
 
 impl Request {
@@ -41,36 +52,82 @@ impl Request {
     }
 }
 
-pub(crate) struct Writer {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) rx: mpsc::Receiver<Request>,
-    pub(crate) file: File,
-    pub(crate) path: PathBuf,
-    /// Committed length of the active segment.
-    pub(crate) len: u64,
-    /// Stream id and event id of each event in the active segment, for its index file.
-    pub(crate) active_meta: Vec<(u32, [u8; 16])>,
-}
-
-/// An event accepted into the batch being built.
+/// The appends of one request that went into a batch, for the index.
 struct Staged {
     stream: StreamName,
-    position: u64,
-    offset: u64,
-    id: [u8; 16],
+    first_position: u64,
+    /// Offsets and ids of the request's events.
+    events: Vec<(u64, [u8; 16])>,
 }
 
-/// What the batch being built has done to one stream.
-struct PendingStream {
-    /// The stream's committed version.
-    base: u64,
-    /// Ids and positions of this batch's events for the stream, in version order.
-    events: Vec<(EventId, u64)>,
+/// A written batch on its way to the syncer.
+struct Written {
+    file: Arc<File>,
+    path: Arc<Path>,
+    staged: Vec<Staged>,
+    /// Committed segment length once this batch is durable.
+    end: u64,
+    replies: Vec<(Reply, Result<AppendResult, StoreError>)>,
+}
+
+enum SyncMsg {
+    Batch(Written),
+    /// Write the active segment's index file once everything before is published.
+    Seal(PathBuf, oneshot::Sender<()>),
+}
+
+/// Starts the writer and syncer threads; they stop when every request sender is gone.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Request>,
+    file: File,
+    path: PathBuf,
+    len: u64,
+    active_meta: Vec<(u32, [u8; 16])>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE);
+    let syncer = Syncer {
+        shared: shared.clone(),
+        rx: sync_rx,
+        active_meta,
+    };
+    let syncer = std::thread::Builder::new()
+        .name("strata-syncer".to_owned())
+        .spawn(move || syncer.run())?;
+    let writer = Writer {
+        shared,
+        rx,
+        sync: sync_tx,
+        file: Arc::new(file),
+        path: Arc::from(path.as_path()),
+        len,
+        overlay: HashMap::new(),
+    };
+    std::thread::Builder::new()
+        .name("strata-writer".to_owned())
+        .spawn(move || {
+            writer.run();
+            // The writer dropped its end of the sync queue: the syncer drains and stops.
+            let _ = syncer.join();
+        })
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Request>,
+    sync: std::sync::mpsc::SyncSender<SyncMsg>,
+    file: Arc<File>,
+    path: Arc<Path>,
+    /// Bytes written to the active segment (synced or not).
+    len: u64,
+    /// Events written but perhaps not yet published, per stream, in position order.
+    overlay: HashMap<StreamName, Vec<(EventId, u64)>>,
 }
 
 impl Writer {
-    pub(crate) fn run(mut self) {
+    fn run(mut self) {
         let mut buf = Vec::with_capacity(1 << 20);
+        let mut written_head = self.shared.index.read().head;
         while let Some(first) = self.rx.blocking_recv() {
             let mut bytes = first.bytes();
             let mut batch = vec![first];
@@ -83,162 +140,182 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(batch, &mut buf);
+            written_head = self.commit(batch, &mut buf, written_head);
         }
     }
 
-    fn commit(&mut self, batch: Vec<Request>, buf: &mut Vec<u8>) {
+    fn fail_all(&self, batch: Vec<Request>) {
+        for request in batch {
+            let _ = request.reply.send(Err(self.shared.poison_or_closed()));
+        }
+    }
+
+    /// Decides, encodes and writes one batch; returns the last written position.
+    fn commit(&mut self, batch: Vec<Request>, buf: &mut Vec<u8>, written_head: u64) -> u64 {
         if self.shared.poison_error().is_some() {
-            for request in batch {
-                let _ = request.reply.send(Err(self
-                    .shared
-                    .poison_error()
-                    .unwrap_or(StoreError::Closed)));
-            }
-            return;
+            self.fail_all(batch);
+            return written_head;
         }
         if self.len >= self.shared.options.segment_bytes
-            && let Err(err) = self.roll()
+            && let Err(err) = self.roll(written_head)
         {
             self.shared.poison(&err);
-            for request in batch {
-                let _ = request.reply.send(Err(self
-                    .shared
-                    .poison_error()
-                    .unwrap_or(StoreError::Closed)));
-            }
-            return;
+            self.fail_all(batch);
+            return written_head;
         }
-        let now = Timestamp::from_datetime(time_now());
+        let now = Timestamp::from_datetime(::time::OffsetDateTime::now_utc());
         buf.clear();
         let batch_start = begin_batch(buf);
+        let first_position = written_head + 1;
+        let mut next_position = first_position;
         let mut staged: Vec<Staged> = Vec::new();
-        let mut outcomes: Vec<Result<AppendResult, StoreError>> = Vec::with_capacity(batch.len());
-        let first_position;
+        let mut replies = Vec::with_capacity(batch.len());
         {
-            let index = self.shared.index.read();
-            first_position = index.head + 1;
-            let mut pending: HashMap<StreamName, PendingStream> = HashMap::new();
-            for request in &batch {
-                let base = pending
-                    .get(&request.stream)
-                    .map_or_else(|| index.version(&request.stream), |p| p.base);
-                let pending_events: &[(EventId, u64)] = pending
-                    .get(&request.stream)
-                    .map_or(&[], |p| p.events.as_slice());
-                let current = base + pending_events.len() as u64;
-                let committed = index.stream(&request.stream);
-                let check = check_append(
-                    &request.stream,
-                    request.expected,
-                    Version(current),
-                    &request.events,
-                    |v| {
-                        if v.0 <= base {
-                            let position = committed
-                                .and_then(|s| s.positions.get((v.0 - 1) as usize).copied())
-                                .ok_or(StoreError::Closed)?;
-                            let event = read_one(&index, position)?;
-                            Ok((event, Position(position)))
-                        } else {
-                            let (id, position) = pending_events[(v.0 - base - 1) as usize];
-                            Ok((id, Position(position)))
-                        }
-                    },
-                    |id| {
-                        if let Some(i) = pending_events.iter().position(|(e, _)| *e == id) {
-                            return Ok(Some(Version(base + i as u64 + 1)));
-                        }
-                        if !index.ids.may_contain(id.as_bytes()) {
-                            return Ok(None);
-                        }
-                        let Some(stream) = committed else {
-                            return Ok(None);
-                        };
-                        for (i, &position) in stream.positions.iter().enumerate() {
-                            if read_one(&index, position)? == id {
-                                return Ok(Some(Version(i as u64 + 1)));
-                            }
-                        }
-                        Ok(None)
-                    },
-                );
-                let current = match check {
-                    Err(err) | Ok(AppendCheck::Refuse(err)) => {
-                        outcomes.push(Err(err));
-                        continue;
-                    }
-                    Ok(AppendCheck::AlreadyAppended(result)) => {
-                        outcomes.push(Ok(result));
-                        continue;
-                    }
-                    Ok(AppendCheck::Write { current }) => current.0,
-                };
-                let first = first_position + staged.len() as u64;
-                let entry =
-                    pending
-                        .entry(request.stream.clone())
-                        .or_insert_with(|| PendingStream {
-                            base,
-                            events: Vec::new(),
-                        });
-                for (i, event) in request.events.iter().enumerate() {
-                    let position = first + i as u64;
-                    let offset = self.len + buf.len() as u64;
-                    let recorded_at = request
-                        .recorded_at
-                        .as_ref()
-                        .and_then(|t| t.get(i).copied())
-                        .unwrap_or(now);
-                    encode_record(
-                        buf,
-                        &RecordParts {
-                            stream: request.stream.as_str(),
-                            event_type: event.event_type.as_str(),
-                            version: current + i as u64 + 1,
-                            recorded_at: recorded_at.unix_nanos(),
-                            id: event.id.as_bytes(),
-                            metadata: &event.metadata,
-                            data: &event.data,
-                        },
-                    );
-                    entry.events.push((event.id, position));
-                    staged.push(Staged {
-                        stream: request.stream.clone(),
-                        position,
-                        offset,
-                        id: *event.id.as_bytes(),
-                    });
-                }
-                let count = request.events.len() as u64;
-                outcomes.push(Ok(AppendResult {
-                    first_version: Version(current + 1),
-                    last_version: Version(current + count),
-                    first_position: Position(first),
-                    position: Position(first + count - 1),
-                }));
+            let shared = self.shared.clone();
+            let index = shared.index.read();
+            // Forget overlay entries the syncer has published meanwhile.
+            if !self.overlay.is_empty() {
+                let published = index.head;
+                self.overlay.retain(|_, events| {
+                    events.retain(|&(_, p)| p > published);
+                    !events.is_empty()
+                });
+            }
+            for request in batch {
+                let outcome =
+                    self.decide(&index, &request, &mut next_position, now, buf, &mut staged);
+                replies.push((request.reply, outcome));
             }
         }
-        if !staged.is_empty() {
-            finish_batch(buf, batch_start, staged.len() as u32, first_position);
+        let count = next_position - first_position;
+        let end = if count > 0 {
+            finish_batch(buf, batch_start, count as u32, first_position);
             if let Err(err) = self.write(buf) {
                 self.shared.poison(&err);
-                for request in batch {
-                    let _ = request.reply.send(Err(self
-                        .shared
-                        .poison_error()
-                        .unwrap_or(StoreError::Closed)));
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(self.shared.poison_or_closed()));
                 }
-                return;
+                return written_head;
             }
-            self.publish(&staged, buf.len() as u64);
+            self.len += buf.len() as u64;
+            self.len
+        } else {
+            self.len
+        };
+        let written = Written {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            staged,
+            end,
+            replies,
+        };
+        if let Err(std::sync::mpsc::SendError(SyncMsg::Batch(written))) =
+            self.sync.send(SyncMsg::Batch(written))
+        {
+            for (reply, _) in written.replies {
+                let _ = reply.send(Err(StoreError::Closed));
+            }
         }
-        for (request, outcome) in batch.into_iter().zip(outcomes) {
-            let _ = request.reply.send(outcome);
-        }
+        next_position - 1
     }
 
-    /// Writes and (by default) fdatasyncs one batch at the end of the active segment.
+    /// Checks one request and, if it is accepted, encodes its events into `buf`.
+    fn decide(
+        &mut self,
+        index: &Index,
+        request: &Request,
+        next_position: &mut u64,
+        now: Timestamp,
+        buf: &mut Vec<u8>,
+        staged: &mut Vec<Staged>,
+    ) -> Result<AppendResult, StoreError> {
+        let base = index.version(&request.stream);
+        let unpublished: &[(EventId, u64)] = self
+            .overlay
+            .get(&request.stream)
+            .map_or(&[], |v| v.as_slice());
+        let current = base + unpublished.len() as u64;
+        let committed = index.stream(&request.stream);
+        let check = check_append(
+            &request.stream,
+            request.expected,
+            Version(current),
+            &request.events,
+            |v| {
+                if v.0 <= base {
+                    let position = committed
+                        .and_then(|s| s.positions.get((v.0 - 1) as usize).copied())
+                        .ok_or(StoreError::Closed)?;
+                    Ok((read_id(index, position)?, Position(position)))
+                } else {
+                    let (id, position) = unpublished[(v.0 - base - 1) as usize];
+                    Ok((id, Position(position)))
+                }
+            },
+            |id| {
+                if let Some(i) = unpublished.iter().position(|(e, _)| *e == id) {
+                    return Ok(Some(Version(base + i as u64 + 1)));
+                }
+                if !index.ids.may_contain(id.as_bytes()) {
+                    return Ok(None);
+                }
+                let Some(stream) = committed else {
+                    return Ok(None);
+                };
+                for (i, &position) in stream.positions.iter().enumerate() {
+                    if read_id(index, position)? == id {
+                        return Ok(Some(Version(i as u64 + 1)));
+                    }
+                }
+                Ok(None)
+            },
+        )?;
+        let current = match check {
+            AppendCheck::Refuse(err) => return Err(err),
+            AppendCheck::AlreadyAppended(result) => return Ok(result),
+            AppendCheck::Write { current } => current.0,
+        };
+        let first = *next_position;
+        let mut events = Vec::with_capacity(request.events.len());
+        let overlay = self.overlay.entry(request.stream.clone()).or_default();
+        for (i, event) in request.events.iter().enumerate() {
+            let offset = self.len + buf.len() as u64;
+            let recorded_at = request
+                .recorded_at
+                .as_ref()
+                .and_then(|t| t.get(i).copied())
+                .unwrap_or(now);
+            encode_record(
+                buf,
+                &RecordParts {
+                    stream: request.stream.as_str(),
+                    event_type: event.event_type.as_str(),
+                    version: current + i as u64 + 1,
+                    recorded_at: recorded_at.unix_nanos(),
+                    id: event.id.as_bytes(),
+                    metadata: &event.metadata,
+                    data: &event.data,
+                },
+            );
+            overlay.push((event.id, first + i as u64));
+            events.push((offset, *event.id.as_bytes()));
+        }
+        let count = request.events.len() as u64;
+        *next_position += count;
+        staged.push(Staged {
+            stream: request.stream.clone(),
+            first_position: first,
+            events,
+        });
+        Ok(AppendResult {
+            first_version: Version(current + 1),
+            last_version: Version(current + count),
+            first_position: Position(first),
+            position: Position(first + count - 1),
+        })
+    }
+
+    /// Writes one batch at the end of the active segment.
     fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         #[cfg(feature = "fault-injection")]
         if self.shared.take_injected_failure() {
@@ -256,72 +333,141 @@ impl Writer {
                 ),
                 e,
             )
-        })?;
-        if self.shared.options.durability == Durability::Sync {
-            // NOTE: fdatasync is never retried: after a failure the kernel may have
-            // dropped the dirty pages, so a second success would prove nothing.
-            self.file.sync_data().map_err(|e| {
-                StoreError::io(format!("cannot fdatasync {}", self.path.display()), e)
-            })?;
-        }
-        Ok(())
+        })
     }
 
-    /// Makes a durable batch visible to readers, then wakes subscribers.
-    fn publish(&mut self, staged: &[Staged], batch_len: u64) {
-        self.len += batch_len;
+    /// Seals the active segment (its index file is written once everything in it is
+    /// published) and starts a new one at `written_head + 1`.
+    fn roll(&mut self, written_head: u64) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        if self
+            .sync
+            .send(SyncMsg::Seal(self.path.to_path_buf(), done))
+            .is_err()
+            || wait.blocking_recv().is_err()
+        {
+            return Err(StoreError::Closed);
+        }
+        if let Some(err) = self.shared.poison_error() {
+            return Err(err);
+        }
+        let next = written_head + 1;
+        let (path, file) = create_segment(&self.shared.dir, next)?;
+        let reader = open_file(&path)?;
+        self.shared.index.write().segments.push(SegmentInfo {
+            first_position: next,
+            path: path.clone(),
+            file: Arc::new(reader),
+            offsets: Vec::new(),
+            len: SEGMENT_HEADER_LEN,
+        });
+        self.file = Arc::new(file);
+        self.path = Arc::from(path.as_path());
+        self.len = SEGMENT_HEADER_LEN;
+        Ok(())
+    }
+}
+
+struct Syncer {
+    shared: Arc<Shared>,
+    rx: std::sync::mpsc::Receiver<SyncMsg>,
+    /// Stream id and event id of each published event of the active segment.
+    active_meta: Vec<(u32, [u8; 16])>,
+}
+
+impl Syncer {
+    fn run(mut self) {
+        let mut pending: Vec<Written> = Vec::new();
+        while let Ok(msg) = self.rx.recv() {
+            let mut next = Some(msg);
+            // Take every batch already written: one fdatasync covers them all.
+            while let Some(msg) = next.take() {
+                match msg {
+                    SyncMsg::Batch(written) => {
+                        pending.push(written);
+                        next = self.rx.try_recv().ok();
+                    }
+                    SyncMsg::Seal(path, done) => {
+                        self.complete(std::mem::take(&mut pending));
+                        self.seal(&path);
+                        let _ = done.send(());
+                    }
+                }
+            }
+            self.complete(std::mem::take(&mut pending));
+        }
+    }
+
+    /// Syncs, publishes and answers the given written batches, in order.
+    fn complete(&mut self, batches: Vec<Written>) {
+        if batches.is_empty() {
+            return;
+        }
+        if self.shared.poison_error().is_none()
+            && self.shared.options.durability == Durability::Sync
+        {
+            // NOTE: fdatasync is never retried: after a failure the kernel may have
+            // dropped the dirty pages, so a later success would prove nothing.
+            let mut synced: Vec<&Arc<File>> = Vec::new();
+            for batch in &batches {
+                if batch.staged.is_empty() || synced.iter().any(|f| Arc::ptr_eq(f, &batch.file)) {
+                    continue;
+                }
+                if let Err(e) = batch.file.sync_data() {
+                    self.shared.poison(&StoreError::io(
+                        format!("cannot fdatasync {}", batch.path.display()),
+                        e,
+                    ));
+                    break;
+                }
+                synced.push(&batch.file);
+            }
+        }
+        if self.shared.poison_error().is_some() {
+            for batch in batches {
+                for (reply, _) in batch.replies {
+                    let _ = reply.send(Err(self.shared.poison_or_closed()));
+                }
+            }
+            return;
+        }
         let head = {
             let mut index = self.shared.index.write();
-            for event in staged {
-                let stream = index.intern(&event.stream);
-                index.push(stream, event.position, event.offset, &event.id);
-                self.active_meta.push((stream, event.id));
-            }
-            if let Some(segment) = index.segments.last_mut() {
-                segment.len = self.len;
+            for batch in &batches {
+                for staged in &batch.staged {
+                    let stream = index.intern(&staged.stream);
+                    for (i, (offset, id)) in staged.events.iter().enumerate() {
+                        index.push(stream, staged.first_position + i as u64, *offset, id);
+                        self.active_meta.push((stream, *id));
+                    }
+                }
+                if let Some(segment) = index.segments.last_mut() {
+                    segment.len = segment.len.max(batch.end);
+                }
             }
             index.head
         };
         self.shared.head.send_replace(Position(head));
+        for batch in batches {
+            for (reply, outcome) in batch.replies {
+                let _ = reply.send(outcome);
+            }
+        }
     }
 
-    /// Seals the active segment (writing its index file) and starts a new one.
-    fn roll(&mut self) -> Result<(), StoreError> {
-        let next = {
-            let index = self.shared.index.read();
-            if let Err(e) = write_segment_index(&index, &self.path, &self.active_meta) {
-                tracing::warn!(file = %self.path.display(), error = %e, "cannot write segment index; it will be rebuilt on open");
-            }
-            index.head + 1
-        };
-        let (path, file) = create_segment(&self.shared.dir, next)?;
-        let reader = crate::open::open_file(&path)?;
-        {
-            let mut index = self.shared.index.write();
-            index.segments.push(crate::index::SegmentInfo {
-                first_position: next,
-                path: path.clone(),
-                file: Arc::new(reader),
-                offsets: Vec::new(),
-                len: crate::format::SEGMENT_HEADER_LEN,
-            });
+    fn seal(&mut self, path: &Path) {
+        let index = self.shared.index.read();
+        if let Err(e) = write_segment_index(&index, path, &self.active_meta) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot write segment index; it will be rebuilt on open");
         }
-        self.file = file;
-        self.path = path;
-        self.len = crate::format::SEGMENT_HEADER_LEN;
         self.active_meta.clear();
-        Ok(())
     }
 }
 
 /// The id of the committed event at `position`, read from disk.
-fn read_one(index: &crate::index::Index, position: u64) -> Result<EventId, StoreError> {
+fn read_id(index: &Index, position: u64) -> Result<EventId, StoreError> {
     let location = index.locate(position).ok_or(StoreError::Closed)?;
     let bytes = read_range(&location, location.start, location.end)?;
     let event = decode(&bytes, &location, &mut NameCache::default())?;
     Ok(event.id)
-}
-
-fn time_now() -> ::time::OffsetDateTime {
-    ::time::OffsetDateTime::now_utc()
 }
