@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use futures::stream;
+use futures::{StreamExt as _, stream};
 use strata_core::{Position, RecordedEvent};
 
 use crate::{EventStore, EventStream, ReadFilter, StoreError};
@@ -38,6 +38,7 @@ where
         head,
         done: false,
     };
+    // Fused: polling after the end keeps answering `None`.
     Box::pin(stream::unfold(cursor, |mut c| async move {
         if c.done {
             return None;
@@ -74,5 +75,6 @@ where
                 return Some((Err(StoreError::Closed), c));
             }
         }
-    }))
+    })
+    .fuse())
 }
