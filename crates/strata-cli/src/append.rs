@@ -46,11 +46,16 @@ where
     let jobs = lines::spawn_reader(input, AppendParser)
         .context("cannot start the thread reading standard input")?;
     let mut replies = std::pin::pin!(
-        jobs.map(|job| async move {
-            match job {
-                Ok(job) => Ok(execute(store, job).await),
-                Err(err) => Err(err),
-            }
+        jobs.map(|job| {
+            // NOTE: unconstrained so that each append reaches the store's queue on its
+            // first poll, in input order; tokio's cooperative budget would otherwise
+            // make some of them wait a turn and let later lines overtake them.
+            tokio::task::unconstrained(async move {
+                match job {
+                    Ok(job) => Ok(execute(store, job).await),
+                    Err(err) => Err(err),
+                }
+            })
         })
         .buffered(IN_FLIGHT)
     );

@@ -69,7 +69,9 @@ pub(crate) async fn run<T: ImportTarget + ?Sized>(
         .context("cannot start the thread reading the import input")?;
     let mut results = std::pin::pin!(
         groups
-            .map(|item| async move {
+            // NOTE: unconstrained so that each append reaches the store's queue on its
+            // first poll, in input order (see `append::run`).
+            .map(|item| tokio::task::unconstrained(async move {
                 match item {
                     Ok(Job::Append(group)) => {
                         let line = group.line;
@@ -89,7 +91,7 @@ pub(crate) async fn run<T: ImportTarget + ?Sized>(
                     Ok(Job::Fail(message)) => Err(anyhow::anyhow!(message)),
                     Err(err) => Err(err).context("cannot read the import input"),
                 }
-            })
+            }))
             .buffered(IN_FLIGHT)
     );
     let mut summary = Summary::default();

@@ -242,7 +242,19 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The error and its causes on one line.
+/// The error and its causes on one line, `outer: inner: root`. A cause whose text its
+/// parent already ends with (an error that both shows and exposes its source) is said once.
 fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace(['\n', '\r'], " ")
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace(['\n', '\r'], " ")
 }

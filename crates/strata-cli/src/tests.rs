@@ -763,3 +763,18 @@ fn the_disk_ceiling_is_measured_in_a_scratch_directory_that_is_removed() {
     assert!(ceiling.p50_ms <= ceiling.p99_ms);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+// --- the error line ---
+
+#[test]
+fn the_error_line_joins_causes_and_says_a_repeated_source_once() {
+    let io = std::io::Error::new(std::io::ErrorKind::NotFound, "entity not found");
+    let err = anyhow::Error::new(StoreError::io("no event store at f", io))
+        .context("cannot open the event store in f");
+    assert_eq!(
+        crate::one_line(&err),
+        "cannot open the event store in f: no event store at f: entity not found"
+    );
+    let err = anyhow::anyhow!("first\nsecond").context("outer");
+    assert_eq!(crate::one_line(&err), "outer: first second");
+}

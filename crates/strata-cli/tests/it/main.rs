@@ -1,0 +1,11 @@
+//! End-to-end tests of the `strata` binary: each test runs the built binary against its
+//! own temporary data directory and checks what it prints and how it exits.
+
+mod append;
+mod bench;
+mod cli;
+mod export_import;
+mod read;
+mod support;
+mod tail;
+mod verify;

@@ -1,0 +1,223 @@
+//! Running the built `strata` binary against a temporary data directory.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any one command may take before the test fails.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A temporary data directory and the binary to run against it.
+pub(crate) struct Strata {
+    dir: tempfile::TempDir,
+}
+
+impl Strata {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// The data directory (not created until a writer opens it).
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The temporary directory holding the data directory, for other files.
+    pub(crate) fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command running the binary against this data directory (via the environment).
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+        command
+            .args(args)
+            .env("STRATA_DATA_DIR", self.data_dir())
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// Runs the binary with `stdin` as its input and waits for it.
+    pub(crate) fn run(&self, args: &[&str], stdin: &str) -> Run {
+        run(self.command(args), stdin.as_bytes())
+    }
+
+    /// Appends the given lines and checks that every one was acknowledged.
+    pub(crate) fn append_ok(&self, lines: &[Value]) -> Vec<Value> {
+        let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let run = self.run(&["append"], &input);
+        run.assert_success();
+        let acks = run.json_lines();
+        assert_eq!(acks.len(), lines.len(), "{run:?}");
+        for ack in &acks {
+            assert!(ack.get("error").is_none(), "{ack}");
+        }
+        acks
+    }
+}
+
+/// Runs a command with the given input, failing the test after [`TIMEOUT`].
+pub(crate) fn run(mut command: Command, stdin: &[u8]) -> Run {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the strata binary starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let stdin = stdin.to_vec();
+    let feeder = thread::spawn(move || {
+        // The command may exit before reading everything; that is its business.
+        let _ = input.write_all(&stdin);
+    });
+    let output = wait_output(child, TIMEOUT);
+    feeder.join().expect("the input thread");
+    Run(output)
+}
+
+/// Waits for a child's output, killing it and failing the test after `timeout`.
+pub(crate) fn wait_output(child: Child, timeout: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.expect("the child's output"),
+        Err(_) => {
+            signal(pid, "KILL");
+            panic!("strata (pid {pid}) did not finish within {timeout:?}");
+        }
+    }
+}
+
+/// Waits for a child to exit, failing the test after `timeout`.
+pub(crate) fn wait_status(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "strata (pid {}) did not exit within {timeout:?}",
+                child.id()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends a signal (by name, `TERM`, `INT`, `KILL`) to a process.
+pub(crate) fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// Reads a child's standard output line by line on a thread.
+pub(crate) fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// A finished run of the binary.
+pub(crate) struct Run(pub(crate) Output);
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.0.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+impl Run {
+    pub(crate) fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub(crate) fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+
+    pub(crate) fn json_lines(&self) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}\n{self:?}"))
+            })
+            .collect()
+    }
+
+    /// Exit 0 and nothing alarming on stderr.
+    pub(crate) fn assert_success(&self) {
+        assert_eq!(self.code(), Some(0), "{self:?}");
+        self.assert_no_panic();
+    }
+
+    /// A clean failure: the given exit code, one line on stderr mentioning `needle`.
+    pub(crate) fn assert_failure(&self, code: i32, needle: &str) {
+        assert_eq!(self.code(), Some(code), "{self:?}");
+        self.assert_no_panic();
+        let stderr = self.stderr();
+        assert!(
+            stderr.contains(needle),
+            "stderr should mention {needle:?}\n{self:?}"
+        );
+        if code == 1 {
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "one line on stderr\n{self:?}"
+            );
+            assert!(stderr.starts_with("error: "), "{self:?}");
+        }
+    }
+
+    pub(crate) fn assert_no_panic(&self) {
+        let stderr = self.stderr();
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+            "{self:?}"
+        );
+    }
+}
+
+/// The JSON value of an append line with one event per type.
+pub(crate) fn append_line(stream: &str, expected: Value, types: &[&str]) -> Value {
+    let events: Vec<Value> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"type": t, "data": {"n": i}}))
+        .collect();
+    serde_json::json!({"stream": stream, "expected_version": expected, "events": events})
+}

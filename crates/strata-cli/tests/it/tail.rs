@@ -1,0 +1,93 @@
+//! `strata tail`: history, then live events written by another process, until a signal.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Strata, TIMEOUT, append_line, lines_of, signal, wait_status};
+
+#[test]
+fn tail_prints_history_then_events_appended_by_another_process() {
+    let strata = Strata::new();
+    strata.append_ok(&[
+        append_line("order-1", json!("any"), &["A", "B"]),
+        append_line("invoice-1", json!("any"), &["X"]),
+    ]);
+    let mut tail = strata
+        .command(&["tail", "--from", "2", "--category", "order"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut tail);
+    let next = || -> Value {
+        let line = lines
+            .recv_timeout(TIMEOUT)
+            .expect("tail should print the next event");
+        serde_json::from_str(&line).unwrap()
+    };
+    let first = next();
+    assert_eq!(
+        (first["position"].as_u64(), first["type"].as_str()),
+        (Some(2), Some("B"))
+    );
+
+    strata.append_ok(&[
+        append_line("invoice-2", json!("any"), &["Y"]),
+        append_line("order-2", json!("any"), &["C", "D"]),
+    ]);
+    let live: Vec<u64> = (0..2)
+        .map(|_| next()["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(live, [5, 6]);
+    assert!(
+        lines.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the filter drops other categories"
+    );
+
+    signal(tail.id(), "TERM");
+    let status = wait_status(&mut tail, TIMEOUT);
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn tail_of_an_empty_store_waits_and_stops_on_interrupt() {
+    let strata = Strata::new();
+    strata.run(&["append"], "").assert_success();
+    let mut tail = strata
+        .command(&["tail"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut tail);
+    std::thread::sleep(Duration::from_millis(300));
+    strata.append_ok(&[append_line("a-1", json!("any"), &["T"])]);
+    let line = lines.recv_timeout(TIMEOUT).expect("the live event");
+    assert!(line.contains("\"position\":1"), "{line}");
+    signal(tail.id(), "INT");
+    let status = wait_status(&mut tail, TIMEOUT);
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn tail_ends_quietly_when_its_reader_hangs_up() {
+    let strata = Strata::new();
+    strata.append_ok(&[append_line("a-1", json!("any"), &["T"])]);
+    let mut tail = strata
+        .command(&["tail"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(tail.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.contains("\"position\":1"), "{first}");
+    drop(stdout);
+    // The next event's write finds the pipe closed.
+    strata.append_ok(&[append_line("a-1", json!("any"), &["T"])]);
+    let status = wait_status(&mut tail, TIMEOUT);
+    assert!(status.success(), "{status:?}");
+}
