@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use strata_core::{
-    ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Timestamp, Version,
+    EventId, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Timestamp, Version,
 };
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, ReadFilter, StoreError,
@@ -415,6 +415,39 @@ impl EmbeddedStore {
         Ok(events)
     }
 
+    /// Finds an event of `stream` by id synchronously (see [`EventStore::event_by_id`]).
+    pub fn event_by_id_sync(
+        &self,
+        stream: &StreamName,
+        id: EventId,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let locations: Vec<Location> = {
+            let index = shared.index.read();
+            // The id filter answers "certainly not stored" for almost every new id.
+            if !index.ids.may_contain(id.as_bytes()) {
+                return Ok(None);
+            }
+            let Some(entry) = index.stream(stream) else {
+                return Ok(None);
+            };
+            entry
+                .positions
+                .iter()
+                .map(|&p| index.locate(p).ok_or(StoreError::Closed))
+                .collect::<Result<_, _>>()?
+        };
+        // Newest first: a repeated command is usually a recent one.
+        for chunk in locations.rchunks(256) {
+            let events = read_locations(chunk)?;
+            if let Some(event) = events.into_iter().find(|e| e.id == id) {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
+    }
+
     /// Reads the global log synchronously (see [`EventStore::read_all`]).
     pub fn read_all_sync(
         &self,
@@ -572,6 +605,14 @@ impl EventStore for EmbeddedStore {
         filter: &ReadFilter,
     ) -> Result<AllPage, StoreError> {
         self.read_all_sync(from, limit, filter)
+    }
+
+    async fn event_by_id(
+        &self,
+        stream: &StreamName,
+        id: EventId,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        self.event_by_id_sync(stream, id)
     }
 
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {

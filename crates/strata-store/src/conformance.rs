@@ -131,6 +131,7 @@ macro_rules! conformance_tests {
             oversized_event_is_rejected,
             events_round_trip_byte_exact,
             recorded_at_is_set_and_non_decreasing,
+            event_by_id_finds_only_the_streams_own_events,
         );
     };
     (@cases $backend:path; $($case:ident),* $(,)?) => {
@@ -1892,4 +1893,70 @@ fn spawn_writers<S: EventStore + Clone>(
             })
         })
         .collect()
+}
+
+/// `event_by_id` finds an event of the stream by its id, also after a restart, and
+/// nothing for an unknown id or another stream's id.
+pub async fn event_by_id_finds_only_the_streams_own_events<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    let a = stream("byid-a");
+    let b = stream("byid-b");
+    let first = event("Made", json!(1));
+    let second = event("Made", json!(2));
+    let other = event("Made", json!(3));
+    append_ok(
+        &store,
+        &a,
+        ExpectedVersion::NoStream,
+        vec![first.clone(), second.clone()],
+    )
+    .await;
+    append_ok(&store, &b, ExpectedVersion::NoStream, vec![other.clone()]).await;
+    for filler in 0..50 {
+        append_ok(
+            &store,
+            &a,
+            ExpectedVersion::Any,
+            vec![event("Filler", json!(filler))],
+        )
+        .await;
+    }
+    let found = store
+        .event_by_id(&a, second.id)
+        .await
+        .expect("event_by_id works");
+    let found = found.expect("the stream's own event is found by id");
+    assert_eq!(
+        (found.id, found.version),
+        (second.id, Version(2)),
+        "event_by_id returns the event with that id"
+    );
+    assert!(
+        store.event_by_id(&a, other.id).await.unwrap().is_none(),
+        "event_by_id does not find another stream's event"
+    );
+    assert!(
+        store
+            .event_by_id(&a, EventId::new())
+            .await
+            .unwrap()
+            .is_none(),
+        "event_by_id finds nothing for an unknown id"
+    );
+    assert!(
+        store
+            .event_by_id(&stream("byid-none"), first.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "event_by_id finds nothing in a missing stream"
+    );
+    if let Some(store) = backend.reopen(store).await {
+        let found = store.event_by_id(&a, first.id).await.unwrap();
+        assert_eq!(
+            found.map(|e| e.version),
+            Some(Version(1)),
+            "event_by_id works after a restart"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use strata_core::{
-    ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Timestamp, Version,
+    EventId, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Timestamp, Version,
 };
 use tokio::sync::watch;
 
@@ -200,6 +200,21 @@ impl EventStore for MemoryStore {
             events,
             next: Position(next.max(start)),
         })
+    }
+
+    async fn event_by_id(
+        &self,
+        stream: &StreamName,
+        id: EventId,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        let state = self.inner.state.lock();
+        Ok(state.streams.get(stream).and_then(|positions| {
+            positions
+                .iter()
+                .map(|p| &state.log[(p.0 - 1) as usize])
+                .find(|event| event.id == id)
+                .cloned()
+        }))
     }
 
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {

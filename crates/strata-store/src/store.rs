@@ -4,7 +4,9 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use futures::Stream;
-use strata_core::{ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Version};
+use strata_core::{
+    EventId, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Version,
+};
 use tokio::sync::watch;
 
 use crate::{ReadFilter, StoreError};
@@ -101,6 +103,15 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
         filter: &ReadFilter,
     ) -> Result<AllPage, StoreError>;
+
+    /// The event of `stream` whose id is `id`, if the stream holds one. Used to recognise a
+    /// command that was already applied (its events carry ids derived from the command
+    /// id).
+    async fn event_by_id(
+        &self,
+        stream: &StreamName,
+        id: EventId,
+    ) -> Result<Option<RecordedEvent>, StoreError>;
 
     /// The stream's current version (0 if it does not exist).
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError>;

@@ -39,42 +39,44 @@ where
         done: false,
     };
     // Fused: polling after the end keeps answering `None`.
-    Box::pin(stream::unfold(cursor, |mut c| async move {
-        if c.done {
-            return None;
-        }
-        loop {
-            if let Some(event) = c.buffer.pop_front() {
-                return Some((Ok(event), c));
+    Box::pin(
+        stream::unfold(cursor, |mut c| async move {
+            if c.done {
+                return None;
             }
-            // NOTE: mark the head as seen before reading, so a commit that lands during
-            // the read wakes the wait below instead of being missed.
-            let head = *c.head.borrow_and_update();
-            if c.next.0 <= head.0 {
-                match c
-                    .store
-                    .read_all(c.next, SUBSCRIPTION_BATCH, &c.filter)
-                    .await
-                {
-                    Ok(page) => {
-                        let advanced = page.next > c.next;
-                        c.next = page.next.max(c.next);
-                        if !page.events.is_empty() || advanced {
-                            c.buffer.extend(page.events);
-                            continue;
+            loop {
+                if let Some(event) = c.buffer.pop_front() {
+                    return Some((Ok(event), c));
+                }
+                // NOTE: mark the head as seen before reading, so a commit that lands during
+                // the read wakes the wait below instead of being missed.
+                let head = *c.head.borrow_and_update();
+                if c.next.0 <= head.0 {
+                    match c
+                        .store
+                        .read_all(c.next, SUBSCRIPTION_BATCH, &c.filter)
+                        .await
+                    {
+                        Ok(page) => {
+                            let advanced = page.next > c.next;
+                            c.next = page.next.max(c.next);
+                            if !page.events.is_empty() || advanced {
+                                c.buffer.extend(page.events);
+                                continue;
+                            }
+                        }
+                        Err(err) => {
+                            c.done = true;
+                            return Some((Err(err), c));
                         }
                     }
-                    Err(err) => {
-                        c.done = true;
-                        return Some((Err(err), c));
-                    }
+                }
+                if c.head.changed().await.is_err() {
+                    c.done = true;
+                    return Some((Err(StoreError::Closed), c));
                 }
             }
-            if c.head.changed().await.is_err() {
-                c.done = true;
-                return Some((Err(StoreError::Closed), c));
-            }
-        }
-    })
-    .fuse())
+        })
+        .fuse(),
+    )
 }

@@ -81,6 +81,14 @@ impl EventStore for Probe {
         self.inner.read_all(from, limit, filter).await
     }
 
+    async fn event_by_id(
+        &self,
+        stream: &StreamName,
+        id: strata_core::EventId,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        self.inner.event_by_id(stream, id).await
+    }
+
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
         self.inner.stream_version(stream).await
     }
