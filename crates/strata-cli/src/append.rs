@@ -18,9 +18,7 @@ use strata_core::{
 use strata_store::{AppendResult, EventStore, StoreError};
 
 use crate::lines::{self, Line, LineParser};
-
-/// Appends in flight at once: the most the store can group into one commit.
-pub(crate) const IN_FLIGHT: usize = 1024;
+use crate::pipeline;
 
 /// What `append` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -45,20 +43,20 @@ where
 {
     let jobs = lines::spawn_reader(input, AppendParser)
         .context("cannot start the thread reading standard input")?;
-    let mut replies = std::pin::pin!(
-        jobs.map(|job| {
-            // NOTE: unconstrained so that each append reaches the store's queue on its
-            // first poll, in input order; tokio's cooperative budget would otherwise
-            // make some of them wait a turn and let later lines overtake them.
-            tokio::task::unconstrained(async move {
-                match job {
-                    Ok(job) => Ok(execute(store, job).await),
-                    Err(err) => Err(err),
-                }
-            })
-        })
-        .buffered(IN_FLIGHT)
+    let replies = pipeline::in_order(
+        jobs,
+        |job| match job {
+            Ok(Job::Append { events, .. }) => events.iter().map(weight).sum(),
+            _ => 0,
+        },
+        |job| async move {
+            match job {
+                Ok(job) => Ok(execute(store, job).await),
+                Err(err) => Err(err),
+            }
+        },
     );
+    let mut replies = std::pin::pin!(replies);
     let mut summary = Summary::default();
     while let Some(reply) = replies.next().await {
         let reply = reply.context("cannot read standard input")?;
@@ -211,6 +209,11 @@ pub(crate) const INVALID_INPUT: &str = "invalid_input";
 /// The code of a line over the length limit; the same as the store's for an event over
 /// its size limit.
 pub(crate) const TOO_LARGE: &str = "too_large";
+
+/// What an event costs in memory while its append is in flight, roughly.
+pub(crate) fn weight(event: &NewEvent) -> usize {
+    event.size() + 128
+}
 
 /// Parses append lines on the reader thread.
 struct AppendParser;

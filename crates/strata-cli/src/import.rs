@@ -16,11 +16,10 @@ use strata_core::{EventType, ExpectedVersion, NewEvent, StreamName, Timestamp};
 use strata_store::{AppendResult, StoreError};
 use strata_store_embedded::EmbeddedStore;
 
-use crate::append::metadata_bytes;
+use crate::append::{metadata_bytes, weight};
 use crate::lines::{self, Line, LineParser};
+use crate::pipeline;
 
-/// Appends in flight at once.
-pub(crate) const IN_FLIGHT: usize = 1024;
 /// The most events one append carries; a longer run of one stream is split.
 const MAX_GROUP_EVENTS: usize = 1000;
 /// The most payload bytes one append carries, roughly.
@@ -67,33 +66,30 @@ pub(crate) async fn run<T: ImportTarget + ?Sized>(
 ) -> anyhow::Result<Summary> {
     let groups = lines::spawn_reader(input, ImportParser::default())
         .context("cannot start the thread reading the import input")?;
-    let mut results = std::pin::pin!(
-        groups
-            // NOTE: unconstrained so that each append reaches the store's queue on its
-            // first poll, in input order (see `append::run`).
-            .map(|item| tokio::task::unconstrained(async move {
-                match item {
-                    Ok(Job::Append(group)) => {
-                        let line = group.line;
-                        let count = group.events.len() as u64;
-                        let expected = ExpectedVersion::Exact(group.first_version - 1);
-                        target
-                            .append_recorded(
-                                &group.stream,
-                                expected,
-                                group.events,
-                                group.recorded_at,
-                            )
-                            .await
-                            .map(|_| count)
-                            .with_context(|| format!("cannot import line {line}"))
-                    }
-                    Ok(Job::Fail(message)) => Err(anyhow::anyhow!(message)),
-                    Err(err) => Err(err).context("cannot read the import input"),
+    let results = pipeline::in_order(
+        groups,
+        |item| match item {
+            Ok(Job::Append(group)) => group.bytes,
+            _ => 0,
+        },
+        |item| async move {
+            match item {
+                Ok(Job::Append(group)) => {
+                    let line = group.line;
+                    let count = group.events.len() as u64;
+                    let expected = ExpectedVersion::Exact(group.first_version - 1);
+                    target
+                        .append_recorded(&group.stream, expected, group.events, group.recorded_at)
+                        .await
+                        .map(|_| count)
+                        .with_context(|| format!("cannot import line {line}"))
                 }
-            }))
-            .buffered(IN_FLIGHT)
+                Ok(Job::Fail(message)) => Err(anyhow::anyhow!(message)),
+                Err(err) => Err(err).context("cannot read the import input"),
+            }
+        },
     );
+    let mut results = std::pin::pin!(results);
     let mut summary = Summary::default();
     while let Some(result) = results.next().await {
         let count =
@@ -198,7 +194,7 @@ impl ImportParser {
             .as_mut()
             .filter(|g| g.accepts(&parsed.stream, parsed.version))
         {
-            group.bytes += event.size();
+            group.bytes += weight(&event);
             group.events.push(event);
             group.recorded_at.push(recorded_at);
             return Ok(None);
@@ -216,7 +212,7 @@ impl ImportParser {
             line: number,
             stream,
             first_version: parsed.version,
-            bytes: event.size(),
+            bytes: weight(&event),
             events: vec![event],
             recorded_at: vec![recorded_at],
         };

@@ -17,8 +17,10 @@ pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Items sent to the async side per message, at most.
 const BATCH_ITEMS: usize = 256;
+/// Input bytes after which a batch is sent even if it holds fewer items.
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Batches in flight between the reader thread and the async side.
-const CHANNEL_BATCHES: usize = 16;
+const CHANNEL_BATCHES: usize = 8;
 /// The reader's buffer.
 const READ_BUFFER_BYTES: usize = 1024 * 1024;
 
@@ -81,25 +83,19 @@ fn read_into<R: Read, P: LineParser>(
 ) {
     let mut line = Vec::new();
     let mut items = Vec::with_capacity(BATCH_ITEMS);
+    let mut batch_bytes = 0usize;
     let mut number = 0u64;
-    let send = |items: &mut Vec<P::Item>| {
-        if items.is_empty() {
-            return true;
-        }
-        let batch = std::mem::replace(items, Vec::with_capacity(BATCH_ITEMS));
-        tx.blocking_send(Ok(batch)).is_ok()
-    };
     loop {
         match read_line(&mut input, &mut line, max_line) {
             Err(err) => {
-                if send(&mut items) {
+                if send(tx, &mut items) {
                     let _ = tx.blocking_send(Err(err));
                 }
                 return;
             }
             Ok(None) => {
                 parser.end(&mut items);
-                send(&mut items);
+                send(tx, &mut items);
                 return;
             }
             Ok(Some(bytes)) => {
@@ -110,22 +106,35 @@ fn read_into<R: Read, P: LineParser>(
                         limit: max_line,
                     }
                 } else {
+                    batch_bytes += bytes;
                     Line::Text(&line)
                 };
                 if parser.line(number, line, &mut items).is_break() {
-                    send(&mut items);
+                    send(tx, &mut items);
                     return;
                 }
                 let idle = input.buffer().is_empty();
                 if idle {
                     parser.idle(&mut items);
                 }
-                if (idle || items.len() >= BATCH_ITEMS) && !send(&mut items) {
-                    return;
+                if idle || items.len() >= BATCH_ITEMS || batch_bytes >= BATCH_BYTES {
+                    batch_bytes = 0;
+                    if !send(tx, &mut items) {
+                        return;
+                    }
                 }
             }
         }
     }
+}
+
+/// Sends the items gathered so far, if any; false when the async side is gone.
+fn send<T>(tx: &mpsc::Sender<io::Result<Vec<T>>>, items: &mut Vec<T>) -> bool {
+    if items.is_empty() {
+        return true;
+    }
+    let batch = std::mem::replace(items, Vec::with_capacity(BATCH_ITEMS));
+    tx.blocking_send(Ok(batch)).is_ok()
 }
 
 /// Reads one line into `line` without its `\n` or `\r\n`. Returns `None` at the end of

@@ -9,6 +9,7 @@ mod args;
 mod bench;
 mod import;
 mod lines;
+mod pipeline;
 mod read;
 mod tail;
 mod verify;

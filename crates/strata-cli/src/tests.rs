@@ -778,3 +778,46 @@ fn the_error_line_joins_causes_and_says_a_repeated_source_once() {
     let err = anyhow::anyhow!("first\nsecond").context("outer");
     assert_eq!(crate::one_line(&err), "outer: first second");
 }
+
+// --- the ordered pipeline ---
+
+#[tokio::test]
+async fn pipelined_work_starts_in_input_order_and_yields_in_input_order() {
+    use futures::StreamExt as _;
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let items = futures::stream::iter(0..5000u32);
+    let results: Vec<u32> = crate::pipeline::in_order(
+        items,
+        |_| 10,
+        |i| {
+            let started = Arc::clone(&started);
+            async move {
+                // Spends cooperative budget before "enqueueing", as a store's append does.
+                tokio::task::consume_budget().await;
+                started.lock().push(i);
+                // Finish out of order.
+                if i % 3 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                i
+            }
+        },
+    )
+    .collect()
+    .await;
+    assert_eq!(results, (0..5000).collect::<Vec<_>>());
+    assert_eq!(*started.lock(), (0..5000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn work_heavier_than_the_whole_budget_still_runs() {
+    use futures::StreamExt as _;
+    let results: Vec<u32> = crate::pipeline::in_order(
+        futures::stream::iter(0..10u32),
+        |_| usize::MAX,
+        |i| async move { i },
+    )
+    .collect()
+    .await;
+    assert_eq!(results, (0..10).collect::<Vec<_>>());
+}
