@@ -1,0 +1,192 @@
+//! The typed mapping between an event enum and stored `(type, JSON)`, with a schema version
+//! per event type, and the upcasters that turn old stored shapes into the current one on
+//! read. Stored bytes never change.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The metadata key holding the schema version of an event's data.
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// Why an event could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The stored type is not one this event enum knows.
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    /// The stored data does not fit the type's current shape (after upcasting).
+    #[error("event of type {event_type:?} does not decode: {reason}")]
+    Malformed {
+        /// The stored type.
+        event_type: String,
+        /// What serde said.
+        reason: String,
+    },
+    /// The stored schema version is newer than this code knows.
+    #[error("event of type {event_type:?} has schema version {stored}, newer than {current}")]
+    TooNew {
+        /// The stored type.
+        event_type: String,
+        /// The stored schema version.
+        stored: u32,
+        /// The newest version this code knows.
+        current: u32,
+    },
+    /// An event could not be serialized.
+    #[error("event does not encode: {0}")]
+    Encode(String),
+}
+
+/// How an event type is stored: a type name and a JSON payload, with a schema version
+/// per type.
+///
+/// Implemented for free by any [`TaggedEvent`] (a serde enum tagged `type`/`data`).
+pub trait EventCodec: Sized {
+    /// The stored type name and the JSON payload.
+    fn encode(&self) -> Result<(String, Value), CodecError>;
+    /// Rebuilds an event from its stored type and its payload in the current shape.
+    fn decode(event_type: &str, data: Value) -> Result<Self, CodecError>;
+    /// The current schema version of `event_type`'s payload (1 unless upcasters exist).
+    fn schema_version(event_type: &str) -> u32 {
+        let _ = event_type;
+        1
+    }
+}
+
+/// An event enum serialized by serde as `{"type": "...", "data": {...}}`, i.e. with
+/// `#[serde(tag = "type", content = "data")]`. Every such enum is an [`EventCodec`].
+pub trait TaggedEvent: Serialize + DeserializeOwned {
+    /// The current schema version of `event_type`'s payload.
+    fn schema_version(event_type: &str) -> u32 {
+        let _ = event_type;
+        1
+    }
+}
+
+impl<T: TaggedEvent> EventCodec for T {
+    fn encode(&self) -> Result<(String, Value), CodecError> {
+        let value = serde_json::to_value(self).map_err(|e| CodecError::Encode(e.to_string()))?;
+        let Value::Object(mut map) = value else {
+            return Err(CodecError::Encode(
+                "a tagged event must serialize to an object with \"type\"".to_owned(),
+            ));
+        };
+        let Some(Value::String(event_type)) = map.remove("type") else {
+            return Err(CodecError::Encode(
+                "a tagged event must serialize with a string \"type\"".to_owned(),
+            ));
+        };
+        let data = map
+            .remove("data")
+            .unwrap_or(Value::Object(Default::default()));
+        Ok((event_type, data))
+    }
+
+    fn decode(event_type: &str, data: Value) -> Result<Self, CodecError> {
+        let tagged = serde_json::json!({ "type": event_type, "data": data });
+        serde_json::from_value(tagged).map_err(|e| {
+            let reason = e.to_string();
+            if reason.contains("unknown variant") {
+                CodecError::UnknownType(event_type.to_owned())
+            } else {
+                CodecError::Malformed {
+                    event_type: event_type.to_owned(),
+                    reason,
+                }
+            }
+        })
+    }
+
+    fn schema_version(event_type: &str) -> u32 {
+        <T as TaggedEvent>::schema_version(event_type)
+    }
+}
+
+/// Turns the payload of `event_type` at schema version `from` into version `from + 1`.
+#[derive(Clone, Copy)]
+pub struct Upcaster {
+    /// The stored type it applies to.
+    pub event_type: &'static str,
+    /// The schema version it reads.
+    pub from: u32,
+    /// The conversion.
+    pub upcast: fn(Value) -> Value,
+}
+
+/// A registry of upcasters, applied in chains on read.
+#[derive(Clone, Default)]
+pub struct Upcasters {
+    by_type: HashMap<&'static str, Vec<Upcaster>>,
+}
+
+impl Upcasters {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an upcaster.
+    #[must_use]
+    pub fn with(mut self, upcaster: Upcaster) -> Self {
+        self.by_type
+            .entry(upcaster.event_type)
+            .or_default()
+            .push(upcaster);
+        self
+    }
+
+    /// Brings `data` of `event_type` from schema version `stored` to `current`.
+    pub fn upcast(
+        &self,
+        event_type: &str,
+        stored: u32,
+        current: u32,
+        mut data: Value,
+    ) -> Result<Value, CodecError> {
+        if stored > current {
+            return Err(CodecError::TooNew {
+                event_type: event_type.to_owned(),
+                stored,
+                current,
+            });
+        }
+        let chain = self.by_type.get(event_type);
+        for version in stored..current {
+            let step = chain.and_then(|c| c.iter().find(|u| u.from == version));
+            match step {
+                Some(upcaster) => data = (upcaster.upcast)(data),
+                None => {
+                    return Err(CodecError::Malformed {
+                        event_type: event_type.to_owned(),
+                        reason: format!("no upcaster from schema version {version}"),
+                    });
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    /// Decodes a stored event into `E`, upcasting its payload first.
+    pub fn decode<E: EventCodec>(
+        &self,
+        event: &strata_core::RecordedEvent,
+    ) -> Result<E, CodecError> {
+        let event_type = event.event_type.as_str();
+        let data: Value =
+            serde_json::from_slice(&event.data).map_err(|e| CodecError::Malformed {
+                event_type: event_type.to_owned(),
+                reason: format!("payload is not JSON: {e}"),
+            })?;
+        let stored = serde_json::from_slice::<serde_json::Map<String, Value>>(&event.metadata)
+            .ok()
+            .and_then(|m| m.get(SCHEMA_VERSION_KEY).and_then(Value::as_u64))
+            .map_or(1, |v| v as u32);
+        let current = E::schema_version(event_type);
+        let data = self.upcast(event_type, stored, current, data)?;
+        E::decode(event_type, data)
+    }
+}

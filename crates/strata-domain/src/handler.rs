@@ -1,0 +1,538 @@
+//! The command handler: load (snapshot, then newer events), decide, append with the
+//! expected version, retry a bounded number of times on conflict, and de-duplicate by
+//! command id. Also loading as of a version or a time, and an aggregate's history.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_core::{
+    CoreError, EventType, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName,
+    Timestamp, Version, metadata_keys,
+};
+use strata_store::{Direction, EventStore, StoreError};
+
+use crate::{
+    Aggregate, COMMAND_ID_KEY, CodecError, CommandContext, EventCodec, Snapshot, SnapshotStore,
+    Upcasters, derived_event_id,
+};
+
+/// Events read per page while loading.
+const LOAD_PAGE: usize = 1024;
+
+/// Why a command was not applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError<E> {
+    /// A rule of the domain refused the command. Nothing was written.
+    #[error("{0}")]
+    Domain(E),
+    /// Other writers kept changing the aggregate; every attempt conflicted.
+    #[error("stream {stream} kept changing: {attempts} attempts conflicted")]
+    Conflict {
+        /// The aggregate's stream.
+        stream: StreamName,
+        /// How many times the command was decided.
+        attempts: u32,
+    },
+    /// The aggregate id makes an invalid stream name.
+    #[error(transparent)]
+    InvalidId(#[from] CoreError),
+    /// A stored event could not be decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a handled command did.
+#[derive(Debug, Clone)]
+pub struct CommandOutcome {
+    /// The aggregate's stream.
+    pub stream: StreamName,
+    /// The consistency token: the position of the command's last event (for a command that
+    /// decided nothing, of the stream's last event, or 0).
+    pub position: Position,
+    /// The stream's version after the command.
+    pub version: Version,
+    /// The events the command appended, as stored.
+    pub events: Vec<RecordedEvent>,
+    /// Whether the command id had been handled before (nothing was written this time).
+    pub duplicate: bool,
+}
+
+/// An aggregate's state as loaded.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The stream version it includes (0: no events).
+    pub version: Version,
+    /// The position of the last event it includes (0: none).
+    pub position: Position,
+    /// The snapshot it started from, if one was used.
+    pub snapshot: Option<Version>,
+}
+
+/// One event of an aggregate's history: what happened, when, who asked, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryEntry {
+    /// Global position.
+    pub position: u64,
+    /// Version in the stream.
+    pub version: u64,
+    /// Event id.
+    pub id: String,
+    /// Event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// Who asked (`actor` metadata).
+    pub actor: Option<String>,
+    /// The command that caused it.
+    pub command_id: Option<String>,
+    /// What caused the command (an event id for a process manager's command).
+    pub causation_id: Option<String>,
+    /// The request it belongs to.
+    pub correlation_id: Option<String>,
+    /// The payload.
+    pub data: serde_json::Value,
+}
+
+/// An aggregate's full history.
+pub type History = Vec<HistoryEntry>;
+
+/// Settings of a [`CommandHandler`].
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerOptions {
+    /// How many times a command is decided before a conflict is given up on.
+    pub max_attempts: u32,
+}
+
+impl Default for HandlerOptions {
+    fn default() -> Self {
+        Self { max_attempts: 5 }
+    }
+}
+
+/// Handles commands against aggregates stored in an event store.
+#[derive(Clone)]
+pub struct CommandHandler {
+    store: Arc<dyn EventStore>,
+    snapshots: Arc<dyn SnapshotStore>,
+    upcasters: Arc<Upcasters>,
+    options: HandlerOptions,
+}
+
+impl CommandHandler {
+    /// A handler over `store`, keeping snapshots in `snapshots`.
+    pub fn new(store: Arc<dyn EventStore>, snapshots: Arc<dyn SnapshotStore>) -> Self {
+        Self {
+            store,
+            snapshots,
+            upcasters: Arc::new(Upcasters::new()),
+            options: HandlerOptions::default(),
+        }
+    }
+
+    /// Uses these upcasters when reading events.
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = Arc::new(upcasters);
+        self
+    }
+
+    /// Uses these settings.
+    #[must_use]
+    pub fn with_options(mut self, options: HandlerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The store this handler appends to.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The upcasters this handler reads with.
+    pub fn upcasters(&self) -> &Upcasters {
+        &self.upcasters
+    }
+
+    /// The stream of aggregate `id`.
+    pub fn stream_of<A: Aggregate>(id: &str) -> Result<StreamName, CoreError> {
+        StreamName::new(format!("{}-{id}", A::CATEGORY))
+    }
+
+    /// Handles `command` for aggregate `id`: loads it, decides, and appends the events
+    /// expecting the version it loaded, deciding again on a conflict (at most
+    /// `max_attempts` times). A command id seen before answers the first outcome.
+    pub async fn handle<A: Aggregate>(
+        &self,
+        id: &str,
+        command: &A::Command,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, CommandError<A::Error>> {
+        let stream = Self::stream_of::<A>(id)?;
+        if let Some(outcome) = self.previous_outcome(&stream, context).await? {
+            return Ok(outcome);
+        }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let loaded = self.load_stream::<A>(&stream, None).await?;
+            let decided = loaded.state.decide(command).map_err(CommandError::Domain)?;
+            if decided.is_empty() {
+                return Ok(CommandOutcome {
+                    stream,
+                    position: loaded.position,
+                    version: loaded.version,
+                    events: Vec::new(),
+                    duplicate: false,
+                });
+            }
+            let new_events = encode_all::<A>(&decided, context)?;
+            match self
+                .store
+                .append(
+                    &stream,
+                    ExpectedVersion::Exact(loaded.version.0),
+                    new_events.clone(),
+                )
+                .await
+            {
+                Ok(result) => {
+                    self.maybe_snapshot(&stream, &loaded, &decided, result.last_version)
+                        .await;
+                    let recorded = recorded(
+                        &stream,
+                        new_events,
+                        result.first_position,
+                        result.first_version,
+                    );
+                    return Ok(CommandOutcome {
+                        stream,
+                        position: result.position,
+                        version: result.last_version,
+                        events: recorded,
+                        duplicate: false,
+                    });
+                }
+                Err(StoreError::WrongExpectedVersion { .. })
+                    if attempts < self.options.max_attempts =>
+                {
+                    // Someone else appended meanwhile; perhaps it was this very command.
+                    if let Some(outcome) = self.previous_outcome(&stream, context).await? {
+                        return Ok(outcome);
+                    }
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    return Err(CommandError::Conflict { stream, attempts });
+                }
+                Err(err) => return Err(CommandError::Store(err)),
+            }
+        }
+    }
+
+    /// The outcome of `context`'s command if it was already applied to `stream`.
+    async fn previous_outcome<E>(
+        &self,
+        stream: &StreamName,
+        context: &CommandContext,
+    ) -> Result<Option<CommandOutcome>, CommandError<E>> {
+        let first_id = derived_event_id(context.command_id, 0);
+        let Some(first) = self.store.event_by_id(stream, first_id).await? else {
+            return Ok(None);
+        };
+        let command_id = context.command_id.to_string();
+        let mut events = vec![first.clone()];
+        let mut next = first.version.next();
+        'pages: loop {
+            let page = self
+                .store
+                .read_stream(stream, Some(next), Direction::Forward, LOAD_PAGE)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for event in page {
+                let same = event
+                    .metadata_json()
+                    .get(COMMAND_ID_KEY)
+                    .and_then(|v| v.as_str())
+                    == Some(command_id.as_str());
+                if !same {
+                    break 'pages;
+                }
+                next = event.version.next();
+                events.push(event);
+            }
+        }
+        let last = events.last().cloned().unwrap_or(first);
+        Ok(Some(CommandOutcome {
+            stream: stream.clone(),
+            position: last.position,
+            version: last.version,
+            events,
+            duplicate: true,
+        }))
+    }
+
+    async fn maybe_snapshot<A: Aggregate>(
+        &self,
+        stream: &StreamName,
+        loaded: &Loaded<A>,
+        decided: &[A::Event],
+        version: Version,
+    ) {
+        let Some(every) = A::SNAPSHOT_EVERY else {
+            return;
+        };
+        let since = loaded.snapshot.unwrap_or_default();
+        if every == 0 || version.0 - since.0 < every {
+            return;
+        }
+        let state = decided
+            .iter()
+            .fold(loaded.state.clone(), |s, e| s.evolve(e));
+        let Ok(bytes) = serde_json::to_vec(&state) else {
+            return;
+        };
+        let snapshot = Snapshot {
+            stream: stream.clone(),
+            version,
+            schema_version: A::SNAPSHOT_VERSION,
+            state: Bytes::from(bytes),
+        };
+        if let Err(err) = self.snapshots.save(snapshot).await {
+            tracing::warn!(%stream, error = %err, "cannot save a snapshot; loading will replay events");
+        }
+    }
+
+    /// Loads aggregate `id` as it is now.
+    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let stream = Self::stream_of::<A>(id)?;
+        self.load_stream::<A>(&stream, None).await
+    }
+
+    /// Loads aggregate `id` as it was at stream version `version` (time travel).
+    pub async fn load_at_version<A: Aggregate>(
+        &self,
+        id: &str,
+        version: Version,
+    ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let stream = Self::stream_of::<A>(id)?;
+        self.load_stream::<A>(&stream, Some(Bound::Version(version)))
+            .await
+    }
+
+    /// Loads aggregate `id` as it was at global position `position`: every event of its
+    /// stream at or below it.
+    pub async fn load_at_position<A: Aggregate>(
+        &self,
+        id: &str,
+        position: Position,
+    ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let stream = Self::stream_of::<A>(id)?;
+        self.load_stream::<A>(&stream, Some(Bound::Position(position)))
+            .await
+    }
+
+    /// Loads aggregate `id` as it was at time `at`: every event recorded at or before it.
+    pub async fn load_at_time<A: Aggregate>(
+        &self,
+        id: &str,
+        at: Timestamp,
+    ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let stream = Self::stream_of::<A>(id)?;
+        self.load_stream::<A>(&stream, Some(Bound::Time(at))).await
+    }
+
+    async fn load_stream<A: Aggregate>(
+        &self,
+        stream: &StreamName,
+        bound: Option<Bound>,
+    ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: Version(0),
+            position: Position(0),
+            snapshot: None,
+        };
+        // A snapshot only helps when the bound is a version at or above it; times and
+        // positions are not recorded with snapshots.
+        let use_snapshot = match bound {
+            None => true,
+            Some(Bound::Version(_)) => true,
+            Some(_) => false,
+        };
+        if use_snapshot && A::SNAPSHOT_EVERY.is_some() {
+            match self.snapshots.load(stream).await {
+                Ok(Some(snapshot))
+                    if snapshot.schema_version == A::SNAPSHOT_VERSION
+                        && bound.is_none_or(|b| b.admits_version(snapshot.version)) =>
+                {
+                    if let Ok(state) = serde_json::from_slice::<A>(&snapshot.state) {
+                        loaded.state = state;
+                        loaded.version = snapshot.version;
+                        loaded.snapshot = Some(snapshot.version);
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(%stream, error = %err, "cannot load a snapshot; replaying events");
+                }
+            }
+        }
+        let mut next = loaded.version.next();
+        loop {
+            let page = self
+                .store
+                .read_stream(stream, Some(next), Direction::Forward, LOAD_PAGE)
+                .await?;
+            let len = page.len();
+            for event in page {
+                if bound.is_some_and(|b| !b.admits(&event)) {
+                    return Ok(loaded);
+                }
+                let decoded: A::Event = self.upcasters.decode(&event)?;
+                loaded.state = loaded.state.evolve(&decoded);
+                loaded.version = event.version;
+                loaded.position = event.position;
+                next = event.version.next();
+            }
+            if len < LOAD_PAGE {
+                break;
+            }
+        }
+        if loaded.position == Position(0) && loaded.version.0 > 0 {
+            // Loaded entirely from a snapshot: find the position of its last event.
+            let last = self
+                .store
+                .read_stream(stream, Some(loaded.version), Direction::Forward, 1)
+                .await?;
+            if let Some(event) = last.first() {
+                loaded.position = event.position;
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Every event of `stream` with who, when and why.
+    pub async fn history(&self, stream: &StreamName) -> Result<History, StoreError> {
+        let mut history = Vec::new();
+        let mut next = Version(1);
+        loop {
+            let page = self
+                .store
+                .read_stream(stream, Some(next), Direction::Forward, LOAD_PAGE)
+                .await?;
+            let len = page.len();
+            for event in page {
+                let metadata = event.metadata_json();
+                let text = |key: &str| {
+                    metadata
+                        .get(key)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                next = event.version.next();
+                history.push(HistoryEntry {
+                    position: event.position.0,
+                    version: event.version.0,
+                    id: event.id.to_string(),
+                    event_type: event.event_type.to_string(),
+                    recorded_at: event.recorded_at,
+                    actor: text(metadata_keys::ACTOR),
+                    command_id: text(COMMAND_ID_KEY),
+                    causation_id: text(metadata_keys::CAUSATION_ID),
+                    correlation_id: text(metadata_keys::CORRELATION_ID),
+                    data: event.data_json(),
+                });
+            }
+            if len < LOAD_PAGE {
+                break;
+            }
+        }
+        Ok(history)
+    }
+}
+
+/// How far back in time a load goes.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    Version(Version),
+    Position(Position),
+    Time(Timestamp),
+}
+
+impl Bound {
+    fn admits(self, event: &RecordedEvent) -> bool {
+        match self {
+            Bound::Version(v) => event.version <= v,
+            Bound::Position(p) => event.position <= p,
+            Bound::Time(t) => event.recorded_at <= t,
+        }
+    }
+
+    fn admits_version(self, version: Version) -> bool {
+        match self {
+            Bound::Version(v) => version <= v,
+            Bound::Position(_) | Bound::Time(_) => false,
+        }
+    }
+}
+
+/// Encodes decided events with ids derived from the command id and the command's
+/// metadata.
+fn encode_all<A: Aggregate>(
+    events: &[A::Event],
+    context: &CommandContext,
+) -> Result<Vec<NewEvent>, CodecError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let (event_type, data) = event.encode()?;
+            let schema = <A::Event as EventCodec>::schema_version(&event_type);
+            let event_type =
+                EventType::new(&event_type).map_err(|e| CodecError::Encode(e.to_string()))?;
+            let data = serde_json::to_vec(&data).map_err(|e| CodecError::Encode(e.to_string()))?;
+            Ok(NewEvent {
+                id: derived_event_id(context.command_id, i as u32),
+                event_type,
+                data: Bytes::from(data),
+                metadata: Bytes::from(
+                    serde_json::to_vec(&context.event_metadata(schema))
+                        .map_err(|e| CodecError::Encode(e.to_string()))?,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// The recorded form of events just appended (their recording time is the local clock's,
+/// within the commit's window).
+fn recorded(
+    stream: &StreamName,
+    events: Vec<NewEvent>,
+    first_position: Position,
+    first_version: Version,
+) -> Vec<RecordedEvent> {
+    let now = Timestamp::from_datetime(::time::OffsetDateTime::now_utc());
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| RecordedEvent {
+            position: Position(first_position.0 + i as u64),
+            stream: stream.clone(),
+            version: Version(first_version.0 + i as u64),
+            id: e.id,
+            event_type: e.event_type,
+            data: e.data,
+            metadata: e.metadata,
+            recorded_at: now,
+        })
+        .collect()
+}
