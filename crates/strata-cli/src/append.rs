@@ -12,13 +12,12 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use strata_core::{
-    CoreError, EMPTY_METADATA, EventId, EventType, ExpectedVersion, NewEvent, StreamName,
-};
+use strata_core::{CoreError, EventId, ExpectedVersion, NewEvent, StreamName};
 use strata_store::{AppendResult, EventStore, StoreError};
 
 use crate::lines::{self, Line, LineParser};
-use crate::pipeline;
+use crate::names::Names;
+use crate::{payload, pipeline};
 
 /// What `append` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +40,12 @@ where
     S: EventStore + ?Sized,
     W: Write,
 {
-    let jobs = lines::spawn_reader(input, AppendParser)
+    let jobs = lines::spawn_reader(input, AppendParser::default())
         .context("cannot start the thread reading standard input")?;
     let replies = pipeline::in_order(
         jobs,
         |job| match job {
-            Ok(Job::Append { events, .. }) => events.iter().map(weight).sum(),
+            Ok(Job::Append { events, .. }) => events.iter().map(payload::weight).sum(),
             _ => 0,
         },
         |job| async move {
@@ -210,13 +209,11 @@ pub(crate) const INVALID_INPUT: &str = "invalid_input";
 /// its size limit.
 pub(crate) const TOO_LARGE: &str = "too_large";
 
-/// What an event costs in memory while its append is in flight, roughly.
-pub(crate) fn weight(event: &NewEvent) -> usize {
-    event.size() + 128
-}
-
 /// Parses append lines on the reader thread.
-struct AppendParser;
+#[derive(Default)]
+struct AppendParser {
+    names: Names,
+}
 
 impl LineParser for AppendParser {
     type Item = Job;
@@ -227,7 +224,9 @@ impl LineParser for AppendParser {
                 out.push(Job::Refuse(ErrorBody::too_long(number, bytes, limit)));
             }
             Line::Text(text) if text.trim_ascii().is_empty() => {}
-            Line::Text(text) => out.push(parse_line(number, text).unwrap_or_else(Job::Refuse)),
+            Line::Text(text) => {
+                out.push(parse_line(&mut self.names, number, text).unwrap_or_else(Job::Refuse));
+            }
         }
         ControlFlow::Continue(())
     }
@@ -264,18 +263,20 @@ struct EventLine<'a> {
 }
 
 /// Parses append line `number`. The event payloads are kept as the exact bytes written.
-pub(crate) fn parse_line(number: u64, line: &[u8]) -> Result<Job, ErrorBody> {
-    let text = lines::utf8(number, line).map_err(ErrorBody::invalid)?;
+pub(crate) fn parse_line(names: &mut Names, number: u64, line: &[u8]) -> Result<Job, ErrorBody> {
+    let line = Bytes::copy_from_slice(line);
+    let text = lines::utf8(number, &line).map_err(ErrorBody::invalid)?;
     let parsed: AppendLine<'_> = serde_json::from_str(text)
         .map_err(|err| ErrorBody::invalid(lines::json_error(number, &err)))?;
-    let invalid = |err: CoreError| ErrorBody::invalid(format!("line {number}: {err}"));
-    let stream = StreamName::new(&parsed.stream).map_err(invalid)?;
+    let stream = names
+        .stream(&parsed.stream)
+        .map_err(|err| ErrorBody::invalid(format!("line {number}: {err}")))?;
     let events = parsed
         .events
         .into_iter()
         .enumerate()
         .map(|(index, event)| {
-            new_event(event)
+            new_event(names, &line, event)
                 .map_err(|err| ErrorBody::invalid(format!("line {number}, event {index}: {err}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -286,39 +287,15 @@ pub(crate) fn parse_line(number: u64, line: &[u8]) -> Result<Job, ErrorBody> {
     })
 }
 
-fn new_event(event: EventLine<'_>) -> Result<NewEvent, CoreError> {
-    let event_type = EventType::new(&event.event_type)?;
+fn new_event(names: &mut Names, line: &Bytes, event: EventLine<'_>) -> Result<NewEvent, CoreError> {
     let id = match event.id {
         Some(id) => id.parse()?,
         None => EventId::new(),
     };
     Ok(NewEvent {
         id,
-        event_type,
-        data: Bytes::copy_from_slice(event.data.get().as_bytes()),
-        metadata: metadata_bytes(event.metadata)?,
+        event_type: names.event_type(&event.event_type)?,
+        data: payload::part(line, event.data),
+        metadata: payload::metadata(line, event.metadata)?,
     })
-}
-
-/// The metadata's bytes as written, `{}` when absent or null; anything but an object is
-/// refused.
-pub(crate) fn metadata_bytes(metadata: Option<&RawValue>) -> Result<Bytes, CoreError> {
-    match metadata.map(RawValue::get) {
-        None | Some("null") => Ok(Bytes::from_static(EMPTY_METADATA)),
-        Some(text) if text.starts_with('{') => Ok(Bytes::copy_from_slice(text.as_bytes())),
-        Some(text) => Err(CoreError::InvalidMetadata(format!(
-            "must be a JSON object, not {}",
-            json_kind(text)
-        ))),
-    }
-}
-
-/// What kind of JSON value a raw value is, for messages.
-fn json_kind(text: &str) -> &'static str {
-    match text.as_bytes().first() {
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        _ => "a number",
-    }
 }

@@ -12,12 +12,13 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use strata_core::{EventType, ExpectedVersion, NewEvent, StreamName, Timestamp};
+use strata_core::{ExpectedVersion, NewEvent, StreamName, Timestamp};
 use strata_store::{AppendResult, StoreError};
 use strata_store_embedded::EmbeddedStore;
 
-use crate::append::{metadata_bytes, weight};
 use crate::lines::{self, Line, LineParser};
+use crate::names::Names;
+use crate::payload::{self, weight};
 use crate::pipeline;
 
 /// The most events one append carries; a longer run of one stream is split.
@@ -151,6 +152,7 @@ struct ExportLine<'a> {
 #[derive(Default)]
 struct ImportParser {
     group: Option<Group>,
+    names: Names,
 }
 
 impl LineParser for ImportParser {
@@ -184,11 +186,18 @@ impl ImportParser {
     /// Adds line `number` to the current group, returning the previous group if this
     /// line starts a new one.
     fn add(&mut self, number: u64, text: &[u8]) -> Result<Option<Group>, String> {
-        let text = lines::utf8(number, text)?;
+        let line = Bytes::copy_from_slice(text);
+        let text = lines::utf8(number, &line)?;
         let parsed: ExportLine<'_> =
             serde_json::from_str(text).map_err(|err| lines::json_error(number, &err))?;
-        let (event, recorded_at) =
-            event_of(&parsed).map_err(|err| format!("line {number}: {err}"))?;
+        let at = |err| format!("line {number}: {err}");
+        let event = NewEvent {
+            id: parsed.id.parse().map_err(at)?,
+            event_type: self.names.event_type(&parsed.event_type).map_err(at)?,
+            data: payload::part(&line, parsed.data),
+            metadata: payload::metadata(&line, parsed.metadata).map_err(at)?,
+        };
+        let recorded_at = Timestamp::parse_rfc3339(&parsed.recorded_at).map_err(at)?;
         if let Some(group) = self
             .group
             .as_mut()
@@ -199,10 +208,7 @@ impl ImportParser {
             group.recorded_at.push(recorded_at);
             return Ok(None);
         }
-        let stream = match &self.group {
-            Some(group) if group.stream.as_str() == parsed.stream => group.stream.clone(),
-            _ => StreamName::new(&parsed.stream).map_err(|err| format!("line {number}: {err}"))?,
-        };
+        let stream = self.names.stream(&parsed.stream).map_err(at)?;
         if parsed.version == 0 {
             return Err(format!(
                 "line {number}: version 0 of stream {stream} is not an event's version (versions start at 1)"
@@ -224,14 +230,4 @@ impl ImportParser {
         out.push(Job::Fail(message));
         ControlFlow::Break(())
     }
-}
-
-fn event_of(line: &ExportLine<'_>) -> Result<(NewEvent, Timestamp), strata_core::CoreError> {
-    let event = NewEvent {
-        id: line.id.parse()?,
-        event_type: EventType::new(&line.event_type)?,
-        data: Bytes::copy_from_slice(line.data.get().as_bytes()),
-        metadata: metadata_bytes(line.metadata)?,
-    };
-    Ok((event, Timestamp::parse_rfc3339(&line.recorded_at)?))
 }

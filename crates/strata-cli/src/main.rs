@@ -9,6 +9,8 @@ mod args;
 mod bench;
 mod import;
 mod lines;
+mod names;
+mod payload;
 mod pipeline;
 mod read;
 mod tail;

@@ -62,7 +62,7 @@ fn an_append_line_keeps_the_payload_bytes_as_written() {
         stream: name,
         expected,
         events,
-    }) = append::parse_line(1, line.as_bytes())
+    }) = append::parse_line(&mut Default::default(), 1, line.as_bytes())
     else {
         panic!("the line should parse");
     };
@@ -92,7 +92,7 @@ fn expected_version_defaults_to_any_and_accepts_its_words() {
     ] {
         let line =
             format!(r#"{{{text} "stream": "a-1", "events": [{{"type": "T", "data": null}}]}}"#);
-        match append::parse_line(1, line.as_bytes()) {
+        match append::parse_line(&mut Default::default(), 1, line.as_bytes()) {
             Ok(Job::Append { expected: got, .. }) => assert_eq!(got, expected, "{line}"),
             other => panic!("{line}: {other:?}"),
         }
@@ -143,7 +143,7 @@ fn bad_append_lines_are_refused_with_a_message_naming_the_line() {
         (b"[1, 2]", "invalid type"),
     ];
     for (line, needle) in cases {
-        let body = refused(append::parse_line(7, line));
+        let body = refused(append::parse_line(&mut Default::default(), 7, line));
         assert_eq!(body.code, INVALID_INPUT);
         assert!(
             body.message.contains(needle),
@@ -820,4 +820,40 @@ async fn work_heavier_than_the_whole_budget_still_runs() {
     .collect()
     .await;
     assert_eq!(results, (0..10).collect::<Vec<_>>());
+}
+
+// --- payloads and names ---
+
+#[test]
+fn payloads_share_the_lines_buffer_and_foreign_ones_are_copied() {
+    let line = bytes::Bytes::from_static(br#"{"data": {"a": [1, 2]}, "metadata": null}"#);
+    #[derive(serde::Deserialize)]
+    struct Parts<'a> {
+        #[serde(borrow)]
+        data: &'a serde_json::value::RawValue,
+        #[serde(borrow)]
+        metadata: Option<&'a serde_json::value::RawValue>,
+    }
+    let parts: Parts<'_> = serde_json::from_slice(&line).unwrap();
+    let data = crate::payload::part(&line, parts.data);
+    assert_eq!(&data[..], br#"{"a": [1, 2]}"#);
+    assert!(line.as_ptr_range().contains(&data.as_ptr()));
+    assert_eq!(
+        &crate::payload::metadata(&line, parts.metadata).unwrap()[..],
+        b"{}"
+    );
+
+    let elsewhere = serde_json::value::RawValue::from_string("[3]".to_owned()).unwrap();
+    assert_eq!(&crate::payload::part(&line, &elsewhere)[..], b"[3]");
+}
+
+#[test]
+fn names_are_validated_once_and_bad_ones_every_time() {
+    let mut names = crate::names::Names::default();
+    let first = names.stream("order-1").unwrap();
+    assert_eq!(names.stream("order-1").unwrap(), first);
+    assert!(names.stream("").is_err());
+    assert!(names.stream("").is_err());
+    assert_eq!(names.event_type("Placed").unwrap().as_str(), "Placed");
+    assert!(names.event_type("a\nb").is_err());
 }
