@@ -5,7 +5,7 @@
 //! The index only ever grows, and only by whole batches that are already durable; readers
 //! see a batch completely or not at all.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -18,5 +18,5 @@ mod verify;
 mod writer;
 
 pub use options::{Durability, Options};
-pub use store::{EmbeddedStore, OpenReport, TornTail};
+pub use store::{BatchAppend, EmbeddedStore, OpenReport, TornTail};
 pub use verify::{Problem, VerifyReport, verify};

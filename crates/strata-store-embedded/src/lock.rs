@@ -4,11 +4,17 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use strata_store::StoreError;
 
 /// The lock file's name inside the data directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// How long a held lock is retried before it is reported as held. A child process this
+/// process is starting holds a copy of the lock's descriptor from fork until exec, so a
+/// store closed and opened again meanwhile finds its own lock held for a moment.
+const HELD_RETRY: Duration = Duration::from_millis(250);
 
 /// Takes the directory's exclusive lock; it is held until the returned file is dropped.
 pub(crate) fn acquire(dir: &Path) -> Result<File, StoreError> {
@@ -20,7 +26,13 @@ pub(crate) fn acquire(dir: &Path) -> Result<File, StoreError> {
         .truncate(false)
         .open(&path)
         .map_err(|e| StoreError::io(format!("cannot open lock file {}", path.display()), e))?;
-    match file.try_lock() {
+    let deadline = Instant::now() + HELD_RETRY;
+    let mut locked = file.try_lock();
+    while matches!(locked, Err(std::fs::TryLockError::WouldBlock)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+        locked = file.try_lock();
+    }
+    match locked {
         Ok(()) => {
             let holder = format!(
                 "process {} ({})\n",

@@ -23,7 +23,7 @@ use crate::format::parse_record;
 use crate::index::{Index, Location};
 use crate::open::{Access, load, refresh};
 use crate::read::{NameCache, read_locations, read_range};
-use crate::writer::Request;
+use crate::writer::{Append, Request};
 
 /// What opening the store found and repaired.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +45,19 @@ pub struct TornTail {
     pub offset: u64,
     /// How many bytes were cut.
     pub bytes: u64,
+}
+
+/// One append of [`EmbeddedStore::append_batch`].
+#[derive(Debug, Clone)]
+pub struct BatchAppend {
+    /// The stream.
+    pub stream: StreamName,
+    /// What the append expects of the stream's version.
+    pub expected: ExpectedVersion,
+    /// The events.
+    pub events: Vec<NewEvent>,
+    /// Recording times (one per event) given by an import; `None` stamps the commit time.
+    pub recorded_at: Option<Vec<Timestamp>>,
 }
 
 /// The largest total size of one append's events.
@@ -275,6 +288,74 @@ impl EmbeddedStore {
             .await
     }
 
+    /// Appends many independent appends with one trip to the writer: each is checked and
+    /// atomic on its own, all are made durable together, and the outcomes come back in
+    /// order. The fast path for bulk loads (import, relays).
+    pub async fn append_batch(
+        &self,
+        appends: Vec<BatchAppend>,
+    ) -> Vec<Result<AppendResult, StoreError>> {
+        let mut outcomes: Vec<Option<Result<AppendResult, StoreError>>> =
+            (0..appends.len()).map(|_| None).collect();
+        let mut accepted = Vec::with_capacity(appends.len());
+        let mut slots = Vec::with_capacity(appends.len());
+        for (i, append) in appends.into_iter().enumerate() {
+            let checked =
+                self.precheck(&append.stream, &append.events)
+                    .and_then(|()| match &append.recorded_at {
+                        Some(times) if times.len() != append.events.len() => {
+                            Err(StoreError::InvalidAppend {
+                                stream: append.stream.clone(),
+                                reason: format!(
+                                    "{} recording times for {} events",
+                                    times.len(),
+                                    append.events.len()
+                                ),
+                            })
+                        }
+                        _ => Ok(()),
+                    });
+            match checked {
+                Ok(()) => {
+                    slots.push(i);
+                    accepted.push(Append {
+                        stream: append.stream,
+                        expected: append.expected,
+                        events: append.events,
+                        recorded_at: append.recorded_at,
+                    });
+                }
+                Err(err) => outcomes[i] = Some(Err(err)),
+            }
+        }
+        if !accepted.is_empty() {
+            let (reply, rx) = oneshot::channel();
+            let sent = match self.sender() {
+                Ok(sender) => sender
+                    .send(Request::Many(accepted, reply))
+                    .await
+                    .map_err(|_| StoreError::Closed),
+                Err(err) => Err(err),
+            };
+            let results = match sent {
+                Ok(()) => rx.await.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            let mut results = results.into_iter();
+            for slot in slots {
+                outcomes[slot] = Some(
+                    results
+                        .next()
+                        .unwrap_or_else(|| Err(self.handle.shared.poison_or_closed())),
+                );
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Err(StoreError::Closed)))
+            .collect()
+    }
+
     /// Appends from synchronous code (no async runtime needed), waiting for the ack.
     pub fn append_blocking(
         &self,
@@ -285,13 +366,15 @@ impl EmbeddedStore {
         let (reply, rx) = self.enqueue_prepare(stream, &events)?;
         let sender = self.sender()?;
         sender
-            .blocking_send(Request {
-                stream: stream.clone(),
-                expected,
-                events,
-                recorded_at: None,
+            .blocking_send(Request::One(
+                Append {
+                    stream: stream.clone(),
+                    expected,
+                    events,
+                    recorded_at: None,
+                },
                 reply,
-            })
+            ))
             .map_err(|_| StoreError::Closed)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
@@ -335,6 +418,12 @@ impl EmbeddedStore {
         ),
         StoreError,
     > {
+        self.precheck(stream, events)?;
+        Ok(oneshot::channel())
+    }
+
+    /// The checks an append passes before it goes to the writer.
+    fn precheck(&self, stream: &StreamName, events: &[NewEvent]) -> Result<(), StoreError> {
         let shared = &self.handle.shared;
         shared.check_open()?;
         check_event_sizes(stream, events, shared.options.max_event_bytes)?;
@@ -350,7 +439,7 @@ impl EmbeddedStore {
         if let Some(err) = shared.poison_error() {
             return Err(err);
         }
-        Ok(oneshot::channel())
+        Ok(())
     }
 
     async fn submit(
@@ -363,13 +452,15 @@ impl EmbeddedStore {
         let (reply, rx) = self.enqueue_prepare(stream, &events)?;
         let sender = self.sender()?;
         sender
-            .send(Request {
-                stream: stream.clone(),
-                expected,
-                events,
-                recorded_at,
+            .send(Request::One(
+                Append {
+                    stream: stream.clone(),
+                    expected,
+                    events,
+                    recorded_at,
+                },
                 reply,
-            })
+            ))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?

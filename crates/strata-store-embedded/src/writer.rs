@@ -10,7 +10,7 @@
 //! A failed write or fdatasync poisons the store: it is never retried, every batch not yet
 //! synced fails, and appends are refused until the store is reopened.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -34,21 +34,94 @@ const MAX_BATCH_REQUESTS: usize = 8192;
 /// Written batches the writer may be ahead of the syncer.
 const SYNC_QUEUE: usize = 4;
 
-type Reply = oneshot::Sender<Result<AppendResult, StoreError>>;
-
-/// One append waiting for the writer.
-pub(crate) struct Request {
+/// One append: a stream, an expectation and its events.
+pub(crate) struct Append {
     pub(crate) stream: StreamName,
     pub(crate) expected: ExpectedVersion,
     pub(crate) events: Vec<NewEvent>,
     /// Recording times given by an import; `None` stamps the commit time.
     pub(crate) recorded_at: Option<Vec<Timestamp>>,
-    pub(crate) reply: Reply,
+}
+
+impl Append {
+    fn bytes(&self) -> usize {
+        self.events.iter().map(|e| e.size() + 64).sum()
+    }
+}
+
+/// Work for the writer: one append, or many answered together (each still atomic and
+/// checked on its own).
+pub(crate) enum Request {
+    One(Append, oneshot::Sender<Result<AppendResult, StoreError>>),
+    Many(
+        Vec<Append>,
+        oneshot::Sender<Vec<Result<AppendResult, StoreError>>>,
+    ),
 }
 
 impl Request {
     fn bytes(&self) -> usize {
-        self.events.iter().map(|e| e.size() + 64).sum()
+        match self {
+            Request::One(append, _) => append.bytes(),
+            Request::Many(appends, _) => appends.iter().map(Append::bytes).sum(),
+        }
+    }
+
+    fn split(self) -> (Vec<Append>, Reply) {
+        match self {
+            Request::One(append, reply) => (vec![append], Reply::One(reply)),
+            Request::Many(appends, reply) => {
+                let n = appends.len();
+                (appends, Reply::Many(reply, n))
+            }
+        }
+    }
+}
+
+/// Where the outcomes of one request go.
+enum Reply {
+    One(oneshot::Sender<Result<AppendResult, StoreError>>),
+    Many(
+        oneshot::Sender<Vec<Result<AppendResult, StoreError>>>,
+        usize,
+    ),
+}
+
+impl Reply {
+    /// Sends this reply's outcomes, taken in order from `outcomes`.
+    fn send(self, outcomes: &mut impl Iterator<Item = Result<AppendResult, StoreError>>) {
+        match self {
+            Reply::One(tx) => {
+                let _ = tx.send(outcomes.next().unwrap_or(Err(StoreError::Closed)));
+            }
+            Reply::Many(tx, n) => {
+                let mut all: Vec<_> = outcomes.take(n).collect();
+                while all.len() < n {
+                    all.push(Err(StoreError::Closed));
+                }
+                let _ = tx.send(all);
+            }
+        }
+    }
+
+    /// Fails every append of this reply with `err()`.
+    fn fail(self, err: impl Fn() -> StoreError) {
+        match self {
+            Reply::One(tx) => {
+                let _ = tx.send(Err(err()));
+            }
+            Reply::Many(tx, n) => {
+                let _ = tx.send((0..n).map(|_| Err(err())).collect());
+            }
+        }
+    }
+}
+
+/// Sends every reply its outcomes, in order.
+fn answer(replies: Vec<Reply>, outcomes: Vec<Result<AppendResult, StoreError>>) {
+    let mut outcomes = outcomes.into_iter();
+    for reply in replies {
+        reply.send(&mut outcomes);
     }
 }
 
@@ -67,7 +140,8 @@ struct Written {
     staged: Vec<Staged>,
     /// Committed segment length once this batch is durable.
     end: u64,
-    replies: Vec<(Reply, Result<AppendResult, StoreError>)>,
+    replies: Vec<Reply>,
+    outcomes: Vec<Result<AppendResult, StoreError>>,
 }
 
 enum SyncMsg {
@@ -146,7 +220,7 @@ impl Writer {
 
     fn fail_all(&self, batch: Vec<Request>) {
         for request in batch {
-            let _ = request.reply.send(Err(self.shared.poison_or_closed()));
+            request.split().1.fail(|| self.shared.poison_or_closed());
         }
     }
 
@@ -170,6 +244,7 @@ impl Writer {
         let mut next_position = first_position;
         let mut staged: Vec<Staged> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
         {
             let shared = self.shared.clone();
             let index = shared.index.read();
@@ -182,9 +257,18 @@ impl Writer {
                 });
             }
             for request in batch {
-                let outcome =
-                    self.decide(&index, &request, &mut next_position, now, buf, &mut staged);
-                replies.push((request.reply, outcome));
+                let (appends, reply) = request.split();
+                for append in &appends {
+                    outcomes.push(self.decide(
+                        &index,
+                        append,
+                        &mut next_position,
+                        now,
+                        buf,
+                        &mut staged,
+                    ));
+                }
+                replies.push(reply);
             }
         }
         let count = next_position - first_position;
@@ -192,8 +276,8 @@ impl Writer {
             finish_batch(buf, batch_start, count as u32, first_position);
             if let Err(err) = self.write(buf) {
                 self.shared.poison(&err);
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(self.shared.poison_or_closed()));
+                for reply in replies {
+                    reply.fail(|| self.shared.poison_or_closed());
                 }
                 return written_head;
             }
@@ -208,12 +292,13 @@ impl Writer {
             staged,
             end,
             replies,
+            outcomes,
         };
         if let Err(std::sync::mpsc::SendError(SyncMsg::Batch(written))) =
             self.sync.send(SyncMsg::Batch(written))
         {
-            for (reply, _) in written.replies {
-                let _ = reply.send(Err(StoreError::Closed));
+            for reply in written.replies {
+                reply.fail(|| StoreError::Closed);
             }
         }
         next_position - 1
@@ -223,7 +308,7 @@ impl Writer {
     fn decide(
         &mut self,
         index: &Index,
-        request: &Request,
+        request: &Append,
         next_position: &mut u64,
         now: Timestamp,
         buf: &mut Vec<u8>,
@@ -425,8 +510,8 @@ impl Syncer {
         }
         if self.shared.poison_error().is_some() {
             for batch in batches {
-                for (reply, _) in batch.replies {
-                    let _ = reply.send(Err(self.shared.poison_or_closed()));
+                for reply in batch.replies {
+                    reply.fail(|| self.shared.poison_or_closed());
                 }
             }
             return;
@@ -449,9 +534,7 @@ impl Syncer {
         };
         self.shared.head.send_replace(Position(head));
         for batch in batches {
-            for (reply, outcome) in batch.replies {
-                let _ = reply.send(outcome);
-            }
+            answer(batch.replies, batch.outcomes);
         }
     }
 
