@@ -1,0 +1,6 @@
+//! Given/when/then tests of every rule of the shop's aggregates.
+
+mod inventory;
+mod order;
+mod payment;
+mod product;

@@ -1,0 +1,15 @@
+//! The reference application of strata: a shop. Products, inventory, orders and payments
+//! as pure aggregates; a checkout process manager; read models in SQLite; and a [`Shop`]
+//! service that the server calls. It plugs into strata exactly the way a user's own
+//! domain would, through the public APIs of strata-domain, strata-store and
+//! strata-projection, and knows nothing of HTTP.
+
+mod checkout;
+pub mod domain;
+mod provider;
+
+pub use checkout::{
+    Checkout, CheckoutCommand, CheckoutEvent, CheckoutPhase, CheckoutStep, CheckoutTimeout,
+    PaymentProgress, RESERVATION_SETTLE,
+};
+pub use provider::{FakePaymentProvider, PaymentProvider};
