@@ -1,0 +1,145 @@
+//! Opening read databases and the bookkeeping tables every one of them holds
+//! (`strata_checkpoint`, `strata_parked`, `strata_model`).
+//!
+//! NOTE: read databases run in WAL mode with `synchronous=NORMAL`: a power loss may lose
+//! the last few commits, but never tears one, and the checkpoint lives in the same
+//! database as the model, so a lost commit only rewinds both together and the runner
+//! re-applies those events from the event log, which is the source of truth.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use strata_core::{Position, Timestamp};
+
+use crate::ProjectionError;
+
+/// How long a connection waits for another's lock before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The bookkeeping tables, created in the migration transaction of a fresh database.
+const SYSTEM_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS strata_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO strata_checkpoint (id, position, updated_at) VALUES (1, 0, 0);
+CREATE TABLE IF NOT EXISTS strata_parked (
+    position INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    metadata BLOB NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    parked_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS strata_model (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+";
+
+/// The `user_version` of a database whose model has been migrated.
+const MIGRATED: i64 = 1;
+
+/// Opens (creating) a database for writing, in WAL mode.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, ProjectionError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| ProjectionError::sqlite(format!("cannot open {}", path.display()), e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+        .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .map_err(|e| ProjectionError::sqlite(format!("cannot configure {}", path.display()), e))?;
+    Ok(conn)
+}
+
+/// Opens a database for queries: read-only, sharing the writer's WAL.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, ProjectionError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| ProjectionError::sqlite(format!("cannot open {} to read", path.display()), e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| ProjectionError::sqlite(format!("cannot configure {}", path.display()), e))?;
+    Ok(conn)
+}
+
+/// Whether the database was already migrated.
+pub(crate) fn is_migrated(conn: &Connection) -> rusqlite::Result<bool> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    Ok(version >= MIGRATED)
+}
+
+/// Creates the bookkeeping tables and marks the database migrated, inside `tx` (the
+/// caller adds its own tables to the same transaction).
+pub(crate) fn create_system_tables(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    version: u32,
+    generation: u64,
+) -> rusqlite::Result<()> {
+    tx.execute_batch(SYSTEM_SCHEMA)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO strata_model (id, name, version, generation, created_at)
+         VALUES (1, ?1, ?2, ?3, ?4)",
+        params![name, version, generation as i64, now().unix_nanos()],
+    )?;
+    tx.pragma_update(None, "user_version", MIGRATED)?;
+    Ok(())
+}
+
+/// The stored checkpoint.
+pub(crate) fn read_checkpoint(conn: &Connection) -> rusqlite::Result<Position> {
+    let position: Option<i64> = conn
+        .query_row(
+            "SELECT position FROM strata_checkpoint WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(Position(position.unwrap_or(0).max(0) as u64))
+}
+
+/// Stores the checkpoint inside the caller's transaction.
+pub(crate) fn write_checkpoint(conn: &Connection, position: Position) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO strata_checkpoint (id, position, updated_at) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET position = excluded.position,
+                                        updated_at = excluded.updated_at",
+        params![position.0 as i64, now().unix_nanos()],
+    )?;
+    Ok(())
+}
+
+/// The wall clock as a [`Timestamp`].
+pub(crate) fn now() -> Timestamp {
+    Timestamp::from_datetime(time::OffsetDateTime::now_utc())
+}
+
+/// Removes a database file with its WAL and shared-memory files; missing files are fine.
+pub(crate) fn remove_database(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

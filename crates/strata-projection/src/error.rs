@@ -1,0 +1,223 @@
+//! The crate's error types: [`ProjectionError`] for the hosts and [`ApplyError`] for a
+//! projection's own code.
+
+use std::fmt;
+
+use strata_core::Position;
+use strata_store::StoreError;
+
+/// Why a projection's `apply` (or a process manager's state) could not take an event.
+///
+/// A plain message. Errors converted from SQLite keep whether they were a storage fault
+/// (disk full, I/O, a busy database): those are retried with backoff instead of following
+/// the projection's [`crate::FailurePolicy`], since the event is not to blame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyError {
+    message: String,
+    transient: bool,
+}
+
+impl ApplyError {
+    /// An error with a message: the event cannot be applied.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the failure came from the storage rather than from the event (the runner
+    /// retries those with backoff).
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+impl From<rusqlite::Error> for ApplyError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self {
+            transient: is_transient_sqlite(&err),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for ApplyError {
+    fn from(err: serde_json::Error) -> Self {
+        Self::new(err.to_string())
+    }
+}
+
+impl From<String> for ApplyError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for ApplyError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// Whether a SQLite error is a fault of the storage (worth retrying) rather than of the
+/// statement or the data.
+pub(crate) fn is_transient_sqlite(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    match err.sqlite_error_code() {
+        Some(code) => matches!(
+            code,
+            DatabaseBusy
+                | DatabaseLocked
+                | SystemIoFailure
+                | DiskFull
+                | CannotOpen
+                | OutOfMemory
+                | FileLockingProtocolFailed
+        ),
+        None => false,
+    }
+}
+
+/// Why a projection or process-manager operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// No projection (or process manager) of that name is registered. Check the name.
+    #[error("no projection named {0} is registered")]
+    Unknown(String),
+    /// A projection (or process manager) of that name is already registered.
+    #[error("a projection named {0} is already registered")]
+    AlreadyRegistered(String),
+    /// The name cannot be used: names become file names, so they are 1 to 64 characters
+    /// of `a-z`, `0-9` and `_`.
+    #[error("invalid projection name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The read model did not reach the position in time. The caller may retry, or answer
+    /// with stale data and say so.
+    #[error("projection {name} did not reach position {position} in time (at {checkpoint})")]
+    Timeout {
+        /// The projection.
+        name: String,
+        /// The position waited for.
+        position: Position,
+        /// Where the read model was when the wait ended.
+        checkpoint: Position,
+    },
+    /// The projection stopped on an event its code could not apply (policy `Stop`). Fix
+    /// the code and restart it; the read model stays at the event before.
+    #[error("projection {name} stopped at position {position}: {error}")]
+    Failed {
+        /// The projection.
+        name: String,
+        /// The event that could not be applied.
+        position: Position,
+        /// Why.
+        error: String,
+    },
+    /// An event could not be applied (by `build_as_of` or when retrying a parked event).
+    #[error("projection {name} cannot apply the event at position {position}: {error}")]
+    Apply {
+        /// The projection.
+        name: String,
+        /// The event's position.
+        position: Position,
+        /// Why.
+        error: ApplyError,
+    },
+    /// No parked event of the projection is at that position.
+    #[error("projection {name} has no parked event at position {position}")]
+    NotParked {
+        /// The projection.
+        name: String,
+        /// The position asked for.
+        position: Position,
+    },
+    /// A query's own statement failed (bad SQL, a missing table...).
+    #[error("query on projection {name} failed: {source}")]
+    Query {
+        /// The projection.
+        name: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A read database could not be opened, read or written. Names the file.
+    #[error("{context}: {source}")]
+    Sqlite {
+        /// What was being done, naming the file.
+        context: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A file operation in the read-model directory failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored state could not be decoded (a process manager's state or command whose
+    /// shape changed without a migration).
+    #[error("{context}: {source}")]
+    Decode {
+        /// What was being decoded.
+        context: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The generation answering queries was built by an older version of the projection
+    /// whose code is no longer registered; it cannot be written until the new version
+    /// takes over.
+    #[error("projection {name} is answering from version {version} while the new version builds")]
+    Stale {
+        /// The projection.
+        name: String,
+        /// The older version still answering.
+        version: u32,
+    },
+    /// The host is shutting down or its runner stopped; the operation did not happen.
+    #[error("the runner is not running (the host is shut down or not started)")]
+    ShutDown,
+}
+
+impl ProjectionError {
+    pub(crate) fn sqlite(context: impl Into<String>, source: rusqlite::Error) -> Self {
+        Self::Sqlite {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

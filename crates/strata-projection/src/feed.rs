@@ -1,0 +1,194 @@
+//! The input side every runner shares: events from the store's subscription in
+//! batches, steps over positions the filter skips (so the checkpoint, and the lag, move
+//! while nothing selected arrives), and noticing being caught up.
+//!
+//! It only reads the store; it never writes a checkpoint (the caller commits what it
+//! is handed, then asks for the next step with the new checkpoint).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt as _, StreamExt as _};
+use strata_core::{Position, RecordedEvent, Timestamp};
+use strata_store::{EventStore, EventStream, ReadFilter, StoreError};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The most events handed over in one batch (one transaction).
+pub(crate) const MAX_BATCH: usize = 1000;
+/// The shortest time between two steps over skipped positions (each is a small write).
+const SKIP_INTERVAL: Duration = Duration::from_millis(20);
+
+/// What the caller should do next.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Apply these events (in position order), then ask again.
+    Events(Vec<RecordedEvent>),
+    /// Nothing selected lies between the checkpoint and `to`: store `to` as the
+    /// checkpoint. `caught_up` says whether that reaches the head.
+    SkipTo {
+        /// The new checkpoint.
+        to: Position,
+        /// Whether it is the head of the log.
+        caught_up: bool,
+    },
+    /// Nothing is left to apply: the runner is live.
+    CaughtUp,
+    /// The caller's own deadline passed.
+    Wake,
+    /// Stop was asked.
+    Stop,
+    /// The store failed; start a new feed from the checkpoint after a backoff.
+    Failed(StoreError),
+}
+
+/// A subscription plus the head watch, from a checkpoint.
+pub(crate) struct Feed {
+    store: Arc<dyn EventStore>,
+    filter: ReadFilter,
+    subscription: EventStream,
+    head: watch::Receiver<Position>,
+    carried: Option<Result<RecordedEvent, StoreError>>,
+    last_skip: Option<Instant>,
+    reported_caught_up: bool,
+    /// The recording time of an unapplied selected event seen while stepping, for the
+    /// lag in seconds; the caller takes it.
+    pub(crate) pending_hint: Option<Timestamp>,
+}
+
+impl Feed {
+    /// Follows `store` from after `checkpoint`.
+    pub(crate) fn new(
+        store: Arc<dyn EventStore>,
+        checkpoint: Position,
+        filter: ReadFilter,
+    ) -> Self {
+        let head = store.watch_head();
+        let subscription = store.subscribe(checkpoint, filter.clone());
+        Self {
+            store,
+            filter,
+            subscription,
+            head,
+            carried: None,
+            last_skip: None,
+            reported_caught_up: false,
+            pending_hint: None,
+        }
+    }
+
+    /// Waits for the next step, given the checkpoint committed so far. `wake_at` is the
+    /// caller's own deadline (a timer), answered with [`Step::Wake`].
+    pub(crate) async fn next(
+        &mut self,
+        checkpoint: Position,
+        stop: &mut watch::Receiver<bool>,
+        wake_at: Option<Instant>,
+    ) -> Step {
+        loop {
+            if *stop.borrow() {
+                return Step::Stop;
+            }
+            if wake_at.is_some_and(|at| at <= Instant::now()) {
+                return Step::Wake;
+            }
+            // Take what the subscription has ready, up to a batch.
+            let mut batch = Vec::new();
+            let mut failure = match self.carried.take() {
+                Some(Ok(event)) => {
+                    batch.push(event);
+                    None
+                }
+                Some(Err(err)) => Some(err),
+                None => None,
+            };
+            while failure.is_none() && batch.len() < MAX_BATCH {
+                match self.subscription.next().now_or_never() {
+                    Some(Some(Ok(event))) => batch.push(event),
+                    Some(Some(Err(err))) => failure = Some(err),
+                    Some(None) => failure = Some(StoreError::Closed),
+                    None => break,
+                }
+            }
+            if !batch.is_empty() {
+                // An error after the events waits for the next call.
+                self.carried = failure.map(Err);
+                self.reported_caught_up = false;
+                return Step::Events(batch);
+            }
+            if let Some(err) = failure {
+                return Step::Failed(err);
+            }
+
+            // Nothing ready: step over what the filter skips, and notice being caught up.
+            let head = *self.head.borrow_and_update();
+            let mut wake = wake_at;
+            if head <= checkpoint {
+                if !self.reported_caught_up {
+                    self.reported_caught_up = true;
+                    return Step::CaughtUp;
+                }
+            } else if self.last_skip.is_none_or(|t| t.elapsed() >= SKIP_INTERVAL) {
+                self.last_skip = Some(Instant::now());
+                let page = match self
+                    .store
+                    .read_all(checkpoint.next(), 1, &self.filter)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(err) => return Step::Failed(err),
+                };
+                // NOTE: positions below the first selected event (or below `next` when
+                // none was selected) hold nothing the runner wants, and the subscription
+                // only yields selected events, so a checkpoint stepped there never
+                // passes an event the subscription has yet to deliver.
+                let (to, caught_up) = match page.events.first() {
+                    Some(event) => {
+                        self.pending_hint = Some(event.recorded_at);
+                        (Position(event.position.0.saturating_sub(1)), false)
+                    }
+                    None => (
+                        Position(page.next.0.saturating_sub(1)),
+                        page.next.0 > head.0,
+                    ),
+                };
+                if to > checkpoint {
+                    self.reported_caught_up = caught_up;
+                    return Step::SkipTo { to, caught_up };
+                }
+                if caught_up && !self.reported_caught_up {
+                    self.reported_caught_up = true;
+                    return Step::CaughtUp;
+                }
+            } else {
+                let at = self.last_skip.map(|t| t + SKIP_INTERVAL);
+                wake = match (wake, at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return Step::Stop,
+                item = self.subscription.next() => {
+                    self.carried = Some(item.unwrap_or(Err(StoreError::Closed)));
+                }
+                changed = self.head.changed() => {
+                    if changed.is_err() {
+                        return Step::Failed(StoreError::Closed);
+                    }
+                }
+                () = sleep_until_some(wake) => {}
+            }
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => futures::future::pending().await,
+    }
+}

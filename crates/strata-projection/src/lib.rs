@@ -1,0 +1,44 @@
+//! strata's read side (DESIGN §6) and process managers (DESIGN §7).
+//!
+//! - [`Projections`] hosts [`SqliteProjection`]s: each version (and each rebuild
+//!   generation) of a read model is its own SQLite file, updated by one runner in
+//!   batches, with the checkpoint and the dead-letter table in the same transaction as
+//!   the model, so a crash never skips nor repeats an event. Queries run on pooled
+//!   read-only connections and can wait for a consistency token.
+//! - [`build_as_of`] replays a read model up to a position into a temporary database.
+//! - [`ProcessManagers`] hosts [`ProcessManager`]s: per-instance state, durable timeouts
+//!   and an outbox of commands with ids derived from their cause, in one SQLite file each.
+//! - [`SqliteSnapshots`] keeps the command side's snapshots durable.
+//!
+//! This crate reads the event log only through the `EventStore` trait and never writes
+//! to it; it knows nothing of HTTP. SQLite work runs on dedicated threads, never on an
+//! async runtime worker.
+
+mod as_of;
+mod backoff;
+mod core;
+mod db;
+mod error;
+mod feed;
+mod generation;
+mod host;
+mod meta;
+mod process;
+mod projection;
+mod runner;
+mod snapshots;
+mod status;
+mod worker;
+
+pub use as_of::build_as_of;
+pub use error::{ApplyError, ProjectionError};
+pub use host::Projections;
+pub use process::{CommandSender, ProcessManager, ProcessManagers, Reaction, SendError};
+pub use projection::{FailurePolicy, SqliteProjection};
+pub use snapshots::SqliteSnapshots;
+pub use status::{ParkedEvent, ProcessStatus, ProjectionStatus, RebuildStatus, RunnerState};
+
+/// The name of the table every read database keeps its checkpoint in.
+pub const CHECKPOINT_TABLE: &str = "strata_checkpoint";
+/// The name of the table every read database keeps its parked events in.
+pub const PARKED_TABLE: &str = "strata_parked";

@@ -1,0 +1,57 @@
+//! The [`SqliteProjection`] trait: what a read model built in SQLite tells its runner.
+//! It owns no I/O of its own; the runner opens the database and owns the transaction.
+
+use strata_core::RecordedEvent;
+use strata_store::ReadFilter;
+
+use crate::ApplyError;
+
+/// What the runner does when `apply` refuses an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Commit the events before the bad one, mark the projection failed and stop until it
+    /// is restarted. The read model never skips an event.
+    #[default]
+    Stop,
+    /// Record the event and its error in the `strata_parked` table (in the same
+    /// transaction) and go on. Parked events can be listed and retried.
+    Park,
+}
+
+/// A read model kept in its own SQLite database.
+///
+/// The runner calls [`SqliteProjection::migrate`] once on a fresh database, then
+/// [`SqliteProjection::apply`] for every selected event in position order, inside a
+/// transaction that also stores the checkpoint: a crash neither skips nor repeats an
+/// event. `apply` must only touch the database through `tx` (no other I/O, no clock):
+/// the same events must always build the same model, which is what rebuilds, version
+/// bumps and [`crate::build_as_of`] rely on.
+pub trait SqliteProjection: Send + Sync + 'static {
+    /// The projection's name: 1 to 64 characters of `a-z`, `0-9` and `_`
+    /// (`order_summaries`). It names the database files.
+    fn name(&self) -> &'static str;
+
+    /// The version of the model's code. Bumping it builds a new database from position 0
+    /// beside the old one, which keeps answering queries until the new one has caught up.
+    fn version(&self) -> u32;
+
+    /// The events the projection wants (categories and event types).
+    fn filter(&self) -> ReadFilter;
+
+    /// What to do with an event `apply` refuses.
+    fn policy(&self) -> FailurePolicy {
+        FailurePolicy::Stop
+    }
+
+    /// Creates the model's tables in a fresh database.
+    fn migrate(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()>;
+
+    /// Applies one event to the model. An error follows [`SqliteProjection::policy`],
+    /// except storage faults (disk full, I/O), which are retried with backoff.
+    fn apply(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError>;
+}

@@ -1,0 +1,101 @@
+//! [`SqliteSnapshots`]: durable aggregate snapshots in one SQLite table (the latest per
+//! stream), for the command side. It must not interpret the snapshot state.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension as _, params};
+use strata_core::{StreamName, Version};
+use strata_domain::{Snapshot, SnapshotError, SnapshotStore};
+
+use crate::worker::Worker;
+use crate::{ProjectionError, db};
+
+/// Snapshots kept in a SQLite database: one row per stream, replaced only by a snapshot
+/// of the same or a later stream version. All SQLite work runs on one dedicated thread.
+pub struct SqliteSnapshots {
+    worker: Worker<Connection>,
+}
+
+impl SqliteSnapshots {
+    /// Opens (creating) the snapshot database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ProjectionError> {
+        let path = path.as_ref().to_owned();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                ProjectionError::io(format!("cannot create {}", parent.display()), e)
+            })?;
+        }
+        let worker = Worker::spawn("strata-snapshots".to_owned(), move || {
+            let conn = db::open_writer(&path)?;
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS snapshots (
+                    stream TEXT PRIMARY KEY,
+                    version INTEGER NOT NULL,
+                    schema_version INTEGER NOT NULL,
+                    state BLOB NOT NULL
+                )",
+            )
+            .map_err(|e| ProjectionError::sqlite(format!("cannot set up {}", path.display()), e))?;
+            Ok(conn)
+        })?;
+        Ok(Self { worker })
+    }
+}
+
+fn storage(err: impl std::fmt::Display) -> SnapshotError {
+    SnapshotError::Storage(err.to_string())
+}
+
+#[async_trait]
+impl SnapshotStore for SqliteSnapshots {
+    async fn load(&self, stream: &StreamName) -> Result<Option<Snapshot>, SnapshotError> {
+        let stream = stream.clone();
+        self.worker
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT version, schema_version, state FROM snapshots WHERE stream = ?1",
+                    [stream.as_str()],
+                    |row| {
+                        Ok(Snapshot {
+                            stream: stream.clone(),
+                            version: Version(row.get::<_, i64>(0)?.max(0) as u64),
+                            schema_version: row.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX))
+                                as u32,
+                            state: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+                        })
+                    },
+                )
+                .optional()
+            })
+            .await
+            .map_err(storage)?
+            .map_err(storage)
+    }
+
+    async fn save(&self, snapshot: Snapshot) -> Result<(), SnapshotError> {
+        self.worker
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO snapshots (stream, version, schema_version, state)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (stream) DO UPDATE SET
+                        version = excluded.version,
+                        schema_version = excluded.schema_version,
+                        state = excluded.state
+                     WHERE excluded.version >= snapshots.version",
+                    params![
+                        snapshot.stream.as_str(),
+                        snapshot.version.0 as i64,
+                        i64::from(snapshot.schema_version),
+                        &snapshot.state[..],
+                    ],
+                )
+            })
+            .await
+            .map_err(storage)?
+            .map_err(storage)?;
+        Ok(())
+    }
+}
