@@ -160,7 +160,7 @@ fn many_lines_are_acknowledged_in_input_order() {
 }
 
 #[test]
-fn a_second_writer_is_refused_while_the_first_holds_the_store() {
+fn a_second_writer_is_refused_while_the_first_holds_the_store_but_readers_are_not() {
     let strata = Strata::new();
     strata.append_ok(&[append_line("a-1", json!("any"), &["T"])]);
     let mut first = strata
@@ -179,6 +179,10 @@ fn a_second_writer_is_refused_while_the_first_holds_the_store() {
 
     let second = strata.run(&["append"], "");
     second.assert_failure(1, "lock");
+    let read = strata.run(&["read", "a-1"], "");
+    read.assert_success();
+    assert_eq!(read.json_lines().len(), 2, "readers work beside the writer");
+    strata.run(&["verify"], "").assert_success();
 
     drop(stdin);
     assert!(crate::support::wait_status(&mut first, crate::support::TIMEOUT).success());
