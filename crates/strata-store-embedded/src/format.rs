@@ -231,11 +231,9 @@ pub(crate) fn to_event(
     view: &RecordView<'_>,
     position: u64,
     stream: StreamName,
-) -> Result<RecordedEvent, String> {
-    let event_type = std::str::from_utf8(view.event_type)
-        .map_err(|_| "event type is not UTF-8".to_owned())
-        .and_then(|t| strata_core::EventType::new(t).map_err(|e| e.to_string()))?;
-    Ok(RecordedEvent {
+    event_type: strata_core::EventType,
+) -> RecordedEvent {
+    RecordedEvent {
         position: Position(position),
         stream,
         version: Version(view.version),
@@ -244,7 +242,7 @@ pub(crate) fn to_event(
         data: frame.slice(view.data.0..view.data.1),
         metadata: frame.slice(view.metadata.0..view.metadata.1),
         recorded_at: Timestamp::from_unix_nanos(view.recorded_at),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::scan::ScannedRecord;
 /// A segment file and where its events are.
 pub(crate) struct SegmentInfo {
     pub(crate) first_position: u64,
-    pub(crate) path: PathBuf,
+    pub(crate) path: Arc<Path>,
     /// A read handle shared by all readers.
     pub(crate) file: Arc<File>,
     /// Offset of each event's record frame, by `position - first_position`.
@@ -169,7 +169,7 @@ impl Index {
         Some(Location {
             position,
             file: info.file.clone(),
-            path: Arc::from(info.path.as_path()),
+            path: info.path.clone(),
             start,
             end,
             segment,

@@ -162,7 +162,7 @@ pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
         }
         index.segments.push(SegmentInfo {
             first_position: first,
-            path: path.clone(),
+            path: Arc::from(path.as_path()),
             file: Arc::new(file),
             offsets: Vec::new(),
             len: SEGMENT_HEADER_LEN,
@@ -366,7 +366,7 @@ pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError>
         }
         index.segments.push(SegmentInfo {
             first_position: first,
-            path,
+            path: Arc::from(path.as_path()),
             file: Arc::new(file),
             offsets: Vec::new(),
             len: SEGMENT_HEADER_LEN,

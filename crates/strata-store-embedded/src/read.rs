@@ -2,7 +2,7 @@
 //! lock, with every record's checksum verified.
 
 use bytes::Bytes;
-use strata_core::{RecordedEvent, StreamName};
+use strata_core::{EventType, RecordedEvent, StreamName};
 use strata_store::StoreError;
 
 use crate::format::parse_record;
@@ -59,11 +59,16 @@ pub(crate) fn read_range(location: &Location, start: u64, end: u64) -> Result<By
     Ok(Bytes::from(buf))
 }
 
-/// Reuses the last stream name when consecutive events share it.
+/// Reuses the last stream name and the last few event types, so decoding a run of
+/// events does not allocate a name per event.
 #[derive(Default)]
 pub(crate) struct NameCache {
     last: Option<StreamName>,
+    types: Vec<EventType>,
 }
+
+/// Event types remembered by a [`NameCache`].
+const TYPE_CACHE: usize = 8;
 
 impl NameCache {
     pub(crate) fn get(&mut self, bytes: &[u8]) -> Result<StreamName, String> {
@@ -75,6 +80,19 @@ impl NameCache {
         let name = StreamName::from_utf8(bytes).map_err(|e| e.to_string())?;
         self.last = Some(name.clone());
         Ok(name)
+    }
+
+    pub(crate) fn event_type(&mut self, bytes: &[u8]) -> Result<EventType, String> {
+        if let Some(known) = self.types.iter().find(|t| t.as_str().as_bytes() == bytes) {
+            return Ok(known.clone());
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| "event type is not UTF-8".to_owned())?;
+        let event_type = EventType::new(text).map_err(|e| e.to_string())?;
+        if self.types.len() >= TYPE_CACHE {
+            self.types.remove(0);
+        }
+        self.types.push(event_type.clone());
+        Ok(event_type)
     }
 }
 
@@ -95,6 +113,13 @@ pub(crate) fn decode(
             crate::format::FrameError::Bad(reason) => reason,
         })
     })?;
-    let stream = names.get(view.stream).map_err(corrupt)?;
-    crate::format::to_event(frame, &view, location.position, stream).map_err(corrupt)
+    let stream = names.get(view.stream).map_err(&corrupt)?;
+    let event_type = names.event_type(view.event_type).map_err(corrupt)?;
+    Ok(crate::format::to_event(
+        frame,
+        &view,
+        location.position,
+        stream,
+        event_type,
+    ))
 }

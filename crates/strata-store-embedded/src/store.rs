@@ -195,8 +195,15 @@ impl EmbeddedStore {
             inject_failure: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let thread = crate::writer::spawn(shared.clone(), rx, file, path, len, loaded.active_meta)
-            .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
+        let thread = crate::writer::spawn(
+            shared.clone(),
+            rx,
+            file,
+            path.to_path_buf(),
+            len,
+            loaded.active_meta,
+        )
+        .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
         Ok(Self {
             handle: Arc::new(Handle {
                 shared,
@@ -579,7 +586,7 @@ impl EmbeddedStore {
                     Location {
                         position: next,
                         file: info.file.clone(),
-                        path: Arc::from(info.path.as_path()),
+                        path: info.path.clone(),
                         start: base,
                         end,
                         segment,

@@ -127,7 +127,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         let file = Arc::new(file);
         index.segments.push(SegmentInfo {
             first_position: first,
-            path: path.clone(),
+            path: Arc::from(path.as_path()),
             file: file.clone(),
             offsets: Vec::new(),
             len: SEGMENT_HEADER_LEN,

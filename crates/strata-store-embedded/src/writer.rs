@@ -441,7 +441,7 @@ impl Writer {
         let reader = open_file(&path)?;
         self.shared.index.write().segments.push(SegmentInfo {
             first_position: next,
-            path: path.clone(),
+            path: Arc::from(path.as_path()),
             file: Arc::new(reader),
             offsets: Vec::new(),
             len: SEGMENT_HEADER_LEN,
