@@ -1,0 +1,124 @@
+//! The router: every route with its OpenAPI description, the middleware around them
+//! (auth, body limit, timeouts, latency, tracing), and the JSON answers for unknown
+//! routes and methods.
+
+pub(crate) mod ops;
+pub(crate) mod schema;
+pub(crate) mod streams;
+pub(crate) mod subscribe;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::{ApiError, AppState, auth, console};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "strata",
+        description = "strata's HTTP API: the event store (append, read, subscribe), \
+            operations (health, metrics, projections), the console, and the modules the \
+            server mounts (the shop). Errors answer `{\"error\": {\"code\", \"message\"}}`. \
+            With tokens configured, every route but the console's static files needs \
+            `Authorization: Bearer <token>`: GET needs `read`, other methods `write`, \
+            projection operations `admin`."
+    ),
+    tags(
+        (name = "event store", description = "Append, read and follow the log"),
+        (name = "operations", description = "Health, metrics, projections"),
+        (name = "console", description = "The web console's static files"),
+    )
+)]
+struct ApiDoc;
+
+/// Every route of the server with its OpenAPI description: the store API, operations,
+/// the console and each module's routes. Subscriptions carry no request timeout.
+pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
+    let mut timed = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(streams::list_streams))
+        .routes(routes!(streams::append, streams::read_stream))
+        .routes(routes!(streams::read_all))
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::stats))
+        .routes(routes!(ops::openapi))
+        .routes(routes!(ops::list_projections))
+        .routes(routes!(ops::rebuild))
+        .routes(routes!(ops::parked))
+        .routes(routes!(ops::retry))
+        .routes(routes!(console::index))
+        .routes(routes!(console::asset));
+    for module in state.modules() {
+        timed = timed.merge(module.routes());
+    }
+    timed
+        .layer(middleware::from_fn_with_state(state.clone(), timed_request))
+        .routes(routes!(subscribe::subscribe))
+}
+
+/// The server's router over `state`.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = api_router(&state).split_for_parts();
+    let limits = state.limits();
+    router
+        .layer(Extension(Arc::new(doc)))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        .with_state(state)
+}
+
+/// Bounds a request's time and counts its latency.
+async fn timed_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let started = Instant::now();
+    let timeout = state.limits().request_timeout;
+    let response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(
+            "timeout",
+            format!(
+                "the request took longer than the server's limit of {} s",
+                timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    };
+    state.stats().request(
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found("not_found", format!("no route for {method} {}", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}

@@ -1,0 +1,231 @@
+//! Operations routes: health, metrics, live counters, the OpenAPI document, and the
+//! projections (status, rebuild, parked events, retry).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Serialize;
+use strata_core::Position;
+use utoipa::ToSchema;
+
+use crate::api::schema::ErrorEnvelope;
+use crate::extract::Path;
+use crate::metrics::StatsSnapshot;
+use crate::projections::{ParkedEvent, ProjectionStatus};
+use crate::{ApiError, ApiResult, AppState};
+
+/// The server's health.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    status: &'static str,
+    /// The store's last committed position.
+    head: u64,
+    /// The server's version.
+    version: &'static str,
+}
+
+/// Whether the server can read its store.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The store is closed or failed", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    let head = state.store().head().await?;
+    Ok(Json(Health {
+        status: "ok",
+        head: head.0,
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String))
+)]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(head) = state.store().head().await {
+        metrics::gauge!("strata_head_position").set(head.0 as f64);
+    }
+    if let Some(host) = state.projections()
+        && let Ok(list) = host.status().await
+    {
+        for p in list {
+            metrics::gauge!("strata_projection_lag_events", "projection" => p.name.clone())
+                .set(p.lag_events as f64);
+            metrics::gauge!("strata_projection_checkpoint", "projection" => p.name)
+                .set(p.checkpoint as f64);
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+/// The live counters, for the console's charts.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Stats {
+    /// The store's last committed position.
+    head: u64,
+    /// Streams known to the listing.
+    streams: usize,
+    #[serde(flatten)]
+    counters: StatsSnapshot,
+}
+
+/// Live counters: head position, appends, events, requests and their latencies.
+#[utoipa::path(
+    get,
+    path = "/stats",
+    tag = "operations",
+    responses((status = 200, description = "Counters since the server started", body = Stats))
+)]
+pub(crate) async fn stats(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
+    Ok(Json(Stats {
+        head: state.store().head().await?.0,
+        streams: state.catalog().len(),
+        counters: state.stats().snapshot(),
+    }))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+pub(crate) async fn openapi(
+    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json((*doc).clone())
+}
+
+/// Every projection.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ProjectionList {
+    projections: Vec<ProjectionStatus>,
+}
+
+/// Every projection with its checkpoint, lag, state and parked count.
+#[utoipa::path(
+    get,
+    path = "/projections",
+    tag = "operations",
+    responses((status = 200, description = "The projections", body = ProjectionList))
+)]
+pub(crate) async fn list_projections(
+    State(state): State<AppState>,
+) -> ApiResult<Json<ProjectionList>> {
+    let projections = match state.projections() {
+        Some(host) => host.status().await?,
+        None => Vec::new(),
+    };
+    Ok(Json(ProjectionList { projections }))
+}
+
+fn host(state: &AppState, name: &str) -> ApiResult<Arc<dyn crate::ProjectionHost>> {
+    state
+        .projections()
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("not_found", format!("no projection is named {name:?}")))
+}
+
+/// A rebuild that started.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Rebuilding {
+    /// The projection.
+    rebuilding: String,
+}
+
+/// Rebuilds a projection from the start of the log, beside the current one.
+#[utoipa::path(
+    post,
+    path = "/projections/{name}/rebuild",
+    tag = "operations",
+    params(("name" = String, Path, description = "The projection")),
+    responses(
+        (status = 202, description = "The rebuild started", body = Rebuilding),
+        (status = 404, description = "No such projection", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn rebuild(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    host(&state, &name)?.rebuild(&name).await?;
+    Ok((StatusCode::ACCEPTED, Json(Rebuilding { rebuilding: name })).into_response())
+}
+
+/// A projection's parked events.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ParkedList {
+    parked: Vec<ParkedEvent>,
+}
+
+/// The events a projection set aside after they failed.
+#[utoipa::path(
+    get,
+    path = "/projections/{name}/parked",
+    tag = "operations",
+    params(("name" = String, Path, description = "The projection")),
+    responses(
+        (status = 200, description = "The parked events", body = ParkedList),
+        (status = 404, description = "No such projection", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn parked(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ParkedList>> {
+    let parked = host(&state, &name)?.parked(&name).await?;
+    Ok(Json(ParkedList { parked }))
+}
+
+/// A retried event.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Retried {
+    /// Its position.
+    retried: u64,
+}
+
+/// Processes a parked event again.
+#[utoipa::path(
+    post,
+    path = "/projections/{name}/parked/{position}/retry",
+    tag = "operations",
+    params(
+        ("name" = String, Path, description = "The projection"),
+        ("position" = u64, Path, description = "The parked event's position"),
+    ),
+    responses(
+        (status = 200, description = "Processed; no longer parked", body = Retried),
+        (status = 400, description = "Bad position", body = ErrorEnvelope),
+        (status = 404, description = "No such projection or parked event", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    Path((name, position)): Path<(String, u64)>,
+) -> ApiResult<Json<Retried>> {
+    host(&state, &name)?
+        .retry_parked(&name, Position(position))
+        .await?;
+    Ok(Json(Retried { retried: position }))
+}

@@ -1,0 +1,185 @@
+//! What every handler shares: the store, the projections host, the modules, the tokens,
+//! the limits, the live counters and the shutdown signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_store::EventStore;
+use tokio::sync::watch;
+
+use crate::catalog::StreamCatalog;
+use crate::metrics::Stats;
+use crate::{Module, ProjectionHost, Tokens};
+
+/// The largest request body by default: 2 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// How long a request may take by default (subscriptions excepted).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Limits that protect the server from its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request body, in bytes (413 `too_large` above it).
+    pub body_bytes: usize,
+    /// How long a request may take before it is answered 503 `timeout`; subscriptions
+    /// are exempt.
+    pub request_timeout: Duration,
+    /// The most events one read returns.
+    pub max_read: usize,
+    /// The longest `timeout_ms` a query may ask to wait for its read model.
+    pub max_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: DEFAULT_BODY_LIMIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_read: 1000,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The state behind [`crate::app`]. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn EventStore>,
+    projections: Option<Arc<dyn ProjectionHost>>,
+    modules: Vec<Arc<dyn Module>>,
+    tokens: Option<Tokens>,
+    limits: Limits,
+    stats: Stats,
+    catalog: Arc<StreamCatalog>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl AppState {
+    /// A state over `store`, with no projections, no modules and no tokens.
+    ///
+    /// Must be called inside a Tokio runtime: it starts the task that lists streams.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        AppStateBuilder::new(store).build()
+    }
+
+    /// A builder for a state with projections, modules, tokens or limits.
+    pub fn builder(store: Arc<dyn EventStore>) -> AppStateBuilder {
+        AppStateBuilder::new(store)
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.inner.store
+    }
+
+    /// The projections host, if the server runs one.
+    pub fn projections(&self) -> Option<&Arc<dyn ProjectionHost>> {
+        self.inner.projections.as_ref()
+    }
+
+    /// The modules mounted on the server.
+    pub fn modules(&self) -> &[Arc<dyn Module>] {
+        &self.inner.modules
+    }
+
+    /// The configured tokens; `None` when access is open.
+    pub fn tokens(&self) -> Option<&Tokens> {
+        self.inner.tokens.as_ref()
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    pub(crate) fn catalog(&self) -> &StreamCatalog {
+        &self.inner.catalog
+    }
+
+    /// Tells long-lived responses (subscriptions) and background tasks to end. Called
+    /// when graceful shutdown begins, so in-flight requests can finish.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns true when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+}
+
+/// Builds an [`AppState`].
+pub struct AppStateBuilder {
+    store: Arc<dyn EventStore>,
+    projections: Option<Arc<dyn ProjectionHost>>,
+    modules: Vec<Arc<dyn Module>>,
+    tokens: Option<Tokens>,
+    limits: Limits,
+}
+
+impl AppStateBuilder {
+    fn new(store: Arc<dyn EventStore>) -> Self {
+        Self {
+            store,
+            projections: None,
+            modules: Vec::new(),
+            tokens: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Serves the operations routes from this projections host.
+    #[must_use]
+    pub fn projections(mut self, host: Arc<dyn ProjectionHost>) -> Self {
+        self.projections = Some(host);
+        self
+    }
+
+    /// Mounts a module's routes.
+    #[must_use]
+    pub fn module(mut self, module: Arc<dyn Module>) -> Self {
+        self.modules.push(module);
+        self
+    }
+
+    /// Requires bearer tokens (an empty set is treated as none).
+    #[must_use]
+    pub fn tokens(mut self, tokens: Option<Tokens>) -> Self {
+        self.tokens = tokens.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Uses these limits.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The state. Must be called inside a Tokio runtime.
+    pub fn build(self) -> AppState {
+        let (shutdown, receiver) = watch::channel(false);
+        let catalog = StreamCatalog::spawn(self.store.clone(), receiver);
+        AppState {
+            inner: Arc::new(Inner {
+                store: self.store,
+                projections: self.projections,
+                modules: self.modules,
+                tokens: self.tokens,
+                limits: self.limits,
+                stats: Stats::new(),
+                catalog,
+                shutdown,
+            }),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! strata-server's integration tests: the router driven in process, and real servers.
+
+mod auth;
+mod ops;
+mod store_api;
+mod subscribe;
+mod support;
