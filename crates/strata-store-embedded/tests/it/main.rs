@@ -2,3 +2,9 @@
 //! corruption, crashes and the model-based property test.
 
 mod basics;
+mod conformance;
+mod corruption;
+mod crash;
+mod faults;
+mod lock;
+mod model;
