@@ -23,7 +23,7 @@ use crate::pipeline;
 
 /// The most events one append carries; a longer run of one stream is split.
 const MAX_GROUP_EVENTS: usize = 1000;
-/// The most payload bytes one append carries, roughly.
+/// The most bytes (as weighed by [`weight`]) one append carries.
 const MAX_GROUP_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where imported events go: a store that can append with given recording times.
