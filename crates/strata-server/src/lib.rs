@@ -16,6 +16,7 @@ mod extract;
 mod metrics;
 mod module;
 mod projections;
+mod read_side;
 mod serve;
 mod state;
 
@@ -27,5 +28,6 @@ pub use extract::{Body, JsonBody, Path, Query, json_error, parse_json};
 pub use metrics::{LatencyBucket, Stats, StatsSnapshot};
 pub use module::Module;
 pub use projections::{ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus};
+pub use read_side::ReadSide;
 pub use serve::{SHUTDOWN_GRACE, ServeError, check_exposure, serve};
 pub use state::{AppState, AppStateBuilder, DEFAULT_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT, Limits};

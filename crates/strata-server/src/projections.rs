@@ -14,6 +14,8 @@ use crate::ApiError;
 pub struct ProjectionStatus {
     /// The projection's name.
     pub name: String,
+    /// `projection` or `process_manager`.
+    pub kind: String,
     /// Its version (a new version rebuilds beside the old one).
     pub version: u32,
     /// The last position it processed (0: nothing yet).

@@ -27,6 +27,7 @@ impl ProjectionHost for FakeHost {
     async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
         Ok(vec![ProjectionStatus {
             name: "sample".into(),
+            kind: "projection".into(),
             version: 2,
             checkpoint: 5,
             lag_events: 3,
