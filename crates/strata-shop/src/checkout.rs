@@ -227,15 +227,28 @@ pub enum CheckoutCommand {
     },
 }
 
-/// A durable reminder checkout sets for itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "timeout", rename_all = "snake_case")]
+/// A durable reminder checkout sets for itself, stored by the runner under its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CheckoutTimeout {
-    /// A cancelled checkout still waits to hear whether this line's reservation was made.
-    ReservationUnsettled {
-        /// The line's sku.
-        sku: String,
-    },
+    /// A cancelled checkout still waits to hear whether its pending reservation was made.
+    ReservationUnsettled,
+}
+
+impl CheckoutTimeout {
+    /// The name the runner stores it under.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CheckoutTimeout::ReservationUnsettled => "reservation_unsettled",
+        }
+    }
+
+    /// The timeout stored under `name`, if checkout knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [CheckoutTimeout::ReservationUnsettled]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
 }
 
 /// Where a checkout is.
@@ -480,12 +493,10 @@ impl Checkout {
                     }
                     _ => {}
                 }
-                let timeout = self.pending_reservation.clone().map(|sku| {
-                    (
-                        RESERVATION_SETTLE,
-                        CheckoutTimeout::ReservationUnsettled { sku },
-                    )
-                });
+                let timeout = self
+                    .pending_reservation
+                    .is_some()
+                    .then_some((RESERVATION_SETTLE, CheckoutTimeout::ReservationUnsettled));
                 let mut step = self.after_compensation(commands);
                 step.timeouts.extend(timeout);
                 step
@@ -526,18 +537,18 @@ impl Checkout {
     }
 
     /// Reacts to a reminder this checkout set.
-    pub fn on_timeout(mut self, timeout: &CheckoutTimeout) -> CheckoutStep {
+    pub fn on_timeout(mut self, timeout: CheckoutTimeout) -> CheckoutStep {
         match timeout {
-            CheckoutTimeout::ReservationUnsettled { sku } => {
-                if self.phase != CheckoutPhase::Compensating
-                    || self.pending_reservation.as_ref() != Some(sku)
-                {
+            CheckoutTimeout::ReservationUnsettled => {
+                if self.phase != CheckoutPhase::Compensating {
                     return self.step(Vec::new());
                 }
-                self.pending_reservation = None;
+                let Some(sku) = self.pending_reservation.take() else {
+                    return self.step(Vec::new());
+                };
                 let release = CheckoutCommand::ReleaseStock {
                     order_id: self.order_id.clone(),
-                    sku: sku.clone(),
+                    sku,
                 };
                 self.after_compensation(vec![release])
             }

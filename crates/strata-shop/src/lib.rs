@@ -6,10 +6,15 @@
 
 mod checkout;
 pub mod domain;
+mod process;
 mod provider;
+pub mod read_models;
+mod service;
 
 pub use checkout::{
     Checkout, CheckoutCommand, CheckoutEvent, CheckoutPhase, CheckoutStep, CheckoutTimeout,
     PaymentProgress, RESERVATION_SETTLE,
 };
+pub use process::{CHECKOUT, CheckoutProcess, CheckoutSender};
 pub use provider::{FakePaymentProvider, PaymentProvider};
+pub use service::{AsOf, OrderAsOf, SEARCH_LIMIT, Shop, ShopError};

@@ -261,10 +261,7 @@ fn a_reservation_recorded_after_the_cancellation_is_released() {
     assert_eq!(step.commands, vec![release("mug")]);
     assert_eq!(
         step.timeouts,
-        vec![(
-            RESERVATION_SETTLE,
-            CheckoutTimeout::ReservationUnsettled { sku: "cup".into() }
-        )]
+        vec![(RESERVATION_SETTLE, CheckoutTimeout::ReservationUnsettled)]
     );
     assert!(!step.done);
     let step = step.state.react(&reserved("cup"));
@@ -276,8 +273,7 @@ fn a_reservation_recorded_after_the_cancellation_is_released() {
 fn a_reservation_never_heard_of_is_released_blindly_on_timeout() {
     let state = run(&[placed(), reserved("mug")]);
     let state = state.react(&cancelled(CancelReason::Requested)).state;
-    let timeout = CheckoutTimeout::ReservationUnsettled { sku: "cup".into() };
-    let step = state.on_timeout(&timeout);
+    let step = state.on_timeout(CheckoutTimeout::ReservationUnsettled);
     assert_eq!(step.commands, vec![release("cup")]);
     assert!(step.done);
 }
@@ -285,8 +281,7 @@ fn a_reservation_never_heard_of_is_released_blindly_on_timeout() {
 #[test]
 fn a_stale_timeout_does_nothing() {
     let state = run(&[placed(), reserved("mug")]);
-    let timeout = CheckoutTimeout::ReservationUnsettled { sku: "cup".into() };
-    let step = state.on_timeout(&timeout);
+    let step = state.on_timeout(CheckoutTimeout::ReservationUnsettled);
     assert!(step.commands.is_empty());
     assert!(!step.done);
 }
@@ -332,4 +327,11 @@ fn a_draft_cancelled_before_placing_has_nothing_to_do() {
     let step = Checkout::default().react(&cancelled(CancelReason::Requested));
     assert!(step.commands.is_empty());
     assert!(step.done);
+}
+
+#[test]
+fn timeouts_round_trip_through_their_names() {
+    let timeout = CheckoutTimeout::ReservationUnsettled;
+    assert_eq!(CheckoutTimeout::from_name(timeout.name()), Some(timeout));
+    assert_eq!(CheckoutTimeout::from_name("nope"), None);
 }

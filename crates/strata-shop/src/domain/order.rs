@@ -91,6 +91,8 @@ pub struct Order {
     pub lines: Vec<OrderLine>,
     /// The sum of the line totals.
     pub total: Money,
+    /// Why it was cancelled, if it was.
+    pub cancel_reason: Option<CancelReason>,
 }
 
 /// What can be asked of an order.
@@ -427,7 +429,10 @@ impl Aggregate for Order {
             }
             OrderEvent::Placed { .. } => self.status = Some(OrderStatus::Placed),
             OrderEvent::Confirmed { .. } => self.status = Some(OrderStatus::Confirmed),
-            OrderEvent::Cancelled { .. } => self.status = Some(OrderStatus::Cancelled),
+            OrderEvent::Cancelled { reason, .. } => {
+                self.status = Some(OrderStatus::Cancelled);
+                self.cancel_reason = Some(reason.clone());
+            }
             OrderEvent::Shipped { .. } => self.status = Some(OrderStatus::Shipped),
         }
         self

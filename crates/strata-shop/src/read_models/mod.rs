@@ -1,0 +1,41 @@
+//! The shop's read models, each a SQLite projection with its queries: order summaries
+//! (per order and per customer), the catalog with available stock, daily sales, and
+//! product search (FTS5). A model is built only from events, in `apply`, through the
+//! runner's transaction; queries only read.
+
+mod catalog;
+mod orders;
+mod sales;
+mod search;
+
+pub use catalog::{CATALOG, Catalog, ProductView};
+pub use orders::{ORDERS, OrderLineView, OrderSummaries, OrderSummary, OrderView};
+pub use sales::{DAILY_SALES, DailySales, DaySales};
+pub use search::{PRODUCT_SEARCH, ProductSearch, SearchHit, fts_query};
+
+use strata_core::RecordedEvent;
+use strata_domain::{EventCodec, Upcasters};
+use strata_projection::ApplyError;
+
+/// Decodes one of the shop's stored events.
+fn decode<E: EventCodec>(event: &RecordedEvent) -> Result<E, ApplyError> {
+    Upcasters::new().decode(event).map_err(|e| {
+        ApplyError::new(format!(
+            "{} at position {} does not decode: {e}",
+            event.event_type, event.position
+        ))
+    })
+}
+
+/// A count or an amount as a SQL integer. The domain keeps both at most `i64::MAX`.
+fn sql(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A SQL integer as a count or an amount (never negative in these models).
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

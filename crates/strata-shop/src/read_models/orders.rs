@@ -1,0 +1,264 @@
+//! Order summaries: one row per order (customer, status, total) with its lines, listed per
+//! customer. Built from the `order` category.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+use strata_core::RecordedEvent;
+use strata_domain::Aggregate;
+use strata_projection::{ApplyError, SqliteProjection};
+use strata_store::ReadFilter;
+
+use super::{decode, sql, unsigned};
+use crate::domain::{CancelReason, Money, Order, OrderEvent, OrderStatus};
+
+/// The projection's name.
+pub const ORDERS: &str = "shop_orders";
+
+/// One order as the summaries show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderView {
+    /// The order id.
+    pub id: String,
+    /// The customer.
+    pub customer: String,
+    /// The status.
+    pub status: OrderStatus,
+    /// The lines, in the order they were added.
+    pub lines: Vec<OrderLineView>,
+    /// The sum of the line totals.
+    pub total: Money,
+    /// Why it was cancelled, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<CancelReason>,
+}
+
+/// One line of an order view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderLineView {
+    /// The product.
+    pub sku: String,
+    /// Units.
+    pub quantity: u32,
+    /// The price of one unit.
+    pub unit_price: Money,
+    /// `quantity × unit_price`.
+    pub total: Money,
+}
+
+/// One order in a customer's listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderSummary {
+    /// The order id.
+    pub id: String,
+    /// The status.
+    pub status: OrderStatus,
+    /// How many lines it has.
+    pub lines: u32,
+    /// The sum of the line totals.
+    pub total: Money,
+}
+
+/// The order-summaries projection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderSummaries;
+
+impl SqliteProjection for OrderSummaries {
+    fn name(&self) -> &'static str {
+        ORDERS
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn filter(&self) -> ReadFilter {
+        ReadFilter::all().category(Order::CATEGORY)
+    }
+
+    fn migrate(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.execute_batch(
+            "CREATE TABLE orders (
+                 order_id TEXT PRIMARY KEY,
+                 customer TEXT NOT NULL,
+                 status TEXT NOT NULL,
+                 total INTEGER NOT NULL,
+                 cancel_reason TEXT,
+                 created_position INTEGER NOT NULL
+             );
+             CREATE INDEX orders_by_customer ON orders (customer, created_position);
+             CREATE TABLE order_lines (
+                 order_id TEXT NOT NULL,
+                 sku TEXT NOT NULL,
+                 quantity INTEGER NOT NULL,
+                 unit_price INTEGER NOT NULL,
+                 line_total INTEGER NOT NULL,
+                 position INTEGER NOT NULL,
+                 PRIMARY KEY (order_id, sku)
+             );",
+        )
+    }
+
+    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let set_status = |order_id: &str, status: OrderStatus| {
+            tx.execute(
+                "UPDATE orders SET status = ?2 WHERE order_id = ?1",
+                params![order_id, status.as_str()],
+            )
+        };
+        match decode::<OrderEvent>(event)? {
+            OrderEvent::Created { order_id, customer } => {
+                tx.execute(
+                    "INSERT INTO orders (order_id, customer, status, total, created_position)
+                     VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (order_id) DO NOTHING",
+                    params![
+                        order_id,
+                        customer,
+                        OrderStatus::Draft.as_str(),
+                        sql(event.position.0)
+                    ],
+                )?;
+            }
+            OrderEvent::LineAdded { order_id, line } => {
+                let total = line.total().ok_or("a line total past the largest amount")?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO order_lines
+                         (order_id, sku, quantity, unit_price, line_total, position)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        order_id,
+                        line.sku,
+                        line.quantity,
+                        sql(line.unit_price.0),
+                        sql(total.0),
+                        sql(event.position.0)
+                    ],
+                )?;
+                update_total(tx, &order_id)?;
+            }
+            OrderEvent::LineRemoved { order_id, sku } => {
+                tx.execute(
+                    "DELETE FROM order_lines WHERE order_id = ?1 AND sku = ?2",
+                    params![order_id, sku],
+                )?;
+                update_total(tx, &order_id)?;
+            }
+            OrderEvent::Placed { order_id, .. } => {
+                set_status(&order_id, OrderStatus::Placed)?;
+            }
+            OrderEvent::Confirmed { order_id, .. } => {
+                set_status(&order_id, OrderStatus::Confirmed)?;
+            }
+            OrderEvent::Cancelled { order_id, reason } => {
+                tx.execute(
+                    "UPDATE orders SET status = ?2, cancel_reason = ?3 WHERE order_id = ?1",
+                    params![
+                        order_id,
+                        OrderStatus::Cancelled.as_str(),
+                        serde_json::to_string(&reason)?
+                    ],
+                )?;
+            }
+            OrderEvent::Shipped { order_id } => {
+                set_status(&order_id, OrderStatus::Shipped)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn update_total(tx: &Transaction<'_>, order_id: &str) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE orders SET total =
+             (SELECT COALESCE(SUM(line_total), 0) FROM order_lines WHERE order_id = ?1)
+         WHERE order_id = ?1",
+        params![order_id],
+    )
+}
+
+fn status_of(text: &str) -> rusqlite::Result<OrderStatus> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl OrderSummaries {
+    /// The order `id`, if the model has it.
+    pub fn order(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<OrderView>> {
+        let row = conn
+            .query_row(
+                "SELECT customer, status, total, cancel_reason FROM orders WHERE order_id = ?1",
+                params![id],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((customer, status, total, reason)) = row else {
+            return Ok(None);
+        };
+        let mut statement = conn.prepare_cached(
+            "SELECT sku, quantity, unit_price, line_total FROM order_lines
+             WHERE order_id = ?1 ORDER BY position",
+        )?;
+        let lines = statement
+            .query_map(params![id], |row| {
+                Ok(OrderLineView {
+                    sku: row.get(0)?,
+                    quantity: row.get(1)?,
+                    unit_price: Money(unsigned(row.get(2)?)),
+                    total: Money(unsigned(row.get(3)?)),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(OrderView {
+            id: id.to_owned(),
+            customer,
+            status: status_of(&status)?,
+            lines,
+            total: Money(unsigned(total)),
+            cancel_reason: reason.and_then(|r| serde_json::from_str(&r).ok()),
+        }))
+    }
+
+    /// The orders of `customer`, oldest first.
+    pub fn customer_orders(
+        conn: &rusqlite::Connection,
+        customer: &str,
+    ) -> rusqlite::Result<Vec<OrderSummary>> {
+        let mut statement = conn.prepare_cached(
+            "SELECT o.order_id, o.status, o.total,
+                    (SELECT COUNT(*) FROM order_lines l WHERE l.order_id = o.order_id)
+             FROM orders o WHERE o.customer = ?1 ORDER BY o.created_position",
+        )?;
+        statement
+            .query_map(params![customer], |row| {
+                Ok(OrderSummary {
+                    id: row.get(0)?,
+                    status: status_of(&row.get::<_, String>(1)?)?,
+                    total: Money(unsigned(row.get(2)?)),
+                    lines: row.get(3)?,
+                })
+            })?
+            .collect()
+    }
+
+    /// Every order, by id (for checks and exports).
+    pub fn all(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<OrderView>> {
+        let ids = conn
+            .prepare("SELECT order_id FROM orders ORDER BY order_id")?
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(order) = Self::order(conn, &id)? {
+                orders.push(order);
+            }
+        }
+        Ok(orders)
+    }
+}

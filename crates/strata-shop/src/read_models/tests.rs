@@ -1,0 +1,394 @@
+//! Read models applied to events in an in-memory database, then queried.
+
+use rusqlite::Connection;
+use stored::recorded;
+use strata_projection::SqliteProjection;
+
+use super::*;
+use crate::domain::{
+    CancelReason, InventoryEvent, Money, OrderEvent, OrderLine, OrderStatus, ProductEvent,
+};
+
+/// Builds stored events without a store.
+mod stored {
+    use strata_core::{
+        EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version,
+    };
+    use strata_domain::EventCodec;
+
+    pub(super) fn recorded<E: EventCodec>(
+        stream: &str,
+        position: u64,
+        at: &str,
+        event: &E,
+    ) -> RecordedEvent {
+        let (event_type, data) = event.encode().expect("encodes");
+        RecordedEvent {
+            position: Position(position),
+            stream: StreamName::new(stream).expect("valid stream"),
+            version: Version(position),
+            id: EventId::new(),
+            event_type: EventType::new(event_type).expect("valid type"),
+            data: serde_json::to_vec(&data).expect("json").into(),
+            metadata: b"{}".to_vec().into(),
+            recorded_at: Timestamp::parse_rfc3339(at).expect("time"),
+        }
+    }
+}
+
+const NOON: &str = "2026-03-01T12:00:00Z";
+
+/// A fresh model of `projection` with `events` applied.
+fn model(projection: &dyn SqliteProjection, events: &[strata_core::RecordedEvent]) -> Connection {
+    let mut conn = Connection::open_in_memory().expect("opens");
+    let tx = conn.transaction().expect("begins");
+    projection.migrate(&tx).expect("migrates");
+    for event in events {
+        assert!(
+            projection
+                .filter()
+                .matches(&event.stream, event.event_type.as_str())
+        );
+        projection.apply(&tx, event).expect("applies");
+    }
+    tx.commit().expect("commits");
+    conn
+}
+
+fn line(sku: &str, quantity: u32, unit_price: u64) -> OrderLine {
+    OrderLine {
+        sku: sku.into(),
+        quantity,
+        unit_price: Money(unit_price),
+    }
+}
+
+fn order_events() -> Vec<strata_core::RecordedEvent> {
+    let o = |p, e: OrderEvent| recorded("order-o1", p, NOON, &e);
+    let o2 = |p, e: OrderEvent| recorded("order-o2", p, NOON, &e);
+    vec![
+        o(
+            1,
+            OrderEvent::Created {
+                order_id: "o1".into(),
+                customer: "ada".into(),
+            },
+        ),
+        o(
+            2,
+            OrderEvent::LineAdded {
+                order_id: "o1".into(),
+                line: line("mug", 2, 500),
+            },
+        ),
+        o(
+            3,
+            OrderEvent::LineAdded {
+                order_id: "o1".into(),
+                line: line("cup", 1, 250),
+            },
+        ),
+        o(
+            4,
+            OrderEvent::LineAdded {
+                order_id: "o1".into(),
+                line: line("pot", 1, 9000),
+            },
+        ),
+        o(
+            5,
+            OrderEvent::LineRemoved {
+                order_id: "o1".into(),
+                sku: "pot".into(),
+            },
+        ),
+        o(
+            6,
+            OrderEvent::Placed {
+                order_id: "o1".into(),
+                customer: "ada".into(),
+                lines: vec![line("mug", 2, 500), line("cup", 1, 250)],
+                total: Money(1250),
+            },
+        ),
+        o2(
+            7,
+            OrderEvent::Created {
+                order_id: "o2".into(),
+                customer: "ada".into(),
+            },
+        ),
+        o2(
+            8,
+            OrderEvent::Cancelled {
+                order_id: "o2".into(),
+                reason: CancelReason::Requested,
+            },
+        ),
+    ]
+}
+
+#[test]
+fn order_summaries_follow_lines_and_statuses() {
+    let conn = model(&OrderSummaries, &order_events());
+    let order = OrderSummaries::order(&conn, "o1").unwrap().expect("o1");
+    assert_eq!(order.customer, "ada");
+    assert_eq!(order.status, OrderStatus::Placed);
+    assert_eq!(order.total, Money(1250));
+    let skus: Vec<_> = order.lines.iter().map(|l| l.sku.as_str()).collect();
+    assert_eq!(skus, ["mug", "cup"]);
+    assert_eq!(order.lines[0].total, Money(1000));
+    let cancelled = OrderSummaries::order(&conn, "o2").unwrap().expect("o2");
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(cancelled.cancel_reason, Some(CancelReason::Requested));
+    assert_eq!(OrderSummaries::order(&conn, "nope").unwrap(), None);
+}
+
+#[test]
+fn a_customer_lists_their_orders_oldest_first() {
+    let conn = model(&OrderSummaries, &order_events());
+    let orders = OrderSummaries::customer_orders(&conn, "ada").unwrap();
+    let listed: Vec<_> = orders
+        .iter()
+        .map(|o| (o.id.as_str(), o.status, o.lines, o.total))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("o1", OrderStatus::Placed, 2, Money(1250)),
+            ("o2", OrderStatus::Cancelled, 0, Money::ZERO)
+        ]
+    );
+    assert!(
+        OrderSummaries::customer_orders(&conn, "bob")
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_catalog_counts_available_stock() {
+    let p = |pos, e: ProductEvent| recorded("product-mug", pos, NOON, &e);
+    let i = |pos, e: InventoryEvent| recorded("inventory-mug", pos, NOON, &e);
+    let events = [
+        // Stock may be known before the product.
+        i(
+            1,
+            InventoryEvent::Received {
+                sku: "mug".into(),
+                quantity: 10,
+            },
+        ),
+        p(
+            2,
+            ProductEvent::Created {
+                sku: "mug".into(),
+                name: "Mug".into(),
+                description: "Blue".into(),
+                price: Money(500),
+            },
+        ),
+        i(
+            3,
+            InventoryEvent::Reserved {
+                sku: "mug".into(),
+                order_id: "o1".into(),
+                quantity: 3,
+            },
+        ),
+        i(
+            4,
+            InventoryEvent::Reserved {
+                sku: "mug".into(),
+                order_id: "o2".into(),
+                quantity: 2,
+            },
+        ),
+        i(
+            5,
+            InventoryEvent::Committed {
+                sku: "mug".into(),
+                order_id: "o1".into(),
+                quantity: 3,
+            },
+        ),
+        i(
+            6,
+            InventoryEvent::Released {
+                sku: "mug".into(),
+                order_id: "o2".into(),
+                quantity: 2,
+            },
+        ),
+        i(
+            7,
+            InventoryEvent::Reserved {
+                sku: "mug".into(),
+                order_id: "o3".into(),
+                quantity: 1,
+            },
+        ),
+        p(
+            8,
+            ProductEvent::PriceChanged {
+                sku: "mug".into(),
+                old_price: Money(500),
+                price: Money(600),
+            },
+        ),
+    ];
+    let conn = model(&Catalog, &events);
+    let mug = Catalog::product(&conn, "mug").unwrap().expect("mug");
+    assert_eq!(mug.price, Money(600));
+    // received 10, committed 3, reserved 1.
+    assert_eq!((mug.on_hand, mug.reserved, mug.available), (7, 1, 6));
+    assert_eq!(Catalog::products(&conn).unwrap(), vec![mug]);
+}
+
+#[test]
+fn stock_without_a_product_is_not_in_the_catalog() {
+    let events = [recorded(
+        "inventory-ghost",
+        1,
+        NOON,
+        &InventoryEvent::Received {
+            sku: "ghost".into(),
+            quantity: 1,
+        },
+    )];
+    let conn = model(&Catalog, &events);
+    assert_eq!(Catalog::product(&conn, "ghost").unwrap(), None);
+    assert!(Catalog::products(&conn).unwrap().is_empty());
+}
+
+#[test]
+fn daily_sales_sum_confirmed_orders_per_utc_day() {
+    let confirmed = |pos, order: &str, at, total| {
+        recorded(
+            &format!("order-{order}"),
+            pos,
+            at,
+            &OrderEvent::Confirmed {
+                order_id: order.into(),
+                customer: "ada".into(),
+                total: Money(total),
+            },
+        )
+    };
+    let events = [
+        confirmed(1, "o1", "2026-03-01T00:00:00Z", 100),
+        confirmed(2, "o2", "2026-03-01T23:59:59.999Z", 250),
+        // 01:00 at UTC+02:00 on the 1st is 23:00 UTC on February 28th.
+        confirmed(3, "o3", "2026-03-01T01:00:00+02:00", 7),
+        confirmed(4, "o4", "2026-03-02T00:00:00Z", 1000),
+    ];
+    let conn = model(&DailySales, &events);
+    let days = DailySales::days(&conn).unwrap();
+    let days: Vec<_> = days
+        .iter()
+        .map(|d| (d.day.as_str(), d.orders, d.revenue))
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2026-02-28", 1, Money(7)),
+            ("2026-03-01", 2, Money(350)),
+            ("2026-03-02", 1, Money(1000)),
+        ]
+    );
+}
+
+#[test]
+fn daily_sales_ignore_other_order_events() {
+    assert!(!DailySales.filter().matches_raw("order-o1", "OrderPlaced"));
+}
+
+fn catalog_products() -> Vec<strata_core::RecordedEvent> {
+    let product = |pos: u64, sku: &str, name: &str, description: &str| {
+        recorded(
+            &format!("product-{sku}"),
+            pos,
+            NOON,
+            &ProductEvent::Created {
+                sku: sku.into(),
+                name: name.into(),
+                description: description.into(),
+                price: Money(100 * pos),
+            },
+        )
+    };
+    vec![
+        product(1, "mug", "Blue mug", "A ceramic mug for coffee"),
+        product(2, "cup", "Tea cup", "Porcelain, holds a blue tea"),
+        product(3, "pot", "Coffee pot", "Brews coffee for six"),
+        product(4, "cafe", "Café crème", "Crème de café"),
+    ]
+}
+
+#[test]
+fn search_finds_every_word_as_a_prefix_and_ranks_names_first() {
+    let conn = model(&ProductSearch, &catalog_products());
+    let skus = |q: &str| -> Vec<String> {
+        ProductSearch::search(&conn, q, 10)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.sku)
+            .collect()
+    };
+    // "blue" is in the mug's name and in the cup's description: the name weighs more.
+    assert_eq!(skus("blue"), ["mug", "cup"]);
+    assert_eq!(skus("coffee"), ["pot", "mug"]);
+    assert_eq!(skus("cof"), ["pot", "mug"]);
+    assert_eq!(skus("blue tea"), ["cup"]);
+    assert_eq!(skus("BLUE   Mug!"), ["mug"]);
+    // Diacritics do not matter.
+    assert_eq!(skus("cafe creme"), ["cafe"]);
+    assert!(skus("teapot").is_empty());
+}
+
+#[test]
+fn search_scores_and_prices_come_back() {
+    let conn = model(&ProductSearch, &catalog_products());
+    let hits = ProductSearch::search(&conn, "coffee", 1).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].price, Money(300));
+    assert!(hits[0].score > 0.0);
+}
+
+#[test]
+fn search_follows_price_changes() {
+    let mut events = catalog_products();
+    events.push(recorded(
+        "product-mug",
+        5,
+        NOON,
+        &ProductEvent::PriceChanged {
+            sku: "mug".into(),
+            old_price: Money(100),
+            price: Money(42),
+        },
+    ));
+    let conn = model(&ProductSearch, &events);
+    let hits = ProductSearch::search(&conn, "mug", 5).unwrap();
+    assert_eq!(hits[0].price, Money(42));
+}
+
+#[test]
+fn search_syntax_from_the_caller_never_reaches_fts5() {
+    let conn = model(&ProductSearch, &catalog_products());
+    for q in [
+        "",
+        "   ",
+        "\"",
+        "*",
+        "mug OR",
+        "NEAR(mug cup)",
+        "col:mug",
+        "-mug",
+        "^mug",
+    ] {
+        ProductSearch::search(&conn, q, 10).unwrap_or_else(|e| panic!("query {q:?} failed: {e}"));
+    }
+    assert_eq!(fts_query("a\"b"), Some("\"a\"* \"b\"*".to_owned()));
+    assert_eq!(fts_query("  -- "), None);
+}

@@ -1,0 +1,581 @@
+//! [`Shop`]: the service the server calls. Commands go through the command handler and
+//! answer a [`CommandOutcome`] whose position is the consistency token; queries read the
+//! SQLite read models, first waiting (bounded) until they have caught up with a token.
+//! History and time travel read the event log itself.
+//!
+//! It must not know HTTP: errors are a typed [`ShopError`] the edge maps to statuses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use strata_core::{CoreError, Position, Timestamp, Version};
+use strata_domain::{
+    Aggregate, CommandContext, CommandError, CommandHandler, CommandOutcome, DomainError, History,
+    Loaded,
+};
+use strata_projection::{ProcessManagers, ProjectionError, Projections};
+use strata_store::StoreError;
+
+use crate::domain::{
+    CancelReason, Inventory, InventoryCommand, InventoryError, Money, Order, OrderCommand,
+    OrderError, OrderStatus, Product, ProductCommand, ProductError,
+};
+use crate::process::{CheckoutProcess, CheckoutSender};
+use crate::provider::PaymentProvider;
+use crate::read_models::{
+    CATALOG, Catalog, DAILY_SALES, DailySales, DaySales, ORDERS, OrderLineView, OrderSummaries,
+    OrderSummary, OrderView, PRODUCT_SEARCH, ProductSearch, ProductView, SearchHit,
+};
+
+/// The most hits a product search answers.
+pub const SEARCH_LIMIT: usize = 50;
+
+/// Why a shop operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShopError {
+    /// A rule of the domain refused the command; nothing was written. `code` is stable
+    /// (`insufficient_stock`, `order_not_paid`, …): show it to the caller (HTTP 422).
+    #[error("{message}")]
+    Refused {
+        /// The broken rule.
+        code: &'static str,
+        /// A sentence for people.
+        message: String,
+    },
+    /// The order, product or payment does not exist (HTTP 404).
+    #[error("no {what} {id:?}")]
+    NotFound {
+        /// What was looked for: `order`, `product`, `payment`.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The id cannot name a stream (HTTP 400): fix the request.
+    #[error("invalid id {id:?}: {reason}")]
+    InvalidId {
+        /// The id given.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Other writers kept changing the same aggregate; every attempt conflicted (HTTP
+    /// 409). Retrying with the same command id is safe.
+    #[error("{stream} kept changing: {attempts} attempts conflicted")]
+    Conflict {
+        /// The aggregate's stream.
+        stream: String,
+        /// How many times the command was decided.
+        attempts: u32,
+    },
+    /// The read model did not catch up with the consistency token in time (HTTP 503).
+    /// Retry later, or read without `after` and accept older data.
+    #[error("read model {read_model} did not reach position {position} in time (at {checkpoint})")]
+    NotCaughtUp {
+        /// The read model waited on.
+        read_model: String,
+        /// The token waited for.
+        position: Position,
+        /// Where the read model was when the wait ended.
+        checkpoint: Position,
+    },
+    /// The event store failed (HTTP 500/503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A read model failed: stopped on an event, or its database failed (HTTP 500).
+    #[error(transparent)]
+    ReadModel(ProjectionError),
+    /// Anything else that is no fault of the caller: a stored event that does not decode,
+    /// a setup step that failed (HTTP 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ShopError {
+    /// A stable snake_case code for the edge: the domain's code for a refusal, else the
+    /// kind of failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ShopError::Refused { code, .. } => code,
+            ShopError::NotFound { .. } => "not_found",
+            ShopError::InvalidId { .. } => "invalid_id",
+            ShopError::Conflict { .. } => "conflict",
+            ShopError::NotCaughtUp { .. } => "consistency_timeout",
+            ShopError::Store(_) => "store_error",
+            ShopError::ReadModel(_) => "read_model_error",
+            ShopError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<ProjectionError> for ShopError {
+    fn from(err: ProjectionError) -> Self {
+        match err {
+            ProjectionError::Timeout {
+                name,
+                position,
+                checkpoint,
+            } => ShopError::NotCaughtUp {
+                read_model: name,
+                position,
+                checkpoint,
+            },
+            other => ShopError::ReadModel(other),
+        }
+    }
+}
+
+/// A refusal that may mean "the aggregate does not exist".
+trait Refusal: DomainError {
+    /// What the aggregate is called in a not-found answer.
+    const WHAT: &'static str;
+    /// Whether the refusal says the aggregate does not exist.
+    fn is_not_found(&self) -> bool;
+}
+
+impl Refusal for ProductError {
+    const WHAT: &'static str = "product";
+    fn is_not_found(&self) -> bool {
+        matches!(self, ProductError::NotFound)
+    }
+}
+
+impl Refusal for OrderError {
+    const WHAT: &'static str = "order";
+    fn is_not_found(&self) -> bool {
+        matches!(self, OrderError::NotFound)
+    }
+}
+
+impl Refusal for InventoryError {
+    const WHAT: &'static str = "inventory";
+    fn is_not_found(&self) -> bool {
+        false
+    }
+}
+
+fn invalid_id(id: &str, err: &CoreError) -> ShopError {
+    ShopError::InvalidId {
+        id: id.to_owned(),
+        reason: err.to_string(),
+    }
+}
+
+fn command_error<E: Refusal>(id: &str, err: CommandError<E>) -> ShopError {
+    match err {
+        CommandError::Domain(refusal) if refusal.is_not_found() => ShopError::NotFound {
+            what: E::WHAT,
+            id: id.to_owned(),
+        },
+        CommandError::Domain(refusal) => ShopError::Refused {
+            code: refusal.code(),
+            message: refusal.to_string(),
+        },
+        CommandError::Conflict { stream, attempts } => ShopError::Conflict {
+            stream: stream.to_string(),
+            attempts,
+        },
+        CommandError::InvalidId(err) => invalid_id(id, &err),
+        CommandError::Store(err) => ShopError::Store(err),
+        other => ShopError::Internal(other.to_string()),
+    }
+}
+
+/// Which past state of an aggregate to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsOf {
+    /// Every event of the aggregate at or below this global position.
+    Position(Position),
+    /// Every event recorded at or before this instant.
+    Time(Timestamp),
+}
+
+/// An order as it was at some point of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderAsOf {
+    /// The order as it was.
+    pub order: OrderView,
+    /// The order stream's version it includes.
+    pub version: Version,
+    /// The position of the last event it includes.
+    pub position: Position,
+}
+
+fn order_view(id: &str, order: &Order) -> Option<OrderView> {
+    Some(OrderView {
+        id: id.to_owned(),
+        customer: order.customer.clone(),
+        status: order.status?,
+        lines: order
+            .lines
+            .iter()
+            .map(|l| OrderLineView {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+                total: l.total().unwrap_or(Money::MAX),
+            })
+            .collect(),
+        total: order.total,
+        cancel_reason: order.cancel_reason.clone(),
+    })
+}
+
+/// The shop: commands, queries, history and time travel over one event store.
+///
+/// Cloning is cheap and gives another handle to the same shop.
+#[derive(Clone)]
+pub struct Shop {
+    handler: Arc<CommandHandler>,
+    projections: Projections,
+}
+
+impl Shop {
+    /// Builds the shop over `handler`, registering its read models with `projections`
+    /// and its checkout process manager with `processes` (checkout asks `provider` to
+    /// authorize payments). Starting the hosts is the caller's job, as for any module.
+    pub fn new(
+        handler: Arc<CommandHandler>,
+        projections: Projections,
+        processes: &ProcessManagers,
+        provider: Arc<dyn PaymentProvider>,
+    ) -> Result<Self, ShopError> {
+        projections.register(Arc::new(OrderSummaries))?;
+        projections.register(Arc::new(Catalog))?;
+        projections.register(Arc::new(DailySales))?;
+        projections.register(Arc::new(ProductSearch))?;
+        processes.register(
+            Arc::new(CheckoutProcess),
+            Arc::new(CheckoutSender::new(handler.clone(), provider)),
+        )?;
+        Ok(Self {
+            handler,
+            projections,
+        })
+    }
+
+    /// The command handler the shop writes through.
+    pub fn handler(&self) -> &Arc<CommandHandler> {
+        &self.handler
+    }
+
+    async fn handle<A: Aggregate>(
+        &self,
+        id: &str,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError>
+    where
+        A::Error: Refusal,
+    {
+        self.handler
+            .handle::<A>(id, &command, context)
+            .await
+            .map_err(|err| command_error(id, err))
+    }
+
+    /// The current state of a product, or a refusal naming it missing (for commands that
+    /// refer to a product: it is the command that is wrong, not the address).
+    async fn product_details(&self, sku: &str) -> Result<(String, Money), ShopError> {
+        let loaded: Loaded<Product> = self
+            .handler
+            .load::<Product>(sku)
+            .await
+            .map_err(|err| command_error(sku, err))?;
+        match loaded.state.details {
+            Some(details) => Ok((details.sku, details.price)),
+            None => Err(ShopError::Refused {
+                code: "product_not_found",
+                message: format!("no product {sku:?}"),
+            }),
+        }
+    }
+
+    // ----- commands ------------------------------------------------------------------
+
+    /// Puts a product in the catalog. Refusals: `product_exists`, `invalid_sku`,
+    /// `invalid_name`, `description_too_long`, `invalid_price`.
+    pub async fn create_product(
+        &self,
+        sku: &str,
+        name: &str,
+        description: &str,
+        price: Money,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        let command = ProductCommand::Create {
+            sku: sku.to_owned(),
+            name: name.to_owned(),
+            description: description.to_owned(),
+            price,
+        };
+        self.handle::<Product>(sku, command, context).await
+    }
+
+    /// Changes a product's price (lines already on orders keep theirs). Refusals:
+    /// `invalid_price`; not found if there is no such product.
+    pub async fn change_price(
+        &self,
+        sku: &str,
+        price: Money,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        self.handle::<Product>(sku, ProductCommand::ChangePrice { price }, context)
+            .await
+    }
+
+    /// Adds stock of an existing product. Refusals: `product_not_found`,
+    /// `invalid_quantity`, `stock_overflow`.
+    pub async fn receive_stock(
+        &self,
+        sku: &str,
+        quantity: u64,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        let (sku, _) = self.product_details(sku).await?;
+        let command = InventoryCommand::Receive {
+            sku: sku.clone(),
+            quantity,
+        };
+        self.handle::<Inventory>(&sku, command, context).await
+    }
+
+    /// Opens a draft order. Refusals: `order_exists`, `invalid_order_id`,
+    /// `invalid_customer`.
+    pub async fn create_order(
+        &self,
+        id: &str,
+        customer: &str,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        let command = OrderCommand::Create {
+            order_id: id.to_owned(),
+            customer: customer.to_owned(),
+        };
+        self.handle::<Order>(id, command, context).await
+    }
+
+    /// Adds a line at the product's current price. Refusals: `product_not_found`,
+    /// `order_not_draft`, `invalid_quantity`, `line_exists`, `too_many_lines`,
+    /// `amount_overflow`; not found if there is no such order.
+    pub async fn add_line(
+        &self,
+        id: &str,
+        sku: &str,
+        quantity: u32,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        let (sku, unit_price) = self.product_details(sku).await?;
+        let command = OrderCommand::AddLine {
+            sku,
+            quantity,
+            unit_price,
+        };
+        self.handle::<Order>(id, command, context).await
+    }
+
+    /// Removes a line. Refusals: `order_not_draft`, `line_not_found`.
+    pub async fn remove_line(
+        &self,
+        id: &str,
+        sku: &str,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        let command = OrderCommand::RemoveLine {
+            sku: sku.to_owned(),
+        };
+        self.handle::<Order>(id, command, context).await
+    }
+
+    /// Places the order: checkout takes it from there (reserve, pay, confirm — or
+    /// cancel). Refusals: `order_empty`, `order_not_draft`, `order_cancelled`.
+    pub async fn place(
+        &self,
+        id: &str,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        self.handle::<Order>(id, OrderCommand::Place, context).await
+    }
+
+    /// Cancels a draft or placed order; checkout gives back whatever it holds.
+    /// Refusals: `order_confirmed`, `order_shipped`.
+    pub async fn cancel(
+        &self,
+        id: &str,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        let command = OrderCommand::Cancel {
+            reason: CancelReason::Requested,
+        };
+        self.handle::<Order>(id, command, context).await
+    }
+
+    /// Ships a confirmed (paid) order. Refusals: `order_not_paid`, `order_cancelled`.
+    pub async fn ship(
+        &self,
+        id: &str,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, ShopError> {
+        self.handle::<Order>(id, OrderCommand::Ship, context).await
+    }
+
+    // ----- queries -------------------------------------------------------------------
+
+    /// Waits until `read_model` has applied everything up to `after`, if given.
+    async fn caught_up(
+        &self,
+        read_model: &str,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<(), ShopError> {
+        if let Some(position) = after {
+            self.projections
+                .wait_for(read_model, position, timeout)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The order `id`: customer, status, lines, total. `after` (a command's position)
+    /// waits up to `timeout` for the read model to include it.
+    pub async fn order(
+        &self,
+        id: &str,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<OrderView, ShopError> {
+        self.caught_up(ORDERS, after, timeout).await?;
+        let key = id.to_owned();
+        self.projections
+            .query(ORDERS, move |conn| OrderSummaries::order(conn, &key))
+            .await?
+            .ok_or_else(|| ShopError::NotFound {
+                what: "order",
+                id: id.to_owned(),
+            })
+    }
+
+    /// The orders of `customer`, oldest first (empty if none).
+    pub async fn customer_orders(
+        &self,
+        customer: &str,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<Vec<OrderSummary>, ShopError> {
+        self.caught_up(ORDERS, after, timeout).await?;
+        let customer = customer.to_owned();
+        Ok(self
+            .projections
+            .query(ORDERS, move |conn| {
+                OrderSummaries::customer_orders(conn, &customer)
+            })
+            .await?)
+    }
+
+    /// The product `sku` with its available stock.
+    pub async fn product(
+        &self,
+        sku: &str,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<ProductView, ShopError> {
+        self.caught_up(CATALOG, after, timeout).await?;
+        let key = sku.to_owned();
+        self.projections
+            .query(CATALOG, move |conn| Catalog::product(conn, &key))
+            .await?
+            .ok_or_else(|| ShopError::NotFound {
+                what: "product",
+                id: sku.to_owned(),
+            })
+    }
+
+    /// Every product with its available stock, by sku.
+    pub async fn products(
+        &self,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<Vec<ProductView>, ShopError> {
+        self.caught_up(CATALOG, after, timeout).await?;
+        Ok(self.projections.query(CATALOG, Catalog::products).await?)
+    }
+
+    /// Products whose name or description holds every word of `q` (as prefixes), best
+    /// first, at most [`SEARCH_LIMIT`].
+    pub async fn search_products(
+        &self,
+        q: &str,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<Vec<SearchHit>, ShopError> {
+        self.caught_up(PRODUCT_SEARCH, after, timeout).await?;
+        let q = q.to_owned();
+        Ok(self
+            .projections
+            .query(PRODUCT_SEARCH, move |conn| {
+                ProductSearch::search(conn, &q, SEARCH_LIMIT)
+            })
+            .await?)
+    }
+
+    /// Orders confirmed and revenue per UTC day, oldest first.
+    pub async fn daily_sales(
+        &self,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<Vec<DaySales>, ShopError> {
+        self.caught_up(DAILY_SALES, after, timeout).await?;
+        Ok(self
+            .projections
+            .query(DAILY_SALES, DailySales::days)
+            .await?)
+    }
+
+    /// Every event of order `id`, with who asked, when, and why (command, causation and
+    /// correlation ids).
+    pub async fn order_history(&self, id: &str) -> Result<History, ShopError> {
+        let stream = CommandHandler::stream_of::<Order>(id).map_err(|err| invalid_id(id, &err))?;
+        let history = self.handler.history(&stream).await?;
+        if history.is_empty() {
+            return Err(ShopError::NotFound {
+                what: "order",
+                id: id.to_owned(),
+            });
+        }
+        Ok(history)
+    }
+
+    /// Order `id` as it was at a position or an instant, folded from the event log.
+    /// Not found if the order did not exist yet.
+    pub async fn order_as_of(&self, id: &str, at: AsOf) -> Result<OrderAsOf, ShopError> {
+        let loaded = match at {
+            AsOf::Position(position) => self.handler.load_at_position::<Order>(id, position).await,
+            AsOf::Time(time) => self.handler.load_at_time::<Order>(id, time).await,
+        }
+        .map_err(|err| command_error(id, err))?;
+        let order = order_view(id, &loaded.state).ok_or_else(|| ShopError::NotFound {
+            what: "order",
+            id: id.to_owned(),
+        })?;
+        Ok(OrderAsOf {
+            order,
+            version: loaded.version,
+            position: loaded.position,
+        })
+    }
+
+    /// The current status of order `id`, folded from the event log (no read model).
+    pub async fn order_status(&self, id: &str) -> Result<OrderStatus, ShopError> {
+        let loaded = self
+            .handler
+            .load::<Order>(id)
+            .await
+            .map_err(|err| command_error(id, err))?;
+        loaded.state.status.ok_or_else(|| ShopError::NotFound {
+            what: "order",
+            id: id.to_owned(),
+        })
+    }
+}
