@@ -18,6 +18,7 @@ mod module;
 mod projections;
 mod read_side;
 mod serve;
+mod shop;
 mod state;
 
 pub use api::{api_router, app};
@@ -30,4 +31,5 @@ pub use module::Module;
 pub use projections::{ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus};
 pub use read_side::ReadSide;
 pub use serve::{SHUTDOWN_GRACE, ServeError, check_exposure, serve};
+pub use shop::ShopModule;
 pub use state::{AppState, AppStateBuilder, DEFAULT_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT, Limits};

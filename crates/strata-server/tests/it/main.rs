@@ -2,6 +2,7 @@
 
 mod auth;
 mod ops;
+mod shop;
 mod store_api;
 mod subscribe;
 mod support;

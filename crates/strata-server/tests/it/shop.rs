@@ -1,0 +1,375 @@
+//! The shop module: commands, queries with `after=`, idempotency, refusals, time travel.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use strata_domain::{CommandHandler, MemorySnapshots};
+use strata_projection::{ProcessManagers, Projections};
+use strata_server::{AppState, ReadSide, ShopModule, app};
+use strata_shop::{FakePaymentProvider, Shop};
+use strata_store::{EventStore, MemoryStore};
+
+use crate::support::{Answer, get, send};
+
+/// A server with the shop mounted over an in-memory store, its read models in `dir`.
+pub(crate) struct ShopServer {
+    pub(crate) app: Router,
+    pub(crate) read_side: ReadSide,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) fn shop_server() -> ShopServer {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let handler = Arc::new(CommandHandler::new(
+        store.clone(),
+        Arc::new(MemorySnapshots::new()),
+    ));
+    let projections = Projections::new(store.clone(), dir.path().join("read"));
+    let processes = ProcessManagers::new(store.clone(), dir.path().join("process"));
+    let shop = Shop::new(
+        handler,
+        projections.clone(),
+        &processes,
+        Arc::new(FakePaymentProvider::default()),
+    )
+    .unwrap();
+    projections.start();
+    processes.start();
+    let read_side = ReadSide::new(projections, Some(processes));
+    let state = AppState::builder(store)
+        .projections(Arc::new(read_side.clone()))
+        .module(Arc::new(ShopModule::new(shop)))
+        .build();
+    ShopServer {
+        app: app(state),
+        read_side,
+        _dir: dir,
+    }
+}
+
+async fn command(app: &Router, uri: &str, body: Option<Value>, key: Option<&str>) -> Answer {
+    let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    send(app, request.body(Body::from(body)).unwrap()).await
+}
+
+async fn ok(app: &Router, uri: &str, body: Option<Value>) -> Value {
+    let answer = command(app, uri, body, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.text());
+    answer.json()
+}
+
+#[tokio::test]
+async fn an_order_goes_from_draft_to_confirmed_and_reads_back_with_after() {
+    let server = shop_server();
+    let app = &server.app;
+    let created = ok(
+        app,
+        "/shop/products/mug",
+        Some(json!({"name": "Mug", "description": "a blue mug", "price": 1250})),
+    )
+    .await;
+    assert!(created["position"].as_u64().unwrap() >= 1);
+    assert_eq!(created["events"][0]["type"], "ProductCreated");
+    ok(
+        app,
+        "/shop/inventory/mug/receive",
+        Some(json!({"quantity": 3})),
+    )
+    .await;
+    ok(app, "/shop/orders/o-1", Some(json!({"customer": "c-1"}))).await;
+    ok(
+        app,
+        "/shop/orders/o-1/lines",
+        Some(json!({"sku": "mug", "quantity": 2})),
+    )
+    .await;
+    let placed = ok(app, "/shop/orders/o-1/place", None).await;
+    let position = placed["position"].as_u64().unwrap();
+
+    let order = get(app, &format!("/shop/orders/o-1?after={position}")).await;
+    assert_eq!(order.status, StatusCode::OK, "{}", order.text());
+    let order = order.json();
+    assert_eq!(order["id"], "o-1");
+    assert_eq!(order["customer"], "c-1");
+    assert_eq!(order["total"], 2500);
+    assert_eq!(order["lines"][0]["sku"], "mug");
+    assert!(
+        ["placed", "confirmed"].contains(&order["status"].as_str().unwrap()),
+        "{order}"
+    );
+
+    let product = get(app, &format!("/shop/products/mug?after={position}"))
+        .await
+        .json();
+    assert_eq!(product["sku"], "mug");
+    assert_eq!(product["price"], 1250);
+    assert!(product.get("available").is_some());
+
+    let orders = get(app, &format!("/shop/customers/c-1/orders?after={position}")).await;
+    assert_eq!(orders.json()["orders"][0]["id"], "o-1");
+    let found = get(app, &format!("/shop/products?q=blue&after={position}")).await;
+    assert_eq!(
+        found.json()["products"][0]["sku"],
+        "mug",
+        "{}",
+        found.text()
+    );
+    let all = get(app, "/shop/products").await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(get(app, "/shop/sales/daily").await.status, StatusCode::OK);
+
+    let history = get(app, "/shop/orders/o-1/history").await.json();
+    let types: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &types[..3],
+        ["OrderCreated", "OrderLineAdded", "OrderPlaced"],
+        "{history}"
+    );
+
+    // Time travel: as of the line's position the order was a draft.
+    let line_position = history["events"][1]["position"].as_u64().unwrap();
+    let past = get(app, &format!("/shop/orders/o-1?as_of={line_position}")).await;
+    assert_eq!(past.status, StatusCode::OK, "{}", past.text());
+    assert_eq!(past.json()["status"], "draft");
+    assert_eq!(past.json()["position"], line_position);
+    let recorded_at = history["events"][0]["recorded_at"].as_str().unwrap();
+    let at_time = get(app, &format!("/shop/orders/o-1?as_of={recorded_at}")).await;
+    assert_eq!(at_time.status, StatusCode::OK, "{}", at_time.text());
+    let bad = get(app, "/shop/orders/o-1?as_of=yesterday").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_applies_a_command_once() {
+    let server = shop_server();
+    let app = &server.app;
+    let body = json!({"customer": "c-9"});
+    let key = "0190f0c4-8a3e-7d2b-9b1e-3c4d5e6f7a01";
+    let first = command(app, "/shop/orders/o-9", Some(body.clone()), Some(key)).await;
+    let again = command(app, "/shop/orders/o-9", Some(body.clone()), Some(key)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert_eq!(first.json()["position"], again.json()["position"]);
+    assert_eq!(again.json()["duplicate"], true);
+    // Any string works as a key: it is hashed to a UUID.
+    let a = command(
+        app,
+        "/shop/orders/o-10",
+        Some(body.clone()),
+        Some("order o-10 try"),
+    )
+    .await;
+    let b = command(
+        app,
+        "/shop/orders/o-10",
+        Some(body.clone()),
+        Some("order o-10 try"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(b.json()["duplicate"], true);
+    // Without the key the second create is refused by the domain.
+    let c = command(app, "/shop/orders/o-10", Some(body), None).await;
+    assert_eq!(c.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(c.code(), "order_exists");
+}
+
+#[tokio::test]
+async fn refusals_are_422_with_the_rule_and_bad_input_is_400() {
+    let server = shop_server();
+    let app = &server.app;
+    ok(app, "/shop/orders/o-2", Some(json!({"customer": "c-2"}))).await;
+    let empty = command(app, "/shop/orders/o-2/place", None, None).await;
+    assert_eq!(
+        empty.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        empty.text()
+    );
+    assert_eq!(empty.code(), "order_empty");
+    let no_product = command(
+        app,
+        "/shop/orders/o-2/lines",
+        Some(json!({"sku": "ghost", "quantity": 1})),
+        None,
+    )
+    .await;
+    assert_eq!(no_product.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_product.code(), "product_not_found");
+    let ship = command(app, "/shop/orders/o-2/ship", None, None).await;
+    assert_eq!(ship.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    for (uri, body) in [
+        ("/shop/products/p1", json!({"name": "x"})),
+        ("/shop/products/p1", json!({"name": "x", "price": "ten"})),
+        ("/shop/products/p1", json!({"name": "x", "price": -5})),
+        ("/shop/inventory/p1/receive", json!({"quantity": "many"})),
+        ("/shop/orders/o-3", json!({})),
+        (
+            "/shop/orders/o-2/lines",
+            json!({"sku": "a", "quantity": 1.5}),
+        ),
+        (
+            "/shop/orders/o-2/lines",
+            json!({"sku": "a", "quantity": 1, "x": 1}),
+        ),
+    ] {
+        let answer = command(app, uri, Some(body.clone()), None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{uri} {body}: {}",
+            answer.text()
+        );
+        assert_eq!(answer.code(), "invalid_input");
+    }
+    let bad_json = send(
+        app,
+        Request::post("/shop/orders/o-4")
+            .body(Body::from("{customer"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bad_json.status, StatusCode::BAD_REQUEST);
+
+    let missing = get(app, "/shop/orders/nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let missing = command(app, "/shop/orders/nope/place", None, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text());
+    let removed = send(
+        app,
+        Request::delete("/shop/orders/o-2/lines/none")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        removed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        removed.text()
+    );
+    assert_eq!(removed.code(), "line_not_found");
+}
+
+#[tokio::test]
+async fn a_line_is_removed_and_an_order_cancelled() {
+    let server = shop_server();
+    let app = &server.app;
+    ok(
+        app,
+        "/shop/products/pen",
+        Some(json!({"name": "Pen", "price": 100})),
+    )
+    .await;
+    ok(app, "/shop/orders/o-5", Some(json!({"customer": "c-5"}))).await;
+    ok(
+        app,
+        "/shop/orders/o-5/lines",
+        Some(json!({"sku": "pen", "quantity": 1})),
+    )
+    .await;
+    let removed = send(
+        app,
+        Request::delete("/shop/orders/o-5/lines/pen")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.text());
+    let cancelled = ok(app, "/shop/orders/o-5/cancel", None).await;
+    let position = cancelled["position"].as_u64().unwrap();
+    let order = get(app, &format!("/shop/orders/o-5?after={position}"))
+        .await
+        .json();
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["lines"], json!([]));
+}
+
+#[tokio::test]
+async fn a_position_beyond_the_log_is_503_consistency_timeout() {
+    let server = shop_server();
+    let app = &server.app;
+    for uri in [
+        "/shop/orders/o-1?after=999999&timeout_ms=50",
+        "/shop/products/mug?after=999999&timeout_ms=50",
+        "/shop/products?after=999999&timeout_ms=50",
+        "/shop/customers/c/orders?after=999999&timeout_ms=50",
+        "/shop/sales/daily?after=999999&timeout_ms=50",
+    ] {
+        let answer = get(app, uri).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{uri}: {}",
+            answer.text()
+        );
+        assert_eq!(answer.code(), "consistency_timeout");
+    }
+    for uri in ["/shop/orders/o-1?after=x", "/shop/products?timeout_ms=-1"] {
+        assert_eq!(get(app, uri).await.status, StatusCode::BAD_REQUEST, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn the_shop_read_models_are_listed_as_projections() {
+    let server = shop_server();
+    let list = get(&server.app, "/projections").await.json();
+    let names: Vec<&str> = list["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.len() >= 4, "{list}");
+    let parked = get(&server.app, &format!("/projections/{}/parked", names[0])).await;
+    assert_eq!(parked.status, StatusCode::OK, "{}", parked.text());
+    assert_eq!(parked.json()["parked"], json!([]));
+    let retry = command(
+        &server.app,
+        &format!("/projections/{}/parked/5/retry", names[0]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(retry.status, StatusCode::NOT_FOUND, "{}", retry.text());
+    let rebuild = command(
+        &server.app,
+        &format!("/projections/{}/rebuild", names[0]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(rebuild.status, StatusCode::ACCEPTED);
+    let openapi = get(&server.app, "/openapi.json").await.json();
+    for path in [
+        "/shop/products/{sku}",
+        "/shop/inventory/{sku}/receive",
+        "/shop/orders/{id}",
+        "/shop/orders/{id}/lines",
+        "/shop/orders/{id}/lines/{sku}",
+        "/shop/orders/{id}/place",
+        "/shop/orders/{id}/cancel",
+        "/shop/orders/{id}/ship",
+        "/shop/customers/{customer}/orders",
+        "/shop/products",
+        "/shop/sales/daily",
+        "/shop/orders/{id}/history",
+    ] {
+        assert!(openapi["paths"].get(path).is_some(), "{path} undocumented");
+    }
+    server.read_side.projections().shutdown().await;
+}
