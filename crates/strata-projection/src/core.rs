@@ -108,6 +108,9 @@ impl ProjectionCore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // NOTE: the stored checkpoint, read under the write lock, is the truth: should
+        // another writer ever have moved it, events it covers are skipped, not repeated.
+        self.checkpoint = db::read_checkpoint(&tx)?;
         let mut last = self.checkpoint;
         let mut parked = 0;
         for event in events {

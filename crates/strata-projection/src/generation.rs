@@ -204,10 +204,10 @@ impl Drop for Generation {
                 let _ = thread.join();
             }
         }
-        if self.retired.load(Ordering::Acquire) {
-            if let Err(err) = db::remove_database(&self.path) {
-                tracing::warn!(file = %self.path.display(), error = %err, "cannot remove a retired read model");
-            }
+        if self.retired.load(Ordering::Acquire)
+            && let Err(err) = db::remove_database(&self.path)
+        {
+            tracing::warn!(file = %self.path.display(), error = %err, "cannot remove a retired read model");
         }
     }
 }

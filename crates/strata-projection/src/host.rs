@@ -549,6 +549,12 @@ impl Host {
             return;
         }
         generation.stop.send_replace(false);
+        // Before the task runs, so a waiter never sees the previous run's failure.
+        generation.update(|info| {
+            info.state = RunnerState::CatchingUp;
+            info.failed_at = None;
+            info.retrying = false;
+        });
         let task = runtime.spawn(crate::runner::run(
             self.clone(),
             slot.clone(),

@@ -42,3 +42,6 @@ pub use status::{ParkedEvent, ProcessStatus, ProjectionStatus, RebuildStatus, Ru
 pub const CHECKPOINT_TABLE: &str = "strata_checkpoint";
 /// The name of the table every read database keeps its parked events in.
 pub const PARKED_TABLE: &str = "strata_parked";
+
+#[cfg(test)]
+mod tests;

@@ -30,11 +30,6 @@ enum Exit {
 pub(crate) async fn run(host: Arc<Host>, slot: Arc<Slot>, generation: Arc<Generation>) {
     let mut stop = generation.stop.subscribe();
     let mut backoff = Backoff::new();
-    generation.update(|info| {
-        info.state = RunnerState::CatchingUp;
-        info.failed_at = None;
-        info.retrying = false;
-    });
     loop {
         if *stop.borrow() {
             break;
@@ -164,10 +159,10 @@ async fn follow(
                     info.retrying = false;
                 });
             }
-            if slot.is_building(generation) {
-                if let Err(err) = host.promote(slot, generation).await {
-                    return Exit::Retry(err.to_string());
-                }
+            if slot.is_building(generation)
+                && let Err(err) = host.promote(slot, generation).await
+            {
+                return Exit::Retry(err.to_string());
             }
         }
     }

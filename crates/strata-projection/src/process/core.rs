@@ -131,6 +131,8 @@ impl ProcessCore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // NOTE: the stored checkpoint, read under the write lock, is the truth.
+        self.checkpoint = db::read_checkpoint(&tx)?;
         let mut last = self.checkpoint;
         for event in events {
             if event.position <= last {

@@ -294,6 +294,10 @@ impl Host {
             return;
         }
         slot.stop.send_replace(false);
+        slot.update(|info| {
+            info.state = RunnerState::CatchingUp;
+            info.retrying = false;
+        });
         let task = runtime.spawn(run(self.store.clone(), slot.clone()));
         let mut tasks = self.tasks.lock();
         tasks.retain(|t| !t.is_finished());
@@ -311,10 +315,6 @@ enum Exit {
 async fn run(store: Arc<dyn EventStore>, slot: Arc<Slot>) {
     let mut stop = slot.stop.subscribe();
     let mut backoff = Backoff::new();
-    slot.update(|info| {
-        info.state = RunnerState::CatchingUp;
-        info.retrying = false;
-    });
     loop {
         if *stop.borrow() {
             break;

@@ -1,0 +1,295 @@
+//! Unit tests of the synchronous pieces: the projection state machine's batch rule
+//! (model, parked events and checkpoint in one transaction), the process-manager state
+//! machine, the metadata's leftovers rule, names and backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use rusqlite::params;
+use strata_core::{EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version};
+use strata_store::ReadFilter;
+
+use crate::backoff::Backoff;
+use crate::core::{BatchOutcome, ProjectionCore};
+use crate::meta::{self, GenerationId};
+use crate::{ApplyError, FailurePolicy, SqliteProjection};
+
+/// Sums `data.n` per stream; refuses events whose data has `"bad": true` while
+/// `refuse` is set.
+struct Sums {
+    policy: FailurePolicy,
+    refuse: AtomicBool,
+}
+
+impl Sums {
+    fn new(policy: FailurePolicy) -> Arc<Self> {
+        Arc::new(Self {
+            policy,
+            refuse: AtomicBool::new(true),
+        })
+    }
+}
+
+impl SqliteProjection for Sums {
+    fn name(&self) -> &'static str {
+        "sums"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn filter(&self) -> ReadFilter {
+        ReadFilter::all()
+    }
+    fn policy(&self) -> FailurePolicy {
+        self.policy
+    }
+    fn migrate(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        tx.execute_batch("CREATE TABLE sums (stream TEXT PRIMARY KEY, total INTEGER NOT NULL)")
+    }
+    fn apply(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
+        let data: serde_json::Value = serde_json::from_slice(&event.data)?;
+        // Write first, so a refusal has something to roll back.
+        tx.execute(
+            "INSERT INTO sums (stream, total) VALUES (?1, ?2)
+             ON CONFLICT (stream) DO UPDATE SET total = total + excluded.total",
+            params![event.stream.as_str(), data["n"].as_i64().unwrap_or(0)],
+        )?;
+        if data["bad"].as_bool() == Some(true) && self.refuse.load(Ordering::SeqCst) {
+            return Err(ApplyError::new("bad event"));
+        }
+        Ok(())
+    }
+}
+
+fn event(position: u64, stream: &str, data: serde_json::Value) -> RecordedEvent {
+    RecordedEvent {
+        position: Position(position),
+        stream: StreamName::new(stream).unwrap(),
+        version: Version(position),
+        id: EventId::new(),
+        event_type: EventType::new("Added").unwrap(),
+        data: Bytes::from(serde_json::to_vec(&data).unwrap()),
+        metadata: Bytes::from_static(b"{}"),
+        recorded_at: Timestamp::from_unix_nanos(position as i64),
+    }
+}
+
+fn total(path: &std::path::Path, stream: &str) -> Option<i64> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT total FROM sums WHERE stream = ?1", [stream], |r| {
+        r.get(0)
+    })
+    .ok()
+}
+
+#[test]
+fn a_batch_moves_the_model_and_the_checkpoint_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sums.sqlite3");
+    let mut core = ProjectionCore::open(Sums::new(FailurePolicy::Stop), &path, 1).unwrap();
+    assert_eq!(core.checkpoint(), Position(0));
+    let batch = vec![
+        event(1, "a-1", serde_json::json!({"n": 2})),
+        event(3, "a-1", serde_json::json!({"n": 5})),
+    ];
+    let outcome = core.apply_batch(&batch, Position(4)).unwrap();
+    assert_eq!(
+        outcome,
+        BatchOutcome::Applied {
+            checkpoint: Position(4),
+            parked: 0
+        }
+    );
+    // Events at or below the checkpoint are never applied twice.
+    core.apply_batch(&batch, Position::ZERO).unwrap();
+    assert_eq!(total(&path, "a-1"), Some(7));
+    drop(core);
+    let core = ProjectionCore::open(Sums::new(FailurePolicy::Stop), &path, 1).unwrap();
+    assert_eq!(core.checkpoint(), Position(4));
+}
+
+#[test]
+fn stop_commits_the_events_before_the_refused_one_and_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sums.sqlite3");
+    let mut core = ProjectionCore::open(Sums::new(FailurePolicy::Stop), &path, 1).unwrap();
+    let batch = vec![
+        event(1, "a-1", serde_json::json!({"n": 1})),
+        event(2, "a-1", serde_json::json!({"n": 10})),
+        event(5, "a-1", serde_json::json!({"n": 100, "bad": true})),
+        event(6, "a-1", serde_json::json!({"n": 1000})),
+    ];
+    let outcome = core.apply_batch(&batch, Position::ZERO).unwrap();
+    assert_eq!(
+        outcome,
+        BatchOutcome::Stopped {
+            checkpoint: Position(4),
+            parked: 0,
+            position: Position(5),
+            error: "bad event".into()
+        }
+    );
+    assert_eq!(total(&path, "a-1"), Some(11));
+    assert_eq!(core.checkpoint(), Position(4));
+}
+
+#[test]
+fn park_records_the_refused_event_in_the_same_transaction_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sums.sqlite3");
+    let sums = Sums::new(FailurePolicy::Park);
+    let mut core = ProjectionCore::open(sums.clone(), &path, 1).unwrap();
+    let batch = vec![
+        event(1, "a-1", serde_json::json!({"n": 1})),
+        event(2, "a-1", serde_json::json!({"n": 10, "bad": true})),
+        event(3, "a-1", serde_json::json!({"n": 100})),
+    ];
+    let outcome = core.apply_batch(&batch, Position::ZERO).unwrap();
+    assert_eq!(
+        outcome,
+        BatchOutcome::Applied {
+            checkpoint: Position(3),
+            parked: 1
+        }
+    );
+    assert_eq!(total(&path, "a-1"), Some(101));
+    assert_eq!(core.parked_count().unwrap(), 1);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let parked = crate::core::list_parked(&conn).unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].position, Position(2));
+    assert_eq!(parked[0].error, "bad event");
+    assert_eq!(parked[0].attempts, 1);
+
+    // A retry that fails again counts the attempt and keeps nothing of it.
+    let again = core.retry_parked(Position(2)).unwrap();
+    assert!(again.is_err());
+    assert_eq!(total(&path, "a-1"), Some(101));
+    assert_eq!(crate::core::list_parked(&conn).unwrap()[0].attempts, 2);
+
+    sums.refuse.store(false, Ordering::SeqCst);
+    core.retry_parked(Position(2)).unwrap().unwrap();
+    assert_eq!(total(&path, "a-1"), Some(111));
+    assert_eq!(core.parked_count().unwrap(), 0);
+    assert!(matches!(
+        core.retry_parked(Position(2)),
+        Err(crate::ProjectionError::NotParked { .. })
+    ));
+}
+
+#[test]
+fn a_storage_fault_in_apply_commits_nothing() {
+    struct Broken;
+    impl SqliteProjection for Broken {
+        fn name(&self) -> &'static str {
+            "broken"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn filter(&self) -> ReadFilter {
+            ReadFilter::all()
+        }
+        fn policy(&self) -> FailurePolicy {
+            FailurePolicy::Park
+        }
+        fn migrate(&self, _: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+            Ok(())
+        }
+        fn apply(
+            &self,
+            _: &rusqlite::Transaction<'_>,
+            _: &RecordedEvent,
+        ) -> Result<(), ApplyError> {
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                None,
+            )
+            .into())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.sqlite3");
+    let mut core = ProjectionCore::open(Arc::new(Broken), &path, 1).unwrap();
+    let batch = vec![event(1, "a-1", serde_json::json!({}))];
+    assert!(core.apply_batch(&batch, Position::ZERO).is_err());
+    assert_eq!(core.checkpoint(), Position(0));
+    assert_eq!(core.parked_count().unwrap(), 0);
+}
+
+#[test]
+fn apply_errors_from_sqlite_know_whether_storage_failed() {
+    let full =
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+    assert!(ApplyError::from(full).is_transient());
+    let constraint = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+        None,
+    );
+    assert!(!ApplyError::from(constraint).is_transient());
+    assert!(!ApplyError::from("no such order".to_owned()).is_transient());
+    assert_eq!(ApplyError::new("x").to_string(), "x");
+}
+
+#[test]
+fn leftover_files_are_removed_and_named_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = GenerationId {
+        version: 2,
+        generation: 5,
+    };
+    for name in [
+        "orders-v2-g5.sqlite3",
+        "orders-v2-g5.sqlite3-wal",
+        "orders-v1-g4.sqlite3",
+        "orders-v1-g4.sqlite3-shm",
+        "orders_x-v1-g1.sqlite3",
+        "notes.txt",
+    ] {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    meta::remove_leftovers(dir.path(), "orders", &[keep]).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "notes.txt",
+            "orders-v2-g5.sqlite3",
+            "orders-v2-g5.sqlite3-wal",
+            "orders_x-v1-g1.sqlite3"
+        ]
+    );
+}
+
+#[test]
+fn names_become_file_names_so_they_are_checked() {
+    use crate::host::validate_name;
+    assert!(validate_name("order_summaries").is_ok());
+    assert!(validate_name("v2").is_ok());
+    assert!(validate_name("").is_err());
+    assert!(validate_name("Orders").is_err());
+    assert!(validate_name("a-b").is_err());
+    assert!(validate_name("../x").is_err());
+    assert!(validate_name(&"a".repeat(65)).is_err());
+}
+
+#[test]
+fn backoff_doubles_up_to_five_seconds_and_resets() {
+    let mut backoff = Backoff::new();
+    let delays: Vec<u128> = (0..10).map(|_| backoff.next_delay().as_millis()).collect();
+    assert_eq!(
+        delays,
+        [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]
+    );
+    backoff.reset();
+    assert_eq!(backoff.next_delay().as_millis(), 50);
+}

@@ -1,0 +1,13 @@
+//! strata-projection's integration tests, against `MemoryStore` and `EmbeddedStore`, with
+//! real SQLite files in temporary directories.
+
+mod as_of;
+mod crash;
+mod exactly_once;
+mod follow;
+mod policy;
+mod process;
+mod rebuild;
+mod snapshots;
+mod support;
+mod wait;
