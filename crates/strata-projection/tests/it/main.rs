@@ -4,6 +4,7 @@
 mod as_of;
 mod crash;
 mod exactly_once;
+mod faults;
 mod follow;
 mod policy;
 mod process;
