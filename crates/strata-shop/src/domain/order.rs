@@ -14,7 +14,7 @@ use strata_domain::{Aggregate, DomainError, TaggedEvent};
 use super::{MAX_LINES, MAX_NAME_CHARS, Money};
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Lines can be added and removed.

@@ -1,0 +1,316 @@
+//! The Shop API: commands, consistency tokens, queries, refusals, history, time travel.
+
+use std::time::Duration;
+
+use strata_core::Position;
+use strata_domain::CommandContext;
+use strata_shop::domain::{CancelReason, Money, OrderStatus};
+use strata_shop::{AsOf, ShopError};
+
+use crate::support::{Fixture, ctx};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn refused(result: Result<impl std::fmt::Debug, ShopError>, code: &str) {
+    match result {
+        Err(ShopError::Refused { code: got, .. }) => assert_eq!(got, code),
+        other => panic!("expected refusal {code}, got {other:?}"),
+    }
+}
+
+fn not_found(result: Result<impl std::fmt::Debug, ShopError>, what: &str) {
+    match result {
+        Err(err @ ShopError::NotFound { .. }) => {
+            assert_eq!(err.code(), "not_found");
+            let ShopError::NotFound { what: got, .. } = err else {
+                unreachable!()
+            };
+            assert_eq!(got, what);
+        }
+        other => panic!("expected {what} not found, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_wait_for_the_write_they_follow() {
+    let fixture = Fixture::start();
+    let shop = &fixture.shop;
+    let created = shop
+        .create_product("mug", "Blue mug", "Stoneware, 300 ml", Money(1200), &ctx())
+        .await
+        .unwrap();
+    let mug = shop
+        .product("mug", Some(created.position), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (mug.name.as_str(), mug.price, mug.available),
+        ("Blue mug", Money(1200), 0)
+    );
+
+    let received = shop.receive_stock("mug", 5, &ctx()).await.unwrap();
+    let mug = shop
+        .product("mug", Some(received.position), WAIT)
+        .await
+        .unwrap();
+    assert_eq!((mug.available, mug.on_hand, mug.reserved), (5, 5, 0));
+
+    let repriced = shop.change_price("mug", Money(1500), &ctx()).await.unwrap();
+    let hits = shop
+        .search_products("stone MUG", Some(repriced.position), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!((hits[0].sku.as_str(), hits[0].price), ("mug", Money(1500)));
+    assert!(
+        shop.search_products("teapot", None, WAIT)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    fixture.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_takes_the_price_of_the_moment() {
+    let fixture = Fixture::start();
+    let shop = &fixture.shop;
+    shop.create_product("mug", "Mug", "", Money(300), &ctx())
+        .await
+        .unwrap();
+    shop.create_product("cup", "Cup", "", Money(100), &ctx())
+        .await
+        .unwrap();
+    shop.create_order("o1", "ada", &ctx()).await.unwrap();
+    shop.add_line("o1", "mug", 2, &ctx()).await.unwrap();
+    shop.change_price("mug", Money(999), &ctx()).await.unwrap();
+    let added = shop.add_line("o1", "cup", 3, &ctx()).await.unwrap();
+    let order = shop.order("o1", Some(added.position), WAIT).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Draft);
+    assert_eq!(order.lines[0].unit_price, Money(300));
+    assert_eq!(order.total, Money(900));
+
+    let removed = shop.remove_line("o1", "mug", &ctx()).await.unwrap();
+    let order = shop
+        .order("o1", Some(removed.position), WAIT)
+        .await
+        .unwrap();
+    assert_eq!((order.lines.len(), order.total), (1, Money(300)));
+    fixture.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_their_codes_and_missing_things_are_not_found() {
+    let fixture = Fixture::start();
+    let shop = &fixture.shop;
+    shop.create_product("mug", "Mug", "", Money(300), &ctx())
+        .await
+        .unwrap();
+    refused(
+        shop.create_product("mug", "Mug", "", Money(300), &ctx())
+            .await,
+        "product_exists",
+    );
+    refused(
+        shop.create_product("cup", "", "", Money(300), &ctx()).await,
+        "invalid_name",
+    );
+    refused(
+        shop.receive_stock("ghost", 1, &ctx()).await,
+        "product_not_found",
+    );
+    refused(
+        shop.receive_stock("mug", 0, &ctx()).await,
+        "invalid_quantity",
+    );
+    not_found(
+        shop.change_price("ghost", Money(1), &ctx()).await,
+        "product",
+    );
+
+    shop.create_order("o1", "ada", &ctx()).await.unwrap();
+    refused(shop.create_order("o1", "bob", &ctx()).await, "order_exists");
+    refused(
+        shop.add_line("o1", "ghost", 1, &ctx()).await,
+        "product_not_found",
+    );
+    refused(
+        shop.add_line("o1", "mug", 0, &ctx()).await,
+        "invalid_quantity",
+    );
+    refused(
+        shop.remove_line("o1", "mug", &ctx()).await,
+        "line_not_found",
+    );
+    refused(shop.place("o1", &ctx()).await, "order_empty");
+    refused(shop.ship("o1", &ctx()).await, "order_not_paid");
+    not_found(shop.place("o2", &ctx()).await, "order");
+    not_found(shop.cancel("o2", &ctx()).await, "order");
+
+    let err = shop
+        .create_order("bad\nid", "ada", &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ShopError::InvalidId { .. }), "{err:?}");
+    assert_eq!(err.code(), "invalid_id");
+
+    not_found(shop.order("o2", None, WAIT).await, "order");
+    not_found(shop.product("ghost", None, WAIT).await, "product");
+    not_found(shop.order_history("o2").await, "order");
+    not_found(
+        shop.order_as_of("o1", AsOf::Position(Position(1))).await,
+        "order",
+    );
+    fixture.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_that_cannot_catch_up_in_time_says_so() {
+    let fixture = Fixture::start();
+    let err = fixture
+        .shop
+        .order("o1", Some(Position(1_000_000)), Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ShopError::NotCaughtUp {
+                position: Position(1_000_000),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "consistency_timeout");
+    fixture.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_command_id_is_applied_once() {
+    let fixture = Fixture::start();
+    let shop = &fixture.shop;
+    shop.create_product("mug", "Mug", "", Money(300), &ctx())
+        .await
+        .unwrap();
+    let create = ctx();
+    let first = shop.create_order("o1", "ada", &create).await.unwrap();
+    let again = shop.create_order("o1", "ada", &create).await.unwrap();
+    assert!(!first.duplicate && again.duplicate);
+    assert_eq!(first.position, again.position);
+
+    let add = CommandContext::new();
+    shop.add_line("o1", "mug", 1, &add).await.unwrap();
+    let again = shop.add_line("o1", "mug", 1, &add).await.unwrap();
+    assert!(again.duplicate);
+    let order = shop.order("o1", Some(again.position), WAIT).await.unwrap();
+    assert_eq!(order.lines.len(), 1);
+    fixture.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_checks_out_ships_and_keeps_its_history() {
+    let fixture = Fixture::start();
+    let shop = &fixture.shop;
+    shop.create_product("mug", "Mug", "", Money(1200), &ctx())
+        .await
+        .unwrap();
+    shop.receive_stock("mug", 3, &ctx()).await.unwrap();
+    let created = shop.create_order("o1", "ada", &ctx()).await.unwrap();
+    let added = shop.add_line("o1", "mug", 2, &ctx()).await.unwrap();
+    let placed = shop.place("o1", &ctx()).await.unwrap();
+    fixture.settle().await;
+    assert_eq!(
+        shop.order_status("o1").await.unwrap(),
+        OrderStatus::Confirmed
+    );
+    refused(shop.cancel("o1", &ctx()).await, "order_confirmed");
+    let shipped = shop.ship("o1", &ctx()).await.unwrap();
+
+    let order = shop
+        .order("o1", Some(shipped.position), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (order.status, order.total),
+        (OrderStatus::Shipped, Money(2400))
+    );
+    let mug = shop
+        .product("mug", Some(shipped.position), WAIT)
+        .await
+        .unwrap();
+    assert_eq!((mug.available, mug.on_hand, mug.reserved), (1, 1, 0));
+    let listed = shop.customer_orders("ada", None, WAIT).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, OrderStatus::Shipped);
+    let sales = shop
+        .daily_sales(Some(shipped.position), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(sales.len(), 1);
+    assert_eq!((sales[0].orders, sales[0].revenue), (1, Money(2400)));
+
+    // History: who asked, when, and why.
+    let history = shop.order_history("o1").await.unwrap();
+    let types: Vec<_> = history.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "OrderCreated",
+            "OrderLineAdded",
+            "OrderPlaced",
+            "OrderConfirmed",
+            "OrderShipped"
+        ]
+    );
+    assert_eq!(history[0].actor.as_deref(), Some("test"));
+    let placed_entry = &history[2];
+    let confirmed = &history[3];
+    // Checkout confirmed it, caused by an event, in the request that placed the order.
+    assert_ne!(confirmed.causation_id, confirmed.command_id);
+    assert_eq!(confirmed.correlation_id, placed_entry.correlation_id);
+    assert_eq!(confirmed.actor.as_deref(), Some("test"));
+
+    // Time travel by position and by time.
+    let as_created = shop
+        .order_as_of("o1", AsOf::Position(created.position))
+        .await
+        .unwrap();
+    assert_eq!(as_created.order.status, OrderStatus::Draft);
+    assert!(as_created.order.lines.is_empty());
+    let as_added = shop
+        .order_as_of("o1", AsOf::Position(added.position))
+        .await
+        .unwrap();
+    assert_eq!((as_added.order.total, as_added.version.0), (Money(2400), 2));
+    let as_placed = shop
+        .order_as_of("o1", AsOf::Time(history[2].recorded_at))
+        .await
+        .unwrap();
+    assert_eq!(as_placed.order.status, OrderStatus::Placed);
+    assert_eq!(as_placed.position, placed.position);
+    fixture.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_draft_never_checks_out() {
+    let fixture = Fixture::start();
+    let shop = &fixture.shop;
+    shop.create_product("mug", "Mug", "", Money(1200), &ctx())
+        .await
+        .unwrap();
+    shop.receive_stock("mug", 3, &ctx()).await.unwrap();
+    shop.create_order("o1", "ada", &ctx()).await.unwrap();
+    shop.add_line("o1", "mug", 2, &ctx()).await.unwrap();
+    let cancelled = shop.cancel("o1", &ctx()).await.unwrap();
+    refused(shop.place("o1", &ctx()).await, "order_cancelled");
+    fixture.settle().await;
+    let head = fixture.read_models_caught_up().await;
+    assert!(head >= cancelled.position);
+    let order = shop.order("o1", None, WAIT).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(order.cancel_reason, Some(CancelReason::Requested));
+    let mug = shop.product("mug", None, WAIT).await.unwrap();
+    assert_eq!(mug.available, 3);
+    fixture.stop().await;
+}
