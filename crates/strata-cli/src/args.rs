@@ -71,6 +71,14 @@ pub(crate) enum Command {
 
     /// Measures performance.
     Bench(BenchArgs),
+
+    /// Runs the server: the HTTP API, the shop with its read models and checkout, and
+    /// the web console, on http://127.0.0.1:7700 by default.
+    ///
+    /// Read models live under <data-dir>/read/. SIGINT or SIGTERM stop it gracefully:
+    /// in-flight requests finish, projections store their checkpoints, the store closes,
+    /// and the exit code is 0.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// `strata read`.

@@ -13,6 +13,7 @@ mod names;
 mod payload;
 mod pipeline;
 mod read;
+mod serve;
 mod tail;
 mod verify;
 
@@ -41,7 +42,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    match &cli.command {
+        Command::Serve(args) => serve::init_logging(args.log_format),
+        _ => init_tracing(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -152,6 +156,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(dir, &args.scenario, &mut stdout()),
+        Command::Serve(args) => serve::run(dir, args, shutdown_signal()?).await,
     }
 }
 
