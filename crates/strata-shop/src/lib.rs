@@ -10,6 +10,8 @@ mod process;
 mod provider;
 pub mod read_models;
 mod service;
+#[cfg(test)]
+mod test_support;
 
 pub use checkout::{
     Checkout, CheckoutCommand, CheckoutEvent, CheckoutPhase, CheckoutStep, CheckoutTimeout,

@@ -281,3 +281,6 @@ impl CheckoutSender {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

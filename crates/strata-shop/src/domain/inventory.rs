@@ -184,8 +184,8 @@ impl DomainError for InventoryError {
 
 impl Aggregate for Inventory {
     const CATEGORY: &'static str = "inventory";
-    // A popular sku's stream grows with every order: snapshots keep loading short.
-    const SNAPSHOT_EVERY: Option<u64> = Some(64);
+    // A popular sku's stream grows by two events per order: snapshots keep loading short.
+    const SNAPSHOT_EVERY: Option<u64> = Some(32);
 
     type Command = InventoryCommand;
     type Event = InventoryEvent;

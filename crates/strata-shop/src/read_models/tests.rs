@@ -1,40 +1,13 @@
 //! Read models applied to events in an in-memory database, then queried.
 
 use rusqlite::Connection;
-use stored::recorded;
 use strata_projection::SqliteProjection;
 
 use super::*;
 use crate::domain::{
     CancelReason, InventoryEvent, Money, OrderEvent, OrderLine, OrderStatus, ProductEvent,
 };
-
-/// Builds stored events without a store.
-mod stored {
-    use strata_core::{
-        EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version,
-    };
-    use strata_domain::EventCodec;
-
-    pub(super) fn recorded<E: EventCodec>(
-        stream: &str,
-        position: u64,
-        at: &str,
-        event: &E,
-    ) -> RecordedEvent {
-        let (event_type, data) = event.encode().expect("encodes");
-        RecordedEvent {
-            position: Position(position),
-            stream: StreamName::new(stream).expect("valid stream"),
-            version: Version(position),
-            id: EventId::new(),
-            event_type: EventType::new(event_type).expect("valid type"),
-            data: serde_json::to_vec(&data).expect("json").into(),
-            metadata: b"{}".to_vec().into(),
-            recorded_at: Timestamp::parse_rfc3339(at).expect("time"),
-        }
-    }
-}
+use crate::test_support::recorded;
 
 const NOON: &str = "2026-03-01T12:00:00Z";
 

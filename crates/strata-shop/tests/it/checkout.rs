@@ -428,4 +428,13 @@ async fn check_read_models(fixture: &Fixture, log: &Log) {
     let skus: Vec<_> = hits.iter().map(|h| h.sku.as_str()).collect();
     // The widget by name first, then the gizmo whose description mentions widgets.
     assert_eq!(skus, ["widget", "gizmo"]);
+    for (sku, product) in &log.products {
+        let name = &product.details.as_ref().expect("created").name;
+        let hits = shop.search_products(name, NOW, WAIT).await.expect("search");
+        assert_eq!(
+            hits.first().map(|h| h.sku.as_str()),
+            Some(sku.as_str()),
+            "{name}"
+        );
+    }
 }
