@@ -87,18 +87,26 @@ impl<T: TaggedEvent> EventCodec for T {
     }
 
     fn decode(event_type: &str, data: Value) -> Result<Self, CodecError> {
+        let empty = data.as_object().is_some_and(serde_json::Map::is_empty);
         let tagged = serde_json::json!({ "type": event_type, "data": data });
-        serde_json::from_value(tagged).map_err(|e| {
-            let reason = e.to_string();
-            if reason.contains("unknown variant") {
-                CodecError::UnknownType(event_type.to_owned())
-            } else {
-                CodecError::Malformed {
-                    event_type: event_type.to_owned(),
-                    reason,
-                }
+        let err = match serde_json::from_value(tagged) {
+            Ok(event) => return Ok(event),
+            Err(err) => err,
+        };
+        // NOTE: the tag alone tells an unknown type from a payload that does not fit (an
+        // unknown variant of an enum inside the payload must not read as an unknown
+        // type). It also reads a unit variant, which is encoded without data and stored
+        // as `{}`.
+        match serde_json::from_value::<Self>(serde_json::json!({ "type": event_type })) {
+            Ok(event) if empty => Ok(event),
+            Err(probe) if probe.to_string().starts_with("unknown variant") => {
+                Err(CodecError::UnknownType(event_type.to_owned()))
             }
-        })
+            _ => Err(CodecError::Malformed {
+                event_type: event_type.to_owned(),
+                reason: err.to_string(),
+            }),
+        }
     }
 
     fn schema_version(event_type: &str) -> u32 {
@@ -181,12 +189,31 @@ impl Upcasters {
                 event_type: event_type.to_owned(),
                 reason: format!("payload is not JSON: {e}"),
             })?;
-        let stored = serde_json::from_slice::<serde_json::Map<String, Value>>(&event.metadata)
-            .ok()
-            .and_then(|m| m.get(SCHEMA_VERSION_KEY).and_then(Value::as_u64))
-            .map_or(1, |v| v as u32);
+        let stored = stored_schema_version(event)?;
         let current = E::schema_version(event_type);
         let data = self.upcast(event_type, stored, current, data)?;
         E::decode(event_type, data)
     }
 }
+
+/// The schema version in an event's metadata: 1 when the metadata has none (or is not a
+/// JSON object), an error when it is there but not a version number.
+fn stored_schema_version(event: &strata_core::RecordedEvent) -> Result<u32, CodecError> {
+    let Ok(metadata) = serde_json::from_slice::<serde_json::Map<String, Value>>(&event.metadata)
+    else {
+        return Ok(1);
+    };
+    match metadata.get(SCHEMA_VERSION_KEY) {
+        None => Ok(1),
+        Some(value) => value
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| CodecError::Malformed {
+                event_type: event.event_type.to_string(),
+                reason: format!("metadata {SCHEMA_VERSION_KEY} {value} is not a schema version"),
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

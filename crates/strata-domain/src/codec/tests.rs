@@ -1,0 +1,298 @@
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use strata_core::{EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version};
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Size {
+    Small,
+    Large,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+enum Event {
+    Poured { litres: u32, size: Size },
+    Renamed(String),
+    Emptied,
+    Nothing {},
+}
+
+impl TaggedEvent for Event {
+    fn schema_version(event_type: &str) -> u32 {
+        if event_type == "poured" { 3 } else { 1 }
+    }
+}
+
+fn recorded(event_type: &str, data: &[u8], metadata: &[u8]) -> RecordedEvent {
+    RecordedEvent {
+        position: Position(1),
+        stream: StreamName::new("cup-1").unwrap(),
+        version: Version(1),
+        id: EventId::new(),
+        event_type: EventType::new(event_type).unwrap(),
+        data: Bytes::copy_from_slice(data),
+        metadata: Bytes::copy_from_slice(metadata),
+        recorded_at: Timestamp::from_unix_nanos(0),
+    }
+}
+
+#[test]
+fn every_kind_of_variant_round_trips() {
+    let cases = [
+        (
+            Event::Poured {
+                litres: 2,
+                size: Size::Large,
+            },
+            "poured",
+            json!({"litres": 2, "size": "large"}),
+        ),
+        (Event::Renamed("mug".into()), "renamed", json!("mug")),
+        (Event::Emptied, "emptied", json!({})),
+        (Event::Nothing {}, "nothing", json!({})),
+    ];
+    for (event, event_type, data) in cases {
+        let encoded = event.encode().unwrap();
+        assert_eq!(encoded, (event_type.to_owned(), data.clone()));
+        assert_eq!(Event::decode(event_type, data).unwrap(), event);
+    }
+    // A unit variant also reads from `null`.
+    assert_eq!(
+        Event::decode("emptied", Value::Null).unwrap(),
+        Event::Emptied
+    );
+}
+
+#[test]
+fn a_unit_variant_survives_the_stored_bytes() {
+    let (event_type, data) = Event::Emptied.encode().unwrap();
+    let stored = recorded(&event_type, &serde_json::to_vec(&data).unwrap(), b"{}");
+    assert_eq!(
+        Upcasters::new().decode::<Event>(&stored).unwrap(),
+        Event::Emptied
+    );
+}
+
+#[test]
+fn an_unknown_type_is_unknown_type() {
+    let err = Event::decode("spilled", json!({})).unwrap_err();
+    assert!(
+        matches!(&err, CodecError::UnknownType(t) if t == "spilled"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_unknown_variant_inside_the_payload_is_malformed() {
+    let err = Event::decode("poured", json!({"litres": 1, "size": "huge"})).unwrap_err();
+    match err {
+        CodecError::Malformed { event_type, reason } => {
+            assert_eq!(event_type, "poured");
+            assert!(reason.contains("unknown variant `huge`"), "{reason}");
+        }
+        other => panic!("expected malformed, got {other:?}"),
+    }
+    // Even when the inner variant is named like the outer type.
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "type", content = "data")]
+    enum Nested {
+        Outer { inner: Size },
+    }
+    impl TaggedEvent for Nested {}
+    let err = Nested::decode("Outer", json!({"inner": "Outer"})).unwrap_err();
+    assert!(matches!(err, CodecError::Malformed { .. }), "{err:?}");
+}
+
+#[test]
+fn a_payload_of_the_wrong_shape_is_malformed() {
+    for data in [
+        json!({"litres": "two", "size": "small"}),
+        json!({}),
+        json!(null),
+        json!([1]),
+    ] {
+        let err = Event::decode("poured", data.clone()).unwrap_err();
+        assert!(
+            matches!(&err, CodecError::Malformed { event_type, .. } if event_type == "poured"),
+            "{data}: {err:?}"
+        );
+    }
+    let err = Event::decode("emptied", json!({"x": 1})).unwrap_err();
+    assert!(matches!(err, CodecError::Malformed { .. }), "{err:?}");
+}
+
+#[test]
+fn schema_versions_come_from_the_tagged_event() {
+    assert_eq!(<Event as EventCodec>::schema_version("poured"), 3);
+    assert_eq!(<Event as EventCodec>::schema_version("emptied"), 1);
+}
+
+#[test]
+fn what_is_not_a_tagged_enum_does_not_encode() {
+    #[derive(Serialize, Deserialize)]
+    struct Bare(u32);
+    impl TaggedEvent for Bare {}
+    #[derive(Serialize, Deserialize)]
+    struct NumberTag {
+        r#type: u32,
+    }
+    impl TaggedEvent for NumberTag {}
+
+    assert!(matches!(Bare(1).encode(), Err(CodecError::Encode(_))));
+    assert!(matches!(
+        NumberTag { r#type: 1 }.encode(),
+        Err(CodecError::Encode(_))
+    ));
+}
+
+fn times_hundred(data: Value) -> Value {
+    json!({ "centilitres": data["litres"].as_u64().unwrap() * 100 })
+}
+
+fn add_size(mut data: Value) -> Value {
+    data["size"] = json!("small");
+    data
+}
+
+fn back_to_litres(data: Value) -> Value {
+    json!({ "litres": data["centilitres"].as_u64().unwrap() / 100, "size": data["size"] })
+}
+
+fn chain() -> Upcasters {
+    // Registered out of order: the chain follows the versions, not the registration.
+    Upcasters::new()
+        .with(Upcaster {
+            event_type: "poured",
+            from: 2,
+            upcast: |data| back_to_litres(add_size(data)),
+        })
+        .with(Upcaster {
+            event_type: "poured",
+            from: 1,
+            upcast: times_hundred,
+        })
+        .with(Upcaster {
+            event_type: "renamed",
+            from: 1,
+            upcast: |_| json!("never"),
+        })
+}
+
+#[test]
+fn upcasters_apply_in_a_chain_from_the_stored_version() {
+    let upcasters = chain();
+    assert_eq!(
+        upcasters
+            .upcast("poured", 1, 3, json!({"litres": 4}))
+            .unwrap(),
+        json!({"litres": 4, "size": "small"})
+    );
+    assert_eq!(
+        upcasters
+            .upcast("poured", 2, 3, json!({"centilitres": 250}))
+            .unwrap(),
+        json!({"litres": 2, "size": "small"})
+    );
+    let current = json!({"litres": 1, "size": "large"});
+    assert_eq!(
+        upcasters.upcast("poured", 3, 3, current.clone()).unwrap(),
+        current
+    );
+    // Another type's upcasters do not apply.
+    assert_eq!(
+        upcasters.upcast("renamed", 1, 1, json!("x")).unwrap(),
+        json!("x")
+    );
+}
+
+#[test]
+fn a_gap_in_the_chain_names_the_missing_version() {
+    let only_from_2 = Upcasters::new().with(Upcaster {
+        event_type: "poured",
+        from: 2,
+        upcast: add_size,
+    });
+    let err = only_from_2.upcast("poured", 1, 3, json!({})).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "event of type \"poured\" does not decode: no upcaster from schema version 1"
+    );
+    let err = Upcasters::new()
+        .upcast("poured", 2, 3, json!({}))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("no upcaster from schema version 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_newer_stored_version_is_too_new() {
+    let err = chain().upcast("poured", 4, 3, json!({})).unwrap_err();
+    assert!(
+        matches!(&err, CodecError::TooNew { event_type, stored: 4, current: 3 } if event_type == "poured"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn decoding_reads_the_schema_version_from_the_metadata() {
+    let upcasters = chain();
+    let poured = |litres, size| Event::Poured { litres, size };
+    let cases: [(&[u8], &[u8], Event); 4] = [
+        (
+            br#"{"litres":3}"#,
+            br#"{"schema_version":1}"#,
+            poured(3, Size::Small),
+        ),
+        (
+            br#"{"litres":3}"#,
+            br#"{"actor":"x"}"#,
+            poured(3, Size::Small),
+        ),
+        (br#"{"litres":3}"#, b"not json", poured(3, Size::Small)),
+        (
+            br#"{"litres":3,"size":"large"}"#,
+            br#"{"schema_version":3}"#,
+            poured(3, Size::Large),
+        ),
+    ];
+    for (data, metadata, expected) in cases {
+        let event = recorded("poured", data, metadata);
+        assert_eq!(upcasters.decode::<Event>(&event).unwrap(), expected);
+    }
+}
+
+#[test]
+fn a_schema_version_that_is_no_version_is_malformed() {
+    for metadata in [
+        &br#"{"schema_version":"2"}"#[..],
+        br#"{"schema_version":-1}"#,
+        br#"{"schema_version":4294967297}"#,
+        br#"{"schema_version":1.5}"#,
+    ] {
+        let event = recorded("poured", br#"{"litres":3}"#, metadata);
+        let err = chain().decode::<Event>(&event).unwrap_err();
+        assert!(
+            matches!(&err, CodecError::Malformed { reason, .. } if reason.contains("schema_version")),
+            "{}: {err:?}",
+            String::from_utf8_lossy(metadata)
+        );
+    }
+}
+
+#[test]
+fn a_payload_that_is_not_json_is_malformed() {
+    let err = chain()
+        .decode::<Event>(&recorded("emptied", b"\x00\x01", b"{}"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, CodecError::Malformed { reason, .. } if reason.starts_with("payload is not JSON")),
+        "{err:?}"
+    );
+}
