@@ -386,7 +386,7 @@ impl CommandHandler {
             }
         }
         let mut next = loaded.version.next();
-        loop {
+        'pages: loop {
             let page = self
                 .store
                 .read_stream(stream, Some(next), Direction::Forward, LOAD_PAGE)
@@ -394,7 +394,7 @@ impl CommandHandler {
             let len = page.len();
             for event in page {
                 if bound.is_some_and(|b| !b.admits(&event)) {
-                    return Ok(loaded);
+                    break 'pages;
                 }
                 let decoded: A::Event = self.upcasters.decode(&event)?;
                 loaded.state = loaded.state.evolve(&decoded);
