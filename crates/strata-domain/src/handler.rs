@@ -175,13 +175,17 @@ impl CommandHandler {
         context: &CommandContext,
     ) -> Result<CommandOutcome, CommandError<A::Error>> {
         let stream = Self::stream_of::<A>(id)?;
-        if let Some(outcome) = self.previous_outcome(&stream, context).await? {
-            return Ok(outcome);
-        }
         let mut attempts = 0;
         loop {
             attempts += 1;
             let loaded = self.load_stream::<A>(&stream, None).await?;
+            // NOTE: look for the command id after loading, never before: a copy of this
+            // command committed between the look and the load would be in the loaded
+            // state, and deciding again would apply it twice (or refuse it). Looked for
+            // after, a copy committed later makes the append conflict or repeat.
+            if let Some(outcome) = self.previous_outcome(&stream, context).await? {
+                return Ok(outcome);
+            }
             let decided = loaded.state.decide(command).map_err(CommandError::Domain)?;
             if decided.is_empty() {
                 return Ok(CommandOutcome {
@@ -219,15 +223,14 @@ impl CommandHandler {
                         duplicate: false,
                     });
                 }
+                // Someone else appended meanwhile, perhaps this very command: the next
+                // attempt looks for it after loading.
                 Err(StoreError::WrongExpectedVersion { .. })
-                    if attempts < self.options.max_attempts =>
-                {
-                    // Someone else appended meanwhile; perhaps it was this very command.
+                    if attempts < self.options.max_attempts => {}
+                Err(StoreError::WrongExpectedVersion { .. }) => {
                     if let Some(outcome) = self.previous_outcome(&stream, context).await? {
                         return Ok(outcome);
                     }
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) => {
                     return Err(CommandError::Conflict { stream, attempts });
                 }
                 Err(err) => return Err(CommandError::Store(err)),
