@@ -363,38 +363,43 @@ impl CommandHandler {
             position: Position(0),
             snapshot: None,
         };
-        // A snapshot only helps when the bound is a version at or above it; times and
-        // positions are not recorded with snapshots.
-        let use_snapshot = match bound {
-            None => true,
-            Some(Bound::Version(_)) => true,
-            Some(_) => false,
-        };
-        if use_snapshot && A::SNAPSHOT_EVERY.is_some() {
-            match self.snapshots.load(stream).await {
-                Ok(Some(snapshot))
-                    if snapshot.schema_version == A::SNAPSHOT_VERSION
-                        && bound.is_none_or(|b| b.admits_version(snapshot.version)) =>
-                {
-                    if let Ok(state) = serde_json::from_slice::<A>(&snapshot.state) {
-                        loaded.state = state;
-                        loaded.version = snapshot.version;
-                        loaded.snapshot = Some(snapshot.version);
-                    }
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(%stream, error = %err, "cannot load a snapshot; replaying events");
-                }
-            }
+        let mut next = Version(1);
+        // A snapshot waiting for its last event, which starts the first page: only an
+        // event that exists and is within the bound makes the snapshot usable.
+        let mut pending = self.usable_snapshot::<A>(stream, bound).await;
+        if let Some((_, version)) = &pending {
+            next = *version;
         }
-        let mut next = loaded.version.next();
         'pages: loop {
             let page = self
                 .store
                 .read_stream(stream, Some(next), Direction::Forward, LOAD_PAGE)
                 .await?;
             let len = page.len();
+            let mut page = page.into_iter();
+            if let Some((state, version)) = pending.take() {
+                match page.next() {
+                    Some(last) if bound.is_none_or(|b| b.admits(&last)) => {
+                        loaded = Loaded {
+                            state,
+                            version,
+                            position: last.position,
+                            snapshot: Some(version),
+                        };
+                        next = version.next();
+                    }
+                    Some(_) => {
+                        // Taken after the bound: replay from the first event.
+                        next = Version(1);
+                        continue 'pages;
+                    }
+                    None => {
+                        tracing::warn!(%stream, %version, "a snapshot is beyond the stream's end; replaying events");
+                        next = Version(1);
+                        continue 'pages;
+                    }
+                }
+            }
             for event in page {
                 if bound.is_some_and(|b| !b.admits(&event)) {
                     break 'pages;
@@ -409,17 +414,37 @@ impl CommandHandler {
                 break;
             }
         }
-        if loaded.position == Position(0) && loaded.version.0 > 0 {
-            // Loaded entirely from a snapshot: find the position of its last event.
-            let last = self
-                .store
-                .read_stream(stream, Some(loaded.version), Direction::Forward, 1)
-                .await?;
-            if let Some(event) = last.first() {
-                loaded.position = event.position;
+        Ok(loaded)
+    }
+
+    /// The stream's snapshot and its version, if the aggregate takes snapshots, it is of
+    /// the code's snapshot version, it decodes, and a version bound does not exclude it.
+    async fn usable_snapshot<A: Aggregate>(
+        &self,
+        stream: &StreamName,
+        bound: Option<Bound>,
+    ) -> Option<(A, Version)> {
+        A::SNAPSHOT_EVERY?;
+        let snapshot = match self.snapshots.load(stream).await {
+            Ok(snapshot) => snapshot?,
+            Err(err) => {
+                tracing::warn!(%stream, error = %err, "cannot load a snapshot; replaying events");
+                return None;
+            }
+        };
+        if snapshot.schema_version != A::SNAPSHOT_VERSION
+            || snapshot.version == Version(0)
+            || matches!(bound, Some(Bound::Version(v)) if snapshot.version > v)
+        {
+            return None;
+        }
+        match serde_json::from_slice::<A>(&snapshot.state) {
+            Ok(state) => Some((state, snapshot.version)),
+            Err(err) => {
+                tracing::warn!(%stream, error = %err, "a snapshot does not decode; replaying events");
+                None
             }
         }
-        Ok(loaded)
     }
 
     /// Every event of `stream` with who, when and why.
@@ -476,13 +501,6 @@ impl Bound {
             Bound::Version(v) => event.version <= v,
             Bound::Position(p) => event.position <= p,
             Bound::Time(t) => event.recorded_at <= t,
-        }
-    }
-
-    fn admits_version(self, version: Version) -> bool {
-        match self {
-            Bound::Version(v) => version <= v,
-            Bound::Position(_) | Bound::Time(_) => false,
         }
     }
 }

@@ -17,6 +17,7 @@ on_both_stores!(
     loading_starts_from_the_snapshot,
     a_snapshot_of_another_version_is_ignored,
     an_undecodable_snapshot_is_ignored,
+    a_snapshot_beyond_the_streams_end_is_ignored,
     a_broken_snapshot_store_fails_no_command,
 );
 
@@ -89,10 +90,11 @@ async fn loading_starts_from_the_snapshot(fx: Fixture) {
     }
     let stored = fx.events("counter-warm").await;
 
-    // Snapshot at the head: at most the one event naming the position is read.
+    // Snapshot at the head: only its last event is read (it must exist, and it names the
+    // position).
     let before = fx.spy.events_read();
     let loaded = handler.load::<Counter>("warm").await.unwrap();
-    assert!(fx.spy.events_read() - before <= 1);
+    assert_eq!(fx.spy.events_read() - before, 1);
     assert_eq!(loaded.snapshot, Some(Version(6)));
     assert_eq!(loaded.version, Version(6));
     assert_eq!(loaded.position, stored[5].position);
@@ -111,8 +113,8 @@ async fn loading_starts_from_the_snapshot(fx: Fixture) {
     let loaded = handler.load::<Counter>("warm").await.unwrap();
     assert_eq!(
         fx.spy.events_read() - before,
-        2,
-        "only the events after the snapshot"
+        3,
+        "only the snapshot's last event and the events after it"
     );
     assert_eq!(loaded.snapshot, Some(Version(6)));
     assert_eq!(loaded.version, Version(8));
@@ -245,4 +247,45 @@ async fn a_broken_snapshot_store_fails_no_command(fx: Fixture) {
     );
     assert_eq!(loaded.version, Version(7));
     assert_eq!(fx.events("counter-down").await.len(), 7);
+}
+
+/// Snapshots kept apart from the events can get ahead of them (the event store restored
+/// from an older backup, say): such a snapshot is ignored, and commands still apply.
+async fn a_snapshot_beyond_the_streams_end_is_ignored(fx: Fixture) {
+    let handler = fx.handler();
+    for n in 1..=4 {
+        add(&handler, "ahead", n).await;
+    }
+    fx.snapshots
+        .save(Snapshot {
+            stream: stream_name("counter-ahead"),
+            version: Version(9),
+            schema_version: 2,
+            state: Bytes::from_static(br#"{"value":45,"applied":9}"#),
+        })
+        .await
+        .unwrap();
+    let loaded = handler.load::<Counter>("ahead").await.unwrap();
+    assert_eq!(loaded.snapshot, None);
+    assert_eq!(loaded.version, Version(4));
+    assert_eq!(
+        loaded.state,
+        Counter {
+            value: 10,
+            applied: 4
+        }
+    );
+    let past = handler
+        .load_at_version::<Counter>("ahead", Version(9))
+        .await
+        .unwrap();
+    assert_eq!((past.version, past.snapshot), (Version(4), None));
+    assert_eq!(add(&handler, "ahead", 5).await, Version(5));
+    assert_eq!(
+        handler.load::<Counter>("ahead").await.unwrap().state,
+        Counter {
+            value: 15,
+            applied: 5
+        }
+    );
 }

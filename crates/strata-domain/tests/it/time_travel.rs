@@ -243,17 +243,19 @@ async fn with_a_snapshot_beyond_the_bound(fx: Fixture) {
         let snapshot = (k >= 6).then_some(6);
         expect(loaded, k, snapshot, &format!("version {k}"));
     }
+    // Positions and times use the snapshot too when its last event is within the bound.
     for k in 1..=8 {
         let event = &stored[k - 1];
+        let snapshot = (k >= 6).then_some(6);
         let by_position = handler
             .load_at_position::<Counter>("tt", event.position)
             .await
             .unwrap();
-        expect(by_position, k, None, &format!("position of event {k}"));
+        expect(by_position, k, snapshot, &format!("position of event {k}"));
         let by_time = handler
             .load_at_time::<Counter>("tt", event.recorded_at)
             .await
             .unwrap();
-        expect(by_time, k, None, &format!("time of event {k}"));
+        expect(by_time, k, snapshot, &format!("time of event {k}"));
     }
 }
