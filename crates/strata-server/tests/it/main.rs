@@ -1,6 +1,7 @@
 //! strata-server's integration tests: the router driven in process, and real servers.
 
 mod auth;
+mod crash;
 mod ops;
 mod shop;
 mod store_api;

@@ -1,0 +1,149 @@
+// The web console, end to end: a real `strata serve` on a free loopback port, Debian's
+// Chromium driven headless by playwright-core. The console must load, list a stream
+// appended over HTTP and show its events, show a live event arriving in the tail, and
+// list the projections.
+//
+// STRATA_BIN names the binary (default: target/debug/strata, then target/release/strata);
+// CHROMIUM names the browser (default: /usr/bin/chromium); SCREENSHOT_DIR, if set,
+// receives a screenshot of the console.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = process.env.STRATA_BIN
+  || [join(root, 'target/debug/strata'), join(root, 'target/release/strata')].find(existsSync);
+const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+let server;
+let serverExit;
+let base;
+let dataDir;
+let browser;
+let page;
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+async function http(method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json();
+  assert.ok(res.ok, `${method} ${path} answered ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+before(async () => {
+  assert.ok(bin && existsSync(bin), 'build the strata binary first (cargo build -p strata-cli) or set STRATA_BIN');
+  assert.ok(existsSync(browserPath), `no browser at ${browserPath} (apt-get install chromium)`);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  dataDir = mkdtempSync(join(tmpdir(), 'strata-console-'));
+  server = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  server.stderr.on('data', (chunk) => { log += chunk; });
+  serverExit = new Promise((ok) => server.on('exit', (code, signal) => ok({ code, signal, log })));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const res = await fetch(base + '/health');
+      if (res.ok) break;
+    } catch (_) { /* not up yet */ }
+    assert.ok(Date.now() < deadline, `strata serve did not answer within 30 s:\n${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  browser = await chromium.launch({
+    executablePath: browserPath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(err.message));
+  page.problems = problems;
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) {
+    server.kill('SIGTERM');
+    const exit = await serverExit;
+    assert.equal(exit.code, 0, `strata serve exited with ${exit.code} (${exit.signal}):\n${exit.log}`);
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('the console loads from the binary', async () => {
+  const response = await page.goto(base + '/');
+  assert.equal(response.status(), 200);
+  assert.equal(await page.title(), 'strata console');
+  await page.waitForSelector('#conn.on', { timeout: 10_000 });
+});
+
+test('a stream appended over HTTP is listed and its events shown', async () => {
+  await http('POST', '/streams/console-1', {
+    expected_version: 'no_stream',
+    events: [{ type: 'Opened', data: { owner: 'ann' }, metadata: { actor: 'ann' } }],
+  });
+  const item = page.locator('#streams-list li[data-stream="console-1"]');
+  await item.waitFor({ timeout: 10_000 });
+  await page.fill('#streams-search', 'console');
+  await item.waitFor({ timeout: 5_000 });
+  await item.click();
+  const event = page.locator('#stream-events .event').first();
+  await event.waitFor({ timeout: 5_000 });
+  const text = await event.textContent();
+  assert.match(text, /Opened/);
+  assert.match(text, /"owner": "ann"/);
+  assert.match(text, /"actor": "ann"/);
+});
+
+test('a live event arrives in the tail', async () => {
+  await http('POST', '/streams/live-7', { events: [{ type: 'Arrived', data: { n: 7 } }] });
+  const row = page.locator('#tail-list .event', { hasText: 'live-7' });
+  await row.waitFor({ timeout: 10_000 });
+  assert.match(await row.first().textContent(), /Arrived/);
+});
+
+test('projections are listed with their lag', async () => {
+  await page.waitForFunction(
+    () => document.querySelectorAll('#projections-table tbody tr[data-projection]').length >= 4,
+    null,
+    { timeout: 10_000 },
+  );
+  const names = await page.$$eval('#projections-table tbody tr[data-projection]', (rows) => rows.map((r) => r.dataset.projection));
+  assert.ok(names.includes('shop_orders'), names.join(', '));
+  const lag = await page.locator('#projections-table tbody tr[data-projection="shop_orders"] td').nth(4).textContent();
+  assert.match(lag, /\d+ ev/);
+  await page.locator('#projections-table tr[data-projection="shop_orders"] button.show-parked').click();
+  await page.locator('#parked', { hasText: 'nothing parked' }).waitFor({ timeout: 5_000 });
+});
+
+test('the charts draw and nothing failed in the page', async () => {
+  await page.waitForFunction(() => /events\/s/.test(document.querySelector('#throughput-now').textContent), null, { timeout: 10_000 });
+  if (process.env.SCREENSHOT_DIR) {
+    mkdirSync(process.env.SCREENSHOT_DIR, { recursive: true });
+    await page.screenshot({ path: join(process.env.SCREENSHOT_DIR, 'console.png'), fullPage: true });
+  }
+  assert.deepEqual(page.problems, []);
+});
