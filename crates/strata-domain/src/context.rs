@@ -110,3 +110,6 @@ impl Default for CommandContext {
 pub fn derived_event_id(parent: Uuid, index: u32) -> EventId {
     EventId(Uuid::new_v5(&parent, &index.to_be_bytes()))
 }
+
+#[cfg(test)]
+mod tests;

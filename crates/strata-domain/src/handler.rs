@@ -557,3 +557,6 @@ fn recorded(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -69,3 +69,6 @@ impl SnapshotStore for MemorySnapshots {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
