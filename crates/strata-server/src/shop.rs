@@ -475,7 +475,7 @@ pub(crate) struct OrderQuery {
     tag = "shop",
     params(("id" = String, Path, description = "The order's id"), OrderQuery),
     responses(
-        (status = 200, description = "The order (with `version` and `position` when `as_of` is given)", body = Object),
+        (status = 200, description = "The order. With `as_of`: also `version`, `position` and `existed` (false, with `status` null, when the order was not created yet at that point)", body = Object),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 404, description = "No such order", body = ErrorEnvelope),
         (status = 503, description = "consistency_timeout", body = ErrorEnvelope),
@@ -496,9 +496,27 @@ async fn order(
                 ))
             })?),
         };
-        let past = shop.order_as_of(&id, at).await?;
+        let past = match shop.order_as_of(&id, at).await {
+            Ok(past) => past,
+            // An order that exists now but not yet at that point of the log: it is the
+            // answer, not a missing resource.
+            Err(ShopError::NotFound { .. }) if shop.order_status(&id).await.is_ok() => {
+                return Ok(Json(json!({
+                    "id": id,
+                    "customer": null,
+                    "status": null,
+                    "lines": [],
+                    "total": 0,
+                    "existed": false,
+                    "version": 0,
+                    "position": 0,
+                })));
+            }
+            Err(err) => return Err(err.into()),
+        };
         let mut value = to_value(&past.order)?;
         if let Value::Object(map) = &mut value {
+            map.insert("existed".into(), json!(true));
             map.insert("version".into(), json!(past.version.0));
             map.insert("position".into(), json!(past.position.0));
         }

@@ -148,6 +148,16 @@ async fn an_order_goes_from_draft_to_confirmed_and_reads_back_with_after() {
     let recorded_at = history["events"][0]["recorded_at"].as_str().unwrap();
     let at_time = get(app, &format!("/shop/orders/o-1?as_of={recorded_at}")).await;
     assert_eq!(at_time.status, StatusCode::OK, "{}", at_time.text());
+    // Before the order was created it did not exist yet; an order that never existed is
+    // not found.
+    let before = get(app, "/shop/orders/o-1?as_of=1").await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.text());
+    assert_eq!(before.json()["existed"], false);
+    assert_eq!(before.json()["status"], Value::Null);
+    assert_eq!(
+        get(app, "/shop/orders/never?as_of=1").await.status,
+        StatusCode::NOT_FOUND
+    );
     let bad = get(app, "/shop/orders/o-1?as_of=yesterday").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
