@@ -55,9 +55,13 @@ pub struct CommandOutcome {
     pub position: Position,
     /// The stream's version after the command.
     pub version: Version,
-    /// The events the command appended, as stored.
+    /// The events the command appended, as stored, except that a fresh outcome's
+    /// `recorded_at` is the handler's clock just after the commit (a repeat's is the
+    /// store's).
     pub events: Vec<RecordedEvent>,
     /// Whether the command id had been handled before (nothing was written this time).
+    /// A copy racing the first one to the store may also answer `false`: the store
+    /// acknowledges a repeated append like the original.
     pub duplicate: bool,
 }
 
