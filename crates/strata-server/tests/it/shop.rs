@@ -383,3 +383,39 @@ async fn the_shop_read_models_are_listed_as_projections() {
     }
     server.read_side.projections().shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_503_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let handler = Arc::new(CommandHandler::new(
+        store.clone(),
+        Arc::new(MemorySnapshots::new()),
+    ));
+    let projections = Projections::new(store.clone(), dir.path().join("read"));
+    let processes = ProcessManagers::new(store.clone(), dir.path().join("process"));
+    let shop = Shop::new(
+        handler,
+        projections.clone(),
+        &processes,
+        Arc::new(FakePaymentProvider::default()),
+    )
+    .unwrap();
+    projections.start();
+    let app = app(AppState::builder(store)
+        .module(Arc::new(ShopModule::new(shop)))
+        .limits(strata_server::Limits {
+            request_timeout: std::time::Duration::from_millis(100),
+            ..strata_server::Limits::default()
+        })
+        .build());
+    let answer = get(&app, "/shop/orders/o-1?after=99999&timeout_ms=5000").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text()
+    );
+    assert_eq!(answer.code(), "timeout");
+    projections.shutdown().await;
+}

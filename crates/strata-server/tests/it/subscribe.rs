@@ -162,3 +162,21 @@ async fn shutdown_ends_open_subscriptions() {
     .await;
     assert!(end.is_ok(), "the subscription ended after shutdown began");
 }
+
+#[tokio::test]
+async fn subscriptions_outlive_the_request_timeout() {
+    let state =
+        strata_server::AppState::builder(std::sync::Arc::new(strata_store::MemoryStore::new()))
+            .limits(strata_server::Limits {
+                request_timeout: Duration::from_millis(100),
+                ..strata_server::Limits::default()
+            })
+            .build();
+    let app = strata_server::app(state);
+    let (_, mut body) = open(&app, "/subscribe", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append_one(&app, "late-1", "Arrived").await;
+    let mut buffer = String::new();
+    let events = take(&mut body, &mut buffer, 1).await;
+    assert_eq!(events[0].data["stream"], "late-1");
+}
