@@ -218,7 +218,7 @@ struct AppendParser {
 impl LineParser for AppendParser {
     type Item = Job;
 
-    fn line(&mut self, number: u64, line: Line<'_>, out: &mut Vec<Job>) -> ControlFlow<()> {
+    fn line(&mut self, number: u64, line: Line, out: &mut Vec<Job>) -> ControlFlow<()> {
         match line {
             Line::TooLong { bytes, limit } => {
                 out.push(Job::Refuse(ErrorBody::too_long(number, bytes, limit)));
@@ -263,8 +263,8 @@ struct EventLine<'a> {
 }
 
 /// Parses append line `number`. The event payloads are kept as the exact bytes written.
-pub(crate) fn parse_line(names: &mut Names, number: u64, line: &[u8]) -> Result<Job, ErrorBody> {
-    let line = Bytes::copy_from_slice(line);
+pub(crate) fn parse_line(names: &mut Names, number: u64, line: Vec<u8>) -> Result<Job, ErrorBody> {
+    let line = Bytes::from(line);
     let text = lines::utf8(number, &line).map_err(ErrorBody::invalid)?;
     let parsed: AppendLine<'_> = serde_json::from_str(text)
         .map_err(|err| ErrorBody::invalid(lines::json_error(number, &err)))?;

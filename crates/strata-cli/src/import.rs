@@ -158,7 +158,7 @@ struct ImportParser {
 impl LineParser for ImportParser {
     type Item = Job;
 
-    fn line(&mut self, number: u64, line: Line<'_>, out: &mut Vec<Job>) -> ControlFlow<()> {
+    fn line(&mut self, number: u64, line: Line, out: &mut Vec<Job>) -> ControlFlow<()> {
         let text = match line {
             Line::Text(text) if text.trim_ascii().is_empty() => return ControlFlow::Continue(()),
             Line::Text(text) => text,
@@ -185,8 +185,8 @@ impl LineParser for ImportParser {
 impl ImportParser {
     /// Adds line `number` to the current group, returning the previous group if this
     /// line starts a new one.
-    fn add(&mut self, number: u64, text: &[u8]) -> Result<Option<Group>, String> {
-        let line = Bytes::copy_from_slice(text);
+    fn add(&mut self, number: u64, text: Vec<u8>) -> Result<Option<Group>, String> {
+        let line = Bytes::from(text);
         let text = lines::utf8(number, &line)?;
         let parsed: ExportLine<'_> =
             serde_json::from_str(text).map_err(|err| lines::json_error(number, &err))?;

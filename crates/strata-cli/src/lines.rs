@@ -26,9 +26,10 @@ const READ_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// One input line, without its line ending.
 #[derive(Debug)]
-pub(crate) enum Line<'a> {
-    /// The line's bytes (not necessarily UTF-8).
-    Text(&'a [u8]),
+pub(crate) enum Line {
+    /// The line's bytes (not necessarily UTF-8), in an allocation of their own so a
+    /// parser can keep them without copying.
+    Text(Vec<u8>),
     /// The line was longer than the limit; its bytes were skipped.
     TooLong {
         /// The line's length in bytes.
@@ -44,7 +45,7 @@ pub(crate) trait LineParser: Send + 'static {
     type Item: Send + 'static;
 
     /// Handles line `number` (1-based), pushing zero or more items. `Break` stops reading.
-    fn line(&mut self, number: u64, line: Line<'_>, out: &mut Vec<Self::Item>) -> ControlFlow<()>;
+    fn line(&mut self, number: u64, line: Line, out: &mut Vec<Self::Item>) -> ControlFlow<()>;
 
     /// The input has no more buffered bytes: the next read may wait for a writer.
     fn idle(&mut self, out: &mut Vec<Self::Item>) {
@@ -81,12 +82,11 @@ fn read_into<R: Read, P: LineParser>(
     max_line: usize,
     tx: &mpsc::Sender<io::Result<Vec<P::Item>>>,
 ) {
-    let mut line = Vec::new();
     let mut items = Vec::with_capacity(BATCH_ITEMS);
     let mut batch_bytes = 0usize;
     let mut number = 0u64;
     loop {
-        match read_line(&mut input, &mut line, max_line) {
+        match read_line(&mut input, max_line) {
             Err(err) => {
                 if send(tx, &mut items) {
                     let _ = tx.blocking_send(Err(err));
@@ -98,17 +98,11 @@ fn read_into<R: Read, P: LineParser>(
                 send(tx, &mut items);
                 return;
             }
-            Ok(Some(bytes)) => {
+            Ok(Some(line)) => {
                 number += 1;
-                let line = if bytes > max_line {
-                    Line::TooLong {
-                        bytes,
-                        limit: max_line,
-                    }
-                } else {
-                    batch_bytes += bytes;
-                    Line::Text(&line)
-                };
+                if let Line::Text(text) = &line {
+                    batch_bytes += text.len();
+                }
                 if parser.line(number, line, &mut items).is_break() {
                     send(tx, &mut items);
                     return;
@@ -137,14 +131,10 @@ fn send<T>(tx: &mpsc::Sender<io::Result<Vec<T>>>, items: &mut Vec<T>) -> bool {
     tx.blocking_send(Ok(batch)).is_ok()
 }
 
-/// Reads one line into `line` without its `\n` or `\r\n`. Returns `None` at the end of
-/// the input, else the line's length; a line longer than `max` is consumed but not kept.
-pub(crate) fn read_line(
-    input: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    max: usize,
-) -> io::Result<Option<usize>> {
-    line.clear();
+/// Reads one line without its `\n` or `\r\n`; `None` at the end of the input. A line
+/// longer than `max` is consumed but not kept.
+pub(crate) fn read_line(input: &mut impl BufRead, max: usize) -> io::Result<Option<Line>> {
+    let mut line = Vec::new();
     let mut total = 0usize;
     let mut started = false;
     loop {
@@ -154,7 +144,10 @@ pub(crate) fn read_line(
             Err(err) => return Err(err),
         };
         if buf.is_empty() {
-            return Ok(started.then_some(total));
+            if !started {
+                return Ok(None);
+            }
+            break;
         }
         started = true;
         let (chunk, consumed, complete) = match buf.iter().position(|&b| b == b'\n') {
@@ -162,22 +155,29 @@ pub(crate) fn read_line(
             None => (buf, buf.len(), false),
         };
         total = total.saturating_add(chunk.len());
-        if total <= max {
+        if total > max {
+            line = Vec::new();
+        } else if line.is_empty() {
+            // Usually the whole line is in the buffer: one allocation of the exact size.
+            line = chunk.to_vec();
+        } else {
             line.extend_from_slice(chunk);
-        } else if !line.is_empty() {
-            line.clear();
-            line.shrink_to(READ_BUFFER_BYTES);
         }
         input.consume(consumed);
         if complete {
             break;
         }
     }
-    if total <= max && line.last() == Some(&b'\r') {
-        line.pop();
-        total -= 1;
+    if total > max {
+        return Ok(Some(Line::TooLong {
+            bytes: total,
+            limit: max,
+        }));
     }
-    Ok(Some(total))
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(Some(Line::Text(line)))
 }
 
 /// Flattens the reader's batches into a stream of items.

@@ -3,6 +3,7 @@
 //! and streams over and over.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use strata_core::{CoreError, EventType, StreamName};
 
@@ -12,9 +13,11 @@ const MAX_ENTRIES: usize = 64 * 1024;
 /// Validated names by their text.
 #[derive(Default)]
 pub(crate) struct Names {
-    streams: HashMap<Box<str>, StreamName>,
-    types: HashMap<Box<str>, EventType>,
+    streams: Cache<StreamName>,
+    types: Cache<EventType>,
 }
+
+type Cache<T> = HashMap<Box<str>, T, BuildHasherDefault<Fnv>>;
 
 impl Names {
     /// The stream named `name`, validated once.
@@ -29,7 +32,7 @@ impl Names {
 }
 
 fn cached<T: Clone>(
-    cache: &mut HashMap<Box<str>, T>,
+    cache: &mut Cache<T>,
     name: &str,
     make: impl FnOnce(&str) -> Result<T, CoreError>,
 ) -> Result<T, CoreError> {
@@ -42,4 +45,26 @@ fn cached<T: Clone>(
     }
     cache.insert(name.into(), value.clone());
     Ok(value)
+}
+
+/// FNV-1a. Names are short and come from the user's own input, so a fast hash without
+/// protection against crafted collisions is the right trade here.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }

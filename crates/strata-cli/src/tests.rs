@@ -62,7 +62,7 @@ fn an_append_line_keeps_the_payload_bytes_as_written() {
         stream: name,
         expected,
         events,
-    }) = append::parse_line(&mut Default::default(), 1, line.as_bytes())
+    }) = append::parse_line(&mut Default::default(), 1, line.clone().into_bytes())
     else {
         panic!("the line should parse");
     };
@@ -92,7 +92,7 @@ fn expected_version_defaults_to_any_and_accepts_its_words() {
     ] {
         let line =
             format!(r#"{{{text} "stream": "a-1", "events": [{{"type": "T", "data": null}}]}}"#);
-        match append::parse_line(&mut Default::default(), 1, line.as_bytes()) {
+        match append::parse_line(&mut Default::default(), 1, line.clone().into_bytes()) {
             Ok(Job::Append { expected: got, .. }) => assert_eq!(got, expected, "{line}"),
             other => panic!("{line}: {other:?}"),
         }
@@ -143,7 +143,11 @@ fn bad_append_lines_are_refused_with_a_message_naming_the_line() {
         (b"[1, 2]", "invalid type"),
     ];
     for (line, needle) in cases {
-        let body = refused(append::parse_line(&mut Default::default(), 7, line));
+        let body = refused(append::parse_line(
+            &mut Default::default(),
+            7,
+            line.to_vec(),
+        ));
         assert_eq!(body.code, INVALID_INPUT);
         assert!(
             body.message.contains(needle),
@@ -245,11 +249,11 @@ impl LineParser for Collect {
     fn line(
         &mut self,
         number: u64,
-        line: Line<'_>,
+        line: Line,
         out: &mut Vec<String>,
     ) -> std::ops::ControlFlow<()> {
         out.push(match line {
-            Line::Text(text) => format!("{number}:{}", String::from_utf8_lossy(text)),
+            Line::Text(text) => format!("{number}:{}", String::from_utf8_lossy(&text)),
             Line::TooLong { bytes, limit } => format!("{number}: too long {bytes}>{limit}"),
         });
         std::ops::ControlFlow::Continue(())
