@@ -66,6 +66,9 @@ pub enum ProjectionError {
         /// The position asked for.
         position: u64,
     },
+    /// A parked event failed again when retried; it stays parked.
+    #[error("{0}")]
+    RetryFailed(String),
     /// The read side did not reach the position in time.
     #[error("the read models did not reach position {position} within {waited_ms} ms")]
     Timeout {
@@ -85,6 +88,7 @@ impl From<ProjectionError> for ApiError {
             ProjectionError::UnknownProjection(_) | ProjectionError::NotParked { .. } => {
                 ApiError::not_found("not_found", err.to_string())
             }
+            ProjectionError::RetryFailed(message) => ApiError::domain("retry_failed", message),
             ProjectionError::Timeout {
                 position,
                 waited_ms,

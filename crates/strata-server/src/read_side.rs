@@ -61,6 +61,7 @@ fn convert(err: strata_projection::ProjectionError) -> ProjectionError {
             position: position.0,
             waited_ms: 0,
         },
+        err @ E::Apply { .. } => ProjectionError::RetryFailed(err.to_string()),
         other => ProjectionError::Failed(other.to_string()),
     }
 }

@@ -218,6 +218,7 @@ pub(crate) struct Retried {
         (status = 200, description = "Processed; no longer parked", body = Retried),
         (status = 400, description = "Bad position", body = ErrorEnvelope),
         (status = 404, description = "No such projection or parked event", body = ErrorEnvelope),
+        (status = 422, description = "retry_failed: the event failed again and stays parked", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn retry(

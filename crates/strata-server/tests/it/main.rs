@@ -3,6 +3,7 @@
 mod auth;
 mod crash;
 mod ops;
+mod read_side;
 mod shop;
 mod store_api;
 mod subscribe;
