@@ -10,6 +10,8 @@
 //! A failed write or fdatasync poisons the store: it is never retried, every batch not yet
 //! synced fails, and appends are refused until the store is reopened.
 
+use std::collections::VecDeque;
+
 use foldhash::{HashMap, HashMapExt as _};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -176,6 +178,7 @@ pub(crate) fn spawn(
         path: Arc::from(path.as_path()),
         len,
         overlay: HashMap::new(),
+        written: VecDeque::new(),
     };
     std::thread::Builder::new()
         .name("strata-writer".to_owned())
@@ -196,6 +199,8 @@ struct Writer {
     len: u64,
     /// Events written but perhaps not yet published, per stream, in position order.
     overlay: HashMap<StreamName, Vec<(EventId, u64)>>,
+    /// The appends behind `overlay`, oldest first: last position and stream.
+    written: VecDeque<(u64, StreamName)>,
 }
 
 impl Writer {
@@ -248,14 +253,7 @@ impl Writer {
         {
             let shared = self.shared.clone();
             let index = shared.index.read();
-            // Forget overlay entries the syncer has published meanwhile.
-            if !self.overlay.is_empty() {
-                let published = index.head;
-                self.overlay.retain(|_, events| {
-                    events.retain(|&(_, p)| p > published);
-                    !events.is_empty()
-                });
-            }
+            self.forget_published(index.head);
             for request in batch {
                 let (appends, reply) = request.split();
                 for append in &appends {
@@ -304,6 +302,25 @@ impl Writer {
         next_position - 1
     }
 
+    /// Drops the overlay entries the syncer has published: the index has them now.
+    fn forget_published(&mut self, published: u64) {
+        while let Some(&(last, _)) = self.written.front() {
+            if last > published {
+                break;
+            }
+            let Some((_, stream)) = self.written.pop_front() else {
+                break;
+            };
+            if let Some(events) = self.overlay.get_mut(&stream) {
+                let done = events.partition_point(|&(_, p)| p <= published);
+                events.drain(..done);
+                if events.is_empty() {
+                    self.overlay.remove(&stream);
+                }
+            }
+        }
+    }
+
     /// Checks one request and, if it is accepted, encodes its events into `buf`.
     fn decide(
         &mut self,
@@ -314,13 +331,16 @@ impl Writer {
         buf: &mut Vec<u8>,
         staged: &mut Vec<Staged>,
     ) -> Result<AppendResult, StoreError> {
-        let base = index.version(&request.stream);
-        let unpublished: &[(EventId, u64)] = self
-            .overlay
-            .get(&request.stream)
-            .map_or(&[], |v| v.as_slice());
-        let current = base + unpublished.len() as u64;
         let committed = index.stream(&request.stream);
+        let base = committed.map_or(0, |s| s.positions.len() as u64);
+        let unpublished: &[(EventId, u64)] = if self.overlay.is_empty() {
+            &[]
+        } else {
+            self.overlay
+                .get(&request.stream)
+                .map_or(&[], |v| v.as_slice())
+        };
+        let current = base + unpublished.len() as u64;
         let check = check_append(
             &request.stream,
             request.expected,
@@ -386,6 +406,8 @@ impl Writer {
             events.push((offset, *event.id.as_bytes()));
         }
         let count = request.events.len() as u64;
+        self.written
+            .push_back((first + count - 1, request.stream.clone()));
         *next_position += count;
         staged.push(Staged {
             stream: request.stream.clone(),
