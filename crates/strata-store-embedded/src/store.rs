@@ -60,6 +60,36 @@ pub struct BatchAppend {
     pub recorded_at: Option<Vec<Timestamp>>,
 }
 
+/// A batch of appends in the writer's queue; [`PendingBatch::wait`] gives their
+/// outcomes, in the order they were given, once they are durable (or refused).
+pub struct PendingBatch {
+    outcomes: Vec<Option<Result<AppendResult, StoreError>>>,
+    /// Which outcomes the writer will answer, in order.
+    slots: Vec<usize>,
+    reply: Option<oneshot::Receiver<Vec<Result<AppendResult, StoreError>>>>,
+    shared: Arc<Shared>,
+}
+
+impl PendingBatch {
+    /// Waits for the writer's answers.
+    pub async fn wait(mut self) -> Vec<Result<AppendResult, StoreError>> {
+        if let Some(reply) = self.reply.take() {
+            let mut results = reply.await.unwrap_or_default().into_iter();
+            for &slot in &self.slots {
+                self.outcomes[slot] = Some(
+                    results
+                        .next()
+                        .unwrap_or_else(|| Err(self.shared.poison_or_closed())),
+                );
+            }
+        }
+        self.outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Err(StoreError::Closed)))
+            .collect()
+    }
+}
+
 /// The largest total size of one append's events.
 const MAX_APPEND_BYTES: usize = 64 << 20;
 /// Appends waiting for the writer before senders wait.
@@ -302,6 +332,14 @@ impl EmbeddedStore {
         &self,
         appends: Vec<BatchAppend>,
     ) -> Vec<Result<AppendResult, StoreError>> {
+        self.submit_batch(appends).await.wait().await
+    }
+
+    /// Queues a batch of appends and returns once it is in the writer's queue, behind
+    /// everything queued before it; the returned [`PendingBatch`] resolves to the
+    /// outcomes. A caller that submits batch after batch from one task gets them
+    /// committed in submission order while many are in flight.
+    pub async fn submit_batch(&self, appends: Vec<BatchAppend>) -> PendingBatch {
         let mut outcomes: Vec<Option<Result<AppendResult, StoreError>>> =
             (0..appends.len()).map(|_| None).collect();
         let mut accepted = Vec::with_capacity(appends.len());
@@ -335,6 +373,7 @@ impl EmbeddedStore {
                 Err(err) => outcomes[i] = Some(Err(err)),
             }
         }
+        let mut reply_rx = None;
         if !accepted.is_empty() {
             let (reply, rx) = oneshot::channel();
             let sent = match self.sender() {
@@ -344,23 +383,27 @@ impl EmbeddedStore {
                     .map_err(|_| StoreError::Closed),
                 Err(err) => Err(err),
             };
-            let results = match sent {
-                Ok(()) => rx.await.unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
-            let mut results = results.into_iter();
-            for slot in slots {
-                outcomes[slot] = Some(
-                    results
-                        .next()
-                        .unwrap_or_else(|| Err(self.handle.shared.poison_or_closed())),
-                );
+            match sent {
+                Ok(()) => reply_rx = Some(rx),
+                Err(err) => {
+                    for &slot in &slots {
+                        outcomes[slot] = Some(Err(match &err {
+                            StoreError::ReadOnly { path } => {
+                                StoreError::ReadOnly { path: path.clone() }
+                            }
+                            _ => self.handle.shared.poison_or_closed(),
+                        }));
+                    }
+                    slots.clear();
+                }
             }
         }
-        outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or(Err(StoreError::Closed)))
-            .collect()
+        PendingBatch {
+            outcomes,
+            slots,
+            reply: reply_rx,
+            shared: self.handle.shared.clone(),
+        }
     }
 
     /// Appends from synchronous code (no async runtime needed), waiting for the ack.

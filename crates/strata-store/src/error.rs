@@ -80,18 +80,19 @@ pub enum StoreError {
         /// What check failed.
         reason: String,
     },
-    /// An I/O error, with what the store was doing.
-    #[error("{context}: {source}")]
+    /// An I/O error, with what the store was doing. Its message includes the cause, so it
+    /// does not repeat it as a `source`.
+    #[error("{context}: {error}")]
     Io {
         /// What the store was doing, naming the file.
         context: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// A backend-specific failure (a database driver's error, say).
+    /// A backend-specific failure (a database driver's error, say). Its message is the
+    /// driver's.
     #[error("{0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
@@ -99,7 +100,7 @@ impl StoreError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         StoreError::Io {
             context: context.into(),
-            source,
+            error: source,
         }
     }
 

@@ -114,3 +114,73 @@ async fn read_only_handle_follows_the_writer() {
         .unwrap_err();
     assert_eq!(err.code(), "store_read_only");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_batches_commit_in_submission_order() {
+    use strata_store_embedded::BatchAppend;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), small_segments()).unwrap();
+    let mut pending = Vec::new();
+    for b in 0..60u64 {
+        let appends = (0..20u64)
+            .map(|i| BatchAppend {
+                stream: StreamName::new(format!("bulk-{}", (b * 20 + i) % 13)).unwrap(),
+                expected: ExpectedVersion::Any,
+                events: vec![event("Loaded", b * 20 + i)],
+                recorded_at: None,
+            })
+            .collect();
+        pending.push(store.submit_batch(appends).await);
+    }
+    let mut expected_position = 1;
+    for batch in pending {
+        for outcome in batch.wait().await {
+            assert_eq!(outcome.unwrap().position, Position(expected_position));
+            expected_position += 1;
+        }
+    }
+    let page = store
+        .read_all(Position(1), 2000, &ReadFilter::all())
+        .await
+        .unwrap();
+    for (i, e) in page.events.iter().enumerate() {
+        assert_eq!(
+            e.data_json()["n"],
+            serde_json::json!(i as u64),
+            "event {i} out of order"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_append_in_a_batch_fails_alone() {
+    use strata_store_embedded::BatchAppend;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Options::default()).unwrap();
+    let s = StreamName::new("mixed-1").unwrap();
+    let one = |expected, events| BatchAppend {
+        stream: s.clone(),
+        expected,
+        events,
+        recorded_at: None,
+    };
+    let outcomes = store
+        .append_batch(vec![
+            one(ExpectedVersion::NoStream, vec![event("A", 1)]),
+            one(ExpectedVersion::Any, vec![]),
+            one(ExpectedVersion::NoStream, vec![event("B", 2)]),
+            one(
+                ExpectedVersion::Exact(1),
+                vec![event("C", 3), event("D", 4)],
+            ),
+        ])
+        .await;
+    assert_eq!(outcomes[0].as_ref().unwrap().last_version, Version(1));
+    assert_eq!(outcomes[1].as_ref().unwrap_err().code(), "invalid_input");
+    assert_eq!(
+        outcomes[2].as_ref().unwrap_err().code(),
+        "wrong_expected_version"
+    );
+    assert_eq!(outcomes[3].as_ref().unwrap().last_version, Version(3));
+    assert_eq!(store.stream_version(&s).await.unwrap(), Version(3));
+}
