@@ -10,43 +10,45 @@ use std::ops::ControlFlow;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
+use futures::stream::FuturesOrdered;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use strata_core::{ExpectedVersion, NewEvent, StreamName, Timestamp};
 use strata_store::{AppendResult, StoreError};
-use strata_store_embedded::EmbeddedStore;
+use strata_store_embedded::{BatchAppend, EmbeddedStore};
 
 use crate::lines::{self, Line, LineParser};
 use crate::names::Names;
 use crate::payload::{self, weight};
-use crate::pipeline;
 
 /// The most events one append carries; a longer run of one stream is split.
 const MAX_GROUP_EVENTS: usize = 1000;
 /// The most bytes (as weighed by [`weight`]) one append carries.
 const MAX_GROUP_BYTES: usize = 4 * 1024 * 1024;
+/// Appends queued in the store with one submission, at most.
+const SUBMIT_GROUPS: usize = 2048;
+/// Submitted batches waiting for their acknowledgement, at most.
+const MAX_BATCHES_IN_FLIGHT: usize = 8;
+/// Event bytes waiting for their acknowledgement, at most (roughly).
+const MAX_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
 
-/// Where imported events go: a store that can append with given recording times.
+/// Where imported events go: a store that queues batches of appends in order, with given
+/// recording times, and answers each batch later.
 pub(crate) trait ImportTarget {
-    /// Appends `events`, recorded at `recorded_at` (one per event).
-    fn append_recorded(
+    /// Queues `appends` behind everything queued before; the returned future gives their
+    /// outcomes in order.
+    fn submit(
         &self,
-        stream: &StreamName,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-        recorded_at: Vec<Timestamp>,
-    ) -> impl Future<Output = Result<AppendResult, StoreError>>;
+        appends: Vec<BatchAppend>,
+    ) -> impl Future<Output = impl Future<Output = Vec<Result<AppendResult, StoreError>>>>;
 }
 
 impl ImportTarget for EmbeddedStore {
-    fn append_recorded(
+    fn submit(
         &self,
-        stream: &StreamName,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-        recorded_at: Vec<Timestamp>,
-    ) -> impl Future<Output = Result<AppendResult, StoreError>> {
-        self.append_with_timestamps(stream, expected, events, recorded_at)
+        appends: Vec<BatchAppend>,
+    ) -> impl Future<Output = impl Future<Output = Vec<Result<AppendResult, StoreError>>>> {
+        async move { self.submit_batch(appends).await.wait() }
     }
 }
 
@@ -60,45 +62,98 @@ pub(crate) struct Summary {
 }
 
 /// Imports every export line of `input` into `target`, in order. Stops at the first bad
-/// line or refused append with an error naming the line; what came before stays.
+/// line or refused append with an error naming the line; what came before stays (and so
+/// may appends already in flight behind the refused one; importing again skips them).
 pub(crate) async fn run<T: ImportTarget + ?Sized>(
     target: &T,
     input: Box<dyn Read + Send>,
 ) -> anyhow::Result<Summary> {
-    let groups = lines::spawn_reader(input, ImportParser::default())
+    let items = lines::spawn_reader(input, ImportParser::default())
         .context("cannot start the thread reading the import input")?;
-    let results = pipeline::in_order(
-        groups,
-        |item| match item {
-            Ok(Job::Append(group)) => group.bytes,
-            _ => 0,
-        },
-        |item| async move {
+    let mut chunks = std::pin::pin!(items.ready_chunks(SUBMIT_GROUPS));
+    // Batches queued in the store, oldest first, with the line, events and bytes of each
+    // group.
+    let mut in_flight = FuturesOrdered::new();
+    let mut bytes_in_flight = 0usize;
+    let mut summary = Summary::default();
+    // The input's own failure (a bad line, a read error): it comes after every group
+    // submitted before it.
+    let mut input_failure: Option<anyhow::Error> = None;
+    // The first refused append, in input order.
+    let mut refused: Option<anyhow::Error> = None;
+    'read: while input_failure.is_none() {
+        let Some(chunk) = chunks.next().await else {
+            break;
+        };
+        let mut appends = Vec::with_capacity(chunk.len());
+        let mut groups = Vec::with_capacity(chunk.len());
+        for item in chunk {
             match item {
                 Ok(Job::Append(group)) => {
-                    let line = group.line;
-                    let count = group.events.len() as u64;
-                    let expected = ExpectedVersion::Exact(group.first_version - 1);
-                    target
-                        .append_recorded(&group.stream, expected, group.events, group.recorded_at)
-                        .await
-                        .map(|_| count)
-                        .with_context(|| format!("cannot import line {line}"))
+                    groups.push((group.line, group.events.len() as u64, group.bytes));
+                    appends.push(BatchAppend {
+                        expected: ExpectedVersion::Exact(group.first_version - 1),
+                        stream: group.stream,
+                        events: group.events,
+                        recorded_at: Some(group.recorded_at),
+                    });
                 }
-                Ok(Job::Fail(message)) => Err(anyhow::anyhow!(message)),
-                Err(err) => Err(err).context("cannot read the import input"),
+                Ok(Job::Fail(message)) => {
+                    input_failure = Some(anyhow::anyhow!(message));
+                    break;
+                }
+                Err(err) => {
+                    input_failure =
+                        Some(anyhow::Error::new(err).context("cannot read the import input"));
+                    break;
+                }
             }
-        },
-    );
-    let mut results = std::pin::pin!(results);
-    let mut summary = Summary::default();
-    while let Some(result) = results.next().await {
-        let count =
-            result.with_context(|| format!("import stopped after {} events", summary.events))?;
+        }
+        if appends.is_empty() {
+            continue;
+        }
+        let bytes: usize = groups.iter().map(|g| g.2).sum();
+        bytes_in_flight += bytes;
+        // NOTE: the batch is queued here, in input order, before the next one is built.
+        let ack = target.submit(appends).await;
+        in_flight.push_back(async move { (groups, bytes, ack.await) });
+        while in_flight.len() > MAX_BATCHES_IN_FLIGHT || bytes_in_flight > MAX_BYTES_IN_FLIGHT {
+            let Some((groups, bytes, outcomes)) = in_flight.next().await else {
+                break;
+            };
+            bytes_in_flight -= bytes;
+            if let Err(err) = settle(groups, outcomes, &mut summary) {
+                refused = Some(err);
+                break 'read;
+            }
+        }
+    }
+    // Everything queued completes whatever happens.
+    while let Some((groups, _, outcomes)) = in_flight.next().await {
+        if refused.is_none()
+            && let Err(err) = settle(groups, outcomes, &mut summary)
+        {
+            refused = Some(err);
+        }
+    }
+    match refused.or(input_failure) {
+        Some(err) => Err(err.context(format!("import stopped after {} events", summary.events))),
+        None => Ok(summary),
+    }
+}
+
+/// Counts a batch's imported events, or names the line of its first refused append.
+fn settle(
+    groups: Vec<(u64, u64, usize)>,
+    outcomes: Vec<Result<AppendResult, StoreError>>,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    for ((line, count, _), outcome) in groups.into_iter().zip(outcomes) {
+        outcome.with_context(|| format!("cannot import line {line}"))?;
         summary.events += count;
         summary.appends += 1;
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// One unit of work for the async side.

@@ -581,15 +581,24 @@ async fn tail_stops_on_the_signal_while_waiting() {
 // --- import ---
 
 impl ImportTarget for MemoryStore {
-    fn append_recorded(
+    fn submit(
         &self,
-        stream: &StreamName,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-        recorded_at: Vec<Timestamp>,
-    ) -> impl Future<Output = Result<AppendResult, StoreError>> {
-        assert_eq!(events.len(), recorded_at.len());
-        async move { self.append(stream, expected, events).await }
+        appends: Vec<strata_store_embedded::BatchAppend>,
+    ) -> impl Future<Output = impl Future<Output = Vec<Result<AppendResult, StoreError>>>> {
+        async move {
+            let mut outcomes = Vec::with_capacity(appends.len());
+            for append in appends {
+                assert_eq!(
+                    append.recorded_at.as_ref().map(Vec::len),
+                    Some(append.events.len())
+                );
+                outcomes.push(
+                    self.append(&append.stream, append.expected, append.events)
+                        .await,
+                );
+            }
+            std::future::ready(outcomes)
+        }
     }
 }
 
