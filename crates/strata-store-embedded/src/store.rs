@@ -115,6 +115,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn new(dir: PathBuf, options: Options, index: Index) -> Self {
+        let head = Position(index.head);
+        Self {
+            dir,
+            options,
+            index: RwLock::new(index),
+            head: watch::Sender::new(head),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            #[cfg(feature = "fault-injection")]
+            inject_failure: AtomicBool::new(false),
+        }
+    }
+
     pub(crate) fn poison(&self, err: &StoreError) {
         tracing::error!(error = %err, "event store poisoned: appends are refused until it is reopened");
         let mut reason = self.poisoned.lock();
@@ -212,18 +227,7 @@ impl EmbeddedStore {
             segments: loaded.index.segments.len(),
             events: loaded.index.head,
         };
-        let head = Position(loaded.index.head);
-        let shared = Arc::new(Shared {
-            dir,
-            options,
-            index: RwLock::new(loaded.index),
-            head: watch::Sender::new(head),
-            poisoned: Mutex::new(None),
-            is_poisoned: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            #[cfg(feature = "fault-injection")]
-            inject_failure: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(dir, options, loaded.index));
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = crate::writer::spawn(
             shared.clone(),
@@ -263,18 +267,7 @@ impl EmbeddedStore {
             segments: loaded.index.segments.len(),
             events: loaded.index.head,
         };
-        let head = Position(loaded.index.head);
-        let shared = Arc::new(Shared {
-            dir,
-            options,
-            index: RwLock::new(loaded.index),
-            head: watch::Sender::new(head),
-            poisoned: Mutex::new(None),
-            is_poisoned: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            #[cfg(feature = "fault-injection")]
-            inject_failure: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(dir, options, loaded.index));
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("strata-follower".to_owned())
