@@ -156,12 +156,39 @@ pub(crate) struct BenchArgs {
     pub(crate) scenario: BenchScenario,
 }
 
-/// The benchmark scenarios; each prints one JSON line of results.
+/// The benchmark scenarios. Each run first measures the disk (printed as a
+/// `disk_ceiling` line), then prints one JSON line per result, in proportion to it.
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchScenario {
     /// Measures the raw disk ceiling: batches of 1000 records of 256 bytes, each batch
     /// written then fdatasync'd once. No store is opened.
     Disk(DiskArgs),
+    /// Durable bulk appends of batches of events, with 1 and with 4 in flight.
+    AppendBulk(crate::bench::BulkArgs),
+    /// Concurrent writers, each appending one event and waiting for its durable ack.
+    Writers(crate::bench::WritersArgs),
+    /// Reads one long stream, whole.
+    ReadStream(crate::bench::ReadStreamArgs),
+    /// Reads the whole log, then catches a subscription up with it.
+    ReadAll(crate::bench::ReadAllArgs),
+    /// Opens a large store in a fresh process: time and resident memory.
+    Open(crate::bench::OpenArgs),
+    /// Opens a store and prints what it took (run by `open` in a child process).
+    #[command(hide = true)]
+    OpenChild(crate::bench::OpenChildArgs),
+    /// Runs `strata import` on a generated export file.
+    Import(crate::bench::ImportArgs),
+    /// Shop commands end to end (load, decide, durable append) from concurrent clients.
+    ShopCommands(crate::bench::ShopCommandsArgs),
+    /// Rebuilds the shop's read models from a log of shop events.
+    Rebuild(crate::bench::RebuildArgs),
+    /// The lag from a command to its read model, at a paced command rate.
+    Lag(crate::bench::LagArgs),
+    /// Loads a long aggregate, replaying every event and from a snapshot.
+    LoadAggregate(crate::bench::LoadAggregateArgs),
+    /// Every quick scenario at the issues' sizes (--full: all of them; --quick: all,
+    /// tiny).
+    All(crate::bench::AllArgs),
 }
 
 /// `strata bench disk`.

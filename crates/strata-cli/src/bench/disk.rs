@@ -1,6 +1,7 @@
 //! The disk ceiling: how fast this disk takes batches of small records when each batch is
-//! made durable with one fdatasync. No store code runs, so it bounds what any append path
-//! with the same batch size and durability could do here.
+//! made durable with one fdatasync, and how long one small write and its fdatasync take.
+//! No store code runs, so these bound what any append path with the same batch size and
+//! durability could do here.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -45,6 +46,48 @@ pub(crate) fn measure_disk_ceiling(dir: &Path, rounds: u32) -> io::Result<Ceilin
     drop(file);
     scratch.close()?;
     Ok(ceiling_of(&mut times, total))
+}
+
+/// What [`measure_fsync_latency`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FsyncLatency {
+    /// Median time of one write and its fdatasync, in milliseconds.
+    pub(crate) p50_ms: f64,
+    /// 99th percentile of the same, in milliseconds.
+    pub(crate) p99_ms: f64,
+}
+
+/// Appends one [`RECORD_BYTES`]-byte record and fdatasyncs it, `rounds` times, to a new
+/// file in a temporary directory under `dir`, and answers each round's time, unsorted.
+/// The directory is removed afterwards.
+pub(crate) fn fsync_samples(dir: &Path, rounds: u32) -> io::Result<Vec<Duration>> {
+    std::fs::create_dir_all(dir)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".strata-bench-fsync-")
+        .tempdir_in(dir)?;
+    let mut file = File::create(scratch.path().join("fsync.log"))?;
+    let record = [0x5a_u8; RECORD_BYTES];
+    let mut times = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
+        let round = Instant::now();
+        file.write_all(&record)?;
+        file.sync_data()?;
+        times.push(round.elapsed());
+    }
+    drop(file);
+    scratch.close()?;
+    Ok(times)
+}
+
+impl FsyncLatency {
+    /// Summarizes round times (sorting them).
+    pub(crate) fn of(times: &mut [Duration]) -> Self {
+        times.sort_unstable();
+        Self {
+            p50_ms: percentile_ms(times, 50.0),
+            p99_ms: percentile_ms(times, 99.0),
+        }
+    }
 }
 
 /// Summarizes per-round times and the total time.

@@ -1,0 +1,261 @@
+//! The arguments of the `strata bench` scenarios, with defaults matching the sizes the
+//! issues name. Nothing here runs anything.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Options every scenario takes: where it works and how the disk baseline is measured.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Common {
+    /// Work in temporary directories under this one (default: under the data
+    /// directory). Use a directory on the disk you want to measure.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+
+    /// Batches of 1000 × 256 bytes the disk ceiling writes and syncs before the scenario.
+    #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) ceiling_rounds: u32,
+
+    /// Single 256-byte write + fdatasync rounds measuring the fsync latency.
+    #[arg(long, value_name = "R", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) fsync_rounds: u32,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            ceiling_rounds: 50,
+            fsync_rounds: 200,
+        }
+    }
+}
+
+/// `strata bench append-bulk`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BulkArgs {
+    /// Events to append in all.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub(crate) events: u64,
+
+    /// Events per append (one atomic append of one stream).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) batch: u64,
+
+    /// Bytes of data per event.
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub(crate) event_bytes: usize,
+
+    /// Appends in flight at once (each from its own task, to its own stream); a list
+    /// gives one result per value.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [1usize, 4])]
+    pub(crate) in_flight: Vec<usize>,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench writers`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WritersArgs {
+    /// Concurrent writers, each appending one event at a time to its own stream and
+    /// waiting for the durable acknowledgement; a list gives one result per value.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [256usize, 1])]
+    pub(crate) writers: Vec<usize>,
+
+    /// Seconds to measure (after a warm-up of a tenth of that).
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub(crate) seconds: f64,
+
+    /// Bytes of data per event.
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub(crate) event_bytes: usize,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench read-stream`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReadStreamArgs {
+    /// Events in the stream.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events: u64,
+
+    /// How many times the whole stream is read.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) reads: u32,
+
+    /// Bytes of data per event.
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub(crate) event_bytes: usize,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench read-all`: a global read and a subscription catching up.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReadAllArgs {
+    /// Events in the log (written before anything is timed).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events: u64,
+
+    /// Events per stream in the log.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events_per_stream: u64,
+
+    /// Events per `read_all` page.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) page: u64,
+
+    /// Passes over the whole log, for each of the two readers.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) passes: u32,
+
+    /// Bytes of data per event.
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub(crate) event_bytes: usize,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench open`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OpenArgs {
+    /// Events in the store. It is built once in `<dir>/strata-bench-open-<N>-<per
+    /// stream>` and reused by later runs.
+    #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events: u64,
+
+    /// Events per stream in the store.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events_per_stream: u64,
+
+    /// Bytes of data per event.
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub(crate) event_bytes: usize,
+
+    /// How many times the store is opened, each time in a fresh process.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) opens: u32,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench open-child` (internal): opens a store in this fresh process and prints
+/// the time and the resident memory it took.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OpenChildArgs {
+    /// The store to open.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: PathBuf,
+}
+
+/// `strata bench import`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ImportArgs {
+    /// Events in the generated export file.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events: u64,
+
+    /// Consecutive events per stream in the file.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events_per_stream: u64,
+
+    /// Bytes of data per event (a JSON object of this length).
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub(crate) event_bytes: usize,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench shop-commands`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ShopCommandsArgs {
+    /// Concurrent clients, each sending its next command when the last one is answered;
+    /// a list gives one result per value.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [256usize, 1])]
+    pub(crate) clients: Vec<usize>,
+
+    /// Seconds to measure (after a warm-up of a tenth of that).
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub(crate) seconds: f64,
+
+    /// Products in the catalog (created before anything is timed).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) products: u64,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench rebuild`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RebuildArgs {
+    /// Shop events in the log the read models are rebuilt from.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events: u64,
+
+    /// Products in the catalog the orders buy from.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) products: u64,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench lag`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LagArgs {
+    /// Commands per second, paced (each pair: open an order, add a line).
+    #[arg(long, value_name = "N", default_value_t = 10_000.0)]
+    pub(crate) rate: f64,
+
+    /// Seconds to measure (after a warm-up of a tenth of that).
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub(crate) seconds: f64,
+
+    /// Products in the catalog.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) products: u64,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench load-aggregate`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LoadAggregateArgs {
+    /// Events of the aggregate.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..))]
+    pub(crate) events: u64,
+
+    /// Loads timed, with and without the snapshot each.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) loads: u32,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `strata bench all`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AllArgs {
+    /// Tiny sizes and short runs of every scenario: checks that they all work, measures
+    /// nothing worth keeping.
+    #[arg(long, conflicts_with = "full")]
+    pub(crate) quick: bool,
+
+    /// Also the long scenarios: opening a 10,000,000-event store, importing 1,000,000
+    /// events, rebuilding read models from 1,000,000 events.
+    #[arg(long)]
+    pub(crate) full: bool,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}

@@ -1,0 +1,444 @@
+//! The command and read side's scenarios, on the shop over the embedded store, wired as
+//! `strata serve` wires it: shop commands end to end, a read-model rebuild, the lag from
+//! a command to its read model, and loading a long aggregate with and without a
+//! snapshot.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use strata_core::{ExpectedVersion, Position, Version};
+use strata_domain::{CommandContext, CommandHandler, MemorySnapshots};
+use strata_projection::{ProcessManagers, Projections, SqliteSnapshots};
+use strata_shop::domain::{Inventory, InventoryCommand, InventoryEvent, Money};
+use strata_shop::read_models::{
+    CATALOG, Catalog, DAILY_SALES, DailySales, ORDERS, OrderSummaries, PRODUCT_SEARCH,
+    ProductSearch,
+};
+use strata_shop::{FakePaymentProvider, Shop};
+use strata_store::EventStore;
+use strata_store_embedded::{EmbeddedStore, Options};
+use tokio::time::Instant;
+
+use super::args::{LagArgs, LoadAggregateArgs, RebuildArgs, ShopCommandsArgs};
+use super::fixtures::{
+    append_all, fixture_options, open_store, progress_printer, scratch, shop_event, shop_history,
+    stream,
+};
+use super::load::{closed_loop, paced};
+use super::report::{Baseline, ScenarioResult};
+use super::stats::{Summary, rate};
+
+/// How long a read model may take to show a command in the lag scenario.
+const VISIBLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a rebuild may take.
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The shop over a new embedded store, as `strata serve` sets it up.
+struct Rig {
+    dir: tempfile::TempDir,
+    store: EmbeddedStore,
+    handler: Arc<CommandHandler>,
+    projections: Projections,
+    processes: ProcessManagers,
+    shop: Shop,
+}
+
+impl Rig {
+    fn open(dir: &Path, what: &str) -> anyhow::Result<Self> {
+        let dir = scratch(dir, what)?;
+        let store = open_store(&dir.path().join("data"), Options::default())?;
+        let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+        let read = dir.path().join("read");
+        let snapshots = SqliteSnapshots::open(read.join("snapshots.sqlite"))
+            .context("cannot open the snapshot database")?;
+        let handler = Arc::new(CommandHandler::new(shared.clone(), Arc::new(snapshots)));
+        let projections = Projections::new(shared.clone(), read.join("models"));
+        let processes = ProcessManagers::new(shared, read.join("processes"));
+        let shop = Shop::new(
+            handler.clone(),
+            projections.clone(),
+            &processes,
+            Arc::new(FakePaymentProvider::default()),
+        )
+        .context("cannot set up the shop")?;
+        Ok(Self {
+            dir,
+            store,
+            handler,
+            projections,
+            processes,
+            shop,
+        })
+    }
+
+    /// Starts the read models and checkout, as the server does.
+    fn start_read_side(&self) {
+        self.projections.start();
+        self.processes.start();
+    }
+
+    /// Creates `products` products with plenty of stock.
+    async fn stock(&self, products: u64) -> anyhow::Result<Position> {
+        let mut last = Position::ZERO;
+        for p in 0..products {
+            let sku = sku(p);
+            self.shop
+                .create_product(
+                    &sku,
+                    &format!("Product {p}"),
+                    "A useful thing, in blue",
+                    Money(1250),
+                    &CommandContext::new(),
+                )
+                .await?;
+            last = self
+                .shop
+                .receive_stock(&sku, 1_000_000_000, &CommandContext::new())
+                .await?
+                .position;
+        }
+        Ok(last)
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        self.projections.shutdown().await;
+        self.processes.shutdown().await;
+        self.store.close().await?;
+        drop(self.dir);
+        Ok(())
+    }
+}
+
+fn sku(p: u64) -> String {
+    format!("sku{p}")
+}
+
+/// One shop command of client `client`'s `seq`-th: opening an order, then adding a line
+/// to it (each appends one event; adding a line also loads the product).
+async fn shop_command(
+    shop: &Shop,
+    client: usize,
+    seq: u64,
+    products: u64,
+) -> anyhow::Result<Position> {
+    let order = format!("c{client}-{}", seq / 2);
+    let context = CommandContext::new();
+    let outcome = if seq.is_multiple_of(2) {
+        shop.create_order(&order, &format!("customer{client}"), &context)
+            .await?
+    } else {
+        let product = (client as u64 + seq / 2) % products;
+        shop.add_line(&order, &sku(product), 1, &context).await?
+    };
+    Ok(outcome.position)
+}
+
+/// Shop commands end to end (load, decide, durable append; one event each) from
+/// concurrent clients. One result per client count, each on a new store.
+pub(crate) async fn commands(
+    dir: &Path,
+    args: &ShopCommandsArgs,
+    baseline: &Baseline,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let mut results = Vec::new();
+    for &clients in &args.clients {
+        let clients = clients.max(1);
+        let rig = Rig::open(dir, "shop")?;
+        rig.stock(args.products).await?;
+        let window = Duration::from_secs_f64(args.seconds);
+        let products = args.products;
+        let fsync = baseline.fsync_before()?;
+        let outcome = closed_loop(clients, window, |client| {
+            let shop = rig.shop.clone();
+            move |seq| {
+                let shop = shop.clone();
+                async move {
+                    shop_command(&shop, client, seq, products).await?;
+                    Ok(1)
+                }
+            }
+        })
+        .await;
+        let fsync = fsync.after(baseline)?;
+        rig.close().await?;
+        results.push(
+            ScenarioResult::new(
+                format!("shop_commands_{clients}"),
+                outcome.events_per_s(),
+                &outcome.latency,
+                baseline,
+            )
+            .with_fsync(&fsync)
+            .with("commands_per_s", outcome.ops_per_s())
+            .with("clients", clients)
+            .with("seconds", window.as_secs_f64())
+            .with("command_mix", "create_order, add_line")
+            .with("errors", outcome.errors)
+            .with("first_error", outcome.first_error),
+        );
+    }
+    Ok(results)
+}
+
+/// Builds the shop's four read models from scratch over a log of `events` shop events
+/// (written before anything is timed), all four at once as the server runs them.
+pub(crate) async fn rebuild(
+    dir: &Path,
+    args: &RebuildArgs,
+    baseline: &Baseline,
+) -> anyhow::Result<ScenarioResult> {
+    let scratch = scratch(dir, "rebuild")?;
+    let store = open_store(&scratch.path().join("data"), fixture_options())?;
+    let written = append_all(
+        &store,
+        shop_history(args.events, args.products),
+        progress_printer("shop history", args.events),
+    )
+    .await?;
+    let head = store.head().await?;
+    let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    let projections = Projections::new(shared, scratch.path().join("models"));
+    projections.register(Arc::new(OrderSummaries))?;
+    projections.register(Arc::new(Catalog))?;
+    projections.register(Arc::new(DailySales))?;
+    projections.register(Arc::new(ProductSearch))?;
+
+    let started = Instant::now();
+    projections.start();
+    let mut each = Vec::new();
+    let waits = [ORDERS, CATALOG, DAILY_SALES, PRODUCT_SEARCH].map(|name| {
+        let projections = projections.clone();
+        async move {
+            projections.wait_for(name, head, REBUILD_TIMEOUT).await?;
+            anyhow::Ok((name, started.elapsed()))
+        }
+    });
+    for result in futures::future::join_all(waits).await {
+        each.push(result?);
+    }
+    let elapsed = started.elapsed();
+    projections.shutdown().await;
+    store.close().await?;
+
+    let mut result = ScenarioResult::new(
+        "projection_rebuild",
+        rate(written as f64, elapsed),
+        &Summary::single(elapsed),
+        baseline,
+    )
+    .with("events", written)
+    .with("read_models", each.len())
+    .with("seconds", elapsed.as_secs_f64())
+    .with("latency_is_of", "the whole rebuild");
+    for (name, took) in each {
+        result = result.with(&format!("{name}_seconds"), took.as_secs_f64());
+    }
+    Ok(result)
+}
+
+/// What one paced pair of commands measured.
+struct LagSample {
+    /// From when each command was due to when the read model had applied it.
+    due_to_visible: [Duration; 2],
+    /// From each command's acknowledgement to when the read model had applied it.
+    ack_to_visible: [Duration; 2],
+    /// Each command's own latency, from when it was due (or sent).
+    command: [Duration; 2],
+}
+
+/// Commands paced at `rate` per second with the read models and checkout running; for
+/// each, the time until the order-summaries read model has applied it.
+pub(crate) async fn lag(
+    dir: &Path,
+    args: &LagArgs,
+    baseline: &Baseline,
+) -> anyhow::Result<ScenarioResult> {
+    let rig = Rig::open(dir, "lag")?;
+    rig.start_read_side();
+    let stocked = rig.stock(args.products).await?;
+    rig.projections
+        .wait_for(CATALOG, stocked, VISIBLE_TIMEOUT)
+        .await?;
+    let window = Duration::from_secs_f64(args.seconds);
+    let products = args.products;
+    // Each paced operation is a pair: open an order, then add a line to it.
+    let pairs_per_s = args.rate / 2.0;
+    let fsync = baseline.fsync_before()?;
+    let outcome = paced(pairs_per_s, window, |n, due| {
+        let shop = rig.shop.clone();
+        let projections = rig.projections.clone();
+        async move {
+            let visible = |position: Position| {
+                let projections = projections.clone();
+                async move {
+                    projections
+                        .wait_for(ORDERS, position, VISIBLE_TIMEOUT)
+                        .await?;
+                    anyhow::Ok(Instant::now())
+                }
+            };
+            let created = shop_command(&shop, 0, 2 * n, products).await?;
+            let acked = Instant::now();
+            let (first, second) = tokio::join!(visible(created), async {
+                let sent = Instant::now();
+                let added = shop_command(&shop, 0, 2 * n + 1, products).await?;
+                let acked = Instant::now();
+                let seen = visible(added).await?;
+                anyhow::Ok((sent, acked, seen))
+            });
+            let seen = first?;
+            let (sent, acked2, seen2) = second?;
+            Ok(LagSample {
+                due_to_visible: [seen - due, seen2 - sent],
+                ack_to_visible: [seen - acked, seen2 - acked2],
+                command: [acked - due, acked2 - sent],
+            })
+        }
+    })
+    .await;
+    let fsync = fsync.after(baseline)?;
+    rig.close().await?;
+
+    let mut due_to_visible = Vec::new();
+    let mut ack_to_visible = Vec::new();
+    let mut command = Vec::new();
+    for sample in &outcome.results {
+        due_to_visible.extend(sample.due_to_visible);
+        ack_to_visible.extend(sample.ack_to_visible);
+        command.extend(sample.command);
+    }
+    let commands = due_to_visible.len() as f64;
+    let achieved = rate(commands, outcome.span.max(window));
+    let lag = Summary::of(&mut due_to_visible);
+    let after_ack = Summary::of(&mut ack_to_visible);
+    let command = Summary::of(&mut command);
+    Ok(
+        ScenarioResult::new("read_model_lag", achieved, &lag, baseline)
+            .with_fsync(&fsync)
+            .with("commands_per_s", achieved)
+            .with("offered_commands_per_s", args.rate)
+            .with("commands_due", 2 * outcome.due)
+            .with("seconds", window.as_secs_f64())
+            .with("read_model", ORDERS)
+            .with("ack_to_visible_p50_ms", after_ack.p50_ms)
+            .with("ack_to_visible_p99_ms", after_ack.p99_ms)
+            .with("command_p50_ms", command.p50_ms)
+            .with("command_p99_ms", command.p99_ms)
+            .with("latency_is_of", "command due to visible in the read model")
+            .with("errors", outcome.errors)
+            .with("first_error", outcome.first_error),
+    )
+}
+
+/// Loads an inventory aggregate of `events` events: replaying all of them (no snapshot
+/// store), and from its snapshot (the SQLite snapshot store the server uses).
+pub(crate) async fn load_aggregate(
+    dir: &Path,
+    args: &LoadAggregateArgs,
+    baseline: &Baseline,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let rig = Rig::open(dir, "load-aggregate")?;
+    let id = "busy";
+    let name = stream(format!("inventory-{id}"));
+    // All but the last event are written directly; the last goes through the handler,
+    // which takes the snapshot.
+    let history = (0..args.events - 1).map(|i| {
+        let event = inventory_event(id, i);
+        shop_event(&event, &CommandContext::new())
+    });
+    let history: Vec<_> = history.collect();
+    for chunk in history.chunks(1000) {
+        rig.store
+            .append(&name, ExpectedVersion::Any, chunk.to_vec())
+            .await?;
+    }
+    rig.handler
+        .handle::<Inventory>(
+            id,
+            &InventoryCommand::Receive {
+                sku: id.to_owned(),
+                quantity: 1,
+            },
+            &CommandContext::new(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot receive stock: {e}"))?;
+
+    let shared: Arc<dyn EventStore> = Arc::new(rig.store.clone());
+    let replaying = CommandHandler::new(shared, Arc::new(MemorySnapshots::new()));
+    let version = Version(args.events);
+    let mut results = Vec::new();
+    for (scenario, handler, snapshot) in [
+        ("load_aggregate", &replaying, None),
+        (
+            "load_aggregate_snapshot",
+            rig.handler.as_ref(),
+            Some(version),
+        ),
+    ] {
+        let load = || async {
+            let loaded = handler
+                .load::<Inventory>(id)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot load {name}: {e}"))?;
+            anyhow::ensure!(
+                loaded.version == version && loaded.snapshot == snapshot,
+                "loaded {name} at version {} from snapshot {:?}, expected {} from {:?}",
+                loaded.version,
+                loaded.snapshot,
+                version,
+                snapshot
+            );
+            Ok(())
+        };
+        for _ in 0..3 {
+            load().await?;
+        }
+        let mut samples = Vec::with_capacity(args.loads as usize);
+        let started = Instant::now();
+        for _ in 0..args.loads {
+            let sent = Instant::now();
+            load().await?;
+            samples.push(sent.elapsed());
+        }
+        let elapsed = started.elapsed();
+        let loads_per_s = rate(f64::from(args.loads), elapsed);
+        results.push(
+            ScenarioResult::new(
+                scenario,
+                loads_per_s * args.events as f64,
+                &Summary::of(&mut samples),
+                baseline,
+            )
+            .with("aggregate_events", args.events)
+            .with("loads", args.loads)
+            .with("loads_per_s", loads_per_s)
+            .with("snapshot", snapshot.is_some()),
+        );
+    }
+    rig.close().await?;
+    Ok(results)
+}
+
+/// The `i`-th event of a busy sku: stock received, reserved for an order, committed.
+fn inventory_event(sku: &str, i: u64) -> InventoryEvent {
+    let order_id = format!("o{}", i / 3);
+    match i % 3 {
+        0 => InventoryEvent::Received {
+            sku: sku.to_owned(),
+            quantity: 1,
+        },
+        1 => InventoryEvent::Reserved {
+            sku: sku.to_owned(),
+            order_id,
+            quantity: 1,
+        },
+        _ => InventoryEvent::Committed {
+            sku: sku.to_owned(),
+            order_id,
+            quantity: 1,
+        },
+    }
+}

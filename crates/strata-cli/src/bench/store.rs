@@ -1,0 +1,275 @@
+//! The embedded store's scenarios: bulk appends, many single-event writers, reading a
+//! stream, reading the whole log and a subscription catching up. Each works on a new
+//! store in a scratch directory that is removed afterwards.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use strata_core::{ExpectedVersion, NewEvent, Position};
+use strata_store::{Direction, EventStore, ReadFilter};
+use strata_store_embedded::Options;
+use tokio::time::Instant;
+
+use super::args::{BulkArgs, ReadAllArgs, ReadStreamArgs, WritersArgs};
+use super::fixtures::{
+    append_all, bench_event, dir_bytes, fixture_options, log_appends, open_store, payload,
+    progress_printer, scratch, stream,
+};
+use super::load::closed_loop;
+use super::report::{Baseline, ScenarioResult};
+use super::stats::{Summary, rate};
+
+/// Events per page a subscription's latency is reported for.
+const SUBSCRIPTION_CHUNK: u64 = 1000;
+
+/// Durable bulk appends: batches of `batch` events to one stream each, `in_flight`
+/// appends at once (each task its own stream). One result per `in_flight` value.
+pub(crate) async fn append_bulk(
+    dir: &Path,
+    args: &BulkArgs,
+    baseline: &Baseline,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let mut results = Vec::new();
+    for &in_flight in &args.in_flight {
+        results.push(append_bulk_once(dir, args, in_flight.max(1), baseline).await?);
+    }
+    Ok(results)
+}
+
+async fn append_bulk_once(
+    dir: &Path,
+    args: &BulkArgs,
+    in_flight: usize,
+    baseline: &Baseline,
+) -> anyhow::Result<ScenarioResult> {
+    let scratch = scratch(dir, "bulk")?;
+    let store = open_store(scratch.path(), Options::default())?;
+    let data = payload(args.event_bytes);
+    // Every event gets its id before the clock starts.
+    let batches = args.events.div_ceil(args.batch);
+    let mut work: Vec<Vec<Vec<NewEvent>>> = vec![Vec::new(); in_flight];
+    for b in 0..batches {
+        let count = args.batch.min(args.events - b * args.batch);
+        work[(b % in_flight as u64) as usize]
+            .push((0..count).map(|_| bench_event(&data)).collect());
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (t, batches) in work.into_iter().enumerate() {
+        let store = store.clone();
+        let name = stream(format!("bulk-{t}"));
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(batches.len());
+            for batch in batches {
+                let sent = Instant::now();
+                store.append(&name, ExpectedVersion::Any, batch).await?;
+                samples.push(sent.elapsed());
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.context("an appending task failed")??);
+    }
+    let elapsed = started.elapsed();
+    store.close().await?;
+    let on_disk = dir_bytes(scratch.path());
+    let latency = Summary::of(&mut samples);
+    Ok(ScenarioResult::new(
+        format!("append_bulk_x{in_flight}"),
+        rate(args.events as f64, elapsed),
+        &latency,
+        baseline,
+    )
+    .with("in_flight", in_flight)
+    .with("batch", args.batch)
+    .with("event_bytes", args.event_bytes)
+    .with("events", args.events)
+    .with("seconds", elapsed.as_secs_f64())
+    .with("disk_bytes_per_event", on_disk as f64 / args.events as f64))
+}
+
+/// Concurrent writers, each appending one event to its own stream and waiting for its
+/// durable acknowledgement before the next. One result per writer count.
+pub(crate) async fn writers(
+    dir: &Path,
+    args: &WritersArgs,
+    baseline: &Baseline,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let mut results = Vec::new();
+    for &writers in &args.writers {
+        let writers = writers.max(1);
+        let scratch = scratch(dir, "writers")?;
+        let store = open_store(scratch.path(), Options::default())?;
+        let data = payload(args.event_bytes);
+        let window = Duration::from_secs_f64(args.seconds);
+        let fsync = baseline.fsync_before()?;
+        let outcome = closed_loop(writers, window, |w| {
+            let store = store.clone();
+            let data = data.clone();
+            let name = stream(format!("writer-{w}"));
+            move |_| {
+                let store = store.clone();
+                let name = name.clone();
+                let event = bench_event(&data);
+                async move {
+                    store
+                        .append(&name, ExpectedVersion::Any, vec![event])
+                        .await?;
+                    Ok(1)
+                }
+            }
+        })
+        .await;
+        let fsync = fsync.after(baseline)?;
+        store.close().await?;
+        results.push(
+            ScenarioResult::new(
+                format!("writers_{writers}"),
+                outcome.events_per_s(),
+                &outcome.latency,
+                baseline,
+            )
+            .with_fsync(&fsync)
+            .with("writers", writers)
+            .with("event_bytes", args.event_bytes)
+            .with("seconds", window.as_secs_f64())
+            .with("errors", outcome.errors)
+            .with("first_error", outcome.first_error),
+        );
+    }
+    Ok(results)
+}
+
+/// Reads one stream of `events` events, whole, `reads` times.
+pub(crate) async fn read_stream(
+    dir: &Path,
+    args: &ReadStreamArgs,
+    baseline: &Baseline,
+) -> anyhow::Result<ScenarioResult> {
+    let scratch = scratch(dir, "read-stream")?;
+    let store = open_store(scratch.path(), fixture_options())?;
+    let name = stream("long-1".to_owned());
+    let data = payload(args.event_bytes);
+    let mut written = 0;
+    while written < args.events {
+        let count = 1000.min(args.events - written);
+        let batch = (0..count).map(|_| bench_event(&data)).collect();
+        store.append(&name, ExpectedVersion::Any, batch).await?;
+        written += count;
+    }
+    let mut samples = Vec::with_capacity(args.reads as usize);
+    let started = Instant::now();
+    for _ in 0..args.reads {
+        let sent = Instant::now();
+        let events = store
+            .read_stream(&name, None, Direction::Forward, usize::MAX)
+            .await?;
+        samples.push(sent.elapsed());
+        anyhow::ensure!(
+            events.len() as u64 == args.events,
+            "read {} events of a stream of {}",
+            events.len(),
+            args.events
+        );
+    }
+    let elapsed = started.elapsed();
+    store.close().await?;
+    let latency = Summary::of(&mut samples);
+    let events = args.events * u64::from(args.reads);
+    Ok(ScenarioResult::new(
+        "read_stream",
+        rate(events as f64, elapsed),
+        &latency,
+        baseline,
+    )
+    .with("stream_events", args.events)
+    .with("reads", args.reads)
+    .with("event_bytes", args.event_bytes))
+}
+
+/// Reads the whole log with `read_all` pages, then catches a subscription up with it,
+/// `passes` times each. The log is written before anything is timed.
+pub(crate) async fn read_all(
+    dir: &Path,
+    args: &ReadAllArgs,
+    baseline: &Baseline,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let scratch = scratch(dir, "read-all")?;
+    let store = open_store(scratch.path(), fixture_options())?;
+    let appends = log_appends(
+        "log",
+        args.events,
+        args.events_per_stream,
+        payload(args.event_bytes),
+    );
+    append_all(
+        &store,
+        appends,
+        progress_printer("read-all log", args.events),
+    )
+    .await?;
+    let filter = ReadFilter::all();
+
+    let mut pages = Vec::new();
+    let started = Instant::now();
+    for _ in 0..args.passes {
+        let mut from = Position(1);
+        let mut read = 0;
+        while read < args.events {
+            let sent = Instant::now();
+            let page = store.read_all(from, args.page as usize, &filter).await?;
+            pages.push(sent.elapsed());
+            anyhow::ensure!(!page.events.is_empty(), "the log ended after {read} events");
+            read += page.events.len() as u64;
+            from = page.next;
+        }
+    }
+    let read_all_elapsed = started.elapsed();
+
+    let mut chunks = Vec::new();
+    let started = Instant::now();
+    for _ in 0..args.passes {
+        let mut subscription = store.subscribe(Position::ZERO, filter.clone());
+        let mut chunk_started = Instant::now();
+        for n in 1..=args.events {
+            subscription
+                .next()
+                .await
+                .context("the subscription ended early")??;
+            if n.is_multiple_of(SUBSCRIPTION_CHUNK) || n == args.events {
+                chunks.push(chunk_started.elapsed());
+                chunk_started = Instant::now();
+            }
+        }
+    }
+    let subscription_elapsed = started.elapsed();
+    store.close().await?;
+
+    let total = args.events * u64::from(args.passes);
+    let read_all = ScenarioResult::new(
+        "read_all",
+        rate(total as f64, read_all_elapsed),
+        &Summary::of(&mut pages),
+        baseline,
+    )
+    .with("log_events", args.events)
+    .with("page_events", args.page)
+    .with("passes", args.passes)
+    .with("event_bytes", args.event_bytes)
+    .with("latency_is_per", "page");
+    let catch_up = ScenarioResult::new(
+        "subscription_catch_up",
+        rate(total as f64, subscription_elapsed),
+        &Summary::of(&mut chunks),
+        baseline,
+    )
+    .with("log_events", args.events)
+    .with("passes", args.passes)
+    .with("event_bytes", args.event_bytes)
+    .with("latency_is_per", format!("{SUBSCRIPTION_CHUNK} events"));
+    Ok(vec![read_all, catch_up])
+}
