@@ -186,6 +186,8 @@ pub(crate) enum BenchScenario {
     Lag(crate::bench::LagArgs),
     /// Loads a long aggregate, replaying every event and from a snapshot.
     LoadAggregate(crate::bench::LoadAggregateArgs),
+    /// HTTP load against a `strata serve` child: shop commands, queries, raw appends.
+    Http(crate::bench::HttpArgs),
     /// Every quick scenario at the issues' sizes (--full: all of them; --quick: all,
     /// tiny).
     All(crate::bench::AllArgs),

@@ -243,6 +243,29 @@ pub(crate) struct LoadAggregateArgs {
     pub(crate) common: Common,
 }
 
+/// `strata bench http`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HttpArgs {
+    /// Connections, each sending its next request when the last one is answered.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) connections: u64,
+
+    /// Seconds to measure each kind of request (after a warm-up of a tenth of that).
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub(crate) seconds: f64,
+
+    /// Products in the catalog.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) products: u64,
+
+    /// Bytes of data per raw appended event.
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub(crate) event_bytes: usize,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
 /// `strata bench all`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct AllArgs {
@@ -252,7 +275,7 @@ pub(crate) struct AllArgs {
     pub(crate) quick: bool,
 
     /// Also the long scenarios: opening a 10,000,000-event store, importing 1,000,000
-    /// events, rebuilding read models from 1,000,000 events.
+    /// events, rebuilding read models from 1,000,000 events, and HTTP.
     #[arg(long)]
     pub(crate) full: bool,
 

@@ -6,6 +6,7 @@
 mod args;
 mod disk;
 mod fixtures;
+mod http;
 mod importing;
 mod load;
 mod open;
@@ -26,8 +27,8 @@ use anyhow::Context as _;
 use crate::args::{BenchScenario, DiskArgs};
 
 pub(crate) use args::{
-    AllArgs, BulkArgs, Common, ImportArgs, LagArgs, LoadAggregateArgs, OpenArgs, OpenChildArgs,
-    ReadAllArgs, ReadStreamArgs, RebuildArgs, ShopCommandsArgs, WritersArgs,
+    AllArgs, BulkArgs, Common, HttpArgs, ImportArgs, LagArgs, LoadAggregateArgs, OpenArgs,
+    OpenChildArgs, ReadAllArgs, ReadStreamArgs, RebuildArgs, ShopCommandsArgs, WritersArgs,
 };
 pub(crate) use disk::measure_disk_ceiling;
 #[cfg(test)]
@@ -74,6 +75,9 @@ pub(crate) fn run(
         }),
         BenchScenario::LoadAggregate(args) => family(data_dir, &args.common, out, async |d, b| {
             shop::load_aggregate(d, args, b).await
+        }),
+        BenchScenario::Http(args) => family(data_dir, &args.common, out, async |d, b| {
+            http::http(d, args, b).await
         }),
         BenchScenario::All(args) => all(data_dir, args, out),
     }
@@ -134,6 +138,7 @@ struct LongPlan {
     open: OpenArgs,
     import: ImportArgs,
     rebuild: RebuildArgs,
+    http: HttpArgs,
 }
 
 impl Plan {
@@ -163,6 +168,13 @@ impl Plan {
             rebuild: RebuildArgs {
                 events: pick(1_000_000, 2_000),
                 products: pick(1000, 10),
+                common: common.clone(),
+            },
+            http: HttpArgs {
+                connections: pick(64, 4),
+                seconds,
+                products: pick(100, 4),
+                event_bytes: 256,
                 common: common.clone(),
             },
         });
@@ -253,6 +265,9 @@ fn all(data_dir: &Path, args: &AllArgs, out: &mut impl Write) -> anyhow::Result<
         })?;
         family(data_dir, c, out, async |d, b| {
             Ok(vec![shop::rebuild(d, &long.rebuild, b).await?])
+        })?;
+        family(data_dir, c, out, async |d, b| {
+            http::http(d, &long.http, b).await
         })?;
     }
     Ok(())

@@ -147,6 +147,10 @@ fn scenario_defaults_are_the_issues_sizes() {
         panic!()
     };
     assert_eq!(lag.rate, 10_000.0);
+    let BenchScenario::Http(http) = bench(&["http"]) else {
+        panic!()
+    };
+    assert_eq!(http.connections, 64);
 }
 
 #[test]
@@ -207,6 +211,7 @@ fn all_runs_the_quick_scenarios_at_full_size_and_everything_when_asked() {
     assert_eq!(long.open.events, 10_000_000);
     assert_eq!(long.import.events, 1_000_000);
     assert_eq!(long.rebuild.events, 1_000_000);
+    assert_eq!(long.http.connections, 64);
     let quick = plan(&["--quick"]);
     assert!(quick.long.is_some());
     assert!(quick.bulk.events < 10_000 && quick.writers.seconds < 1.0);
@@ -358,12 +363,47 @@ fn the_import_summary_is_read_from_standard_error() {
 }
 
 #[test]
-fn resident_pages_are_read_from_proc() {
+fn the_server_address_is_read_from_its_coloured_log() {
+    let line = "\u{1b}[2m2025-01-01T00:00:00Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m strata is serving on http://127.0.0.1:41234 (console at http://127.0.0.1:41234/) \u{1b}[3mdata_dir\u{1b}[0m=/tmp/x";
+    let plain = http::strip_ansi(line);
+    assert!(!plain.contains('\u{1b}'), "{plain}");
+    assert_eq!(
+        http::listen_address(&plain),
+        Some("127.0.0.1:41234".parse().unwrap())
+    );
+    assert_eq!(http::listen_address("strata stopped"), None);
+}
+
+#[test]
+fn cpu_times_and_resident_pages_are_read_from_proc() {
+    let stat =
+        "4242 (strata serve x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
+    assert_eq!(http::parse_cpu_ticks(stat), Some(300));
+    assert_eq!(http::parse_cpu_ticks("garbage"), None);
     assert_eq!(
         open::resident_pages("5000 1234 300 10 0 900 0\n"),
         Some(1234)
     );
     assert_eq!(open::resident_pages(""), None);
+}
+
+#[test]
+fn queries_ask_for_completed_orders_and_products_in_turn() {
+    let known = [0, 5, 0];
+    for seq in 0..50 {
+        let path = http::query_path(&known, 0, seq, 10);
+        if seq.is_multiple_of(2) {
+            let n: u64 = path
+                .strip_prefix("/shop/orders/h1-")
+                .unwrap_or_else(|| panic!("{path}"))
+                .parse()
+                .unwrap();
+            assert!(n < 5);
+        } else {
+            assert!(path.starts_with("/shop/products/sku"), "{path}");
+        }
+    }
+    assert!(http::query_path(&[0, 0], 1, 0, 3).starts_with("/shop/products/sku"));
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn bench_has_help_listing_its_scenarios() {
         "rebuild",
         "lag",
         "load-aggregate",
+        "http",
         "all",
     ] {
         assert!(run.stdout().contains(scenario), "{scenario}: {run:?}");
@@ -95,6 +96,9 @@ fn every_scenario_runs_quickly_and_prints_json_lines_in_proportion_to_the_disk()
             "open_store",
             "import",
             "projection_rebuild",
+            "http_shop_commands",
+            "http_shop_queries",
+            "http_appends",
         ],
         "{run:?}"
     );
@@ -124,7 +128,12 @@ fn every_scenario_runs_quickly_and_prints_json_lines_in_proportion_to_the_disk()
             "a scenario saw errors: {line}"
         );
     }
-    for latency_bound in ["writers_1", "shop_commands_1", "read_model_lag"] {
+    for latency_bound in [
+        "writers_1",
+        "shop_commands_1",
+        "read_model_lag",
+        "http_appends",
+    ] {
         let line = lines
             .iter()
             .find(|l| l["scenario"] == latency_bound)
