@@ -163,6 +163,7 @@ pub(crate) struct StreamQuery {
     /// How many events at most (default 100, at most the server's maximum, 1000).
     limit: Option<usize>,
     /// `forward` (default) or `backward`.
+    #[param(inline)]
     direction: Option<DirectionParam>,
 }
 

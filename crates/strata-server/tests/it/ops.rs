@@ -288,3 +288,35 @@ async fn the_openapi_document_describes_every_route_and_only_routes() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_reference_in_the_openapi_document_resolves() {
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("$ref", serde_json::Value::String(target)) => out.push(target.clone()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let (app, _) = with_host();
+    let doc = get(&app, "/openapi.json").await.json();
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(!found.is_empty(), "the document uses references");
+    for target in found {
+        let pointer = target
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("{target} is not a local reference"));
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{target} does not resolve in the OpenAPI document"
+        );
+    }
+}
