@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 /// Options every scenario takes: where it works and how the disk baseline is measured.
 #[derive(Debug, Clone, Args)]
@@ -32,6 +32,46 @@ impl Default for Common {
     }
 }
 
+/// What the store scenarios' appends expect of their stream's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum Expect {
+    /// `any`: the store checks the new ids against the stream's (idempotency).
+    #[default]
+    Any,
+    /// The exact version the writer last saw, as a command handler appends.
+    Exact,
+}
+
+impl Expect {
+    /// The name printed in results.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Expect::Any => "any",
+            Expect::Exact => "exact",
+        }
+    }
+}
+
+/// The aggregate `load-aggregate` loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Shape {
+    /// A sku that only ever receives stock: the state stays a few numbers.
+    Receipts,
+    /// A sku selling through checkout (received, reserved, committed in turn): the state
+    /// keeps every committed order, so it grows with the history.
+    Checkout,
+}
+
+impl Shape {
+    /// The name printed in results.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Shape::Receipts => "receipts",
+            Shape::Checkout => "checkout",
+        }
+    }
+}
+
 /// `strata bench append-bulk`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BulkArgs {
@@ -52,6 +92,10 @@ pub(crate) struct BulkArgs {
     #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [1usize, 4])]
     pub(crate) in_flight: Vec<usize>,
 
+    /// What each append expects of its stream's version.
+    #[arg(long, value_enum, default_value_t = Expect::Any)]
+    pub(crate) expected: Expect,
+
     #[command(flatten)]
     pub(crate) common: Common,
 }
@@ -71,6 +115,10 @@ pub(crate) struct WritersArgs {
     /// Bytes of data per event.
     #[arg(long, value_name = "B", default_value_t = 256)]
     pub(crate) event_bytes: usize,
+
+    /// What each append expects of its stream's version.
+    #[arg(long, value_enum, default_value_t = Expect::Any)]
+    pub(crate) expected: Expect,
 
     #[command(flatten)]
     pub(crate) common: Common,
@@ -238,6 +286,10 @@ pub(crate) struct LoadAggregateArgs {
     /// Loads timed, with and without the snapshot each.
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) loads: u32,
+
+    /// The aggregate's history; a list gives results for each.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Shape::Receipts, Shape::Checkout])]
+    pub(crate) shape: Vec<Shape>,
 
     #[command(flatten)]
     pub(crate) common: Common,

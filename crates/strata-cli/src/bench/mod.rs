@@ -27,8 +27,8 @@ use anyhow::Context as _;
 use crate::args::{BenchScenario, DiskArgs};
 
 pub(crate) use args::{
-    AllArgs, BulkArgs, Common, HttpArgs, ImportArgs, LagArgs, LoadAggregateArgs, OpenArgs,
-    OpenChildArgs, ReadAllArgs, ReadStreamArgs, RebuildArgs, ShopCommandsArgs, WritersArgs,
+    AllArgs, BulkArgs, Common, Expect, HttpArgs, ImportArgs, LagArgs, LoadAggregateArgs, OpenArgs,
+    OpenChildArgs, ReadAllArgs, ReadStreamArgs, RebuildArgs, Shape, ShopCommandsArgs, WritersArgs,
 };
 pub(crate) use disk::measure_disk_ceiling;
 #[cfg(test)]
@@ -184,12 +184,14 @@ impl Plan {
                 batch: 1000,
                 event_bytes: 256,
                 in_flight: vec![1, 4],
+                expected: Expect::Any,
                 common: common.clone(),
             },
             writers: WritersArgs {
                 writers: vec![pick(256, 8) as usize, 1],
                 seconds,
                 event_bytes: 256,
+                expected: Expect::Any,
                 common: common.clone(),
             },
             read_stream: ReadStreamArgs {
@@ -221,6 +223,7 @@ impl Plan {
             load_aggregate: LoadAggregateArgs {
                 events: pick(10_000, 200),
                 loads: if quick { 5 } else { 200 },
+                shape: vec![Shape::Receipts, Shape::Checkout],
                 common: common.clone(),
             },
             common,

@@ -21,7 +21,7 @@ use strata_store::EventStore;
 use strata_store_embedded::{EmbeddedStore, Options};
 use tokio::time::Instant;
 
-use super::args::{LagArgs, LoadAggregateArgs, RebuildArgs, ShopCommandsArgs};
+use super::args::{LagArgs, LoadAggregateArgs, RebuildArgs, Shape, ShopCommandsArgs};
 use super::fixtures::{
     append_all, fixture_options, open_store, progress_printer, scratch, shop_event, shop_history,
     stream,
@@ -332,100 +332,109 @@ pub(crate) async fn lag(
     )
 }
 
-/// Loads an inventory aggregate of `events` events: replaying all of them (no snapshot
-/// store), and from its snapshot (the SQLite snapshot store the server uses).
+/// Loads an inventory aggregate of `events` events of each asked shape: replaying all of
+/// them (no snapshot store), and from its snapshot (the SQLite snapshot store the server
+/// uses).
 pub(crate) async fn load_aggregate(
     dir: &Path,
     args: &LoadAggregateArgs,
     baseline: &Baseline,
 ) -> anyhow::Result<Vec<ScenarioResult>> {
     let rig = Rig::open(dir, "load-aggregate")?;
-    let id = "busy";
-    let name = stream(format!("inventory-{id}"));
-    // All but the last event are written directly; the last goes through the handler,
-    // which takes the snapshot.
-    let history = (0..args.events - 1).map(|i| {
-        let event = inventory_event(id, i);
-        shop_event(&event, &CommandContext::new())
-    });
-    let history: Vec<_> = history.collect();
-    for chunk in history.chunks(1000) {
-        rig.store
-            .append(&name, ExpectedVersion::Any, chunk.to_vec())
-            .await?;
-    }
-    rig.handler
-        .handle::<Inventory>(
-            id,
-            &InventoryCommand::Receive {
-                sku: id.to_owned(),
-                quantity: 1,
-            },
-            &CommandContext::new(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot receive stock: {e}"))?;
-
     let shared: Arc<dyn EventStore> = Arc::new(rig.store.clone());
     let replaying = CommandHandler::new(shared, Arc::new(MemorySnapshots::new()));
-    let version = Version(args.events);
     let mut results = Vec::new();
-    for (scenario, handler, snapshot) in [
-        ("load_aggregate", &replaying, None),
-        (
-            "load_aggregate_snapshot",
-            rig.handler.as_ref(),
-            Some(version),
-        ),
-    ] {
-        let load = || async {
-            let loaded = handler
-                .load::<Inventory>(id)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot load {name}: {e}"))?;
-            anyhow::ensure!(
-                loaded.version == version && loaded.snapshot == snapshot,
-                "loaded {name} at version {} from snapshot {:?}, expected {} from {:?}",
-                loaded.version,
-                loaded.snapshot,
-                version,
-                snapshot
-            );
-            Ok(())
+    for &shape in &args.shape {
+        let id = shape.as_str();
+        let name = stream(format!("inventory-{id}"));
+        // All but the last event are written directly; the last goes through the
+        // handler, which takes the snapshot.
+        let history: Vec<_> = (0..args.events - 1)
+            .map(|i| shop_event(&inventory_event(shape, id, i), &CommandContext::new()))
+            .collect();
+        for chunk in history.chunks(1000) {
+            rig.store
+                .append(&name, ExpectedVersion::Any, chunk.to_vec())
+                .await?;
+        }
+        let receive = InventoryCommand::Receive {
+            sku: id.to_owned(),
+            quantity: 1,
         };
-        for _ in 0..3 {
-            load().await?;
+        rig.handler
+            .handle::<Inventory>(id, &receive, &CommandContext::new())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot receive stock: {e}"))?;
+
+        let version = Version(args.events);
+        let mut state_bytes = 0;
+        for (with_snapshot, handler) in [(false, &replaying), (true, rig.handler.as_ref())] {
+            let snapshot = with_snapshot.then_some(version);
+            let load = || async {
+                let loaded = handler
+                    .load::<Inventory>(id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot load {name}: {e}"))?;
+                anyhow::ensure!(
+                    loaded.version == version && loaded.snapshot == snapshot,
+                    "loaded {name} at version {} from snapshot {:?}, expected {} from {:?}",
+                    loaded.version,
+                    loaded.snapshot,
+                    version,
+                    snapshot
+                );
+                Ok(loaded.state)
+            };
+            for _ in 0..3 {
+                state_bytes = serde_json::to_vec(&load().await?)?.len();
+            }
+            let mut samples = Vec::with_capacity(args.loads as usize);
+            let started = Instant::now();
+            for _ in 0..args.loads {
+                let sent = Instant::now();
+                load().await?;
+                samples.push(sent.elapsed());
+            }
+            let elapsed = started.elapsed();
+            let loads_per_s = rate(f64::from(args.loads), elapsed);
+            let scenario = if with_snapshot {
+                format!("load_aggregate_{id}_snapshot")
+            } else {
+                format!("load_aggregate_{id}")
+            };
+            results.push(
+                ScenarioResult::new(
+                    scenario,
+                    loads_per_s * args.events as f64,
+                    &Summary::of(&mut samples),
+                    baseline,
+                )
+                .with("aggregate_events", args.events)
+                .with("shape", id)
+                .with("state_json_bytes", state_bytes)
+                .with("loads", args.loads)
+                .with("loads_per_s", loads_per_s)
+                .with("snapshot", with_snapshot)
+                .with(
+                    "events_per_s_is",
+                    "aggregate events per load × loads per second",
+                ),
+            );
         }
-        let mut samples = Vec::with_capacity(args.loads as usize);
-        let started = Instant::now();
-        for _ in 0..args.loads {
-            let sent = Instant::now();
-            load().await?;
-            samples.push(sent.elapsed());
-        }
-        let elapsed = started.elapsed();
-        let loads_per_s = rate(f64::from(args.loads), elapsed);
-        results.push(
-            ScenarioResult::new(
-                scenario,
-                loads_per_s * args.events as f64,
-                &Summary::of(&mut samples),
-                baseline,
-            )
-            .with("aggregate_events", args.events)
-            .with("loads", args.loads)
-            .with("loads_per_s", loads_per_s)
-            .with("snapshot", snapshot.is_some()),
-        );
     }
     rig.close().await?;
     Ok(results)
 }
 
-/// The `i`-th event of a busy sku: stock received, reserved for an order, committed.
-fn inventory_event(sku: &str, i: u64) -> InventoryEvent {
+/// The `i`-th event of a sku's history of `shape`: stock received each time, or stock
+/// received, reserved for an order and committed in turn.
+fn inventory_event(shape: Shape, sku: &str, i: u64) -> InventoryEvent {
     let order_id = format!("o{}", i / 3);
-    match i % 3 {
+    let step = match shape {
+        Shape::Receipts => 0,
+        Shape::Checkout => i % 3,
+    };
+    match step {
         0 => InventoryEvent::Received {
             sku: sku.to_owned(),
             quantity: 1,

@@ -3,6 +3,8 @@
 //! store in a scratch directory that is removed afterwards.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,7 +14,7 @@ use strata_store::{Direction, EventStore, ReadFilter};
 use strata_store_embedded::Options;
 use tokio::time::Instant;
 
-use super::args::{BulkArgs, ReadAllArgs, ReadStreamArgs, WritersArgs};
+use super::args::{BulkArgs, Expect, ReadAllArgs, ReadStreamArgs, WritersArgs};
 use super::fixtures::{
     append_all, bench_event, dir_bytes, fixture_options, log_appends, open_store, payload,
     progress_printer, scratch, stream,
@@ -57,15 +59,21 @@ async fn append_bulk_once(
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let expect = args.expected;
     for (t, batches) in work.into_iter().enumerate() {
         let store = store.clone();
         let name = stream(format!("bulk-{t}"));
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(batches.len());
+            let mut version = 0;
             for batch in batches {
+                let count = batch.len() as u64;
                 let sent = Instant::now();
-                store.append(&name, ExpectedVersion::Any, batch).await?;
+                store
+                    .append(&name, expected(expect, version), batch)
+                    .await?;
                 samples.push(sent.elapsed());
+                version += count;
             }
             anyhow::Ok(samples)
         }));
@@ -85,6 +93,7 @@ async fn append_bulk_once(
         baseline,
     )
     .with("in_flight", in_flight)
+    .with("expected", args.expected.as_str())
     .with("batch", args.batch)
     .with("event_bytes", args.event_bytes)
     .with("events", args.events)
@@ -107,18 +116,22 @@ pub(crate) async fn writers(
         let data = payload(args.event_bytes);
         let window = Duration::from_secs_f64(args.seconds);
         let fsync = baseline.fsync_before()?;
+        let expect = args.expected;
         let outcome = closed_loop(writers, window, |w| {
             let store = store.clone();
             let data = data.clone();
             let name = stream(format!("writer-{w}"));
+            // One writer per stream, one append at a time: it knows the version.
+            let version = Arc::new(AtomicU64::new(0));
             move |_| {
                 let store = store.clone();
                 let name = name.clone();
                 let event = bench_event(&data);
+                let version = version.clone();
                 async move {
-                    store
-                        .append(&name, ExpectedVersion::Any, vec![event])
-                        .await?;
+                    let expected = expected(expect, version.load(Ordering::Relaxed));
+                    let appended = store.append(&name, expected, vec![event]).await?;
+                    version.store(appended.last_version.0, Ordering::Relaxed);
                     Ok(1)
                 }
             }
@@ -135,6 +148,7 @@ pub(crate) async fn writers(
             )
             .with_fsync(&fsync)
             .with("writers", writers)
+            .with("expected", args.expected.as_str())
             .with("event_bytes", args.event_bytes)
             .with("seconds", window.as_secs_f64())
             .with("errors", outcome.errors)
@@ -142,6 +156,14 @@ pub(crate) async fn writers(
         );
     }
     Ok(results)
+}
+
+/// What an append of a writer that last saw `version` expects.
+fn expected(expect: Expect, version: u64) -> ExpectedVersion {
+    match expect {
+        Expect::Any => ExpectedVersion::Any,
+        Expect::Exact => ExpectedVersion::Exact(version),
+    }
 }
 
 /// Reads one stream of `events` events, whole, `reads` times.

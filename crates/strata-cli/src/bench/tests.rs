@@ -130,6 +130,7 @@ fn scenario_defaults_are_the_issues_sizes() {
         (1_000_000, 1000, 256)
     );
     assert_eq!(bulk.in_flight, [1, 4]);
+    assert_eq!(bulk.expected, Expect::Any);
     assert_eq!(bulk.common.ceiling_rounds, 50);
     let BenchScenario::Writers(writers) = bench(&["writers"]) else {
         panic!()
@@ -147,6 +148,11 @@ fn scenario_defaults_are_the_issues_sizes() {
         panic!()
     };
     assert_eq!(lag.rate, 10_000.0);
+    let BenchScenario::LoadAggregate(load) = bench(&["load-aggregate"]) else {
+        panic!()
+    };
+    assert_eq!(load.events, 10_000);
+    assert_eq!(load.shape, [Shape::Receipts, Shape::Checkout]);
     let BenchScenario::Http(http) = bench(&["http"]) else {
         panic!()
     };
@@ -165,6 +171,8 @@ fn scenario_flags_take_lists_and_directories() {
         "/scratch",
         "--fsync-rounds",
         "7",
+        "--expected",
+        "exact",
     ]) else {
         panic!()
     };
@@ -175,6 +183,7 @@ fn scenario_flags_take_lists_and_directories() {
         Some(std::path::Path::new("/scratch"))
     );
     assert_eq!(writers.common.fsync_rounds, 7);
+    assert_eq!(writers.expected, Expect::Exact);
     let BenchScenario::OpenChild(child) = bench(&["open-child", "--store", "/s"]) else {
         panic!()
     };
@@ -188,6 +197,8 @@ fn bad_scenario_flags_are_usage_errors() {
         &["bench", "append-bulk", "--batch", "0"],
         &["bench", "read-all", "--ceiling-rounds", "0"],
         &["bench", "load-aggregate", "--events", "1"],
+        &["bench", "load-aggregate", "--shape", "round"],
+        &["bench", "writers", "--expected", "maybe"],
     ] {
         let err = Cli::try_parse_from(["strata"].iter().chain(args)).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{args:?}");
