@@ -68,7 +68,8 @@ pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
 
 /// The server's router over `state`.
 pub fn app(state: AppState) -> Router {
-    let (router, doc) = api_router(&state).split_for_parts();
+    let (router, mut doc) = api_router(&state).split_for_parts();
+    document_common_errors(&mut doc);
     let limits = state.limits();
     router
         .layer(Extension(Arc::new(doc)))
@@ -85,6 +86,49 @@ pub fn app(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .with_state(state)
+}
+
+/// Adds the answers every route can give to every operation's description: 400 for a
+/// malformed parameter or body (where it takes any), 401 and 403 when tokens are
+/// configured.
+fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let takes_input = operation.request_body.is_some()
+                || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let responses = &mut operation.responses.responses;
+            if takes_input {
+                responses
+                    .entry("400".to_owned())
+                    .or_insert_with(|| error("Malformed input: `invalid_input`").into());
+            }
+            responses
+                .entry("401".to_owned())
+                .or_insert_with(|| error("No bearer token (when tokens are configured)").into());
+            responses
+                .entry("403".to_owned())
+                .or_insert_with(|| error("The token's role is too low for this route").into());
+        }
+    }
 }
 
 /// Bounds a request's time and counts its latency.
