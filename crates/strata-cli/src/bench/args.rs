@@ -92,9 +92,10 @@ pub(crate) struct BulkArgs {
     #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [1usize, 4])]
     pub(crate) in_flight: Vec<usize>,
 
-    /// What each append expects of its stream's version.
-    #[arg(long, value_enum, default_value_t = Expect::Any)]
-    pub(crate) expected: Expect,
+    /// What each append expects of its stream's version; a list gives results for each
+    /// (an exact one is named with `_exact`).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Expect::Any, Expect::Exact])]
+    pub(crate) expected: Vec<Expect>,
 
     #[command(flatten)]
     pub(crate) common: Common,
@@ -116,9 +117,10 @@ pub(crate) struct WritersArgs {
     #[arg(long, value_name = "B", default_value_t = 256)]
     pub(crate) event_bytes: usize,
 
-    /// What each append expects of its stream's version.
-    #[arg(long, value_enum, default_value_t = Expect::Any)]
-    pub(crate) expected: Expect,
+    /// What each append expects of its stream's version; a list gives results for each
+    /// (an exact one is named with `_exact`).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Expect::Any, Expect::Exact])]
+    pub(crate) expected: Vec<Expect>,
 
     #[command(flatten)]
     pub(crate) common: Common,

@@ -184,14 +184,14 @@ impl Plan {
                 batch: 1000,
                 event_bytes: 256,
                 in_flight: vec![1, 4],
-                expected: Expect::Any,
+                expected: vec![Expect::Any, Expect::Exact],
                 common: common.clone(),
             },
             writers: WritersArgs {
                 writers: vec![pick(256, 8) as usize, 1],
                 seconds,
                 event_bytes: 256,
-                expected: Expect::Any,
+                expected: vec![Expect::Any, Expect::Exact],
                 common: common.clone(),
             },
             read_stream: ReadStreamArgs {

@@ -27,15 +27,19 @@ use super::stats::{Summary, rate};
 const SUBSCRIPTION_CHUNK: u64 = 1000;
 
 /// Durable bulk appends: batches of `batch` events to one stream each, `in_flight`
-/// appends at once (each task its own stream). One result per `in_flight` value.
+/// appends at once (each task its own stream). One result per way of expecting and
+/// `in_flight` value.
 pub(crate) async fn append_bulk(
     dir: &Path,
     args: &BulkArgs,
     baseline: &Baseline,
 ) -> anyhow::Result<Vec<ScenarioResult>> {
     let mut results = Vec::new();
-    for &in_flight in &args.in_flight {
-        results.push(append_bulk_once(dir, args, in_flight.max(1), baseline).await?);
+    for &expect in &args.expected {
+        for &in_flight in &args.in_flight {
+            let in_flight = in_flight.max(1);
+            results.push(append_bulk_once(dir, args, expect, in_flight, baseline).await?);
+        }
     }
     Ok(results)
 }
@@ -43,6 +47,7 @@ pub(crate) async fn append_bulk(
 async fn append_bulk_once(
     dir: &Path,
     args: &BulkArgs,
+    expect: Expect,
     in_flight: usize,
     baseline: &Baseline,
 ) -> anyhow::Result<ScenarioResult> {
@@ -59,7 +64,6 @@ async fn append_bulk_once(
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    let expect = args.expected;
     for (t, batches) in work.into_iter().enumerate() {
         let store = store.clone();
         let name = stream(format!("bulk-{t}"));
@@ -87,13 +91,13 @@ async fn append_bulk_once(
     let on_disk = dir_bytes(scratch.path());
     let latency = Summary::of(&mut samples);
     Ok(ScenarioResult::new(
-        format!("append_bulk_x{in_flight}"),
+        named(format!("append_bulk_x{in_flight}"), expect),
         rate(args.events as f64, elapsed),
         &latency,
         baseline,
     )
     .with("in_flight", in_flight)
-    .with("expected", args.expected.as_str())
+    .with("expected", expect.as_str())
     .with("batch", args.batch)
     .with("event_bytes", args.event_bytes)
     .with("events", args.events)
@@ -102,21 +106,24 @@ async fn append_bulk_once(
 }
 
 /// Concurrent writers, each appending one event to its own stream and waiting for its
-/// durable acknowledgement before the next. One result per writer count.
+/// durable acknowledgement before the next. One result per way of expecting and writer
+/// count.
 pub(crate) async fn writers(
     dir: &Path,
     args: &WritersArgs,
     baseline: &Baseline,
 ) -> anyhow::Result<Vec<ScenarioResult>> {
     let mut results = Vec::new();
-    for &writers in &args.writers {
-        let writers = writers.max(1);
+    let runs = args
+        .expected
+        .iter()
+        .flat_map(|&e| args.writers.iter().map(move |&w| (e, w.max(1))));
+    for (expect, writers) in runs {
         let scratch = scratch(dir, "writers")?;
         let store = open_store(scratch.path(), Options::default())?;
         let data = payload(args.event_bytes);
         let window = Duration::from_secs_f64(args.seconds);
         let fsync = baseline.fsync_before()?;
-        let expect = args.expected;
         let outcome = closed_loop(writers, window, |w| {
             let store = store.clone();
             let data = data.clone();
@@ -141,14 +148,14 @@ pub(crate) async fn writers(
         store.close().await?;
         results.push(
             ScenarioResult::new(
-                format!("writers_{writers}"),
+                named(format!("writers_{writers}"), expect),
                 outcome.events_per_s(),
                 &outcome.latency,
                 baseline,
             )
             .with_fsync(&fsync)
             .with("writers", writers)
-            .with("expected", args.expected.as_str())
+            .with("expected", expect.as_str())
             .with("event_bytes", args.event_bytes)
             .with("seconds", window.as_secs_f64())
             .with("errors", outcome.errors)
@@ -156,6 +163,14 @@ pub(crate) async fn writers(
         );
     }
     Ok(results)
+}
+
+/// A scenario's name, marked when its appends expect exact versions.
+fn named(name: String, expect: Expect) -> String {
+    match expect {
+        Expect::Any => name,
+        Expect::Exact => format!("{name}_exact"),
+    }
 }
 
 /// What an append of a writer that last saw `version` expects.
