@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::io::Read;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -32,23 +33,20 @@ const MAX_BATCHES_IN_FLIGHT: usize = 8;
 /// Event bytes waiting for their acknowledgement, at most (roughly).
 const MAX_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
 
+/// The outcomes of a batch of appends, once the store has answered them.
+pub(crate) type Acks = Pin<Box<dyn Future<Output = Vec<Result<AppendResult, StoreError>>> + Send>>;
+
 /// Where imported events go: a store that queues batches of appends in order, with given
 /// recording times, and answers each batch later.
 pub(crate) trait ImportTarget {
-    /// Queues `appends` behind everything queued before; the returned future gives their
-    /// outcomes in order.
-    fn submit(
-        &self,
-        appends: Vec<BatchAppend>,
-    ) -> impl Future<Output = impl Future<Output = Vec<Result<AppendResult, StoreError>>>>;
+    /// Queues `appends` behind everything queued before; resolves once they are queued,
+    /// to the future of their outcomes in order.
+    fn submit(&self, appends: Vec<BatchAppend>) -> impl Future<Output = Acks>;
 }
 
 impl ImportTarget for EmbeddedStore {
-    fn submit(
-        &self,
-        appends: Vec<BatchAppend>,
-    ) -> impl Future<Output = impl Future<Output = Vec<Result<AppendResult, StoreError>>>> {
-        async move { self.submit_batch(appends).await.wait() }
+    async fn submit(&self, appends: Vec<BatchAppend>) -> Acks {
+        Box::pin(self.submit_batch(appends).await.wait())
     }
 }
 

@@ -9,8 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use strata_core::{
-    CoreError, EventId, EventType, ExpectedVersion, NewEvent, Position, StreamName, Timestamp,
-    Version,
+    CoreError, EventId, EventType, ExpectedVersion, NewEvent, Position, StreamName, Version,
 };
 use strata_store::{AppendResult, Direction, EventStore, MemoryStore, ReadFilter, StoreError};
 
@@ -581,24 +580,19 @@ async fn tail_stops_on_the_signal_while_waiting() {
 // --- import ---
 
 impl ImportTarget for MemoryStore {
-    fn submit(
-        &self,
-        appends: Vec<strata_store_embedded::BatchAppend>,
-    ) -> impl Future<Output = impl Future<Output = Vec<Result<AppendResult, StoreError>>>> {
-        async move {
-            let mut outcomes = Vec::with_capacity(appends.len());
-            for append in appends {
-                assert_eq!(
-                    append.recorded_at.as_ref().map(Vec::len),
-                    Some(append.events.len())
-                );
-                outcomes.push(
-                    self.append(&append.stream, append.expected, append.events)
-                        .await,
-                );
-            }
-            std::future::ready(outcomes)
+    async fn submit(&self, appends: Vec<strata_store_embedded::BatchAppend>) -> import::Acks {
+        let mut outcomes = Vec::with_capacity(appends.len());
+        for append in appends {
+            assert_eq!(
+                append.recorded_at.as_ref().map(Vec::len),
+                Some(append.events.len())
+            );
+            outcomes.push(
+                self.append(&append.stream, append.expected, append.events)
+                    .await,
+            );
         }
+        Box::pin(std::future::ready(outcomes))
     }
 }
 
