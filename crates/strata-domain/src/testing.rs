@@ -1,6 +1,6 @@
 //! A given/when/then kit for aggregates, with no I/O:
 //!
-//! ```ignore
+//! ```text
 //! given::<Order>(&[OrderEvent::Created { .. }])
 //!     .when(&OrderCommand::Place)
 //!     .then(&[OrderEvent::Placed { .. }]);
