@@ -165,6 +165,7 @@ pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
             path: Arc::from(path.as_path()),
             file: Arc::new(file),
             offsets: Vec::new(),
+            fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,
         });
         if !is_last && load_index_file(&mut index, &path).is_ok() {
@@ -278,6 +279,7 @@ fn load_index_file(index: &mut Index, segment: &Path) -> Result<(), String> {
     if let Some(info) = index.segments.last_mut() {
         info.len = segment_len;
         info.offsets.shrink_to_fit();
+        info.fingerprints.shrink_to_fit();
     }
     Ok(())
 }
@@ -369,6 +371,7 @@ pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError>
             path: Arc::from(path.as_path()),
             file: Arc::new(file),
             offsets: Vec::new(),
+            fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,
         });
     }

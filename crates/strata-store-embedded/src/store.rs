@@ -566,10 +566,11 @@ impl EmbeddedStore {
             let Some(entry) = index.stream(stream) else {
                 return Ok(None);
             };
-            entry
-                .positions
-                .iter()
-                .map(|&p| index.locate(p).ok_or(StoreError::Closed))
+            // Only events whose id fingerprint matches are read from disk.
+            index
+                .candidates(&entry.positions, id.as_bytes())
+                .into_iter()
+                .map(|p| index.locate(p).ok_or(StoreError::Closed))
                 .collect::<Result<_, _>>()?
         };
         // Newest first: a repeated command is usually a recent one.

@@ -130,6 +130,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
             path: Arc::from(path.as_path()),
             file: file.clone(),
             offsets: Vec::new(),
+            fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,
         });
         let mode = if is_last {

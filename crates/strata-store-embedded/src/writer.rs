@@ -367,8 +367,10 @@ impl Writer {
                 let Some(stream) = committed else {
                     return Ok(None);
                 };
-                for (i, &position) in stream.positions.iter().enumerate() {
+                // Only events whose id fingerprint matches are read from disk.
+                for position in index.candidates(&stream.positions, id.as_bytes()) {
                     if read_id(index, position)? == id {
+                        let i = stream.positions.partition_point(|&p| p < position);
                         return Ok(Some(Version(i as u64 + 1)));
                     }
                 }
@@ -466,6 +468,7 @@ impl Writer {
             path: Arc::from(path.as_path()),
             file: Arc::new(reader),
             offsets: Vec::new(),
+            fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,
         });
         self.file = Arc::new(file);
