@@ -12,7 +12,7 @@ use strata_domain::Aggregate;
 use strata_projection::{ApplyError, SqliteProjection};
 use strata_store::ReadFilter;
 
-use super::{decode, sql, unsigned};
+use super::{decode, exec, sql, unsigned};
 use crate::domain::{Inventory, InventoryEvent, Money, Product, ProductEvent};
 
 /// The projection's name.
@@ -75,7 +75,8 @@ impl SqliteProjection for Catalog {
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ApplyError> {
         // Adds to the stock counts of `sku`, creating its row if needed.
         let add = |sku: &str, received: i64, reserved: i64, committed: i64| {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO catalog (sku, received, reserved, committed) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (sku) DO UPDATE SET
                      received = received + excluded.received,
@@ -92,7 +93,8 @@ impl SqliteProjection for Catalog {
                     description,
                     price,
                 } => {
-                    tx.execute(
+                    exec(
+                        tx,
                         "INSERT INTO catalog (sku, name, description, price)
                          VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT (sku) DO UPDATE SET
@@ -103,7 +105,8 @@ impl SqliteProjection for Catalog {
                     )?;
                 }
                 ProductEvent::PriceChanged { sku, price, .. } => {
-                    tx.execute(
+                    exec(
+                        tx,
                         "UPDATE catalog SET price = ?2 WHERE sku = ?1",
                         params![sku, sql(price.0)],
                     )?;

@@ -8,7 +8,7 @@ use strata_domain::Aggregate;
 use strata_projection::{ApplyError, SqliteProjection};
 use strata_store::ReadFilter;
 
-use super::{decode, sql, unsigned};
+use super::{decode, exec, sql, unsigned};
 use crate::domain::{CancelReason, Money, Order, OrderEvent, OrderStatus};
 
 /// The projection's name.
@@ -100,14 +100,16 @@ impl SqliteProjection for OrderSummaries {
 
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ApplyError> {
         let set_status = |order_id: &str, status: OrderStatus| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE orders SET status = ?2 WHERE order_id = ?1",
                 params![order_id, status.as_str()],
             )
         };
         match decode::<OrderEvent>(event)? {
             OrderEvent::Created { order_id, customer } => {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO orders (order_id, customer, status, total, created_position)
                      VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (order_id) DO NOTHING",
                     params![
@@ -120,7 +122,8 @@ impl SqliteProjection for OrderSummaries {
             }
             OrderEvent::LineAdded { order_id, line } => {
                 let total = line.total().ok_or("a line total past the largest amount")?;
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT OR REPLACE INTO order_lines
                          (order_id, sku, quantity, unit_price, line_total, position)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -136,7 +139,8 @@ impl SqliteProjection for OrderSummaries {
                 update_total(tx, &order_id)?;
             }
             OrderEvent::LineRemoved { order_id, sku } => {
-                tx.execute(
+                exec(
+                    tx,
                     "DELETE FROM order_lines WHERE order_id = ?1 AND sku = ?2",
                     params![order_id, sku],
                 )?;
@@ -149,7 +153,8 @@ impl SqliteProjection for OrderSummaries {
                 set_status(&order_id, OrderStatus::Confirmed)?;
             }
             OrderEvent::Cancelled { order_id, reason } => {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE orders SET status = ?2, cancel_reason = ?3 WHERE order_id = ?1",
                     params![
                         order_id,
@@ -167,7 +172,8 @@ impl SqliteProjection for OrderSummaries {
 }
 
 fn update_total(tx: &Transaction<'_>, order_id: &str) -> rusqlite::Result<usize> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE orders SET total =
              (SELECT COALESCE(SUM(line_total), 0) FROM order_lines WHERE order_id = ?1)
          WHERE order_id = ?1",

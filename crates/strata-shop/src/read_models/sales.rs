@@ -9,7 +9,7 @@ use strata_domain::Aggregate;
 use strata_projection::{ApplyError, SqliteProjection};
 use strata_store::ReadFilter;
 
-use super::{decode, sql, unsigned};
+use super::{decode, exec, sql, unsigned};
 use crate::domain::{Money, Order, OrderEvent};
 
 /// The projection's name.
@@ -81,7 +81,8 @@ impl SqliteProjection for DailySales {
             .unwrap_or_default();
         // A day's revenue past the largest amount stays at it rather than wrapping.
         let revenue = revenue.checked_add(total).unwrap_or(Money::MAX);
-        tx.execute(
+        exec(
+            tx,
             "INSERT OR REPLACE INTO daily_sales (day, orders, revenue) VALUES (?1, ?2, ?3)",
             params![day, sql(orders + 1), sql(revenue.0)],
         )?;

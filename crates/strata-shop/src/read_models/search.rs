@@ -9,7 +9,7 @@ use strata_domain::Aggregate;
 use strata_projection::{ApplyError, SqliteProjection};
 use strata_store::ReadFilter;
 
-use super::{decode, sql, unsigned};
+use super::{decode, exec, sql, unsigned};
 use crate::domain::{Money, Product, ProductEvent};
 
 /// The projection's name.
@@ -102,20 +102,23 @@ impl SqliteProjection for ProductSearch {
                     // A product is created once; a repeat changes nothing.
                     return Ok(());
                 }
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO search_products (sku, name, description, price)
                      VALUES (?1, ?2, ?3, ?4)",
                     params![sku, name, description, sql(price.0)],
                 )?;
                 let id = tx.last_insert_rowid();
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO search_index (rowid, name, description) VALUES (?1, ?2, ?3)",
                     params![id, name, description],
                 )?;
             }
             ProductEvent::PriceChanged { sku, price, .. } => {
                 // The price is not indexed: the FTS5 index needs no update.
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE search_products SET price = ?2 WHERE sku = ?1",
                     params![sku, sql(price.0)],
                 )?;
