@@ -199,11 +199,16 @@ impl Upcasters {
 /// The schema version in an event's metadata: 1 when the metadata has none (or is not a
 /// JSON object), an error when it is there but not a version number.
 fn stored_schema_version(event: &strata_core::RecordedEvent) -> Result<u32, CodecError> {
-    let Ok(metadata) = serde_json::from_slice::<serde_json::Map<String, Value>>(&event.metadata)
-    else {
+    /// Only the one key is read; serde skips the rest of the object without building it.
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        #[serde(rename = "schema_version")]
+        schema_version: Option<Value>,
+    }
+    let Ok(metadata) = serde_json::from_slice::<Metadata>(&event.metadata) else {
         return Ok(1);
     };
-    match metadata.get(SCHEMA_VERSION_KEY) {
+    match metadata.schema_version {
         None => Ok(1),
         Some(value) => value
             .as_u64()
