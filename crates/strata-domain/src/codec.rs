@@ -50,6 +50,17 @@ pub trait EventCodec: Sized {
     fn encode(&self) -> Result<(String, Value), CodecError>;
     /// Rebuilds an event from its stored type and its payload in the current shape.
     fn decode(event_type: &str, data: Value) -> Result<Self, CodecError>;
+
+    /// Rebuilds an event from its stored type and its payload bytes, already in the
+    /// current shape. The default parses the bytes and calls [`EventCodec::decode`];
+    /// implementations may decode straight from the bytes.
+    fn decode_bytes(event_type: &str, data: &[u8]) -> Result<Self, CodecError> {
+        let value: Value = serde_json::from_slice(data).map_err(|e| CodecError::Malformed {
+            event_type: event_type.to_owned(),
+            reason: format!("payload is not JSON: {e}"),
+        })?;
+        Self::decode(event_type, value)
+    }
     /// The current schema version of `event_type`'s payload (1 unless upcasters exist).
     fn schema_version(event_type: &str) -> u32 {
         let _ = event_type;
@@ -107,6 +118,29 @@ impl<T: TaggedEvent> EventCodec for T {
                 reason: err.to_string(),
             }),
         }
+    }
+
+    fn decode_bytes(event_type: &str, data: &[u8]) -> Result<Self, CodecError> {
+        // NOTE: with the tag first, serde decodes the payload straight into the variant,
+        // with no intermediate value. Anything unusual (a unit variant stored as `{}`, an
+        // error to classify) takes the general path.
+        // The payload must be one JSON value on its own, or splicing it could forge the tag.
+        let single_value = serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
+        let mut tagged = Vec::with_capacity(data.len() + event_type.len() + 24);
+        tagged.extend_from_slice(b"{\"type\":");
+        if single_value && serde_json::to_writer(&mut tagged, event_type).is_ok() {
+            tagged.extend_from_slice(b",\"data\":");
+            tagged.extend_from_slice(data);
+            tagged.push(b'}');
+            if let Ok(event) = serde_json::from_slice(&tagged) {
+                return Ok(event);
+            }
+        }
+        let value: Value = serde_json::from_slice(data).map_err(|e| CodecError::Malformed {
+            event_type: event_type.to_owned(),
+            reason: format!("payload is not JSON: {e}"),
+        })?;
+        Self::decode(event_type, value)
     }
 
     fn schema_version(event_type: &str) -> u32 {
@@ -184,13 +218,17 @@ impl Upcasters {
         event: &strata_core::RecordedEvent,
     ) -> Result<E, CodecError> {
         let event_type = event.event_type.as_str();
+        let stored = stored_schema_version(event)?;
+        let current = E::schema_version(event_type);
+        if stored == current {
+            // The common case: the stored shape is the current one.
+            return E::decode_bytes(event_type, &event.data);
+        }
         let data: Value =
             serde_json::from_slice(&event.data).map_err(|e| CodecError::Malformed {
                 event_type: event_type.to_owned(),
                 reason: format!("payload is not JSON: {e}"),
             })?;
-        let stored = stored_schema_version(event)?;
-        let current = E::schema_version(event_type);
         let data = self.upcast(event_type, stored, current, data)?;
         E::decode(event_type, data)
     }

@@ -296,3 +296,29 @@ fn a_payload_that_is_not_json_is_malformed() {
         "{err:?}"
     );
 }
+
+#[test]
+fn decoding_from_bytes_agrees_with_decoding_a_value() {
+    for (event_type, data) in [
+        ("renamed", &b"\"tea\""[..]),
+        ("emptied", b"{}"),
+        ("emptied", b"null"),
+        ("nothing", b"{}"),
+        ("poured", b"{\"litres\": 2, \"size\": \"small\"}"),
+    ] {
+        let value: Value = serde_json::from_slice(data).unwrap();
+        let slow = <Event as EventCodec>::decode(event_type, value).unwrap();
+        let fast = <Event as EventCodec>::decode_bytes(event_type, data).unwrap();
+        assert_eq!(fast, slow, "{event_type} {}", String::from_utf8_lossy(data));
+    }
+}
+
+#[test]
+fn a_payload_cannot_splice_in_another_type() {
+    // Spliced after `"type":"renamed","data":`, this would read as an `emptied` event.
+    let forged = br#""tea","type":"emptied"#;
+    let err = <Event as EventCodec>::decode_bytes("renamed", forged).unwrap_err();
+    assert!(matches!(err, CodecError::Malformed { .. }), "{err:?}");
+    let forged = br#""tea","type":"emptied","data":null"#;
+    assert!(<Event as EventCodec>::decode_bytes("renamed", forged).is_err());
+}
