@@ -11,6 +11,8 @@ use std::time::Duration;
 use futures::{FutureExt as _, StreamExt as _};
 use strata_core::{Position, RecordedEvent, Timestamp};
 use strata_store::{EventStore, EventStream, ReadFilter, StoreError};
+
+use crate::RunnerState;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -42,6 +44,38 @@ pub(crate) enum Step {
     Failed(StoreError),
 }
 
+/// A step as the runners act on it: stop, wake, fail, or apply a batch (possibly empty)
+/// and store a checkpoint.
+pub(crate) enum Next {
+    /// Stop was asked.
+    Stop,
+    /// The caller's own deadline passed.
+    Wake,
+    /// The store failed; start a new feed from the checkpoint after a backoff.
+    Failed(StoreError),
+    /// Apply `events` (in position order); store `through` as the checkpoint if given.
+    Apply {
+        events: Vec<RecordedEvent>,
+        through: Option<Position>,
+        /// Whether nothing is left to apply after this.
+        caught_up: bool,
+    },
+}
+
+/// Records an unapplied event recorded at `oldest` in a runner's status: the age of the
+/// oldest one is the lag in seconds, and a full batch means the runner is catching up.
+pub(crate) fn note_pending(
+    pending_since: &mut Option<Timestamp>,
+    state: &mut RunnerState,
+    oldest: Timestamp,
+    full_batch: bool,
+) {
+    *pending_since = Some(pending_since.map_or(oldest, |t| t.min(oldest)));
+    if full_batch {
+        *state = RunnerState::CatchingUp;
+    }
+}
+
 /// A subscription plus the head watch, from a checkpoint.
 pub(crate) struct Feed {
     store: Arc<dyn EventStore>,
@@ -53,10 +87,50 @@ pub(crate) struct Feed {
     reported_caught_up: bool,
     /// The recording time of an unapplied selected event seen while stepping, for the
     /// lag in seconds; the caller takes it.
-    pub(crate) pending_hint: Option<Timestamp>,
+    pending_hint: Option<Timestamp>,
 }
 
 impl Feed {
+    /// The next step folded into what a runner does with it. Unapplied events it sees are
+    /// reported to `pending` with their recording time and whether they fill a batch.
+    pub(crate) async fn next_batch(
+        &mut self,
+        checkpoint: Position,
+        stop: &mut watch::Receiver<bool>,
+        wake_at: Option<Instant>,
+        mut pending: impl FnMut(Timestamp, bool),
+    ) -> Next {
+        let step = self.next(checkpoint, stop, wake_at).await;
+        if let Some(oldest) = self.pending_hint.take() {
+            pending(oldest, false);
+        }
+        match step {
+            Step::Stop => Next::Stop,
+            Step::Wake => Next::Wake,
+            Step::Failed(err) => Next::Failed(err),
+            Step::CaughtUp => Next::Apply {
+                events: Vec::new(),
+                through: None,
+                caught_up: true,
+            },
+            Step::SkipTo { to, caught_up } => Next::Apply {
+                events: Vec::new(),
+                through: Some(to),
+                caught_up,
+            },
+            Step::Events(events) => {
+                if let Some(first) = events.first() {
+                    pending(first.recorded_at, events.len() >= MAX_BATCH);
+                }
+                Next::Apply {
+                    events,
+                    through: None,
+                    caught_up: false,
+                }
+            }
+        }
+    }
+
     /// Follows `store` from after `checkpoint`.
     pub(crate) fn new(
         store: Arc<dyn EventStore>,

@@ -11,7 +11,7 @@ use strata_core::Position;
 use crate::RunnerState;
 use crate::backoff::{Backoff, sleep_or_stop};
 use crate::core::{BatchOutcome, ProjectionCore};
-use crate::feed::{Feed, MAX_BATCH, Step};
+use crate::feed::{Feed, Next, note_pending};
 use crate::generation::Generation;
 use crate::host::{Host, Slot};
 use crate::worker::Worker;
@@ -91,29 +91,22 @@ async fn follow(
     );
     loop {
         let checkpoint = *generation.checkpoint.borrow();
-        let step = feed.next(checkpoint, stop, None).await;
-        if let Some(oldest) = feed.pending_hint.take() {
-            generation.update(|info| {
-                info.pending_since = Some(info.pending_since.map_or(oldest, |t| t.min(oldest)));
-            });
-        }
-        let (events, through, caught_up) = match step {
-            Step::Stop => return Exit::Stop,
-            Step::Wake => continue,
-            Step::Failed(err) => return Exit::Retry(err.to_string()),
-            Step::CaughtUp => (Vec::new(), None, true),
-            Step::SkipTo { to, caught_up } => (Vec::new(), Some(to), caught_up),
-            Step::Events(events) => {
-                let oldest = events[0].recorded_at;
-                let full = events.len() >= MAX_BATCH;
+        let next = feed
+            .next_batch(checkpoint, stop, None, |oldest, full| {
                 generation.update(|info| {
-                    info.pending_since = Some(info.pending_since.map_or(oldest, |t| t.min(oldest)));
-                    if full {
-                        info.state = RunnerState::CatchingUp;
-                    }
+                    note_pending(&mut info.pending_since, &mut info.state, oldest, full);
                 });
-                (events, None, false)
-            }
+            })
+            .await;
+        let (events, through, caught_up) = match next {
+            Next::Stop => return Exit::Stop,
+            Next::Wake => continue,
+            Next::Failed(err) => return Exit::Retry(err.to_string()),
+            Next::Apply {
+                events,
+                through,
+                caught_up,
+            } => (events, through, caught_up),
         };
         if !events.is_empty() || through.is_some() {
             let through = through.unwrap_or(Position::ZERO);

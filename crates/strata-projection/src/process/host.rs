@@ -22,7 +22,7 @@ use super::typed::{DynProcess, Typed};
 use super::{CommandSender, ProcessManager};
 use crate::backoff::{Backoff, sleep_or_stop};
 use crate::db::now;
-use crate::feed::{Feed, MAX_BATCH, Step};
+use crate::feed::{Feed, Next, note_pending};
 use crate::host::{seconds_since, validate_name};
 use crate::worker::Worker;
 use crate::{ProcessStatus, ProjectionError, RunnerState};
@@ -420,29 +420,22 @@ async fn follow(
 
         let checkpoint = *slot.checkpoint.borrow();
         let wake_at = counts.next_deadline.map(instant_of);
-        let step = feed.next(checkpoint, stop, wake_at).await;
-        if let Some(oldest) = feed.pending_hint.take() {
-            slot.update(|info| {
-                info.pending_since = Some(info.pending_since.map_or(oldest, |t| t.min(oldest)));
-            });
-        }
-        let (events, through, caught_up) = match step {
-            Step::Stop => return Exit::Stop,
-            Step::Wake => continue,
-            Step::Failed(err) => return Exit::Retry(err.to_string()),
-            Step::CaughtUp => (Vec::new(), None, true),
-            Step::SkipTo { to, caught_up } => (Vec::new(), Some(to), caught_up),
-            Step::Events(events) => {
-                let oldest = events[0].recorded_at;
-                let full = events.len() >= MAX_BATCH;
+        let next = feed
+            .next_batch(checkpoint, stop, wake_at, |oldest, full| {
                 slot.update(|info| {
-                    info.pending_since = Some(info.pending_since.map_or(oldest, |t| t.min(oldest)));
-                    if full {
-                        info.state = RunnerState::CatchingUp;
-                    }
+                    note_pending(&mut info.pending_since, &mut info.state, oldest, full);
                 });
-                (events, None, false)
-            }
+            })
+            .await;
+        let (events, through, caught_up) = match next {
+            Next::Stop => return Exit::Stop,
+            Next::Wake => continue,
+            Next::Failed(err) => return Exit::Retry(err.to_string()),
+            Next::Apply {
+                events,
+                through,
+                caught_up,
+            } => (events, through, caught_up),
         };
         if !events.is_empty() || through.is_some() {
             let through = through.unwrap_or(Position::ZERO);
