@@ -1,11 +1,13 @@
 //! The event store seam: the [`EventStore`] trait and its contract, the store's error type,
 //! an in-memory implementation, the catch-up subscription every backend shares, and the
-//! [`conformance`] suite that every backend runs against itself.
+//! `conformance` suite that every backend runs against itself (behind the `conformance`
+//! feature, so that only tests compile it).
 //!
 //! This crate knows nothing of files, SQL or HTTP. Backends implement [`EventStore`]; edges
 //! (CLI, server, runners) hold an `Arc<dyn EventStore>`.
 
 mod append_rules;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
 mod filter;

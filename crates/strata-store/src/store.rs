@@ -53,8 +53,9 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<RecordedEvent, StoreErro
 
 /// An event log with per-stream versions and a global order.
 ///
-/// Every backend passes [`crate::conformance`]. Methods take `&self` and are safe to call
-/// from many tasks at once.
+/// Every backend passes the conformance suite (the `conformance` module, behind the
+/// feature of that name). Methods take `&self` and are safe to call from many tasks at
+/// once.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `events` to `stream` if its version satisfies `expected`.
