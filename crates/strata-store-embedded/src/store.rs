@@ -14,7 +14,7 @@ use strata_core::{
 };
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, ReadFilter, StoreError,
-    catch_up_subscription, check_event_sizes,
+    StreamSummary, catch_up_subscription, check_event_sizes,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -753,6 +753,20 @@ impl EventStore for EmbeddedStore {
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
         self.handle.shared.check_open()?;
         Ok(Version(self.handle.shared.index.read().version(stream)))
+    }
+
+    // NOTE: answered from the in-memory index alone, under its read lock: no segment is
+    // read, and the lock is held for the `limit` entries taken, so a bounded page never
+    // holds up the syncer's publishing for long. The index only holds published (durable)
+    // batches, so every summary is a committed state.
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        self.handle.shared.check_open()?;
+        Ok(self.handle.shared.index.read().list(prefix, after, limit))
     }
 
     async fn head(&self) -> Result<Position, StoreError> {

@@ -22,6 +22,7 @@ use strata_domain::{
 };
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, MemoryStore, ReadFilter, StoreError,
+    StreamSummary,
 };
 use strata_store_embedded::{EmbeddedStore, Options};
 use tempfile::TempDir;
@@ -311,6 +312,15 @@ impl EventStore for Spy {
 
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
         self.inner.stream_version(stream).await
+    }
+
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        self.inner.list_streams(prefix, after, limit).await
     }
 
     async fn head(&self) -> Result<Position, StoreError> {
