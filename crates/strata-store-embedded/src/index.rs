@@ -235,6 +235,17 @@ impl Index {
             segment,
         })
     }
+
+    /// Where the event at `position` is, for a position the index itself listed (in a
+    /// stream's positions): a missing location is an internal fault, not a closed store.
+    pub(crate) fn location(&self, position: u64) -> Result<Location, StoreError> {
+        self.locate(position).ok_or_else(|| {
+            StoreError::internal(format!(
+                "the index lists position {position} but has no location for it (head {})",
+                self.head
+            ))
+        })
+    }
 }
 
 /// The fingerprint of an event id kept in memory per event.

@@ -85,7 +85,11 @@ impl PendingBatch {
         }
         self.outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Err(StoreError::Closed)))
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(StoreError::internal("an append of a batch got no outcome"))
+                })
+            })
             .collect()
     }
 }
@@ -215,7 +219,9 @@ impl EmbeddedStore {
         let lock = crate::lock::acquire(&dir)?;
         let loaded = load(&dir, Access::Write)?;
         let (path, len) = {
-            let last = loaded.index.segments.last().ok_or(StoreError::Closed)?;
+            let last = loaded.index.segments.last().ok_or_else(|| {
+                StoreError::internal(format!("opening {} found no segment", dir.display()))
+            })?;
             (last.path.clone(), last.len)
         };
         let file = std::fs::OpenOptions::new()
@@ -539,7 +545,7 @@ impl EmbeddedStore {
             };
             selected
                 .into_iter()
-                .map(|p| index.locate(p).ok_or(StoreError::Closed))
+                .map(|p| index.location(p))
                 .collect::<Result<_, _>>()?
         };
         let mut events = read_locations(&locations)?;
@@ -570,7 +576,7 @@ impl EmbeddedStore {
             index
                 .candidates(&entry.positions, id.as_bytes())
                 .into_iter()
-                .map(|p| index.locate(p).ok_or(StoreError::Closed))
+                .map(|p| index.location(p))
                 .collect::<Result<_, _>>()?
         };
         // Newest first: a repeated command is usually a recent one.
