@@ -347,15 +347,11 @@ pub(crate) struct BrokenSnapshots {
 impl SnapshotStore for BrokenSnapshots {
     async fn load(&self, _stream: &StreamName) -> Result<Option<Snapshot>, SnapshotError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
-        Err(SnapshotError::Storage(
-            "the snapshot disk is gone".to_owned(),
-        ))
+        Err(SnapshotError::storage("the snapshot disk is gone"))
     }
 
     async fn save(&self, _snapshot: Snapshot) -> Result<(), SnapshotError> {
         self.saves.fetch_add(1, Ordering::SeqCst);
-        Err(SnapshotError::Storage(
-            "the snapshot disk is gone".to_owned(),
-        ))
+        Err(SnapshotError::storage("the snapshot disk is gone"))
     }
 }
