@@ -293,3 +293,17 @@ fn backoff_doubles_up_to_five_seconds_and_resets() {
     backoff.reset();
     assert_eq!(backoff.next_delay().as_millis(), 50);
 }
+
+#[test]
+fn a_send_error_keeps_its_cause_and_says_it() {
+    let err = crate::SendError::caused_by("sending to order-1", std::io::Error::other("bus down"));
+    assert_eq!(err.to_string(), "sending to order-1: bus down");
+    assert_eq!(err.message(), "sending to order-1: bus down");
+    assert!(
+        err.cause()
+            .and_then(|c| c.downcast_ref::<std::io::Error>())
+            .is_some(),
+        "the cause is kept as the error it was"
+    );
+    assert!(crate::SendError::new("the bus is down").cause().is_none());
+}

@@ -9,7 +9,6 @@
 
 mod api;
 mod auth;
-mod catalog;
 mod console;
 mod error;
 mod extract;
@@ -23,7 +22,6 @@ mod state;
 
 pub use api::{api_router, app};
 pub use auth::{Role, Tokens, TokensError, required_role};
-pub use catalog::StreamSummary;
 pub use error::{ApiError, ApiResult, CONSISTENCY_TIMEOUT, INVALID_INPUT, TOO_LARGE};
 pub use extract::{Body, JsonBody, Path, Query, json_error, parse_json};
 pub use metrics::{LatencyBucket, Stats, StatsSnapshot};

@@ -6,13 +6,14 @@
 //! see a batch completely or not at all.
 
 use foldhash::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strata_core::StreamName;
-use strata_store::StoreError;
+use strata_core::{Position, StreamName, Version};
+use strata_store::{StoreError, StreamSummary, listed};
 
 use crate::bloom::IdFilter;
 use crate::scan::ScannedRecord;
@@ -65,6 +66,11 @@ pub(crate) struct Location {
 pub(crate) struct Index {
     pub(crate) segments: Vec<SegmentInfo>,
     pub(crate) stream_ids: HashMap<StreamName, u32>,
+    /// The same ids ordered by name, for listings. Kept beside the hash map rather than
+    /// instead of it: appends and reads look streams up by name far more often than
+    /// anyone lists them. The names are shared (`StreamName` is reference-counted), so
+    /// this costs about 30 bytes per stream.
+    pub(crate) names: BTreeMap<StreamName, u32>,
     pub(crate) streams: Vec<StreamEntry>,
     /// The last committed position (0 when empty).
     pub(crate) head: u64,
@@ -83,6 +89,7 @@ impl Index {
             positions: Vec::new(),
         });
         self.stream_ids.insert(stream.clone(), id);
+        self.names.insert(stream.clone(), id);
         id
     }
 
@@ -116,6 +123,29 @@ impl Index {
     /// The stream's version (0 if it does not exist).
     pub(crate) fn version(&self, name: &StreamName) -> u64 {
         self.stream(name).map_or(0, |s| s.positions.len() as u64)
+    }
+
+    /// Up to `limit` streams for [`strata_store::EventStore::list_streams`]. Only streams
+    /// with a published event are listed: the index registers a stream with the batch
+    /// that holds its first event, but a stream may be interned before that (opening
+    /// reads a segment's stream table first).
+    pub(crate) fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<StreamSummary> {
+        listed(&self.names, prefix, after)
+            .filter_map(|(name, &id)| {
+                let positions = &self.streams[id as usize].positions;
+                Some(StreamSummary {
+                    stream: name.clone(),
+                    version: Version(positions.len() as u64),
+                    last_position: Position(*positions.last()?),
+                })
+            })
+            .take(limit)
+            .collect()
     }
 
     /// Records one event of the last segment. Events arrive in position order.
@@ -203,6 +233,17 @@ impl Index {
             start,
             end,
             segment,
+        })
+    }
+
+    /// Where the event at `position` is, for a position the index itself listed (in a
+    /// stream's positions): a missing location is an internal fault, not a closed store.
+    pub(crate) fn location(&self, position: u64) -> Result<Location, StoreError> {
+        self.locate(position).ok_or_else(|| {
+            StoreError::internal(format!(
+                "the index lists position {position} but has no location for it (head {})",
+                self.head
+            ))
         })
     }
 }

@@ -14,7 +14,7 @@ use strata_core::{
 };
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, ReadFilter, StoreError,
-    catch_up_subscription, check_event_sizes,
+    StreamSummary, catch_up_subscription, check_event_sizes,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -85,7 +85,11 @@ impl PendingBatch {
         }
         self.outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Err(StoreError::Closed)))
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(StoreError::internal("an append of a batch got no outcome"))
+                })
+            })
             .collect()
     }
 }
@@ -215,7 +219,9 @@ impl EmbeddedStore {
         let lock = crate::lock::acquire(&dir)?;
         let loaded = load(&dir, Access::Write)?;
         let (path, len) = {
-            let last = loaded.index.segments.last().ok_or(StoreError::Closed)?;
+            let last = loaded.index.segments.last().ok_or_else(|| {
+                StoreError::internal(format!("opening {} found no segment", dir.display()))
+            })?;
             (last.path.clone(), last.len)
         };
         let file = std::fs::OpenOptions::new()
@@ -539,7 +545,7 @@ impl EmbeddedStore {
             };
             selected
                 .into_iter()
-                .map(|p| index.locate(p).ok_or(StoreError::Closed))
+                .map(|p| index.location(p))
                 .collect::<Result<_, _>>()?
         };
         let mut events = read_locations(&locations)?;
@@ -570,7 +576,7 @@ impl EmbeddedStore {
             index
                 .candidates(&entry.positions, id.as_bytes())
                 .into_iter()
-                .map(|p| index.locate(p).ok_or(StoreError::Closed))
+                .map(|p| index.location(p))
                 .collect::<Result<_, _>>()?
         };
         // Newest first: a repeated command is usually a recent one.
@@ -753,6 +759,20 @@ impl EventStore for EmbeddedStore {
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
         self.handle.shared.check_open()?;
         Ok(Version(self.handle.shared.index.read().version(stream)))
+    }
+
+    // NOTE: answered from the in-memory index alone, under its read lock: no segment is
+    // read, and the lock is held for the `limit` entries taken, so a bounded page never
+    // holds up the syncer's publishing for long. The index only holds published (durable)
+    // batches, so every summary is a committed state.
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        self.handle.shared.check_open()?;
+        Ok(self.handle.shared.index.read().list(prefix, after, limit))
     }
 
     async fn head(&self) -> Result<Position, StoreError> {

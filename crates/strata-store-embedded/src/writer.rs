@@ -94,12 +94,12 @@ impl Reply {
     fn send(self, outcomes: &mut impl Iterator<Item = Result<AppendResult, StoreError>>) {
         match self {
             Reply::One(tx) => {
-                let _ = tx.send(outcomes.next().unwrap_or(Err(StoreError::Closed)));
+                let _ = tx.send(outcomes.next().unwrap_or_else(|| Err(missing_outcome())));
             }
             Reply::Many(tx, n) => {
                 let mut all: Vec<_> = outcomes.take(n).collect();
                 while all.len() < n {
-                    all.push(Err(StoreError::Closed));
+                    all.push(Err(missing_outcome()));
                 }
                 let _ = tx.send(all);
             }
@@ -117,6 +117,12 @@ impl Reply {
             }
         }
     }
+}
+
+/// The error for an append the batch has no outcome for: every append gets one, so this
+/// is a fault of the writer.
+fn missing_outcome() -> StoreError {
+    StoreError::internal("the writer has no outcome for an append of its batch")
 }
 
 /// Sends every reply its outcomes, in order.
@@ -350,7 +356,12 @@ impl Writer {
                 if v.0 <= base {
                     let position = committed
                         .and_then(|s| s.positions.get((v.0 - 1) as usize).copied())
-                        .ok_or(StoreError::Closed)?;
+                        .ok_or_else(|| {
+                            StoreError::internal(format!(
+                                "stream {} has version {base} in the index but no position for version {v}",
+                                request.stream
+                            ))
+                        })?;
                     Ok((read_id(index, position)?, Position(position)))
                 } else {
                     let (id, position) = unpublished[(v.0 - base - 1) as usize];
@@ -574,7 +585,7 @@ impl Syncer {
 
 /// The id of the committed event at `position`, read from disk.
 fn read_id(index: &Index, position: u64) -> Result<EventId, StoreError> {
-    let location = index.locate(position).ok_or(StoreError::Closed)?;
+    let location = index.location(position)?;
     let bytes = read_range(&location, location.start, location.end)?;
     let event = decode(&bytes, &location, &mut NameCache::default())?;
     Ok(event.id)

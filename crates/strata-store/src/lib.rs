@@ -11,6 +11,7 @@ mod append_rules;
 pub mod conformance;
 mod error;
 mod filter;
+mod listing;
 mod memory;
 mod store;
 mod subscription;
@@ -18,9 +19,11 @@ mod subscription;
 pub use append_rules::{AppendCheck, check_append, check_event_sizes};
 pub use error::StoreError;
 pub use filter::ReadFilter;
+pub use listing::listed;
 pub use memory::MemoryStore;
 pub use store::{
     AllPage, AppendResult, DEFAULT_MAX_EVENT_BYTES, Direction, EventStore, EventStream,
+    StreamSummary,
 };
 pub use subscription::{SUBSCRIPTION_BATCH, catch_up_subscription};
 

@@ -83,8 +83,6 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 pub(crate) struct Stats {
     /// The store's last committed position.
     head: u64,
-    /// Streams known to the listing.
-    streams: usize,
     #[serde(flatten)]
     counters: StatsSnapshot,
 }
@@ -99,7 +97,6 @@ pub(crate) struct Stats {
 pub(crate) async fn stats(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
     Ok(Json(Stats {
         head: state.store().head().await?.0,
-        streams: state.catalog().len(),
         counters: state.stats().snapshot(),
     }))
 }
