@@ -3,8 +3,8 @@
 //! until SIGINT or SIGTERM; then finishes in-flight requests, stops the projections at a
 //! checkpoint, and closes the store.
 //!
-//! It wires components together; the HTTP edge is strata-server's and the shop is
-//! strata-shop's.
+//! It wires components together; the HTTP edge is strata-server's, the shop is
+//! strata-shop's and its routes are strata-shop-http's.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,8 +15,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use strata_domain::CommandHandler;
 use strata_projection::{ProcessManagers, Projections, SqliteSnapshots};
-use strata_server::{AppState, ReadSide, ShopModule, Tokens, check_exposure};
+use strata_server::{AppState, ReadSide, Tokens, check_exposure};
 use strata_shop::{FakePaymentProvider, Shop};
+use strata_shop_http::ShopModule;
 use strata_store::EventStore;
 
 /// `strata serve`.
@@ -32,7 +33,8 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) listen: SocketAddr,
 
-    /// A file of bearer tokens, one `token role` per line (roles: read, write, admin).
+    /// A file of bearer tokens, one `token role [name]` per line (roles: read, write,
+    /// admin; the name is the actor recorded on the events of the token's commands).
     /// With tokens, every request needs one.
     #[arg(long, env = "STRATA_TOKENS_FILE", value_name = "FILE")]
     pub(crate) tokens: Option<PathBuf>,

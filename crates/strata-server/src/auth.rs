@@ -1,25 +1,30 @@
 //! Bearer-token access control: a tokens file maps tokens to roles (`read`, `write`,
-//! `admin`), and a middleware asks each request for the role its route needs.
+//! `admin`) and, optionally, to the name of who holds them; a middleware asks each
+//! request for the role its route declared (see [`crate::Routes`]) and tells the
+//! handlers who called.
 //!
 //! With no tokens configured every request passes; the server then refuses to listen
 //! beyond loopback unless told it is meant to be open (see [`crate::serve`]).
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::{ApiError, AppState};
+use crate::ApiError;
+use crate::module::{Access, AccessTable};
 
-/// What a token may do. Each role includes the ones below it.
+/// What a token may do. Each role includes the ones below it; each route declares the
+/// one it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
-    /// Reads: every `GET`.
+    /// Reads: queries, reads of the log, subscriptions, operations' status.
     Read,
-    /// Writes: appends and commands (`POST`, `DELETE`).
+    /// Writes: appends and commands.
     Write,
     /// Operations: rebuilding projections and retrying parked events.
     Admin,
@@ -68,7 +73,7 @@ pub enum TokensError {
         #[source]
         source: std::io::Error,
     },
-    /// A line is not `token role`.
+    /// A line is not `token role [name]`.
     #[error("tokens file {path}, line {line}: {reason}")]
     Syntax {
         /// The file.
@@ -86,10 +91,20 @@ pub enum TokensError {
     },
 }
 
-/// The configured tokens and their roles.
+/// The longest name a token may carry, in bytes.
+const MAX_NAME_BYTES: usize = 255;
+
+/// The configured tokens, their roles and the names of who holds them.
 #[derive(Clone, Default)]
 pub struct Tokens {
-    entries: Vec<(String, Role)>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    token: String,
+    role: Role,
+    name: Option<String>,
 }
 
 impl fmt::Debug for Tokens {
@@ -102,15 +117,23 @@ impl fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// Tokens from `(token, role)` pairs.
+    /// Tokens from `(token, role)` pairs, without names.
     pub fn new(entries: impl IntoIterator<Item = (String, Role)>) -> Self {
         Self {
-            entries: entries.into_iter().collect(),
+            entries: entries
+                .into_iter()
+                .map(|(token, role)| Entry {
+                    token,
+                    role,
+                    name: None,
+                })
+                .collect(),
         }
     }
 
-    /// Reads a tokens file: one `token role` per line; blank lines and lines starting
-    /// with `#` are skipped.
+    /// Reads a tokens file: one `token role [name]` per line; blank lines and lines
+    /// starting with `#` are skipped. The name (one word, at most 255 bytes) is who holds
+    /// the token: the actor recorded on the events of its commands.
     pub fn from_file(path: &Path) -> Result<Self, TokensError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| TokensError::Io {
@@ -134,11 +157,22 @@ impl Tokens {
                 reason,
             };
             let mut words = line.split_whitespace();
-            let (Some(token), Some(role), None) = (words.next(), words.next(), words.next()) else {
-                return Err(syntax("expected `token role`".to_owned()));
+            let (Some(token), Some(role), name, None) =
+                (words.next(), words.next(), words.next(), words.next())
+            else {
+                return Err(syntax("expected `token role [name]`".to_owned()));
             };
             let role = role.parse().map_err(syntax)?;
-            entries.push((token.to_owned(), role));
+            if name.is_some_and(|n| n.len() > MAX_NAME_BYTES) {
+                return Err(syntax(format!(
+                    "the name is longer than {MAX_NAME_BYTES} bytes"
+                )));
+            }
+            entries.push(Entry {
+                token: token.to_owned(),
+                role,
+                name: name.map(str::to_owned),
+            });
         }
         if entries.is_empty() {
             return Err(TokensError::Empty {
@@ -148,13 +182,23 @@ impl Tokens {
         Ok(Self { entries })
     }
 
-    /// The role of `token`, if it is configured. Compares every configured token in full
-    /// so the time taken does not tell how much of a guess was right.
+    /// The role of `token`, if it is configured.
     pub fn role_of(&self, token: &str) -> Option<Role> {
+        self.find(token).map(|entry| entry.role)
+    }
+
+    /// The name given to `token` in the tokens file, if it is configured with one.
+    pub fn name_of(&self, token: &str) -> Option<&str> {
+        self.find(token).and_then(|entry| entry.name.as_deref())
+    }
+
+    /// The entry of `token`. Compares every configured token in full so the time taken
+    /// does not tell how much of a guess was right.
+    fn find(&self, token: &str) -> Option<&Entry> {
         let mut found = None;
-        for (known, role) in &self.entries {
-            if constant_time_eq(known.as_bytes(), token.as_bytes()) {
-                found = Some(*role);
+        for entry in &self.entries {
+            if constant_time_eq(entry.token.as_bytes(), token.as_bytes()) {
+                found = Some(entry);
             }
         }
         found
@@ -178,41 +222,44 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The role a request needs: `GET` reads, other methods write, and the projection
-/// operations (`POST /projections/...`) are for admins.
-pub fn required_role(method: &Method, path: &str) -> Role {
-    if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
-        Role::Read
-    } else if path.starts_with("/projections/") {
-        Role::Admin
-    } else {
-        Role::Write
-    }
+/// Who called, as the token check found it: present on a request only when the server
+/// has tokens.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The name the tokens file gives the caller's token, if any.
+    pub(crate) name: Option<String>,
 }
 
-/// Whether a path is a static file of the console: it holds no data, and a browser
-/// cannot send a bearer token when it navigates, so it is served without one. The
-/// console's own requests carry the token the user gives it.
-fn is_console_asset(method: &Method, path: &str) -> bool {
-    method == Method::GET && (path == "/" || path.starts_with("/console/"))
+/// What the token check needs: the tokens and the access each route declared.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub(crate) tokens: Option<Tokens>,
+    pub(crate) access: Arc<AccessTable>,
 }
 
 /// The middleware: with tokens configured, 401 without a known bearer token and 403 when
-/// its role is below the route's.
+/// its role is below the one the route declared. A request that matches no declared
+/// operation (a 404 or 405 in the making) needs the read role.
+///
+/// It runs after routing (as a route layer), so the matched route path is known.
 pub(crate) async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
+    State(guard): State<Guard>,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(tokens) = state.tokens() else {
+    let Some(tokens) = &guard.tokens else {
         return next.run(request).await;
     };
     let method = request.method();
-    let path = request.uri().path();
-    if is_console_asset(method, path) {
-        return next.run(request).await;
-    }
-    let needed = required_role(method, path);
+    let access = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|path| guard.access.get(method, path.as_str()))
+        .unwrap_or(Access::Needs(Role::Read));
+    let needed = match access {
+        Access::Public => return next.run(request).await,
+        Access::Needs(role) => role,
+    };
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -228,15 +275,22 @@ pub(crate) async fn require_token(
         )
         .into_response();
     };
-    match tokens.role_of(token) {
-        None => {
-            ApiError::unauthorized("the bearer token is not known to this server").into_response()
-        }
-        Some(role) if role < needed => ApiError::forbidden(format!(
-            "a {role} token cannot {} {path}: it needs the {needed} role",
-            method.as_str()
+    let Some(entry) = tokens.find(token) else {
+        return ApiError::unauthorized("the bearer token is not known to this server")
+            .into_response();
+    };
+    if entry.role < needed {
+        return ApiError::forbidden(format!(
+            "a {} token cannot {} {}: it needs the {needed} role",
+            entry.role,
+            method.as_str(),
+            request.uri().path()
         ))
-        .into_response(),
-        Some(_) => next.run(request).await,
+        .into_response();
     }
+    let caller = Caller {
+        name: entry.name.clone(),
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }

@@ -1,14 +1,20 @@
 //! The one error type of the HTTP edge: every failure a handler meets becomes an
 //! [`ApiError`], answered as `{"error": {"code", "message", ...}}` with a status that says
-//! whose fault it was. A client's mistake is never a 500.
+//! whose fault it was. A client's mistake is never a 500, and a 500 tells the client
+//! nothing but an error id: its details (paths, SQL, causes) go to the log under that id.
+//!
+//! A module maps its own error type through [`ErrorMapping`] and returns
+//! [`ModuleError`] from its handlers.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use strata_store::StoreError;
+use uuid::Uuid;
 
 /// The code of a request the server cannot make sense of (bad JSON, a bad parameter, an
 /// invalid stream name).
@@ -17,6 +23,8 @@ pub const INVALID_INPUT: &str = "invalid_input";
 pub const TOO_LARGE: &str = "too_large";
 /// The code of a read model that did not reach the asked position in time.
 pub const CONSISTENCY_TIMEOUT: &str = "consistency_timeout";
+/// The code of the server's own failure (HTTP 500).
+pub const INTERNAL: &str = "internal";
 
 /// An error answered to an HTTP client.
 #[derive(Debug, Clone)]
@@ -91,9 +99,10 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
-    /// 500 `internal`: the server's own failure; the message says what it was doing.
+    /// 500 `internal`: the server's own failure. The message says what it was doing and
+    /// goes to the log only; the client sees an error id.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, message)
     }
 
     /// 503 `unavailable` with a code naming what is missing.
@@ -132,19 +141,46 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl ApiError {
+    /// What the client is told of a 500: nothing of the cause (it may name files, SQL or
+    /// internals), only an id under which the cause is logged.
+    fn opaque(self) -> Self {
+        let id = Uuid::new_v4();
+        let details = Value::Object(self.details).to_string();
+        tracing::error!(
+            error_id = %id,
+            code = %self.code,
+            message = %self.message,
+            details = %details,
+            "request failed"
+        );
+        Self::new(
+            self.status,
+            INTERNAL,
+            format!("the server failed to handle the request; the log has the details under error id {id}"),
+        )
+        .with_detail("error_id", id.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::warn!(code = %self.code, message = %self.message, "request failed");
-        }
+        let this = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            self.opaque()
+        } else {
+            if self.status.is_server_error() {
+                tracing::warn!(code = %self.code, message = %self.message, "request failed");
+            }
+            self
+        };
         let mut error = Map::new();
-        error.insert("code".into(), Value::String(self.code.into_owned()));
-        error.insert("message".into(), Value::String(self.message));
-        error.extend(self.details);
+        error.insert("code".into(), Value::String(this.code.into_owned()));
+        error.insert("message".into(), Value::String(this.message));
+        error.extend(this.details);
         let mut body = Map::new();
         body.insert("error".into(), Value::Object(error));
-        let mut response = (self.status, Json(Value::Object(body))).into_response();
-        if self.authenticate {
+        let mut response = (this.status, Json(Value::Object(body))).into_response();
+        if this.authenticate {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"strata\""),
@@ -187,3 +223,74 @@ impl From<strata_core::CoreError> for ApiError {
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// How a module's own error type `E` becomes the API error.
+///
+/// A module's HTTP crate cannot write `From<TheirError> for ApiError` (the orphan rule
+/// forbids it when the error comes from the domain's crate), so it implements this trait
+/// on a type of its own, usually its [`crate::Module`], and its handlers return
+/// [`ModuleError<E, ThatType>`]:
+///
+/// ```text
+/// impl ErrorMapping<ShopError> for ShopModule {
+///     fn api_error(error: ShopError) -> ApiError { /* status and code per variant */ }
+/// }
+/// type Answer<T> = Result<Json<T>, ModuleError<ShopError, ShopModule>>;
+/// ```
+pub trait ErrorMapping<E> {
+    /// The answer to `error`. Map what is the caller's fault to a 4xx; anything else
+    /// to [`ApiError::internal`] with the cause, which only the log sees.
+    fn api_error(error: E) -> ApiError;
+}
+
+/// A module handler's error: the module's own error `E`, answered as `M` maps it, or an
+/// [`ApiError`] the handler made itself ([`ModuleError::api`]). `?` converts an `E`.
+pub struct ModuleError<E, M> {
+    inner: Either<E>,
+    mapping: PhantomData<fn() -> M>,
+}
+
+enum Either<E> {
+    Module(E),
+    Api(ApiError),
+}
+
+impl<E, M> ModuleError<E, M> {
+    /// An error the handler answers as it is.
+    pub fn api(error: ApiError) -> Self {
+        Self {
+            inner: Either::Api(error),
+            mapping: PhantomData,
+        }
+    }
+}
+
+impl<E, M> From<E> for ModuleError<E, M> {
+    fn from(error: E) -> Self {
+        Self {
+            inner: Either::Module(error),
+            mapping: PhantomData,
+        }
+    }
+}
+
+impl<E: std::fmt::Debug, M> std::fmt::Debug for ModuleError<E, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            Either::Module(error) => f.debug_tuple("Module").field(error).finish(),
+            Either::Api(error) => f.debug_tuple("Api").field(error).finish(),
+        }
+    }
+}
+
+impl<E, M: ErrorMapping<E>> IntoResponse for ModuleError<E, M> {
+    fn into_response(self) -> Response {
+        match self.inner {
+            Either::Module(error) => M::api_error(error).into_response(),
+            Either::Api(error) => error.into_response(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

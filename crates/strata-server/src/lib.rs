@@ -1,33 +1,47 @@
 //! strata's HTTP server: the event store API (append, read, list, subscribe over
 //! server-sent events), operations (health, Prometheus metrics, projections), bearer-token
 //! access control, the OpenAPI document, the web console, and the [`Module`] seam through
-//! which a domain (the shop, or a user's own) mounts its routes.
+//! which a domain (the shop, or a user's own) mounts its routes from its own crate.
 //!
-//! Only this crate knows HTTP. It holds no domain logic and runs no projection: it
-//! translates requests into calls on the store, a [`ProjectionHost`] and modules, and
-//! their results into answers.
+//! What a module needs is public here: [`Routes`] (each route with the [`Role`] it needs,
+//! typed state such as [`ModuleState`]), [`CommandHeaders`] and [`CommandAnswer`] for
+//! commands, [`Freshness`] and [`FreshQuery`] for queries, [`ErrorMapping`] and
+//! [`ModuleError`] for its errors, and the extractors that answer malformed input in the
+//! server's error shape.
+//!
+//! Only this crate (and the modules' HTTP crates) know HTTP. It depends on no domain,
+//! holds no domain logic and runs no projection: it translates requests into calls on the
+//! store, a [`ProjectionHost`] and modules, and their results into answers.
 
 mod api;
 mod auth;
+mod command;
 mod console;
 mod error;
 mod extract;
+mod freshness;
 mod metrics;
 mod module;
 mod projections;
 mod read_side;
 mod serve;
-mod shop;
 mod state;
 
-pub use api::{api_router, app};
-pub use auth::{Role, Tokens, TokensError, required_role};
-pub use error::{ApiError, ApiResult, CONSISTENCY_TIMEOUT, INVALID_INPUT, TOO_LARGE};
+pub use api::app;
+pub use api::schema::{ErrorDetail, ErrorEnvelope};
+pub use auth::{Role, Tokens, TokensError};
+pub use command::{
+    ACTOR, CORRELATION_ID, CommandAnswer, CommandHeaders, IDEMPOTENCY_KEY, run_command,
+};
+pub use error::{
+    ApiError, ApiResult, CONSISTENCY_TIMEOUT, ErrorMapping, INTERNAL, INVALID_INPUT, ModuleError,
+    TOO_LARGE,
+};
 pub use extract::{Body, JsonBody, Path, Query, json_error, parse_json};
+pub use freshness::{DEFAULT_WAIT, FreshQuery, Freshness};
 pub use metrics::{LatencyBucket, Stats, StatsSnapshot};
-pub use module::Module;
+pub use module::{Module, ModuleRoutes, ModuleState, Routes};
 pub use projections::{ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus};
 pub use read_side::ReadSide;
 pub use serve::{SHUTDOWN_GRACE, ServeError, check_exposure, serve};
-pub use shop::ShopModule;
 pub use state::{AppState, AppStateBuilder, DEFAULT_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT, Limits};

@@ -19,4 +19,4 @@ pub use checkout::{
 };
 pub use process::{CHECKOUT, CheckoutProcess, CheckoutSender};
 pub use provider::{FakePaymentProvider, PaymentProvider};
-pub use service::{AsOf, OrderAsOf, SEARCH_LIMIT, Shop, ShopError};
+pub use service::{AsOf, OrderAsOf, PAGE_LIMIT, Page, PageRequest, Shop, ShopError};

@@ -28,8 +28,83 @@ use crate::read_models::{
     OrderSummary, OrderView, PRODUCT_SEARCH, ProductSearch, ProductView, SearchHit,
 };
 
-/// The most hits a product search answers.
-pub const SEARCH_LIMIT: usize = 50;
+/// The most items one page of a listing (catalog, search, a customer's orders, daily
+/// sales) holds: a larger `limit` is cut to it, so no query reads a whole model.
+pub const PAGE_LIMIT: usize = 1000;
+
+/// Which page of a listing to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Where to go on from: the `next` of the previous page (opaque); `None` for the
+    /// first page.
+    pub cursor: Option<String>,
+    /// How many items at most, 1 to [`PAGE_LIMIT`] (0 is read as 1, more as
+    /// [`PAGE_LIMIT`]).
+    pub limit: usize,
+}
+
+impl PageRequest {
+    /// The first page of at most `limit` items.
+    pub fn first(limit: usize) -> Self {
+        Self {
+            cursor: None,
+            limit,
+        }
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.clamp(1, PAGE_LIMIT)
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items, in the listing's order.
+    pub items: Vec<T>,
+    /// The cursor of the next page; `None` on the last one.
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page from `rows` read with a limit of `limit + 1`: the extra row only says
+    /// that another page follows, whose cursor `cursor` makes from the last item kept.
+    fn of(mut rows: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(cursor) } else { None };
+        Self { items: rows, next }
+    }
+}
+
+/// A cursor over skus: the sku's bytes in hex, so that it travels in a URL untouched.
+fn sku_cursor(sku: &str) -> String {
+    sku.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sku_of_cursor(cursor: &str) -> Option<String> {
+    if !cursor.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// A day cursor is the day itself, `YYYY-MM-DD`.
+fn is_day(text: &str) -> bool {
+    text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
 
 /// Why a shop operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +144,13 @@ pub enum ShopError {
         /// How many times the command was decided.
         attempts: u32,
     },
+    /// A page cursor that no listing of this kind gave out (HTTP 400): start from the
+    /// first page, or pass back the `next` of the previous page as it was.
+    #[error("invalid page cursor {cursor:?}")]
+    InvalidCursor {
+        /// The cursor given.
+        cursor: String,
+    },
     /// The read model did not catch up with the consistency token in time (HTTP 503).
     /// Retry later, or read without `after` and accept older data.
     #[error("read model {read_model} did not reach position {position} in time (at {checkpoint})")]
@@ -100,6 +182,7 @@ impl ShopError {
             ShopError::Refused { code, .. } => code,
             ShopError::NotFound { .. } => "not_found",
             ShopError::InvalidId { .. } => "invalid_id",
+            ShopError::InvalidCursor { .. } => "invalid_cursor",
             ShopError::Conflict { .. } => "conflict",
             ShopError::NotCaughtUp { .. } => "consistency_timeout",
             ShopError::Store(_) => "store_error",
@@ -195,11 +278,12 @@ pub enum AsOf {
 /// An order as it was at some point of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderAsOf {
-    /// The order as it was.
-    pub order: OrderView,
-    /// The order stream's version it includes.
+    /// The order as it was; `None` when it did not exist yet at that point (it was
+    /// created later).
+    pub order: Option<OrderView>,
+    /// The order stream's version it includes (0 before the order existed).
     pub version: Version,
-    /// The position of the last event it includes.
+    /// The position of the last event it includes (0 before the order existed).
     pub position: Position,
 }
 
@@ -457,21 +541,32 @@ impl Shop {
             })
     }
 
-    /// The orders of `customer`, oldest first (empty if none).
+    /// A page of the orders of `customer`, oldest first (empty if none).
     pub async fn customer_orders(
         &self,
         customer: &str,
+        page: &PageRequest,
         after: Option<Position>,
         timeout: Duration,
-    ) -> Result<Vec<OrderSummary>, ShopError> {
+    ) -> Result<Page<OrderSummary>, ShopError> {
+        let from = match &page.cursor {
+            None => 0,
+            Some(cursor) => cursor
+                .parse::<u64>()
+                .map_err(|_| ShopError::InvalidCursor {
+                    cursor: cursor.clone(),
+                })?,
+        };
         self.caught_up(ORDERS, after, timeout).await?;
         let customer = customer.to_owned();
-        Ok(self
+        let limit = page.limit();
+        let rows = self
             .projections
             .query(ORDERS, move |conn| {
-                OrderSummaries::customer_orders(conn, &customer)
+                OrderSummaries::customer_orders(conn, &customer, from, limit + 1)
             })
-            .await?)
+            .await?;
+        Ok(Page::of(rows, limit, |o| o.created_position.to_string()))
     }
 
     /// The product `sku` with its available stock.
@@ -492,45 +587,86 @@ impl Shop {
             })
     }
 
-    /// Every product with its available stock, by sku.
+    /// A page of the catalog: products with their available stock, by sku.
     pub async fn products(
         &self,
+        page: &PageRequest,
         after: Option<Position>,
         timeout: Duration,
-    ) -> Result<Vec<ProductView>, ShopError> {
+    ) -> Result<Page<ProductView>, ShopError> {
+        let from = match &page.cursor {
+            None => String::new(),
+            Some(cursor) => sku_of_cursor(cursor).ok_or_else(|| ShopError::InvalidCursor {
+                cursor: cursor.clone(),
+            })?,
+        };
         self.caught_up(CATALOG, after, timeout).await?;
-        Ok(self.projections.query(CATALOG, Catalog::products).await?)
+        let limit = page.limit();
+        let rows = self
+            .projections
+            .query(CATALOG, move |conn| {
+                Catalog::products(conn, &from, limit + 1)
+            })
+            .await?;
+        Ok(Page::of(rows, limit, |p| sku_cursor(&p.sku)))
     }
 
-    /// Products whose name or description holds every word of `q` (as prefixes), best
-    /// first, at most [`SEARCH_LIMIT`].
+    /// A page of the products whose name or description holds every word of `q` (as
+    /// prefixes), best first.
     pub async fn search_products(
         &self,
         q: &str,
+        page: &PageRequest,
         after: Option<Position>,
         timeout: Duration,
-    ) -> Result<Vec<SearchHit>, ShopError> {
+    ) -> Result<Page<SearchHit>, ShopError> {
+        // The ranking has no key to go on from: the cursor counts the hits already given.
+        let offset = match &page.cursor {
+            None => 0,
+            Some(cursor) => cursor
+                .parse::<usize>()
+                .map_err(|_| ShopError::InvalidCursor {
+                    cursor: cursor.clone(),
+                })?,
+        };
         self.caught_up(PRODUCT_SEARCH, after, timeout).await?;
         let q = q.to_owned();
-        Ok(self
+        let limit = page.limit();
+        let rows = self
             .projections
             .query(PRODUCT_SEARCH, move |conn| {
-                ProductSearch::search(conn, &q, SEARCH_LIMIT)
+                ProductSearch::search(conn, &q, offset, limit + 1)
             })
-            .await?)
+            .await?;
+        let next = (offset + limit).to_string();
+        Ok(Page::of(rows, limit, |_| next.clone()))
     }
 
-    /// Orders confirmed and revenue per UTC day, oldest first.
+    /// A page of the orders confirmed and revenue per UTC day, oldest first.
     pub async fn daily_sales(
         &self,
+        page: &PageRequest,
         after: Option<Position>,
         timeout: Duration,
-    ) -> Result<Vec<DaySales>, ShopError> {
+    ) -> Result<Page<DaySales>, ShopError> {
+        let from = match &page.cursor {
+            None => String::new(),
+            Some(cursor) if is_day(cursor) => cursor.clone(),
+            Some(cursor) => {
+                return Err(ShopError::InvalidCursor {
+                    cursor: cursor.clone(),
+                });
+            }
+        };
         self.caught_up(DAILY_SALES, after, timeout).await?;
-        Ok(self
+        let limit = page.limit();
+        let rows = self
             .projections
-            .query(DAILY_SALES, DailySales::days)
-            .await?)
+            .query(DAILY_SALES, move |conn| {
+                DailySales::days(conn, &from, limit + 1)
+            })
+            .await?;
+        Ok(Page::of(rows, limit, |d| d.day.clone()))
     }
 
     /// Every event of order `id`, with who asked, when, and why (command, causation and
@@ -548,17 +684,21 @@ impl Shop {
     }
 
     /// Order `id` as it was at a position or an instant, folded from the event log.
-    /// Not found if the order did not exist yet.
+    ///
+    /// An order that exists now but did not yet at that point answers with no order
+    /// (`order: None`): that is what it was, not a missing resource. An order that never
+    /// existed is not found.
     pub async fn order_as_of(&self, id: &str, at: AsOf) -> Result<OrderAsOf, ShopError> {
         let loaded = match at {
             AsOf::Position(position) => self.handler.load_at_position::<Order>(id, position).await,
             AsOf::Time(time) => self.handler.load_at_time::<Order>(id, time).await,
         }
         .map_err(|err| command_error(id, err))?;
-        let order = order_view(id, &loaded.state).ok_or_else(|| ShopError::NotFound {
-            what: "order",
-            id: id.to_owned(),
-        })?;
+        let order = order_view(id, &loaded.state);
+        if order.is_none() {
+            // Not created at that point: created since, or never.
+            self.order_status(id).await?;
+        }
         Ok(OrderAsOf {
             order,
             version: loaded.version,

@@ -5,6 +5,7 @@ mod append;
 mod bench;
 mod cli;
 mod export_import;
+mod layering;
 mod read;
 mod support;
 mod tail;

@@ -20,7 +20,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{ApiError, AppState, auth, console};
+use crate::auth::Guard;
+use crate::module::{ModuleRoutes, Routes};
+use crate::{ApiError, AppState, Role, auth, console};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,10 +30,11 @@ use crate::{ApiError, AppState, auth, console};
         title = "strata",
         description = "strata's HTTP API: the event store (append, read, subscribe), \
             operations (health, metrics, projections), the console, and the modules the \
-            server mounts (the shop). Errors answer `{\"error\": {\"code\", \"message\"}}`. \
-            With tokens configured, every route but the console's static files needs \
-            `Authorization: Bearer <token>`: GET needs `read`, other methods `write`, \
-            projection operations `admin`."
+            server mounts. Errors answer `{\"error\": {\"code\", \"message\"}}`; a 500 \
+            answers only an `error_id`, under which the server logs what failed. With \
+            tokens configured, every route but the console's static files needs \
+            `Authorization: Bearer <token>` with the role its `security` requirement names \
+            (`read` < `write` < `admin`)."
     ),
     tags(
         (name = "event store", description = "Append, read and follow the log"),
@@ -41,44 +44,54 @@ use crate::{ApiError, AppState, auth, console};
 )]
 struct ApiDoc;
 
-/// Every route of the server with its OpenAPI description: the store API, operations,
-/// the console and each module's routes. Subscriptions carry no request timeout.
-pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
-    let mut timed = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(streams::list_streams))
-        .routes(routes!(streams::append, streams::read_stream))
-        .routes(routes!(streams::read_all))
-        .routes(routes!(ops::health))
-        .routes(routes!(ops::metrics))
-        .routes(routes!(ops::stats))
-        .routes(routes!(ops::openapi))
-        .routes(routes!(ops::list_projections))
-        .routes(routes!(ops::rebuild))
-        .routes(routes!(ops::parked))
-        .routes(routes!(ops::retry))
-        .routes(routes!(console::index))
-        .routes(routes!(console::asset));
+/// Every route of the server with its OpenAPI description and the access it needs: the
+/// store API, operations, the console and each module's routes. Subscriptions carry no
+/// request timeout.
+pub(crate) fn api_router(state: &AppState) -> ModuleRoutes {
+    let mut timed = Routes::<AppState>::new()
+        .route(Role::Read, routes!(streams::list_streams))
+        .route(Role::Write, routes!(streams::append))
+        .route(Role::Read, routes!(streams::read_stream))
+        .route(Role::Read, routes!(streams::read_all))
+        .route(Role::Read, routes!(ops::health))
+        .route(Role::Read, routes!(ops::metrics))
+        .route(Role::Read, routes!(ops::stats))
+        .route(Role::Read, routes!(ops::openapi))
+        .route(Role::Read, routes!(ops::list_projections))
+        .route(Role::Admin, routes!(ops::rebuild))
+        .route(Role::Read, routes!(ops::parked))
+        .route(Role::Admin, routes!(ops::retry))
+        .public(routes!(console::index))
+        .public(routes!(console::asset))
+        .with_state(state.clone());
     for module in state.modules() {
-        timed = timed.merge(module.routes());
+        timed = timed.merge(module.routes(state));
     }
-    timed
-        .layer(middleware::from_fn_with_state(state.clone(), timed_request))
-        .routes(routes!(subscribe::subscribe))
+    timed.router = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(timed.router)
+        .layer(middleware::from_fn_with_state(state.clone(), timed_request));
+    timed.merge(
+        Routes::<AppState>::new()
+            .route(Role::Read, routes!(subscribe::subscribe))
+            .with_state(state.clone()),
+    )
 }
 
 /// The server's router over `state`.
 pub fn app(state: AppState) -> Router {
-    let (router, mut doc) = api_router(&state).split_for_parts();
-    document_common_errors(&mut doc);
+    let ModuleRoutes { router, access } = api_router(&state);
+    let (router, mut doc) = router.split_for_parts();
+    document_common(&mut doc);
     let limits = state.limits();
+    let guard = Guard {
+        tokens: state.tokens().cloned(),
+        access: Arc::new(access),
+    };
     router
         .layer(Extension(Arc::new(doc)))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ))
+        .layer(middleware::from_fn_with_state(guard, auth::require_token))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(
             TraceLayer::new_for_http()
@@ -88,11 +101,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Adds the answers every route can give to every operation's description: 400 for a
-/// malformed parameter or body (where it takes any), 401 and 403 when tokens are
-/// configured.
-fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+/// Adds what every route shares to the description: the bearer-token security scheme,
+/// and the answers every operation can give: 400 for a malformed parameter or body (where
+/// it takes any), 401 and 403 when tokens are configured (but not on public routes), and
+/// the opaque 500.
+fn document_common(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            crate::module::BEARER_SCHEME,
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     let error = |description: &str| {
         ResponseBuilder::new()
             .description(description)
@@ -115,18 +136,27 @@ fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
         for operation in operations.into_iter().flatten() {
             let takes_input = operation.request_body.is_some()
                 || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let public = operation
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().all(|r| *r == Default::default()));
             let responses = &mut operation.responses.responses;
             if takes_input {
                 responses
                     .entry("400".to_owned())
                     .or_insert_with(|| error("Malformed input: `invalid_input`").into());
             }
-            responses
-                .entry("401".to_owned())
-                .or_insert_with(|| error("No bearer token (when tokens are configured)").into());
-            responses
-                .entry("403".to_owned())
-                .or_insert_with(|| error("The token's role is too low for this route").into());
+            if !public {
+                responses.entry("401".to_owned()).or_insert_with(|| {
+                    error("No bearer token (when tokens are configured)").into()
+                });
+                responses.entry("403".to_owned()).or_insert_with(|| {
+                    error("The token's role is below the one this route needs").into()
+                });
+            }
+            responses.entry("500".to_owned()).or_insert_with(|| {
+                error("`internal`: the server failed; the answer holds only an `error_id`").into()
+            });
         }
     }
 }

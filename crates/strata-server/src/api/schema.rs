@@ -1,20 +1,22 @@
-//! Shapes that appear in the OpenAPI document only: the wire forms of requests and
-//! answers whose Rust types are borrowed or hand-serialized.
+//! Shapes that appear in the OpenAPI document only: the wire forms of the store API's
+//! requests and answers whose Rust types are borrowed or hand-serialized, and the error
+//! shape every route (a module's too) answers. No module's shape belongs here: a module
+//! answers typed structs of its own.
 
 #![allow(dead_code)]
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The error shape of every failed request.
+/// The error shape of every failed request; a module documents its errors with it.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorEnvelope {
+pub struct ErrorEnvelope {
     error: ErrorDetail,
 }
 
 /// What went wrong.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
+pub struct ErrorDetail {
     /// A stable code: `invalid_input`, `stream_not_found`, `not_found`,
     /// `wrong_expected_version`, `too_large`, `consistency_timeout`, `unauthorized`,
     /// `forbidden`, a domain rule's code...
@@ -26,6 +28,10 @@ pub(crate) struct ErrorDetail {
     expected: Option<serde_json::Value>,
     /// For `wrong_expected_version`: the stream's actual version.
     actual: Option<u64>,
+    /// For `consistency_timeout`: the position waited for.
+    after: Option<u64>,
+    /// For `internal` (HTTP 500): the id under which the server logged what failed.
+    error_id: Option<String>,
 }
 
 /// An event as stored.

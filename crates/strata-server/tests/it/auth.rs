@@ -122,6 +122,15 @@ fn tokens_files_are_checked_line_by_line() {
     let err = Tokens::parse("lonely\n", "f").unwrap_err().to_string();
     assert!(err.contains("line 1"), "{err}");
     assert!(Tokens::parse("# nothing\n", "f").is_err());
+    // A third word names who holds the token; lines without one keep working.
+    let named = Tokens::parse("a write clerk-7\nb read\n", "f").unwrap();
+    assert_eq!(named.role_of("a"), Some(Role::Write));
+    assert_eq!(named.name_of("a"), Some("clerk-7"));
+    assert_eq!(named.name_of("b"), None);
+    let err = Tokens::parse("a read ann bob\n", "f")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 1"), "{err}");
 }
 
 #[test]

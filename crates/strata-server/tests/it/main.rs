@@ -4,7 +4,6 @@ mod auth;
 mod crash;
 mod ops;
 mod read_side;
-mod shop;
 mod store_api;
 mod subscribe;
 mod support;

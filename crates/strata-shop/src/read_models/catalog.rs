@@ -160,10 +160,17 @@ impl Catalog {
         .optional()
     }
 
-    /// Every product, by sku.
-    pub fn products(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<ProductView>> {
-        conn.prepare_cached(&format!("{SELECT_PRODUCT} ORDER BY sku"))?
-            .query_map([], product_row)?
-            .collect()
+    /// At most `limit` products whose sku sorts after `after` (`""`: from the first), by
+    /// sku.
+    pub fn products(
+        conn: &rusqlite::Connection,
+        after: &str,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<ProductView>> {
+        conn.prepare_cached(&format!(
+            "{SELECT_PRODUCT} AND sku > ?1 ORDER BY sku LIMIT ?2"
+        ))?
+        .query_map(params![after, sql(limit as u64)], product_row)?
+        .collect()
     }
 }

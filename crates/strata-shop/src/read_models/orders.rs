@@ -50,6 +50,8 @@ pub struct OrderLineView {
 pub struct OrderSummary {
     /// The order id.
     pub id: String,
+    /// The global position of the order's creation: the listing's order.
+    pub created_position: u64,
     /// The status.
     pub status: OrderStatus,
     /// How many lines it has.
@@ -231,23 +233,29 @@ impl OrderSummaries {
         }))
     }
 
-    /// The orders of `customer`, oldest first.
+    /// At most `limit` orders of `customer` created after position `after` (0: from the
+    /// first), oldest first.
     pub fn customer_orders(
         conn: &rusqlite::Connection,
         customer: &str,
+        after: u64,
+        limit: usize,
     ) -> rusqlite::Result<Vec<OrderSummary>> {
         let mut statement = conn.prepare_cached(
             "SELECT o.order_id, o.status, o.total,
-                    (SELECT COUNT(*) FROM order_lines l WHERE l.order_id = o.order_id)
-             FROM orders o WHERE o.customer = ?1 ORDER BY o.created_position",
+                    (SELECT COUNT(*) FROM order_lines l WHERE l.order_id = o.order_id),
+                    o.created_position
+             FROM orders o WHERE o.customer = ?1 AND o.created_position > ?2
+             ORDER BY o.created_position LIMIT ?3",
         )?;
         statement
-            .query_map(params![customer], |row| {
+            .query_map(params![customer, sql(after), sql(limit as u64)], |row| {
                 Ok(OrderSummary {
                     id: row.get(0)?,
                     status: status_of(&row.get::<_, String>(1)?)?,
                     total: Money(unsigned(row.get(2)?)),
                     lines: row.get(3)?,
+                    created_position: unsigned(row.get(4)?),
                 })
             })?
             .collect()

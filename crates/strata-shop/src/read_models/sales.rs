@@ -91,16 +91,23 @@ impl SqliteProjection for DailySales {
 }
 
 impl DailySales {
-    /// Every day with sales, oldest first.
-    pub fn days(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<DaySales>> {
-        conn.prepare_cached("SELECT day, orders, revenue FROM daily_sales ORDER BY day")?
-            .query_map([], |row| {
-                Ok(DaySales {
-                    day: row.get(0)?,
-                    orders: unsigned(row.get(1)?),
-                    revenue: Money(unsigned(row.get(2)?)),
-                })
-            })?
-            .collect()
+    /// At most `limit` days with sales after the day `after` (`YYYY-MM-DD`; `""`: from
+    /// the first), oldest first.
+    pub fn days(
+        conn: &rusqlite::Connection,
+        after: &str,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<DaySales>> {
+        conn.prepare_cached(
+            "SELECT day, orders, revenue FROM daily_sales WHERE day > ?1 ORDER BY day LIMIT ?2",
+        )?
+        .query_map(params![after, sql(limit as u64)], |row| {
+            Ok(DaySales {
+                day: row.get(0)?,
+                orders: unsigned(row.get(1)?),
+                revenue: Money(unsigned(row.get(2)?)),
+            })
+        })?
+        .collect()
     }
 }

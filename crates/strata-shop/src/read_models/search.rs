@@ -129,10 +129,12 @@ impl SqliteProjection for ProductSearch {
 }
 
 impl ProductSearch {
-    /// The products matching every word of `text`, best first, at most `limit`.
+    /// The products matching every word of `text`, best first (ties by sku), at most
+    /// `limit` of them after skipping the first `offset`.
     pub fn search(
         conn: &rusqlite::Connection,
         text: &str,
+        offset: usize,
         limit: usize,
     ) -> rusqlite::Result<Vec<SearchHit>> {
         let Some(query) = fts_query(text) else {
@@ -143,18 +145,21 @@ impl ProductSearch {
              FROM search_index JOIN search_products p ON p.id = search_index.rowid
              WHERE search_index MATCH ?1
              ORDER BY rank, p.sku
-             LIMIT ?2",
+             LIMIT ?2 OFFSET ?4",
         )?;
         statement
-            .query_map(params![query, sql(limit as u64), NAME_WEIGHT], |row| {
-                Ok(SearchHit {
-                    sku: row.get(0)?,
-                    name: row.get(1)?,
-                    description: row.get(2)?,
-                    price: Money(unsigned(row.get(3)?)),
-                    score: -row.get::<_, f64>(4)?,
-                })
-            })?
+            .query_map(
+                params![query, sql(limit as u64), NAME_WEIGHT, sql(offset as u64)],
+                |row| {
+                    Ok(SearchHit {
+                        sku: row.get(0)?,
+                        name: row.get(1)?,
+                        description: row.get(2)?,
+                        price: Money(unsigned(row.get(3)?)),
+                        score: -row.get::<_, f64>(4)?,
+                    })
+                },
+            )?
             .collect()
     }
 }

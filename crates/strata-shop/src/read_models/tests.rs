@@ -120,7 +120,7 @@ fn order_summaries_follow_lines_and_statuses() {
 #[test]
 fn a_customer_lists_their_orders_oldest_first() {
     let conn = model(&OrderSummaries, &order_events());
-    let orders = OrderSummaries::customer_orders(&conn, "ada").unwrap();
+    let orders = OrderSummaries::customer_orders(&conn, "ada", 0, 100).unwrap();
     let listed: Vec<_> = orders
         .iter()
         .map(|o| (o.id.as_str(), o.status, o.lines, o.total))
@@ -133,10 +133,18 @@ fn a_customer_lists_their_orders_oldest_first() {
         ]
     );
     assert!(
-        OrderSummaries::customer_orders(&conn, "bob")
+        OrderSummaries::customer_orders(&conn, "bob", 0, 100)
             .unwrap()
             .is_empty()
     );
+    // A page ends where the next one starts: after the last order's creation.
+    let first = OrderSummaries::customer_orders(&conn, "ada", 0, 1).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].id, "o1");
+    let rest =
+        OrderSummaries::customer_orders(&conn, "ada", first[0].created_position, 10).unwrap();
+    let ids: Vec<_> = rest.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, ["o2"]);
 }
 
 #[test]
@@ -215,7 +223,7 @@ fn the_catalog_counts_available_stock() {
     assert_eq!(mug.price, Money(600));
     // received 10, committed 3, reserved 1.
     assert_eq!((mug.on_hand, mug.reserved, mug.available), (7, 1, 6));
-    assert_eq!(Catalog::products(&conn).unwrap(), vec![mug]);
+    assert_eq!(Catalog::products(&conn, "", 100).unwrap(), vec![mug]);
 }
 
 #[test]
@@ -231,7 +239,7 @@ fn stock_without_a_product_is_not_in_the_catalog() {
     )];
     let conn = model(&Catalog, &events);
     assert_eq!(Catalog::product(&conn, "ghost").unwrap(), None);
-    assert!(Catalog::products(&conn).unwrap().is_empty());
+    assert!(Catalog::products(&conn, "", 100).unwrap().is_empty());
 }
 
 #[test]
@@ -256,7 +264,7 @@ fn daily_sales_sum_confirmed_orders_per_utc_day() {
         confirmed(4, "o4", "2026-03-02T00:00:00Z", 1000),
     ];
     let conn = model(&DailySales, &events);
-    let days = DailySales::days(&conn).unwrap();
+    let days = DailySales::days(&conn, "", 100).unwrap();
     let days: Vec<_> = days
         .iter()
         .map(|d| (d.day.as_str(), d.orders, d.revenue))
@@ -302,7 +310,7 @@ fn catalog_products() -> Vec<strata_core::RecordedEvent> {
 fn search_finds_every_word_as_a_prefix_and_ranks_names_first() {
     let conn = model(&ProductSearch, &catalog_products());
     let skus = |q: &str| -> Vec<String> {
-        ProductSearch::search(&conn, q, 10)
+        ProductSearch::search(&conn, q, 0, 10)
             .unwrap()
             .into_iter()
             .map(|h| h.sku)
@@ -322,7 +330,7 @@ fn search_finds_every_word_as_a_prefix_and_ranks_names_first() {
 #[test]
 fn search_scores_and_prices_come_back() {
     let conn = model(&ProductSearch, &catalog_products());
-    let hits = ProductSearch::search(&conn, "coffee", 1).unwrap();
+    let hits = ProductSearch::search(&conn, "coffee", 0, 1).unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].price, Money(300));
     assert!(hits[0].score > 0.0);
@@ -342,7 +350,7 @@ fn search_follows_price_changes() {
         },
     ));
     let conn = model(&ProductSearch, &events);
-    let hits = ProductSearch::search(&conn, "mug", 5).unwrap();
+    let hits = ProductSearch::search(&conn, "mug", 0, 5).unwrap();
     assert_eq!(hits[0].price, Money(42));
 }
 
@@ -360,7 +368,8 @@ fn search_syntax_from_the_caller_never_reaches_fts5() {
         "-mug",
         "^mug",
     ] {
-        ProductSearch::search(&conn, q, 10).unwrap_or_else(|e| panic!("query {q:?} failed: {e}"));
+        ProductSearch::search(&conn, q, 0, 10)
+            .unwrap_or_else(|e| panic!("query {q:?} failed: {e}"));
     }
     assert_eq!(fts_query("a\"b"), Some("\"a\"* \"b\"*".to_owned()));
     assert_eq!(fts_query("  -- "), None);

@@ -13,6 +13,8 @@ use strata_shop::domain::{
 };
 use strata_store::{EventStore, ReadFilter};
 
+use strata_shop::{Page, PageRequest, ShopError};
+
 use crate::support::{Fixture, ctx};
 
 const NOW: Option<Position> = None;
@@ -331,6 +333,27 @@ impl Log {
     }
 }
 
+/// Every item of a listing, read in pages of a few items so that the cursors are used.
+async fn all_pages<T, F, Fut>(mut read: F) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = Result<Page<T>, ShopError>>,
+{
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = read(PageRequest { cursor, limit: 3 })
+            .await
+            .expect("a page");
+        assert!(page.items.len() <= 3);
+        items.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return items,
+        }
+    }
+}
+
 async fn check_read_models(fixture: &Fixture, log: &Log) {
     let shop = &fixture.shop;
 
@@ -362,10 +385,10 @@ async fn check_read_models(fixture: &Fixture, log: &Log) {
     // Per customer, oldest first.
     for (customer, mut ids) in customers {
         ids.sort();
-        let listed = shop
-            .customer_orders(&customer, NOW, WAIT)
-            .await
-            .expect("customer orders");
+        let customer = &customer;
+        let listed =
+            all_pages(|page| async move { shop.customer_orders(customer, &page, NOW, WAIT).await })
+                .await;
         let listed: Vec<_> = listed
             .into_iter()
             .map(|o| (o.id, o.status, o.total, o.lines as usize))
@@ -381,7 +404,7 @@ async fn check_read_models(fixture: &Fixture, log: &Log) {
     }
 
     // The catalog and its stock.
-    let catalog = shop.products(NOW, WAIT).await.expect("catalog");
+    let catalog = all_pages(|page| async move { shop.products(&page, NOW, WAIT).await }).await;
     assert_eq!(catalog.len(), log.products.len());
     for (sku, product) in &log.products {
         let details = product.details.as_ref().expect("created");
@@ -403,13 +426,12 @@ async fn check_read_models(fixture: &Fixture, log: &Log) {
     }
 
     // Daily sales.
-    let sales: BTreeMap<String, (u64, Money)> = shop
-        .daily_sales(NOW, WAIT)
-        .await
-        .expect("daily sales")
-        .into_iter()
-        .map(|d| (d.day, (d.orders, d.revenue)))
-        .collect();
+    let sales: BTreeMap<String, (u64, Money)> =
+        all_pages(|page| async move { shop.daily_sales(&page, NOW, WAIT).await })
+            .await
+            .into_iter()
+            .map(|d| (d.day, (d.orders, d.revenue)))
+            .collect();
     assert_eq!(sales, log.sales);
     let revenue: u64 = sales.values().map(|(_, r)| r.0).sum();
     let confirmed_total: u64 = log
@@ -422,15 +444,20 @@ async fn check_read_models(fixture: &Fixture, log: &Log) {
 
     // Search.
     let hits = shop
-        .search_products("widget", NOW, WAIT)
+        .search_products("widget", &PageRequest::first(10), NOW, WAIT)
         .await
-        .expect("search");
+        .expect("search")
+        .items;
     let skus: Vec<_> = hits.iter().map(|h| h.sku.as_str()).collect();
     // The widget by name first, then the gizmo whose description mentions widgets.
     assert_eq!(skus, ["widget", "gizmo"]);
     for (sku, product) in &log.products {
         let name = &product.details.as_ref().expect("created").name;
-        let hits = shop.search_products(name, NOW, WAIT).await.expect("search");
+        let hits = shop
+            .search_products(name, &PageRequest::first(10), NOW, WAIT)
+            .await
+            .expect("search")
+            .items;
         assert_eq!(
             hits.first().map(|h| h.sku.as_str()),
             Some(sku.as_str()),

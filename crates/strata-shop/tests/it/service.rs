@@ -5,7 +5,7 @@ use std::time::Duration;
 use strata_core::Position;
 use strata_domain::CommandContext;
 use strata_shop::domain::{CancelReason, Money, OrderStatus};
-use strata_shop::{AsOf, ShopError};
+use strata_shop::{AsOf, PAGE_LIMIT, PageRequest, ShopError};
 
 use crate::support::{Fixture, ctx};
 
@@ -57,15 +57,22 @@ async fn reads_wait_for_the_write_they_follow() {
 
     let repriced = shop.change_price("mug", Money(1500), &ctx()).await.unwrap();
     let hits = shop
-        .search_products("stone MUG", Some(repriced.position), WAIT)
+        .search_products(
+            "stone MUG",
+            &PageRequest::first(10),
+            Some(repriced.position),
+            WAIT,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(hits.len(), 1);
     assert_eq!((hits[0].sku.as_str(), hits[0].price), ("mug", Money(1500)));
     assert!(
-        shop.search_products("teapot", None, WAIT)
+        shop.search_products("teapot", &PageRequest::first(10), None, WAIT)
             .await
             .unwrap()
+            .items
             .is_empty()
     );
     fixture.stop().await;
@@ -157,8 +164,15 @@ async fn refusals_carry_their_codes_and_missing_things_are_not_found() {
     not_found(shop.order("o2", None, WAIT).await, "order");
     not_found(shop.product("ghost", None, WAIT).await, "product");
     not_found(shop.order_history("o2").await, "order");
+    // Before its creation an order that exists now was nothing yet; one that never
+    // existed is not found.
+    let before = shop
+        .order_as_of("o1", AsOf::Position(Position(1)))
+        .await
+        .unwrap();
+    assert_eq!((before.order, before.version.0), (None, 0));
     not_found(
-        shop.order_as_of("o1", AsOf::Position(Position(1))).await,
+        shop.order_as_of("o2", AsOf::Position(Position(1))).await,
         "order",
     );
     fixture.stop().await;
@@ -240,13 +254,18 @@ async fn an_order_checks_out_ships_and_keeps_its_history() {
         .await
         .unwrap();
     assert_eq!((mug.available, mug.on_hand, mug.reserved), (1, 1, 0));
-    let listed = shop.customer_orders("ada", None, WAIT).await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].status, OrderStatus::Shipped);
-    let sales = shop
-        .daily_sales(Some(shipped.position), WAIT)
+    let listed = shop
+        .customer_orders("ada", &PageRequest::first(10), None, WAIT)
         .await
         .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.next, None);
+    assert_eq!(listed.items[0].status, OrderStatus::Shipped);
+    let sales = shop
+        .daily_sales(&PageRequest::first(10), Some(shipped.position), WAIT)
+        .await
+        .unwrap()
+        .items;
     assert_eq!(sales.len(), 1);
     assert_eq!((sales[0].orders, sales[0].revenue), (1, Money(2400)));
 
@@ -276,18 +295,25 @@ async fn an_order_checks_out_ships_and_keeps_its_history() {
         .order_as_of("o1", AsOf::Position(created.position))
         .await
         .unwrap();
-    assert_eq!(as_created.order.status, OrderStatus::Draft);
-    assert!(as_created.order.lines.is_empty());
+    let order = as_created.order.expect("created");
+    assert_eq!(order.status, OrderStatus::Draft);
+    assert!(order.lines.is_empty());
     let as_added = shop
         .order_as_of("o1", AsOf::Position(added.position))
         .await
         .unwrap();
-    assert_eq!((as_added.order.total, as_added.version.0), (Money(2400), 2));
+    assert_eq!(
+        (as_added.order.expect("created").total, as_added.version.0),
+        (Money(2400), 2)
+    );
     let as_placed = shop
         .order_as_of("o1", AsOf::Time(history[2].recorded_at))
         .await
         .unwrap();
-    assert_eq!(as_placed.order.status, OrderStatus::Placed);
+    assert_eq!(
+        as_placed.order.expect("created").status,
+        OrderStatus::Placed
+    );
     assert_eq!(as_placed.position, placed.position);
     fixture.stop().await;
 }
@@ -312,5 +338,93 @@ async fn a_cancelled_draft_never_checks_out() {
     assert_eq!(order.cancel_reason, Some(CancelReason::Requested));
     let mug = shop.product("mug", None, WAIT).await.unwrap();
     assert_eq!(mug.available, 3);
+    fixture.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_page_with_a_cursor_and_a_capped_limit() {
+    let fixture = Fixture::start();
+    let shop = &fixture.shop;
+    let mut last = None;
+    for sku in ["a-1", "b 2", "c&3", "d/4", "e%5"] {
+        let created = shop
+            .create_product(sku, &format!("Blue {sku}"), "", Money(100), &ctx())
+            .await
+            .unwrap();
+        last = Some(created.position);
+    }
+    let mut skus = Vec::new();
+    let mut page = PageRequest::first(2);
+    let mut pages = 0;
+    loop {
+        let got = shop.products(&page, last, WAIT).await.unwrap();
+        pages += 1;
+        assert!(got.items.len() <= 2);
+        skus.extend(got.items.into_iter().map(|p| p.sku));
+        match got.next {
+            Some(next) => page.cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(skus, ["a-1", "b 2", "c&3", "d/4", "e%5"]);
+    assert_eq!(pages, 3);
+
+    // Search pages go on by rank.
+    let first = shop
+        .search_products("blue", &PageRequest::first(3), None, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 3);
+    let rest = shop
+        .search_products(
+            "blue",
+            &PageRequest {
+                cursor: first.next.clone(),
+                limit: 3,
+            },
+            None,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!((rest.items.len(), rest.next), (2, None));
+    let mut found: Vec<_> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|h| h.sku.clone())
+        .collect();
+    found.sort();
+    assert_eq!(found, skus);
+
+    // A limit past the cap reads as the cap; a cursor no listing gave out is refused.
+    let capped = shop
+        .products(&PageRequest::first(PAGE_LIMIT * 10), None, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(capped.items.len(), 5);
+    for cursor in ["zz", "abc"] {
+        let bad = PageRequest {
+            cursor: Some(cursor.to_owned()),
+            limit: 2,
+        };
+        let err = shop.products(&bad, None, WAIT).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_cursor", "{cursor}");
+    }
+    let bad = PageRequest {
+        cursor: Some("yesterday".to_owned()),
+        limit: 2,
+    };
+    assert_eq!(
+        shop.daily_sales(&bad, None, WAIT).await.unwrap_err().code(),
+        "invalid_cursor"
+    );
+    assert_eq!(
+        shop.customer_orders("ada", &bad, None, WAIT)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_cursor"
+    );
     fixture.stop().await;
 }

@@ -1,74 +1,16 @@
-//! The shop module: commands, queries with `after=`, idempotency, refusals, time travel.
+//! The shop module: commands, queries with `after=`, idempotency, refusals, time travel,
+//! paging, the actor of a token, and the request time limit.
 
-use std::sync::Arc;
-
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
-use strata_domain::{CommandHandler, MemorySnapshots};
-use strata_projection::{ProcessManagers, Projections};
-use strata_server::{AppState, ReadSide, ShopModule, app};
-use strata_shop::{FakePaymentProvider, Shop};
-use strata_store::{EventStore, MemoryStore};
+use strata_server::{Limits, Tokens};
 
-use crate::support::{Answer, get, send};
-
-/// A server with the shop mounted over an in-memory store, its read models in `dir`.
-pub(crate) struct ShopServer {
-    pub(crate) app: Router,
-    pub(crate) read_side: ReadSide,
-    _dir: tempfile::TempDir,
-}
-
-pub(crate) fn shop_server() -> ShopServer {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-    let handler = Arc::new(CommandHandler::new(
-        store.clone(),
-        Arc::new(MemorySnapshots::new()),
-    ));
-    let projections = Projections::new(store.clone(), dir.path().join("read"));
-    let processes = ProcessManagers::new(store.clone(), dir.path().join("process"));
-    let shop = Shop::new(
-        handler,
-        projections.clone(),
-        &processes,
-        Arc::new(FakePaymentProvider::default()),
-    )
-    .unwrap();
-    projections.start();
-    processes.start();
-    let read_side = ReadSide::new(projections, Some(processes));
-    let state = AppState::builder(store)
-        .projections(Arc::new(read_side.clone()))
-        .module(Arc::new(ShopModule::new(shop)))
-        .build();
-    ShopServer {
-        app: app(state),
-        read_side,
-        _dir: dir,
-    }
-}
-
-async fn command(app: &Router, uri: &str, body: Option<Value>, key: Option<&str>) -> Answer {
-    let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    send(app, request.body(Body::from(body)).unwrap()).await
-}
-
-async fn ok(app: &Router, uri: &str, body: Option<Value>) -> Value {
-    let answer = command(app, uri, body, None).await;
-    assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.text());
-    answer.json()
-}
+use crate::support::{ShopServer, command, get, ok, send};
 
 #[tokio::test]
 async fn an_order_goes_from_draft_to_confirmed_and_reads_back_with_after() {
-    let server = shop_server();
+    let server = ShopServer::start();
     let app = &server.app;
     let created = ok(
         app,
@@ -164,7 +106,7 @@ async fn an_order_goes_from_draft_to_confirmed_and_reads_back_with_after() {
 
 #[tokio::test]
 async fn an_idempotency_key_applies_a_command_once() {
-    let server = shop_server();
+    let server = ShopServer::start();
     let app = &server.app;
     let body = json!({"customer": "c-9"});
     let key = "0190f0c4-8a3e-7d2b-9b1e-3c4d5e6f7a01";
@@ -199,7 +141,7 @@ async fn an_idempotency_key_applies_a_command_once() {
 
 #[tokio::test]
 async fn refusals_are_422_with_the_rule_and_bad_input_is_400() {
-    let server = shop_server();
+    let server = ShopServer::start();
     let app = &server.app;
     ok(app, "/shop/orders/o-2", Some(json!({"customer": "c-2"}))).await;
     let empty = command(app, "/shop/orders/o-2/place", None, None).await;
@@ -277,7 +219,7 @@ async fn refusals_are_422_with_the_rule_and_bad_input_is_400() {
 
 #[tokio::test]
 async fn a_line_is_removed_and_an_order_cancelled() {
-    let server = shop_server();
+    let server = ShopServer::start();
     let app = &server.app;
     ok(
         app,
@@ -311,7 +253,7 @@ async fn a_line_is_removed_and_an_order_cancelled() {
 
 #[tokio::test]
 async fn a_position_beyond_the_log_is_503_consistency_timeout() {
-    let server = shop_server();
+    let server = ShopServer::start();
     let app = &server.app;
     for uri in [
         "/shop/orders/o-1?after=999999&timeout_ms=50",
@@ -336,7 +278,7 @@ async fn a_position_beyond_the_log_is_503_consistency_timeout() {
 
 #[tokio::test]
 async fn the_shop_read_models_are_listed_as_projections() {
-    let server = shop_server();
+    let server = ShopServer::start();
     let list = get(&server.app, "/projections").await.json();
     let names: Vec<&str> = list["projections"]
         .as_array()
@@ -381,35 +323,18 @@ async fn the_shop_read_models_are_listed_as_projections() {
     ] {
         assert!(openapi["paths"].get(path).is_some(), "{path} undocumented");
     }
-    server.read_side.projections().shutdown().await;
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_request_over_the_time_limit_is_503_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-    let handler = Arc::new(CommandHandler::new(
-        store.clone(),
-        Arc::new(MemorySnapshots::new()),
-    ));
-    let projections = Projections::new(store.clone(), dir.path().join("read"));
-    let processes = ProcessManagers::new(store.clone(), dir.path().join("process"));
-    let shop = Shop::new(
-        handler,
-        projections.clone(),
-        &processes,
-        Arc::new(FakePaymentProvider::default()),
-    )
-    .unwrap();
-    projections.start();
-    let app = app(AppState::builder(store)
-        .module(Arc::new(ShopModule::new(shop)))
-        .limits(strata_server::Limits {
+    let server = ShopServer::start_with(|builder| {
+        builder.limits(Limits {
             request_timeout: std::time::Duration::from_millis(100),
-            ..strata_server::Limits::default()
+            ..Limits::default()
         })
-        .build());
-    let answer = get(&app, "/shop/orders/o-1?after=99999&timeout_ms=5000").await;
+    });
+    let answer = get(&server.app, "/shop/orders/o-1?after=99999&timeout_ms=5000").await;
     assert_eq!(
         answer.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -417,5 +342,158 @@ async fn a_request_over_the_time_limit_is_503_timeout() {
         answer.text()
     );
     assert_eq!(answer.code(), "timeout");
-    projections.shutdown().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn listings_page_with_a_cursor_and_a_capped_limit() {
+    let server = ShopServer::start();
+    let app = &server.app;
+    let mut position = 0;
+    for sku in ["a", "b c", "d&e", "f"] {
+        let created = ok(
+            app,
+            &format!(
+                "/shop/products/{}",
+                sku.replace(' ', "%20").replace('&', "%26")
+            ),
+            Some(json!({"name": format!("Blue {sku}"), "price": 100})),
+        )
+        .await;
+        position = created["position"].as_u64().unwrap();
+    }
+    for (customer, order) in [
+        ("ann", "o-1"),
+        ("ann", "o-2"),
+        ("ann", "o-3"),
+        ("bob", "o-4"),
+    ] {
+        let created = ok(
+            app,
+            &format!("/shop/orders/{order}"),
+            Some(json!({"customer": customer})),
+        )
+        .await;
+        position = created["position"].as_u64().unwrap();
+    }
+
+    // Every page but the last names the next; following them gives everything once.
+    let mut skus = Vec::new();
+    let mut uri = format!("/shop/products?limit=3&after={position}");
+    loop {
+        let page = get(app, &uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        let page = page.json();
+        let items = page["products"].as_array().unwrap();
+        assert!(items.len() <= 3, "{page}");
+        skus.extend(items.iter().map(|p| p["sku"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => uri = format!("/shop/products?limit=3&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(skus, ["a", "b c", "d&e", "f"]);
+
+    let first = get(app, "/shop/customers/ann/orders?limit=2").await.json();
+    let ids: Vec<_> = first["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("o-1"), json!("o-2")]);
+    let next = first["next"].as_str().expect("a next page");
+    let rest = get(
+        app,
+        &format!("/shop/customers/ann/orders?limit=2&cursor={next}"),
+    )
+    .await
+    .json();
+    assert_eq!(rest["orders"][0]["id"], "o-3");
+    assert_eq!(rest["next"], Value::Null);
+
+    let search = get(app, "/shop/products?q=blue&limit=3").await.json();
+    assert_eq!(search["products"].as_array().unwrap().len(), 3);
+    let next = search["next"].as_str().expect("more hits");
+    let more = get(app, &format!("/shop/products?q=blue&limit=3&cursor={next}"))
+        .await
+        .json();
+    assert_eq!(more["products"].as_array().unwrap().len(), 1);
+
+    let days = get(app, "/shop/sales/daily?limit=1").await;
+    assert_eq!(days.status, StatusCode::OK, "{}", days.text());
+    assert_eq!(days.json()["next"], Value::Null);
+
+    for uri in [
+        "/shop/products?limit=0",
+        "/shop/products?limit=1001",
+        "/shop/products?cursor=zz",
+        "/shop/customers/ann/orders?cursor=first",
+        "/shop/sales/daily?cursor=monday",
+        "/shop/sales/daily?limit=-1",
+    ] {
+        let answer = get(app, uri).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{uri}: {}",
+            answer.text()
+        );
+        assert_eq!(answer.code(), "invalid_input", "{uri}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_actor_is_the_tokens_name_with_tokens_and_the_header_without() {
+    let tokens = Tokens::parse("w-token write clerk-7\nr-token read\n", "tokens").unwrap();
+    let server = ShopServer::start_with(|builder| builder.tokens(Some(tokens)));
+    let app = &server.app;
+    let post = |uri: &str, token: &str, actor: Option<&str>| {
+        let mut request = Request::post(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(actor) = actor {
+            request = request.header("x-actor", actor);
+        }
+        request
+            .body(Body::from(json!({"customer": "ann"}).to_string()))
+            .unwrap()
+    };
+    let created = send(app, post("/shop/orders/o-1", "w-token", None)).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    assert_eq!(
+        send(app, post("/shop/orders/o-2", "r-token", None))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let claimed = send(app, post("/shop/orders/o-3", "w-token", Some("boss"))).await;
+    assert_eq!(
+        claimed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        claimed.text()
+    );
+    let history = send(
+        app,
+        Request::get("/shop/orders/o-1/history")
+            .header(header::AUTHORIZATION, "Bearer r-token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.text());
+    assert_eq!(history.json()["events"][0]["actor"], "clerk-7");
+    server.stop().await;
+
+    let open = ShopServer::start();
+    let request = Request::post("/shop/orders/o-1")
+        .header("x-actor", "ann's assistant")
+        .body(Body::from(json!({"customer": "ann"}).to_string()))
+        .unwrap();
+    assert_eq!(send(&open.app, request).await.status, StatusCode::OK);
+    let history = get(&open.app, "/shop/orders/o-1/history").await.json();
+    assert_eq!(history["events"][0]["actor"], "ann's assistant");
+    open.stop().await;
 }
