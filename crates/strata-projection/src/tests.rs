@@ -272,7 +272,7 @@ fn leftover_files_are_removed_and_named_ones_kept() {
 
 #[test]
 fn names_become_file_names_so_they_are_checked() {
-    use crate::host::validate_name;
+    use crate::registry::validate_name;
     assert!(validate_name("order_summaries").is_ok());
     assert!(validate_name("v2").is_ok());
     assert!(validate_name("").is_err());

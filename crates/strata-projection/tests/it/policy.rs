@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use strata_core::Position;
-use strata_projection::{FailurePolicy, ProjectionError, RunnerState};
+use strata_projection::{FailurePolicy, ProjectionError, RunnerState, StopCause};
 
 use crate::support::{
     Counter, Fixture, Kind, WAIT, append, both_stores, eventually, expected_model, query_model,
@@ -38,16 +38,15 @@ async fn stop_keeps_what_came_before_and_stops(kind: Kind) {
     host.start();
     let err = host.wait_for("counter", after, WAIT).await.unwrap_err();
     match err {
-        ProjectionError::Failed {
+        ProjectionError::Stopped {
             name,
-            position,
-            error,
+            cause: StopCause::PoisonEvent { position, error },
         } => {
             assert_eq!(name, "counter");
             assert_eq!(position, poison);
             assert!(error.contains("poison at"), "{error}");
         }
-        other => panic!("expected Failed, got {other}"),
+        other => panic!("expected Stopped on a poison event, got {other}"),
     }
     let status = host.status().remove(0);
     assert_eq!(status.state, RunnerState::Failed);
@@ -70,7 +69,7 @@ async fn stop_keeps_what_came_before_and_stops(kind: Kind) {
 
     // After a fix, a restart resumes from the checkpoint.
     counter.refuse.store(false, Ordering::SeqCst);
-    host.restart("counter").await.unwrap();
+    host.restart("counter").unwrap();
     host.wait_for("counter", after, WAIT).await.unwrap();
     assert_eq!(
         query_model(&host, "counter").await,
