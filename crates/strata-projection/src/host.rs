@@ -26,6 +26,7 @@ use crate::registry::{Registry, validate_name};
 use crate::runner::GenerationSink;
 use crate::{
     ParkedEvent, ProjectionError, ProjectionStatus, RebuildStatus, RunnerState, SqliteProjection,
+    StopCause,
 };
 
 /// The host of a set of SQLite projections over one event store.
@@ -478,9 +479,16 @@ impl Host {
         let name = projection.name();
         let meta = self.meta()?;
         let entry = meta.get(name)?;
+        // NOTE: never the number of a given-up generation whose file may still be on its
+        // way out (it goes when its last handle drops): that would remove the new file.
+        let given_up = slot
+            .failed_rebuild
+            .lock()
+            .as_ref()
+            .map_or(0, |failed| failed.generation + 1);
         let id = GenerationId {
             version: projection.version(),
-            generation: entry.next_generation(),
+            generation: entry.next_generation().max(given_up),
         };
         let generation = Arc::new(Generation::new(
             name,
@@ -532,7 +540,12 @@ impl Host {
     /// Gives up a generation being built whose runner stopped for good: the metadata
     /// stops naming it, its file goes, and the status keeps what happened. The answering
     /// generation is untouched.
-    pub(crate) async fn give_up(&self, slot: &Slot, generation: &Arc<Generation>) {
+    pub(crate) async fn give_up(
+        &self,
+        slot: &Slot,
+        generation: &Arc<Generation>,
+        cause: &StopCause,
+    ) {
         let name = generation.name;
         let active = slot.active.borrow().id;
         let entry = Entry {
@@ -551,7 +564,11 @@ impl Host {
         if let Err(err) = forgotten {
             tracing::warn!(projection = name, error = %err, "cannot forget a failed rebuild");
         }
-        *slot.failed_rebuild.lock() = Some(rebuild_status(generation, self.registry.head()));
+        let mut failed = rebuild_status(generation, self.registry.head());
+        failed.state = RunnerState::Failed;
+        failed.last_error = Some(cause.to_string());
+        failed.stopped_by = Some(cause.clone());
+        *slot.failed_rebuild.lock() = Some(failed);
         *slot.building.lock() = None;
         generation.retire();
         tracing::warn!(

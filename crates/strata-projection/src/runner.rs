@@ -88,9 +88,11 @@ impl Sink for GenerationSink {
         Ok(())
     }
 
-    async fn ended(&self, failed: bool) {
-        if failed && self.slot.is_building(&self.generation) {
-            self.host.give_up(&self.slot, &self.generation).await;
+    async fn ended(&self, failed: Option<&StopCause>) {
+        if let Some(cause) = failed
+            && self.slot.is_building(&self.generation)
+        {
+            self.host.give_up(&self.slot, &self.generation, cause).await;
         }
         if self.generation.is_retired() {
             self.generation.close_writer().await;

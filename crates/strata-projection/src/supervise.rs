@@ -62,9 +62,10 @@ pub(crate) trait Sink: Send + Sync + 'static {
     async fn caught_up(&self) -> Result<(), Exit> {
         Ok(())
     }
-    /// Called once when the runner ends (stopped or failed), before it gives up the
-    /// right to run.
-    async fn ended(&self, failed: bool) {
+    /// Called once when the runner ends, before it gives up the right to run: `failed`
+    /// is the cause it stopped on for good, if it did. It runs before the lane says
+    /// `failed`, so whoever waits on the lane sees the sink's clean-up done.
+    async fn ended(&self, failed: Option<&StopCause>) {
         let _ = failed;
     }
 }
@@ -74,7 +75,7 @@ pub(crate) async fn supervise<S: Sink>(store: Arc<dyn EventStore>, sink: Arc<S>)
     let lane = sink.lane();
     let mut stop = lane.stop_signal();
     let mut backoff = Backoff::new();
-    let mut failed = false;
+    let mut failed = None;
     loop {
         if *stop.borrow() {
             break;
@@ -87,8 +88,7 @@ pub(crate) async fn supervise<S: Sink>(store: Arc<dyn EventStore>, sink: Arc<S>)
             Exit::Stop => break,
             Exit::Failed(cause) => {
                 tracing::error!(runner = sink.name(), %cause, "runner stopped until restarted");
-                lane.fail(cause);
-                failed = true;
+                failed = Some(cause);
                 break;
             }
             Exit::Retry(err) => {
@@ -103,13 +103,14 @@ pub(crate) async fn supervise<S: Sink>(store: Arc<dyn EventStore>, sink: Arc<S>)
             }
         }
     }
-    if !failed {
-        lane.update(|info| {
+    sink.ended(failed.as_ref()).await;
+    match failed {
+        Some(cause) => lane.fail(cause),
+        None => lane.update(|info| {
             info.state = RunnerState::Stopped;
             info.retrying = false;
-        });
+        }),
     }
-    sink.ended(failed).await;
     lane.release();
 }
 
