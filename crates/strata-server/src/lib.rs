@@ -28,7 +28,9 @@ pub use error::{ApiError, ApiResult, CONSISTENCY_TIMEOUT, INVALID_INPUT, TOO_LAR
 pub use extract::{Body, JsonBody, Path, Query, json_error, parse_json};
 pub use metrics::{LatencyBucket, Stats, StatsSnapshot};
 pub use module::Module;
-pub use projections::{ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus};
+pub use projections::{
+    ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, RunnerStatus,
+};
 pub use read_side::ReadSide;
 pub use serve::{SHUTDOWN_GRACE, ServeError, check_exposure, serve};
 pub use shop::ShopModule;
