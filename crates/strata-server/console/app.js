@@ -214,11 +214,12 @@ async function loadProjections() {
     const rows = body.projections.map((p) => el('tr', { 'data-projection': p.name },
       el('td', { class: 'mono' }, p.name),
       el('td', { class: 'muted' }, p.kind === 'process_manager' ? 'process manager' : 'projection v' + p.version),
-      el('td', { class: 'state-' + p.state }, p.state.replace('_', ' ') + (p.last_error ? ' — ' + p.last_error : '')),
+      el('td', { class: 'state-' + p.state }, p.state.replace('_', ' ') + (p.last_error ? ' — ' + p.last_error : '')
+        + (p.rebuild && p.rebuild.state === 'failed' ? ' (rebuild failed: ' + p.rebuild.last_error + ')' : '')),
       el('td', { class: 'num' }, p.checkpoint),
       el('td', { class: 'num' }, p.lag_events + ' ev / ' + p.lag_seconds.toFixed(1) + ' s'),
-      el('td', { class: 'num' }, p.parked),
-      el('td', {}, ...(p.kind === 'projection' ? [
+      el('td', { class: 'num' }, p.kind === 'projection' ? p.parked : ''),
+      el('td', {}, ...(p.rebuildable ? [
         el('button', { class: 'rebuild', onclick: () => rebuild(p.name) }, 'rebuild'), ' ',
         el('button', { class: 'show-parked', onclick: () => showParked(p.name) }, 'parked'),
       ] : []))));

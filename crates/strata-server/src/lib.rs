@@ -41,7 +41,9 @@ pub use extract::{Body, JsonBody, Path, Query, json_error, parse_json};
 pub use freshness::{DEFAULT_WAIT, FreshQuery, Freshness};
 pub use metrics::{LatencyBucket, Stats, StatsSnapshot};
 pub use module::{Module, ModuleRoutes, ModuleState, Routes};
-pub use projections::{ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus};
+pub use projections::{
+    ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, RunnerStatus,
+};
 pub use read_side::ReadSide;
 pub use serve::{SHUTDOWN_GRACE, ServeError, check_exposure, serve};
 pub use state::{AppState, AppStateBuilder, DEFAULT_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT, Limits};
