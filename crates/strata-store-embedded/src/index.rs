@@ -180,6 +180,11 @@ impl Index {
         out
     }
 
+    /// How many events the store holds (fewer than `head` after an accepted loss).
+    pub(crate) fn events(&self) -> u64 {
+        self.segments.iter().map(|s| s.offsets.len() as u64).sum()
+    }
+
     /// Finds the segment holding `position`.
     pub(crate) fn segment_of(&self, position: u64) -> Option<usize> {
         let i = self

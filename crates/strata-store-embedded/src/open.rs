@@ -9,12 +9,14 @@ use std::sync::Arc;
 
 use strata_store::StoreError;
 
+use crate::LostData;
 use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header, segment_header};
 use crate::index::{
     Index, SegmentIndexFile, SegmentInfo, index_path, read_index_file, write_index_file,
 };
+use crate::mark::{Mark, mark_path, read_mark, write_mark};
 use crate::scan::{TailMode, scan_segment};
-use crate::store::TornTail;
+use crate::store::{LostEvents, TornTail};
 
 /// Whether the opener may repair and write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,10 @@ pub(crate) struct Loaded {
     pub(crate) torn_tail: Option<TornTail>,
     /// Per event of the last segment: stream id and event id (for sealing it later).
     pub(crate) active_meta: Vec<(u32, [u8; 16])>,
+    /// The high-water mark as the store stands after opening.
+    pub(crate) mark: Mark,
+    /// Acknowledged events accepted as lost while opening.
+    pub(crate) lost: Vec<LostEvents>,
 }
 
 /// The file name of the segment whose first position is `first_position`.
@@ -89,11 +95,42 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(format!("cannot fsync directory {}", dir.display()), e))
 }
 
-/// Loads every segment of `dir`.
-pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
+/// Loads every segment of `dir`. When opening for writing, compares the log with the
+/// high-water mark before repairing anything: a torn batch past the mark is cut, lost
+/// acknowledged events refuse the open unless `lost_data` accepts them.
+pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Loaded, StoreError> {
+    let accept = access == Access::Write && lost_data == LostData::Accept;
+    let mut lost = Vec::new();
+    // Whether the mark must be rewritten before the store is used.
+    let mut mark_dirty = false;
+    let mut mark = match read_mark(dir) {
+        Ok(mark) => mark.unwrap_or_default(),
+        Err(reason) if access == Access::ReadOnly => {
+            tracing::warn!(file = %mark_path(dir).display(), %reason, "ignoring a damaged high-water mark");
+            Mark::default()
+        }
+        Err(reason) if accept => {
+            tracing::warn!(file = %mark_path(dir).display(), %reason, "rebuilding a damaged high-water mark from the log, as asked");
+            mark_dirty = true;
+            Mark::default()
+        }
+        Err(reason) => {
+            return Err(StoreError::Corrupt {
+                file: mark_path(dir),
+                offset: 0,
+                reason: format!(
+                    "{reason}: the store cannot tell which events it acknowledged; \
+                     `strata verify` lists what the log holds, and opening with \
+                     the accept-data-loss option rebuilds the mark from the log"
+                ),
+            });
+        }
+    };
     let mut segments = list_segments(dir)?;
     let mut index = Index::default();
     let mut torn_tail = None;
+    // A last segment whose header never reached the disk, to be written again.
+    let mut blank_last = None;
     let mut active_meta = Vec::new();
     if segments.is_empty() {
         if access == Access::ReadOnly {
@@ -101,9 +138,15 @@ pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
                 index,
                 torn_tail,
                 active_meta,
+                mark,
+                lost,
             });
         }
-        create_segment(dir, 1)?;
+        if mark.high_water > 0 && !accept {
+            return Err(lost_error(dir.to_owned(), 0, 1, mark.high_water, 0));
+        }
+        // After an accepted loss of every segment, positions continue above the mark.
+        create_segment(dir, mark.high_water + 1)?;
         segments = list_segments(dir)?;
     }
     let count = segments.len();
@@ -124,7 +167,7 @@ pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
             let blank = header.iter().all(|&b| b == 0);
             if is_last && (len < SEGMENT_HEADER_LEN || blank) {
                 if access == Access::Write {
-                    let (_, _) = create_segment(dir, first)?;
+                    blank_last = Some(first);
                     torn_tail = Some(TornTail {
                         file: path.clone(),
                         offset: 0,
@@ -151,14 +194,35 @@ pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
             });
         }
         if header_first != index.head + 1 {
-            return Err(StoreError::Corrupt {
-                file: path,
-                offset: 0,
-                reason: format!(
-                    "segment starts at position {header_first} but {} was expected",
-                    index.head + 1
-                ),
-            });
+            let (from, to) = (index.head + 1, header_first.saturating_sub(1));
+            let known = header_first > from && mark.has_gap(from, to);
+            if header_first > from && !known && accept {
+                tracing::error!(
+                    file = %path.display(),
+                    first = from,
+                    last = to,
+                    "accepting the loss of events whose segment is missing, as asked"
+                );
+                mark.gaps.push((from, to));
+                mark_dirty = true;
+                lost.push(LostEvents {
+                    file: path.clone(),
+                    offset: 0,
+                    first_position: from,
+                    last_position: to,
+                });
+            } else if !known {
+                return Err(StoreError::Corrupt {
+                    file: path,
+                    offset: 0,
+                    reason: format!(
+                        "segment starts at position {header_first} but {} was expected",
+                        index.head + 1
+                    ),
+                });
+            }
+            // Positions accepted as lost are never given out again.
+            index.head = to;
         }
         index.segments.push(SegmentInfo {
             first_position: first,
@@ -176,6 +240,9 @@ pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
             (true, Access::Write) => TailMode::Last,
             (true, Access::ReadOnly) => TailMode::Following,
         };
+        if blank_last.is_some() {
+            continue;
+        }
         let scan_file = index.segments.last().map(|s| s.file.clone());
         let Some(scan_file) = scan_file else { continue };
         let mut meta = Vec::new();
@@ -200,13 +267,6 @@ pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
         }
         if let Some(offset) = end.torn_at {
             let file_len = scan_file.metadata().map(|m| m.len()).unwrap_or(offset);
-            truncate(&path, offset)?;
-            tracing::warn!(
-                file = %path.display(),
-                offset,
-                bytes = file_len - offset,
-                "cut a torn last batch left by an interrupted write; it was never acknowledged"
-            );
             torn_tail = Some(TornTail {
                 file: path.clone(),
                 offset,
@@ -222,11 +282,110 @@ pub(crate) fn load(dir: &Path, access: Access) -> Result<Loaded, StoreError> {
             }
         }
     }
+    if access == Access::ReadOnly {
+        return Ok(Loaded {
+            index,
+            torn_tail,
+            active_meta,
+            mark,
+            lost,
+        });
+    }
+    // Nothing was changed on disk so far: decide before repairing.
+    let missing = mark.high_water > index.head;
+    if missing {
+        let (file, offset) = match (&torn_tail, index.segments.last()) {
+            (Some(torn), _) => (torn.file.clone(), torn.offset),
+            (None, Some(last)) => (last.path.to_path_buf(), last.len),
+            (None, None) => (dir.to_owned(), 0),
+        };
+        if !accept {
+            return Err(lost_error(
+                file,
+                offset,
+                index.head + 1,
+                mark.high_water,
+                index.head,
+            ));
+        }
+        tracing::error!(
+            file = %file.display(),
+            offset,
+            first = index.head + 1,
+            last = mark.high_water,
+            "accepting the loss of acknowledged events, as asked"
+        );
+        lost.push(LostEvents {
+            file,
+            offset,
+            first_position: index.head + 1,
+            last_position: mark.high_water,
+        });
+    }
+    if let Some(first) = blank_last {
+        create_segment(dir, first)?;
+    } else if let Some(torn) = &torn_tail {
+        truncate(&torn.file, torn.offset)?;
+        if !missing {
+            tracing::warn!(
+                file = %torn.file.display(),
+                offset = torn.offset,
+                bytes = torn.bytes,
+                "cut a torn last batch left by an interrupted write; it was never acknowledged"
+            );
+        }
+    }
+    if missing {
+        // The cut segment is sealed where it ends now; the next one starts above the
+        // mark, so no lost position is ever given out again.
+        if let Some(last) = index.segments.last() {
+            let path = last.path.clone();
+            if let Err(e) = write_segment_index(&index, &path, &active_meta) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot write segment index");
+            }
+        }
+        mark.gaps.push((index.head + 1, mark.high_water));
+        let next = mark.high_water + 1;
+        let (path, _) = create_segment(dir, next)?;
+        index.segments.push(SegmentInfo {
+            first_position: next,
+            path: Arc::from(path.as_path()),
+            file: Arc::new(open_file(&path)?),
+            offsets: Vec::new(),
+            fingerprints: Vec::new(),
+            len: SEGMENT_HEADER_LEN,
+        });
+        index.head = mark.high_water;
+        active_meta.clear();
+        mark_dirty = true;
+        // What was cut had been acknowledged: it is reported as lost, not as torn.
+        torn_tail = None;
+    }
+    if mark_dirty {
+        write_mark(dir, &mark)?;
+    }
     Ok(Loaded {
         index,
         torn_tail,
         active_meta,
+        mark,
+        lost,
     })
+}
+
+/// The error for acknowledged events that the log no longer holds.
+fn lost_error(file: PathBuf, offset: u64, first: u64, last: u64, head: u64) -> StoreError {
+    StoreError::Corrupt {
+        file,
+        offset,
+        reason: format!(
+            "acknowledged events at positions {first} to {last} are missing: the log ends at \
+             position {head} but the high-water mark records {last} as acknowledged; nothing \
+             was changed (opening with the accept-data-loss option cuts the log here and \
+             continues at position {})",
+            last + 1
+        ),
+    }
 }
 
 fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
@@ -356,8 +515,18 @@ pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError>
             break;
         };
         if first != index.head + 1 {
-            // The writer has not finished the previous segment as far as we can see yet.
-            break;
+            // Either the writer has not finished the previous segment as far as we can see
+            // yet, or the positions between were accepted as lost when it opened.
+            let (from, to) = (index.head + 1, first.saturating_sub(1));
+            let accepted = first > from
+                && read_mark(dir)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|mark| mark.has_gap(from, to));
+            if !accepted {
+                break;
+            }
+            index.head = to;
         }
         let file = open_file(&path)?;
         let mut header = [0u8; SEGMENT_HEADER_LEN as usize];

@@ -30,6 +30,9 @@ use crate::writer::{Append, Request};
 pub struct OpenReport {
     /// A torn last batch that was cut off, if there was one.
     pub torn_tail: Option<TornTail>,
+    /// Acknowledged events found missing and accepted as lost (only when opened with
+    /// [`crate::LostData::Accept`]); their positions are never given out again.
+    pub lost: Vec<LostEvents>,
     /// Segment files in the store.
     pub segments: usize,
     /// Events in the store.
@@ -45,6 +48,20 @@ pub struct TornTail {
     pub offset: u64,
     /// How many bytes were cut.
     pub bytes: u64,
+}
+
+/// Acknowledged events the log no longer holds: the store's high-water mark records them
+/// as acknowledged but the log ends before them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostEvents {
+    /// The file where the log ends (or the missing segment's successor).
+    pub file: PathBuf,
+    /// Where in that file the log ends.
+    pub offset: u64,
+    /// The first lost position.
+    pub first_position: u64,
+    /// The last lost position.
+    pub last_position: u64,
 }
 
 /// One append of [`EmbeddedStore::append_batch`].
@@ -213,7 +230,7 @@ impl EmbeddedStore {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StoreError::io(format!("cannot create {}", dir.display()), e))?;
         let lock = crate::lock::acquire(&dir)?;
-        let loaded = load(&dir, Access::Write)?;
+        let loaded = load(&dir, Access::Write, options.lost_data)?;
         let (path, len) = {
             let last = loaded.index.segments.last().ok_or(StoreError::Closed)?;
             (last.path.clone(), last.len)
@@ -224,8 +241,9 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))?;
         let report = OpenReport {
             torn_tail: loaded.torn_tail,
+            lost: loaded.lost,
             segments: loaded.index.segments.len(),
-            events: loaded.index.head,
+            events: loaded.index.events(),
         };
         let shared = Arc::new(Shared::new(dir, options, loaded.index));
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -236,6 +254,7 @@ impl EmbeddedStore {
             path.to_path_buf(),
             len,
             loaded.active_meta,
+            loaded.mark,
         )
         .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
         Ok(Self {
@@ -261,11 +280,12 @@ impl EmbeddedStore {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
-        let loaded = load(&dir, Access::ReadOnly)?;
+        let loaded = load(&dir, Access::ReadOnly, options.lost_data)?;
         let report = OpenReport {
             torn_tail: None,
+            lost: Vec::new(),
             segments: loaded.index.segments.len(),
-            events: loaded.index.head,
+            events: loaded.index.events(),
         };
         let shared = Arc::new(Shared::new(dir, options, loaded.index));
         let weak = Arc::downgrade(&shared);
@@ -606,6 +626,16 @@ impl EmbeddedStore {
                 };
                 let info = &index.segments[segment];
                 let from_i = (next - info.first_position) as usize;
+                if from_i >= info.offsets.len() {
+                    // Positions accepted as lost hold no event: go on at the next segment.
+                    match index.segments.get(segment + 1) {
+                        Some(after) => {
+                            next = after.first_position;
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
                 let last_pos = scan_end.min(info.first_position + info.offsets.len() as u64 - 1);
                 let to_i = (last_pos - info.first_position) as usize;
                 let base = u64::from(info.offsets[from_i]);

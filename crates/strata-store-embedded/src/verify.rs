@@ -10,6 +10,7 @@ use strata_store::StoreError;
 
 use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header};
 use crate::index::{Index, SegmentInfo, index_path, read_index_file};
+use crate::mark::{mark_path, read_mark};
 use crate::open::{list_segments, open_file};
 use crate::scan::{ScannedRecord, TailMode, scan_segment};
 use crate::store::TornTail;
@@ -38,8 +39,12 @@ pub struct VerifyReport {
     pub streams: u64,
     /// Index files checked against the log.
     pub index_files: usize,
-    /// An incomplete last batch (a crash mid-write); the next writer truncates it.
+    /// An incomplete last batch (a crash mid-write) past the high-water mark: never
+    /// acknowledged; the next writer truncates it.
     pub torn_tail: Option<TornTail>,
+    /// The high-water mark: every position up to it was acknowledged (0 when the store
+    /// has no mark). The log ending below it is a problem: acknowledged events are lost.
+    pub high_water: u64,
     /// Everything that is wrong; empty when the store is intact.
     pub problems: Vec<Problem>,
 }
@@ -67,6 +72,18 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         segments: segments.len(),
         ..VerifyReport::default()
     };
+    let mark = match read_mark(dir) {
+        Ok(mark) => mark.unwrap_or_default(),
+        Err(reason) => {
+            report.problems.push(problem(
+                &mark_path(dir),
+                0,
+                format!("{reason}: the store cannot tell which events it acknowledged"),
+            ));
+            crate::mark::Mark::default()
+        }
+    };
+    report.high_water = mark.high_water;
     let mut index = Index::default();
     // Whether the previous segment was damaged, so the next one does not follow on.
     let mut damaged = false;
@@ -103,7 +120,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
             }
             continue;
         }
-        if first != index.head + 1 {
+        if first > index.head + 1 && mark.has_gap(index.head + 1, first - 1) {
+            // Positions an operator accepted as lost: the streams go on after them.
+            index.head = first - 1;
+        } else if first != index.head + 1 {
             // A gap right after reported damage is that damage, not a second problem.
             if !damaged {
                 report.problems.push(problem(
@@ -183,6 +203,30 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         }
     }
     report.streams = index.streams.len() as u64;
+    if mark.high_water > index.head && !damaged {
+        let (file, offset) = match (&report.torn_tail, index.segments.last()) {
+            (Some(torn), _) => (torn.file.clone(), torn.offset),
+            (None, Some(last)) => (
+                last.path.to_path_buf(),
+                last.file.metadata().map(|m| m.len()).unwrap_or(0),
+            ),
+            (None, None) => (dir.to_owned(), 0),
+        };
+        // What was cut there had been acknowledged: it is not a harmless torn tail.
+        report.torn_tail = None;
+        report.problems.push(problem(
+            &file,
+            offset,
+            format!(
+                "acknowledged events at positions {} to {} are missing: the log ends at \
+                 position {} but the high-water mark records {} as acknowledged",
+                index.head + 1,
+                mark.high_water,
+                index.head,
+                mark.high_water
+            ),
+        ));
+    }
     Ok(report)
 }
 

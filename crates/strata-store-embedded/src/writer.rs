@@ -9,6 +9,10 @@
 //!
 //! A failed write or fdatasync poisons the store: it is never retried, every batch not yet
 //! synced fails, and appends are refused until the store is reopened.
+//!
+//! The syncer also keeps the high-water mark (see `mark`) close behind what it has
+//! acknowledged: after answering, at most every [`MARK_INTERVAL`], when a segment is
+//! sealed and when the store closes; never before an answer, so it costs no latency.
 
 use std::collections::VecDeque;
 
@@ -17,6 +21,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
 use strata_store::{AppendCheck, AppendResult, StoreError, check_append};
@@ -25,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::Durability;
 use crate::format::{RecordParts, SEGMENT_HEADER_LEN, begin_batch, encode_record, finish_batch};
 use crate::index::{Index, SegmentInfo};
+use crate::mark::{Mark, write_mark};
 use crate::open::{create_segment, open_file, write_segment_index};
 use crate::read::{NameCache, decode, read_range};
 use crate::store::Shared;
@@ -35,6 +42,10 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 const MAX_BATCH_REQUESTS: usize = 8192;
 /// Written batches the writer may be ahead of the syncer.
 const SYNC_QUEUE: usize = 4;
+/// The longest the high-water mark stays behind acknowledged events while the store is
+/// open (a crash loses the mark's lag, never events: it only narrows what opening can
+/// tell apart).
+const MARK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One append: a stream, an expectation and its events.
 pub(crate) struct Append {
@@ -160,12 +171,16 @@ pub(crate) fn spawn(
     path: PathBuf,
     len: u64,
     active_meta: Vec<(u32, [u8; 16])>,
+    mark: Mark,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE);
     let syncer = Syncer {
         shared: shared.clone(),
         rx: sync_rx,
         active_meta,
+        mark,
+        mark_written_at: Instant::now(),
+        last_file: None,
     };
     let syncer = std::thread::Builder::new()
         .name("strata-syncer".to_owned())
@@ -483,12 +498,32 @@ struct Syncer {
     rx: std::sync::mpsc::Receiver<SyncMsg>,
     /// Stream id and event id of each published event of the active segment.
     active_meta: Vec<(u32, [u8; 16])>,
+    /// The mark as last written.
+    mark: Mark,
+    mark_written_at: Instant,
+    /// The segment of the latest published batch: synced before the mark covers it when
+    /// batches are not synced on their own ([`Durability::None`]).
+    last_file: Option<(Arc<File>, Arc<Path>)>,
 }
 
 impl Syncer {
     fn run(mut self) {
         let mut pending: Vec<Written> = Vec::new();
-        while let Ok(msg) = self.rx.recv() {
+        loop {
+            let received = if self.mark_behind() {
+                let wait = MARK_INTERVAL.saturating_sub(self.mark_written_at.elapsed());
+                match self.rx.recv_timeout(wait) {
+                    Ok(msg) => Some(msg),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.update_mark();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                }
+            } else {
+                self.rx.recv().ok()
+            };
+            let Some(msg) = received else { break };
             let mut next = Some(msg);
             // Take every batch already written: one fdatasync covers them all.
             while let Some(msg) = next.take() {
@@ -505,6 +540,52 @@ impl Syncer {
                 }
             }
             self.complete(std::mem::take(&mut pending));
+            if self.mark_written_at.elapsed() >= MARK_INTERVAL {
+                self.update_mark();
+            }
+        }
+        // A clean stop: the mark records everything acknowledged.
+        self.update_mark();
+    }
+
+    /// Whether acknowledged events are not yet covered by the mark.
+    fn mark_behind(&self) -> bool {
+        self.shared.index.read().head > self.mark.high_water
+    }
+
+    /// Writes the mark up to everything published. Every published batch is durable
+    /// (fdatasync'd before publishing) unless batches are not synced, in which case the
+    /// segment is synced first. A failure to write the mark leaves the old one, which is
+    /// still true, and is retried later.
+    fn update_mark(&mut self) {
+        self.mark_written_at = Instant::now();
+        let head = self.shared.index.read().head;
+        if head <= self.mark.high_water {
+            return;
+        }
+        if self.shared.options.durability == Durability::None {
+            if self.shared.poison_error().is_some() {
+                return;
+            }
+            if let Some((file, path)) = &self.last_file
+                && let Err(e) = file.sync_data()
+            {
+                self.shared.poison(&StoreError::io(
+                    format!("cannot fdatasync {}", path.display()),
+                    e,
+                ));
+                return;
+            }
+        }
+        let next = Mark {
+            high_water: head,
+            gaps: self.mark.gaps.clone(),
+        };
+        match write_mark(&self.shared.dir, &next) {
+            Ok(()) => self.mark = next,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the high-water mark; the previous one stands")
+            }
         }
     }
 
@@ -554,6 +635,9 @@ impl Syncer {
                 if let Some(segment) = index.segments.last_mut() {
                     segment.len = segment.len.max(batch.end);
                 }
+                if !batch.staged.is_empty() {
+                    self.last_file = Some((batch.file.clone(), batch.path.clone()));
+                }
             }
             index.head
         };
@@ -564,6 +648,8 @@ impl Syncer {
     }
 
     fn seal(&mut self, path: &Path) {
+        // The mark covers the sealed segment before the next one is started.
+        self.update_mark();
         let index = self.shared.index.read();
         if let Err(e) = write_segment_index(&index, path, &self.active_meta) {
             tracing::warn!(file = %path.display(), error = %e, "cannot write segment index; it will be rebuilt on open");
