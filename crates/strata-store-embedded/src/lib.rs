@@ -8,6 +8,7 @@
 mod bloom;
 mod format;
 mod index;
+mod io;
 mod lock;
 mod mark;
 mod open;

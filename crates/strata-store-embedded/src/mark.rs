@@ -13,12 +13,11 @@
 //! (temp file, fsync, rename, fsync of the directory), so a crash leaves the old mark or
 //! the new one, never a mix.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use strata_store::StoreError;
 
+use crate::io::Fs;
 use crate::open::sync_dir;
 
 /// The mark's file name inside the data directory.
@@ -52,8 +51,8 @@ pub(crate) fn mark_path(dir: &Path) -> PathBuf {
 
 /// Reads the mark of `dir`: `Ok(None)` when there is none (a new store, or one written
 /// before marks existed), `Err(reason)` when the file exists but cannot be trusted.
-pub(crate) fn read_mark(dir: &Path) -> Result<Option<Mark>, String> {
-    let bytes = match std::fs::read(mark_path(dir)) {
+pub(crate) fn read_mark(fs: &dyn Fs, dir: &Path) -> Result<Option<Mark>, String> {
+    let bytes = match fs.read(&mark_path(dir)) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read it: {e}")),
@@ -98,17 +97,17 @@ fn encode(mark: &Mark) -> Vec<u8> {
 
 /// Replaces the mark of `dir` durably. The caller guarantees that every position up to
 /// `mark.high_water` is durable in the log before calling.
-pub(crate) fn write_mark(dir: &Path, mark: &Mark) -> Result<(), StoreError> {
+pub(crate) fn write_mark(fs: &dyn Fs, dir: &Path, mark: &Mark) -> Result<(), StoreError> {
     let tmp = dir.join(MARK_TMP);
     let path = mark_path(dir);
     let io = |what: &str, p: &Path, e| StoreError::io(format!("cannot {what} {}", p.display()), e);
-    let mut file = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
-    file.write_all(&encode(mark))
+    let file = fs.create(&tmp).map_err(|e| io("create", &tmp, e))?;
+    file.write_all_at(&encode(mark), 0)
         .map_err(|e| io("write", &tmp, e))?;
     file.sync_all().map_err(|e| io("fsync", &tmp, e))?;
     drop(file);
-    std::fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
-    sync_dir(dir)
+    fs.rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
+    sync_dir(fs, dir)
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@
 //! (scanning those whose index is missing or stale), scan the last one, and cut a torn
 //! last batch when opening for writing. Also the read-only follower's refresh.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +12,7 @@ use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header, segment_header};
 use crate::index::{
     Index, SegmentIndexFile, SegmentInfo, index_path, read_index_file, write_index_file,
 };
+use crate::io::{FileRef, Fs};
 use crate::mark::{Mark, mark_path, read_mark, write_mark};
 use crate::scan::{TailMode, scan_segment};
 use crate::store::{LostEvents, TornTail};
@@ -43,67 +42,65 @@ pub(crate) fn segment_path(dir: &Path, first_position: u64) -> PathBuf {
 }
 
 /// The segment files in `dir`, by first position.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
-    let entries = std::fs::read_dir(dir)
+pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let entries = fs
+        .list(dir)
         .map_err(|e| StoreError::io(format!("cannot list {}", dir.display()), e))?;
     let mut segments = Vec::new();
-    for entry in entries {
-        let entry =
-            entry.map_err(|e| StoreError::io(format!("cannot list {}", dir.display()), e))?;
-        let name = entry.file_name();
+    for name in entries {
         let Some(name) = name.to_str() else { continue };
         let Some(stem) = name.strip_suffix(".seg") else {
             continue;
         };
         if let Ok(first) = stem.parse::<u64>() {
-            segments.push((first, entry.path()));
+            segments.push((first, dir.join(name)));
         }
     }
     segments.sort();
     Ok(segments)
 }
 
-pub(crate) fn open_file(path: &Path) -> Result<File, StoreError> {
-    File::open(path).map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))
+pub(crate) fn open_file(fs: &dyn Fs, path: &Path) -> Result<FileRef, StoreError> {
+    fs.open(path)
+        .map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))
 }
 
 /// Creates a segment file with its header, durably (file and directory entry).
 pub(crate) fn create_segment(
+    fs: &dyn Fs,
     dir: &Path,
     first_position: u64,
-) -> Result<(PathBuf, File), StoreError> {
+) -> Result<(PathBuf, FileRef), StoreError> {
     let path = segment_path(dir, first_position);
     let io = |what: &str, e| StoreError::io(format!("cannot {what} {}", path.display()), e);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(|e| io("create", e))?;
+    let file = fs.create(&path).map_err(|e| io("create", e))?;
     file.write_all_at(&segment_header(first_position), 0)
         .map_err(|e| io("write", e))?;
     file.sync_all().map_err(|e| io("fsync", e))?;
-    sync_dir(dir)?;
+    sync_dir(fs, dir)?;
     Ok((path, file))
 }
 
 /// fsyncs a directory so that created, renamed or removed entries are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+pub(crate) fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<(), StoreError> {
+    fs.sync_dir(dir)
         .map_err(|e| StoreError::io(format!("cannot fsync directory {}", dir.display()), e))
 }
 
 /// Loads every segment of `dir`. When opening for writing, compares the log with the
 /// high-water mark before repairing anything: a torn batch past the mark is cut, lost
 /// acknowledged events refuse the open unless `lost_data` accepts them.
-pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Loaded, StoreError> {
+pub(crate) fn load(
+    fs: &dyn Fs,
+    dir: &Path,
+    access: Access,
+    lost_data: LostData,
+) -> Result<Loaded, StoreError> {
     let accept = access == Access::Write && lost_data == LostData::Accept;
     let mut lost = Vec::new();
     // Whether the mark must be rewritten before the store is used.
     let mut mark_dirty = false;
-    let mut mark = match read_mark(dir) {
+    let mut mark = match read_mark(fs, dir) {
         Ok(mark) => mark.unwrap_or_default(),
         Err(reason) if access == Access::ReadOnly => {
             tracing::warn!(file = %mark_path(dir).display(), %reason, "ignoring a damaged high-water mark");
@@ -126,7 +123,7 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
             });
         }
     };
-    let mut segments = list_segments(dir)?;
+    let mut segments = list_segments(fs, dir)?;
     let mut index = Index::default();
     let mut torn_tail = None;
     // A last segment whose header never reached the disk, to be written again.
@@ -146,17 +143,16 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
             return Err(lost_error(dir.to_owned(), 0, 1, mark.high_water, 0));
         }
         // After an accepted loss of every segment, positions continue above the mark.
-        create_segment(dir, mark.high_water + 1)?;
-        segments = list_segments(dir)?;
+        create_segment(fs, dir, mark.high_water + 1)?;
+        segments = list_segments(fs, dir)?;
     }
     let count = segments.len();
     for (i, (first, path)) in segments.into_iter().enumerate() {
         let is_last = i + 1 == count;
-        let file = open_file(&path)?;
+        let file = open_file(fs, &path)?;
         let len = file
-            .metadata()
-            .map_err(|e| StoreError::io(format!("cannot stat {}", path.display()), e))?
-            .len();
+            .len()
+            .map_err(|e| StoreError::io(format!("cannot stat {}", path.display()), e))?;
         let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
         let header_ok = len >= SEGMENT_HEADER_LEN
             && file.read_exact_at(&mut header, 0).is_ok()
@@ -184,7 +180,7 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
                 });
             }
         }
-        let file = open_file(&path)?;
+        let file = open_file(fs, &path)?;
         let header_first = first;
         if header_ok && parse_segment_header(&header) != Some(first) {
             return Err(StoreError::Corrupt {
@@ -227,12 +223,12 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
         index.segments.push(SegmentInfo {
             first_position: first,
             path: Arc::from(path.as_path()),
-            file: Arc::new(file),
+            file,
             offsets: Vec::new(),
             fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,
         });
-        if !is_last && load_index_file(&mut index, &path).is_ok() {
+        if !is_last && load_index_file(fs, &mut index, &path).is_ok() {
             continue;
         }
         let mode = match (is_last, access) {
@@ -248,7 +244,7 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
         let mut meta = Vec::new();
         let end = scan_segment(
             &path,
-            &scan_file,
+            &*scan_file,
             SEGMENT_HEADER_LEN,
             first,
             mode,
@@ -266,7 +262,7 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
             segment.len = end.end;
         }
         if let Some(offset) = end.torn_at {
-            let file_len = scan_file.metadata().map(|m| m.len()).unwrap_or(offset);
+            let file_len = scan_file.len().unwrap_or(offset);
             torn_tail = Some(TornTail {
                 file: path.clone(),
                 offset,
@@ -276,7 +272,7 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
         if is_last {
             active_meta = meta;
         } else if access == Access::Write {
-            let written = write_segment_index(&index, &path, &meta);
+            let written = write_segment_index(fs, &index, &path, &meta);
             if let Err(e) = written {
                 tracing::warn!(file = %path.display(), error = %e, "cannot write segment index");
             }
@@ -323,9 +319,9 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
         });
     }
     if let Some(first) = blank_last {
-        create_segment(dir, first)?;
+        create_segment(fs, dir, first)?;
     } else if let Some(torn) = &torn_tail {
-        truncate(&torn.file, torn.offset)?;
+        truncate(fs, &torn.file, torn.offset)?;
         if !missing {
             tracing::warn!(
                 file = %torn.file.display(),
@@ -340,17 +336,17 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
         // mark, so no lost position is ever given out again.
         if let Some(last) = index.segments.last() {
             let path = last.path.clone();
-            if let Err(e) = write_segment_index(&index, &path, &active_meta) {
+            if let Err(e) = write_segment_index(fs, &index, &path, &active_meta) {
                 tracing::warn!(file = %path.display(), error = %e, "cannot write segment index");
             }
         }
         mark.gaps.push((index.head + 1, mark.high_water));
         let next = mark.high_water + 1;
-        let (path, _) = create_segment(dir, next)?;
+        let (path, _) = create_segment(fs, dir, next)?;
         index.segments.push(SegmentInfo {
             first_position: next,
             path: Arc::from(path.as_path()),
-            file: Arc::new(open_file(&path)?),
+            file: open_file(fs, &path)?,
             offsets: Vec::new(),
             fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,
@@ -362,7 +358,7 @@ pub(crate) fn load(dir: &Path, access: Access, lost_data: LostData) -> Result<Lo
         torn_tail = None;
     }
     if mark_dirty {
-        write_mark(dir, &mark)?;
+        write_mark(fs, dir, &mark)?;
     }
     Ok(Loaded {
         index,
@@ -388,10 +384,9 @@ fn lost_error(file: PathBuf, offset: u64, first: u64, last: u64, head: u64) -> S
     }
 }
 
-fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
+fn truncate(fs: &dyn Fs, path: &Path, len: u64) -> Result<(), StoreError> {
+    let file = fs
+        .open_rw(path)
         .map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))?;
     file.set_len(len)
         .and_then(|()| file.sync_all())
@@ -399,12 +394,12 @@ fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
 }
 
 /// Applies a sealed segment's index file, if it exists and matches the segment.
-fn load_index_file(index: &mut Index, segment: &Path) -> Result<(), String> {
-    let file = read_index_file(&index_path(segment))?;
+fn load_index_file(fs: &dyn Fs, index: &mut Index, segment: &Path) -> Result<(), String> {
+    let file = read_index_file(fs, &index_path(segment))?;
     let Some(info) = index.segments.last() else {
         return Err("no segment".to_owned());
     };
-    let segment_len = info.file.metadata().map_err(|e| e.to_string())?.len();
+    let segment_len = info.file.len().map_err(|e| e.to_string())?;
     if file.first_position != info.first_position || file.segment_len != segment_len {
         return Err("index file does not match its segment".to_owned());
     }
@@ -446,6 +441,7 @@ fn load_index_file(index: &mut Index, segment: &Path) -> Result<(), String> {
 /// Writes the index file of the last segment in `index`, given each event's stream id and
 /// event id.
 pub(crate) fn write_segment_index(
+    fs: &dyn Fs,
     index: &Index,
     segment: &Path,
     meta: &[(u32, [u8; 16])],
@@ -471,6 +467,7 @@ pub(crate) fn write_segment_index(
         events.push((local_id, offset, id));
     }
     write_index_file(
+        fs,
         &index_path(segment),
         &SegmentIndexFile {
             first_position: info.first_position,
@@ -483,9 +480,9 @@ pub(crate) fn write_segment_index(
 
 /// Brings a read-only index up to date with what the writing process has committed since.
 /// Returns whether anything new was found.
-pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError> {
+pub(crate) fn refresh(fs: &dyn Fs, dir: &Path, index: &mut Index) -> Result<bool, StoreError> {
     let before = index.head;
-    let segments = list_segments(dir)?;
+    let segments = list_segments(fs, dir)?;
     loop {
         let known_last = index.segments.last().map(|s| s.first_position);
         let newer: Vec<_> = segments
@@ -504,7 +501,7 @@ pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError>
             let file = info.file.clone();
             let start = info.len;
             let next = index.head + 1;
-            let end = scan_segment(&path, &file, start, next, mode, |records| {
+            let end = scan_segment(&path, &*file, start, next, mode, |records| {
                 index.apply_scanned(&path, records)
             })?;
             if let Some(info) = index.segments.last_mut() {
@@ -519,7 +516,7 @@ pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError>
             // yet, or the positions between were accepted as lost when it opened.
             let (from, to) = (index.head + 1, first.saturating_sub(1));
             let accepted = first > from
-                && read_mark(dir)
+                && read_mark(fs, dir)
                     .ok()
                     .flatten()
                     .is_some_and(|mark| mark.has_gap(from, to));
@@ -528,7 +525,7 @@ pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError>
             }
             index.head = to;
         }
-        let file = open_file(&path)?;
+        let file = open_file(fs, &path)?;
         let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
         if file.read_exact_at(&mut header, 0).is_err()
             || parse_segment_header(&header) != Some(first)
@@ -538,7 +535,7 @@ pub(crate) fn refresh(dir: &Path, index: &mut Index) -> Result<bool, StoreError>
         index.segments.push(SegmentInfo {
             first_position: first,
             path: Arc::from(path.as_path()),
-            file: Arc::new(file),
+            file,
             offsets: Vec::new(),
             fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,

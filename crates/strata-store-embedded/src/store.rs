@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::Options;
 use crate::format::parse_record;
 use crate::index::{Index, Location};
+use crate::io::{Fs, RealFs};
 use crate::open::{Access, load, refresh};
 use crate::read::{NameCache, read_locations, read_range};
 use crate::writer::{Append, Request};
@@ -120,10 +121,14 @@ const SCAN_CHUNK_BYTES: u64 = 1 << 20;
 
 /// State shared by handles, the writer thread and the follower thread.
 pub(crate) struct Shared {
+    pub(crate) fs: Arc<dyn Fs>,
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     pub(crate) index: RwLock<Index>,
     pub(crate) head: watch::Sender<Position>,
+    /// How often the syncer brings the high-water mark up to date while appends go on
+    /// (`None`: only when a segment is sealed and when the store closes).
+    pub(crate) mark_interval: Option<Duration>,
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
     closed: AtomicBool,
@@ -132,9 +137,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(dir: PathBuf, options: Options, index: Index) -> Self {
+    fn new(
+        fs: Arc<dyn Fs>,
+        dir: PathBuf,
+        options: Options,
+        index: Index,
+        mark_interval: Option<Duration>,
+    ) -> Self {
         let head = Position(index.head);
         Self {
+            fs,
+            mark_interval,
             dir,
             options,
             index: RwLock::new(index),
@@ -230,14 +243,31 @@ impl EmbeddedStore {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StoreError::io(format!("cannot create {}", dir.display()), e))?;
         let lock = crate::lock::acquire(&dir)?;
-        let loaded = load(&dir, Access::Write, options.lost_data)?;
+        Self::open_on(
+            Arc::new(RealFs),
+            dir,
+            options,
+            Some(lock),
+            Some(crate::writer::MARK_INTERVAL),
+        )
+    }
+
+    /// Opens the store in `dir` of `fs` for writing, holding `lock` (if any) until it
+    /// closes.
+    pub(crate) fn open_on(
+        fs: Arc<dyn Fs>,
+        dir: PathBuf,
+        options: Options,
+        lock: Option<File>,
+        mark_interval: Option<Duration>,
+    ) -> Result<Self, StoreError> {
+        let loaded = load(&*fs, &dir, Access::Write, options.lost_data)?;
         let (path, len) = {
             let last = loaded.index.segments.last().ok_or(StoreError::Closed)?;
             (last.path.clone(), last.len)
         };
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
+        let file = fs
+            .open_rw(&path)
             .map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))?;
         let report = OpenReport {
             torn_tail: loaded.torn_tail,
@@ -245,7 +275,7 @@ impl EmbeddedStore {
             segments: loaded.index.segments.len(),
             events: loaded.index.events(),
         };
-        let shared = Arc::new(Shared::new(dir, options, loaded.index));
+        let shared = Arc::new(Shared::new(fs, dir, options, loaded.index, mark_interval));
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = crate::writer::spawn(
             shared.clone(),
@@ -262,7 +292,7 @@ impl EmbeddedStore {
                 shared,
                 sender: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(thread)),
-                lock: Mutex::new(Some(lock)),
+                lock: Mutex::new(lock),
                 report,
                 read_only: false,
             }),
@@ -280,14 +310,15 @@ impl EmbeddedStore {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
-        let loaded = load(&dir, Access::ReadOnly, options.lost_data)?;
+        let fs: Arc<dyn Fs> = Arc::new(RealFs);
+        let loaded = load(&*fs, &dir, Access::ReadOnly, options.lost_data)?;
         let report = OpenReport {
             torn_tail: None,
             lost: Vec::new(),
             segments: loaded.index.segments.len(),
             events: loaded.index.events(),
         };
-        let shared = Arc::new(Shared::new(dir, options, loaded.index));
+        let shared = Arc::new(Shared::new(fs, dir, options, loaded.index, None));
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("strata-follower".to_owned())
@@ -723,7 +754,7 @@ fn follow(shared: std::sync::Weak<Shared>) {
         }
         let result = {
             let mut index = shared.index.write();
-            refresh(&shared.dir, &mut index).map(|grew| grew.then_some(index.head))
+            refresh(&*shared.fs, &shared.dir, &mut index).map(|grew| grew.then_some(index.head))
         };
         match result {
             Ok(Some(head)) => {

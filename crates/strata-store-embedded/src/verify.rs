@@ -2,7 +2,6 @@
 //! nothing. Safe while a writer holds the directory.
 
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,6 +9,7 @@ use strata_store::StoreError;
 
 use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header};
 use crate::index::{Index, SegmentInfo, index_path, read_index_file};
+use crate::io::{FileIo, Fs, RealFs};
 use crate::mark::{mark_path, read_mark};
 use crate::open::{list_segments, open_file};
 use crate::scan::{ScannedRecord, TailMode, scan_segment};
@@ -60,19 +60,23 @@ impl VerifyReport {
 /// `Err` only when the directory cannot be read at all; damage is listed in
 /// [`VerifyReport::problems`].
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
-    let dir = dir.as_ref();
-    if !dir.is_dir() {
+    verify_with(&RealFs, dir.as_ref())
+}
+
+/// [`verify`] over the given filesystem.
+pub(crate) fn verify_with(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport, StoreError> {
+    if !fs.is_dir(dir) {
         return Err(StoreError::io(
             format!("no event store at {}", dir.display()),
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     }
-    let segments = list_segments(dir)?;
+    let segments = list_segments(fs, dir)?;
     let mut report = VerifyReport {
         segments: segments.len(),
         ..VerifyReport::default()
     };
-    let mark = match read_mark(dir) {
+    let mark = match read_mark(fs, dir) {
         Ok(mark) => mark.unwrap_or_default(),
         Err(reason) => {
             report.problems.push(problem(
@@ -92,7 +96,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
     let count = segments.len();
     for (i, (first, path)) in segments.into_iter().enumerate() {
         let is_last = i + 1 == count;
-        let file = match open_file(&path) {
+        let file = match open_file(fs, &path) {
             Ok(file) => file,
             Err(err) => {
                 report.problems.push(problem(&path, 0, err.to_string()));
@@ -108,7 +112,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
                 report.torn_tail = Some(TornTail {
                     file: path.clone(),
                     offset: 0,
-                    bytes: file.metadata().map(|m| m.len()).unwrap_or(0),
+                    bytes: file.len().unwrap_or(0),
                 });
             } else {
                 report.problems.push(problem(
@@ -144,7 +148,6 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
             hidden = Some(HashMap::new());
         }
         damaged = false;
-        let file = Arc::new(file);
         index.segments.push(SegmentInfo {
             first_position: first,
             path: Arc::from(path.as_path()),
@@ -160,7 +163,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         };
         let mut scanned: Vec<(Vec<u8>, u32, [u8; 16])> = Vec::new();
         let mut events = 0u64;
-        let result = scan_segment(&path, &file, SEGMENT_HEADER_LEN, first, mode, |records| {
+        let result = scan_segment(&path, &*file, SEGMENT_HEADER_LEN, first, mode, |records| {
             match &mut hidden {
                 None => index.apply_scanned(&path, records)?,
                 Some(hidden) => apply_after_gap(&mut index, hidden, &path, records)?,
@@ -177,7 +180,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
             Ok(end) => {
                 report.batches += end.batches;
                 if let Some(offset) = end.torn_at {
-                    let len = file.metadata().map(|m| m.len()).unwrap_or(offset);
+                    let len = file.len().unwrap_or(offset);
                     report.torn_tail = Some(TornTail {
                         file: path.clone(),
                         offset,
@@ -185,7 +188,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
                     });
                 }
                 if !is_last {
-                    check_index_file(&path, first, &file, &scanned, &mut report);
+                    check_index_file(&path, first, fs, &*file, &scanned, &mut report);
                 }
             }
             Err(StoreError::Corrupt {
@@ -206,10 +209,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
     if mark.high_water > index.head && !damaged {
         let (file, offset) = match (&report.torn_tail, index.segments.last()) {
             (Some(torn), _) => (torn.file.clone(), torn.offset),
-            (None, Some(last)) => (
-                last.path.to_path_buf(),
-                last.file.metadata().map(|m| m.len()).unwrap_or(0),
-            ),
+            (None, Some(last)) => (last.path.to_path_buf(), last.file.len().unwrap_or(0)),
             (None, None) => (dir.to_owned(), 0),
         };
         // What was cut there had been acknowledged: it is not a harmless torn tail.
@@ -272,23 +272,27 @@ fn problem(file: &Path, offset: u64, message: String) -> Problem {
 fn check_index_file(
     segment: &Path,
     first: u64,
-    file: &std::fs::File,
+    fs: &dyn Fs,
+    file: &dyn FileIo,
     scanned: &[(Vec<u8>, u32, [u8; 16])],
     report: &mut VerifyReport,
 ) {
     let path = index_path(segment);
-    if !path.exists() {
+    if fs
+        .open(&path)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
         return;
     }
     report.index_files += 1;
-    let idx = match read_index_file(&path) {
+    let idx = match read_index_file(fs, &path) {
         Ok(idx) => idx,
         Err(reason) => {
             report.problems.push(problem(&path, 0, reason));
             return;
         }
     };
-    let segment_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let segment_len = file.len().unwrap_or(0);
     if idx.first_position != first || idx.segment_len != segment_len {
         report.problems.push(problem(
             &path,

@@ -17,8 +17,6 @@
 use std::collections::VecDeque;
 
 use foldhash::{HashMap, HashMapExt as _};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
@@ -31,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::Durability;
 use crate::format::{RecordParts, SEGMENT_HEADER_LEN, begin_batch, encode_record, finish_batch};
 use crate::index::{Index, SegmentInfo};
+use crate::io::FileRef;
 use crate::mark::{Mark, write_mark};
 use crate::open::{create_segment, open_file, write_segment_index};
 use crate::read::{NameCache, decode, read_range};
@@ -45,7 +44,7 @@ const SYNC_QUEUE: usize = 4;
 /// The longest the high-water mark stays behind acknowledged events while the store is
 /// open (a crash loses the mark's lag, never events: it only narrows what opening can
 /// tell apart).
-const MARK_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const MARK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One append: a stream, an expectation and its events.
 pub(crate) struct Append {
@@ -148,7 +147,7 @@ struct Staged {
 
 /// A written batch on its way to the syncer.
 struct Written {
-    file: Arc<File>,
+    file: FileRef,
     path: Arc<Path>,
     staged: Vec<Staged>,
     /// Committed segment length once this batch is durable.
@@ -167,7 +166,7 @@ enum SyncMsg {
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Request>,
-    file: File,
+    file: FileRef,
     path: PathBuf,
     len: u64,
     active_meta: Vec<(u32, [u8; 16])>,
@@ -189,7 +188,7 @@ pub(crate) fn spawn(
         shared,
         rx,
         sync: sync_tx,
-        file: Arc::new(file),
+        file,
         path: Arc::from(path.as_path()),
         len,
         overlay: HashMap::new(),
@@ -208,7 +207,7 @@ struct Writer {
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Request>,
     sync: std::sync::mpsc::SyncSender<SyncMsg>,
-    file: Arc<File>,
+    file: FileRef,
     path: Arc<Path>,
     /// Bytes written to the active segment (synced or not).
     len: u64,
@@ -476,17 +475,18 @@ impl Writer {
             return Err(err);
         }
         let next = written_head + 1;
-        let (path, file) = create_segment(&self.shared.dir, next)?;
-        let reader = open_file(&path)?;
+        let fs = &*self.shared.fs;
+        let (path, file) = create_segment(fs, &self.shared.dir, next)?;
+        let reader = open_file(fs, &path)?;
         self.shared.index.write().segments.push(SegmentInfo {
             first_position: next,
             path: Arc::from(path.as_path()),
-            file: Arc::new(reader),
+            file: reader,
             offsets: Vec::new(),
             fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,
         });
-        self.file = Arc::new(file);
+        self.file = file;
         self.path = Arc::from(path.as_path());
         self.len = SEGMENT_HEADER_LEN;
         Ok(())
@@ -503,15 +503,16 @@ struct Syncer {
     mark_written_at: Instant,
     /// The segment of the latest published batch: synced before the mark covers it when
     /// batches are not synced on their own ([`Durability::None`]).
-    last_file: Option<(Arc<File>, Arc<Path>)>,
+    last_file: Option<(FileRef, Arc<Path>)>,
 }
 
 impl Syncer {
     fn run(mut self) {
         let mut pending: Vec<Written> = Vec::new();
         loop {
-            let received = if self.mark_behind() {
-                let wait = MARK_INTERVAL.saturating_sub(self.mark_written_at.elapsed());
+            let interval = self.shared.mark_interval;
+            let received = if let Some(interval) = interval.filter(|_| self.mark_behind()) {
+                let wait = interval.saturating_sub(self.mark_written_at.elapsed());
                 match self.rx.recv_timeout(wait) {
                     Ok(msg) => Some(msg),
                     Err(RecvTimeoutError::Timeout) => {
@@ -540,7 +541,7 @@ impl Syncer {
                 }
             }
             self.complete(std::mem::take(&mut pending));
-            if self.mark_written_at.elapsed() >= MARK_INTERVAL {
+            if interval.is_some_and(|i| self.mark_written_at.elapsed() >= i) {
                 self.update_mark();
             }
         }
@@ -581,7 +582,7 @@ impl Syncer {
             high_water: head,
             gaps: self.mark.gaps.clone(),
         };
-        match write_mark(&self.shared.dir, &next) {
+        match write_mark(&*self.shared.fs, &self.shared.dir, &next) {
             Ok(()) => self.mark = next,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write the high-water mark; the previous one stands")
@@ -599,7 +600,7 @@ impl Syncer {
         {
             // NOTE: fdatasync is never retried: after a failure the kernel may have
             // dropped the dirty pages, so a later success would prove nothing.
-            let mut synced: Vec<&Arc<File>> = Vec::new();
+            let mut synced: Vec<&FileRef> = Vec::new();
             for batch in &batches {
                 if batch.staged.is_empty() || synced.iter().any(|f| Arc::ptr_eq(f, &batch.file)) {
                     continue;
@@ -651,7 +652,7 @@ impl Syncer {
         // The mark covers the sealed segment before the next one is started.
         self.update_mark();
         let index = self.shared.index.read();
-        if let Err(e) = write_segment_index(&index, path, &self.active_meta) {
+        if let Err(e) = write_segment_index(&*self.shared.fs, &index, path, &self.active_meta) {
             tracing::warn!(file = %path.display(), error = %e, "cannot write segment index; it will be rebuilt on open");
         }
         self.active_meta.clear();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::io::RealFs;
 
 #[test]
 fn a_mark_round_trips_with_its_gaps() {
@@ -29,14 +30,14 @@ fn every_flipped_byte_is_refused() {
 #[test]
 fn writing_replaces_the_file_and_leaves_no_temp_file() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(read_mark(dir.path()), Ok(None));
+    assert_eq!(read_mark(&RealFs, dir.path()), Ok(None));
     for high_water in [5, 9] {
         let mark = Mark {
             high_water,
             gaps: Vec::new(),
         };
-        write_mark(dir.path(), &mark).unwrap();
-        assert_eq!(read_mark(dir.path()), Ok(Some(mark)));
+        write_mark(&RealFs, dir.path(), &mark).unwrap();
+        assert_eq!(read_mark(&RealFs, dir.path()), Ok(Some(mark)));
     }
     assert!(!dir.path().join(MARK_TMP).exists());
 }
