@@ -7,8 +7,6 @@
 
 use foldhash::HashMap;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +14,7 @@ use strata_core::{Position, StreamName, Version};
 use strata_store::{StoreError, StreamSummary, listed};
 
 use crate::bloom::IdFilter;
+use crate::io::{FileRef, Fs};
 use crate::scan::ScannedRecord;
 
 /// A segment file and where its events are.
@@ -23,7 +22,7 @@ pub(crate) struct SegmentInfo {
     pub(crate) first_position: u64,
     pub(crate) path: Arc<Path>,
     /// A read handle shared by all readers.
-    pub(crate) file: Arc<File>,
+    pub(crate) file: FileRef,
     /// Offset of each event's record frame, by `position - first_position`.
     pub(crate) offsets: Vec<u32>,
     /// A 16-bit fingerprint of each event's id, by `position - first_position`: lets an
@@ -55,7 +54,7 @@ pub(crate) struct StreamEntry {
 #[derive(Clone)]
 pub(crate) struct Location {
     pub(crate) position: u64,
-    pub(crate) file: Arc<File>,
+    pub(crate) file: FileRef,
     pub(crate) path: Arc<Path>,
     pub(crate) start: u64,
     pub(crate) end: u64,
@@ -210,6 +209,11 @@ impl Index {
         out
     }
 
+    /// How many events the store holds (fewer than `head` after an accepted loss).
+    pub(crate) fn events(&self) -> u64 {
+        self.segments.iter().map(|s| s.offsets.len() as u64).sum()
+    }
+
     /// Finds the segment holding `position`.
     pub(crate) fn segment_of(&self, position: u64) -> Option<usize> {
         let i = self
@@ -278,7 +282,11 @@ pub(crate) struct SegmentIndexFile {
 /// Writes a sealed segment's index file (atomically: temp file, then rename). The file is
 /// not fsync'd: a missing or torn index file is detected by its checksum and rebuilt by
 /// scanning the segment.
-pub(crate) fn write_index_file(path: &Path, index: &SegmentIndexFile) -> std::io::Result<()> {
+pub(crate) fn write_index_file(
+    fs: &dyn Fs,
+    path: &Path,
+    index: &SegmentIndexFile,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(40 + index.events.len() * 24);
     buf.extend_from_slice(INDEX_MAGIC);
     buf.extend_from_slice(&index.first_position.to_le_bytes());
@@ -297,15 +305,13 @@ pub(crate) fn write_index_file(path: &Path, index: &SegmentIndexFile) -> std::io
     let crc = crc32c::crc32c(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
     let tmp = path.with_extension("idx.tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(&buf)?;
-    drop(file);
-    std::fs::rename(&tmp, path)
+    fs.create(&tmp)?.write_all_at(&buf, 0)?;
+    fs.rename(&tmp, path)
 }
 
 /// Reads and checks an index file; `Err` says why it cannot be used.
-pub(crate) fn read_index_file(path: &Path) -> Result<SegmentIndexFile, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+pub(crate) fn read_index_file(fs: &dyn Fs, path: &Path) -> Result<SegmentIndexFile, String> {
+    let bytes = fs.read(path).map_err(|e| e.to_string())?;
     if bytes.len() < 40 || &bytes[..8] != INDEX_MAGIC {
         return Err("not an index file".to_owned());
     }
