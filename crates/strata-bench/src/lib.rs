@@ -1,19 +1,27 @@
-//! `strata bench`: performance scenarios, each printing one JSON line of results. Every
-//! run first measures the disk in the same process (the batch ceiling and the latency of
-//! one fdatasync), prints that as a `disk_ceiling` line, and reports every result in
-//! proportion to it. Benchmarks measure; they never assert a time.
+//! strata's benchmark harness: the scenarios behind `strata bench`, each printing one
+//! JSON line per result. Every result stands beside the ceiling that bounds it, measured
+//! in the same process around the scenario: durable writes against the disk written in
+//! the shape the store used in that run (its events per fdatasync and bytes per event),
+//! reads against `pread` of the same bytes, and the rest against nothing, saying so.
+//! Benchmarks measure; they never assert a time.
+//!
+//! Some scenarios run the `strata` binary itself as a child process (`open` re-runs it
+//! with a hidden `bench open-child`, `import` runs `strata import`, `http` runs `strata
+//! serve`), so [`run`] must be called from that binary.
 
 mod args;
-mod disk;
+mod error;
 mod fixtures;
 mod http;
 mod importing;
 mod load;
 mod open;
+mod probe;
 mod report;
 mod shop;
 mod stats;
 mod store;
+mod system;
 
 #[cfg(test)]
 mod tests;
@@ -21,86 +29,94 @@ mod tests;
 use std::future::Future;
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Context as _;
-
-use crate::args::{BenchScenario, DiskArgs};
-
-pub(crate) use args::{
-    AllArgs, BulkArgs, Common, Expect, HttpArgs, ImportArgs, LagArgs, LoadAggregateArgs, OpenArgs,
-    OpenChildArgs, ReadAllArgs, ReadStreamArgs, RebuildArgs, Shape, ShopCommandsArgs, WritersArgs,
+pub use args::{
+    AllArgs, BenchArgs, BulkArgs, Common, DiskArgs, Expect, HttpArgs, ImportArgs, LagArgs,
+    LoadAggregateArgs, OpenArgs, OpenChildArgs, ReadAllArgs, ReadStreamArgs, RebuildArgs, Scenario,
+    Shape, ShopCommandsArgs, WritersArgs,
 };
-pub(crate) use disk::measure_disk_ceiling;
-#[cfg(test)]
-pub(crate) use disk::percentile_ms;
-pub(crate) use report::{ScenarioResult, print_result};
+pub use error::BenchError;
+pub use probe::SyncShape;
+pub use stats::MIN_P99_SAMPLES;
 
-use report::Baseline;
+use error::{Context as _, Result};
+use probe::probe_sync;
+use report::{Probes, ScenarioResult, print_result};
 
 /// Runs one scenario (or `all`) and prints its result lines.
-pub(crate) fn run(
-    data_dir: &Path,
-    scenario: &BenchScenario,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+///
+/// `data_dir` is the data directory of the command line: scenarios work under it unless
+/// their `--dir` says otherwise. Results go to `out`, one JSON line each, as they come.
+pub fn run(data_dir: &Path, scenario: &Scenario, out: &mut impl Write) -> Result<(), BenchError> {
     match scenario {
-        BenchScenario::Disk(args) => disk(data_dir, args, out),
-        BenchScenario::OpenChild(args) => open::child(args, out),
-        BenchScenario::AppendBulk(args) => family(data_dir, &args.common, out, async |d, b| {
-            store::append_bulk(d, args, b).await
+        Scenario::Disk(args) => disk(data_dir, args, out),
+        Scenario::OpenChild(args) => open::child(args, out),
+        Scenario::AppendBulk(args) => family(data_dir, &args.common, out, async |d, probes| {
+            store::append_bulk(d, args, probes).await
         }),
-        BenchScenario::Writers(args) => family(data_dir, &args.common, out, async |d, b| {
-            store::writers(d, args, b).await
+        Scenario::Writers(args) => family(data_dir, &args.common, out, async |d, probes| {
+            store::writers(d, args, probes).await
         }),
-        BenchScenario::ReadStream(args) => family(data_dir, &args.common, out, async |d, b| {
-            Ok(vec![store::read_stream(d, args, b).await?])
+        Scenario::ReadStream(args) => family(data_dir, &args.common, out, async |d, probes| {
+            Ok(vec![store::read_stream(d, args, probes).await?])
         }),
-        BenchScenario::ReadAll(args) => family(data_dir, &args.common, out, async |d, b| {
-            store::read_all(d, args, b).await
+        Scenario::ReadAll(args) => family(data_dir, &args.common, out, async |d, probes| {
+            store::read_all(d, args, probes).await
         }),
-        BenchScenario::Open(args) => family(data_dir, &args.common, out, async |d, b| {
-            Ok(vec![open::open(d, args, b).await?])
+        Scenario::Open(args) => family(data_dir, &args.common, out, async |d, probes| {
+            Ok(vec![open::open(d, args, probes).await?])
         }),
-        BenchScenario::Import(args) => family(data_dir, &args.common, out, async |d, b| {
-            Ok(vec![importing::import(d, args, b).await?])
+        Scenario::Import(args) => family(data_dir, &args.common, out, async |d, probes| {
+            Ok(vec![importing::import(d, args, probes).await?])
         }),
-        BenchScenario::ShopCommands(args) => family(data_dir, &args.common, out, async |d, b| {
-            shop::commands(d, args, b).await
+        Scenario::ShopCommands(args) => family(data_dir, &args.common, out, async |d, probes| {
+            shop::commands(d, args, probes).await
         }),
-        BenchScenario::Rebuild(args) => family(data_dir, &args.common, out, async |d, b| {
-            Ok(vec![shop::rebuild(d, args, b).await?])
+        Scenario::Rebuild(args) => family(data_dir, &args.common, out, async |d, probes| {
+            Ok(vec![shop::rebuild(d, args, probes).await?])
         }),
-        BenchScenario::Lag(args) => family(data_dir, &args.common, out, async |d, b| {
-            Ok(vec![shop::lag(d, args, b).await?])
+        Scenario::Lag(args) => family(data_dir, &args.common, out, async |d, probes| {
+            Ok(vec![shop::lag(d, args, probes).await?])
         }),
-        BenchScenario::LoadAggregate(args) => family(data_dir, &args.common, out, async |d, b| {
-            shop::load_aggregate(d, args, b).await
+        Scenario::LoadAggregate(args) => family(data_dir, &args.common, out, async |d, probes| {
+            shop::load_aggregate(d, args, probes).await
         }),
-        BenchScenario::Http(args) => family(data_dir, &args.common, out, async |d, b| {
-            http::http(d, args, b).await
+        Scenario::Http(args) => family(data_dir, &args.common, out, async |d, probes| {
+            http::http(d, args, probes).await
         }),
-        BenchScenario::All(args) => all(data_dir, args, out),
+        Scenario::All(args) => all(data_dir, args, out),
     }
 }
 
-fn disk(data_dir: &Path, args: &DiskArgs, out: &mut impl Write) -> anyhow::Result<()> {
+/// `strata bench disk`: the write ceiling alone, one line per group size.
+fn disk(data_dir: &Path, args: &DiskArgs, out: &mut impl Write) -> Result<()> {
     let dir = args.dir.as_deref().unwrap_or(data_dir);
-    let ceiling = measure_disk_ceiling(dir, args.rounds)
-        .with_context(|| format!("cannot measure the disk ceiling in {}", dir.display()))?;
-    print_result(out, &ScenarioResult::of_ceiling(&ceiling))
+    for &events_per_sync in &args.events_per_sync {
+        let shape = SyncShape {
+            events_per_sync,
+            record_bytes: args.record_bytes,
+        };
+        let probe = probe_sync(dir, shape, Duration::from_secs_f64(args.seconds))
+            .with_context(|| format!("cannot measure the disk in {}", dir.display()))?;
+        print_result(out, &ScenarioResult::of_probe(&probe))?;
+    }
+    Ok(())
 }
 
-/// Measures the disk, prints it, runs `scenario` against it and prints its results.
+/// Runs `scenario` with its probes and prints its results.
 fn family(
     data_dir: &Path,
     common: &Common,
     out: &mut impl Write,
-    scenario: impl AsyncFnOnce(&Path, &Baseline) -> anyhow::Result<Vec<ScenarioResult>>,
-) -> anyhow::Result<()> {
+    scenario: impl AsyncFnOnce(&Path, &Probes) -> Result<Vec<ScenarioResult>>,
+) -> Result<()> {
     let dir = common.dir.as_deref().unwrap_or(data_dir);
-    let baseline = Baseline::measure(dir, common)?;
-    print_result(out, &ScenarioResult::of_baseline(&baseline))?;
-    for result in block_on(scenario(dir, &baseline))? {
+    let probes = Probes {
+        dir: dir.to_owned(),
+        duration: common.probe_duration(),
+    };
+    for result in block_on(scenario(dir, &probes))? {
         print_result(out, &result)?;
     }
     Ok(())
@@ -119,7 +135,10 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Sizes of `strata bench all`: the issues' sizes, or tiny ones that only check that
+/// How long each probe runs at most with `all --quick`.
+const QUICK_PROBE_SECONDS: f64 = 0.05;
+
+/// Sizes of `strata bench all`: the documented sizes, or tiny ones that only check that
 /// every scenario works.
 struct Plan {
     common: Common,
@@ -148,8 +167,7 @@ impl Plan {
         let seconds = if quick { 0.2 } else { 5.0 };
         let mut common = args.common.clone();
         if quick {
-            common.ceiling_rounds = common.ceiling_rounds.min(2);
-            common.fsync_rounds = common.fsync_rounds.min(5);
+            common.probe_seconds = common.probe_seconds.min(QUICK_PROBE_SECONDS);
         }
         let long = (args.full || quick).then(|| LongPlan {
             open: OpenArgs {
@@ -196,7 +214,7 @@ impl Plan {
             },
             read_stream: ReadStreamArgs {
                 events: pick(10_000, 500),
-                reads: if quick { 5 } else { 100 },
+                reads: if quick { 5 } else { 1000 },
                 event_bytes: 256,
                 common: common.clone(),
             },
@@ -222,7 +240,7 @@ impl Plan {
             },
             load_aggregate: LoadAggregateArgs {
                 events: pick(10_000, 200),
-                loads: if quick { 5 } else { 200 },
+                loads: if quick { 5 } else { 1000 },
                 shape: vec![Shape::Receipts, Shape::Checkout],
                 common: common.clone(),
             },
@@ -232,45 +250,44 @@ impl Plan {
     }
 }
 
-/// `strata bench all`: every quick scenario at the issues' sizes (with `--full` also the
-/// long ones; with `--quick` everything, tiny). Each family measures the disk again just
-/// before it runs and prints that line first.
-fn all(data_dir: &Path, args: &AllArgs, out: &mut impl Write) -> anyhow::Result<()> {
+/// `strata bench all`: every quick scenario at the documented sizes (with `--full` also
+/// the long ones; with `--quick` everything, tiny). Each result probes its own ceiling.
+fn all(data_dir: &Path, args: &AllArgs, out: &mut impl Write) -> Result<()> {
     let p = Plan::new(args);
     let c = &p.common;
-    family(data_dir, c, out, async |d, b| {
-        store::append_bulk(d, &p.bulk, b).await
+    family(data_dir, c, out, async |d, probes| {
+        store::append_bulk(d, &p.bulk, probes).await
     })?;
-    family(data_dir, c, out, async |d, b| {
-        store::writers(d, &p.writers, b).await
+    family(data_dir, c, out, async |d, probes| {
+        store::writers(d, &p.writers, probes).await
     })?;
-    family(data_dir, c, out, async |d, b| {
-        Ok(vec![store::read_stream(d, &p.read_stream, b).await?])
+    family(data_dir, c, out, async |d, probes| {
+        Ok(vec![store::read_stream(d, &p.read_stream, probes).await?])
     })?;
-    family(data_dir, c, out, async |d, b| {
-        store::read_all(d, &p.read_all, b).await
+    family(data_dir, c, out, async |d, probes| {
+        store::read_all(d, &p.read_all, probes).await
     })?;
-    family(data_dir, c, out, async |d, b| {
-        shop::commands(d, &p.shop_commands, b).await
+    family(data_dir, c, out, async |d, probes| {
+        shop::commands(d, &p.shop_commands, probes).await
     })?;
-    family(data_dir, c, out, async |d, b| {
-        Ok(vec![shop::lag(d, &p.lag, b).await?])
+    family(data_dir, c, out, async |d, probes| {
+        Ok(vec![shop::lag(d, &p.lag, probes).await?])
     })?;
-    family(data_dir, c, out, async |d, b| {
-        shop::load_aggregate(d, &p.load_aggregate, b).await
+    family(data_dir, c, out, async |d, probes| {
+        shop::load_aggregate(d, &p.load_aggregate, probes).await
     })?;
     if let Some(long) = &p.long {
-        family(data_dir, c, out, async |d, b| {
-            Ok(vec![open::open(d, &long.open, b).await?])
+        family(data_dir, c, out, async |d, probes| {
+            Ok(vec![open::open(d, &long.open, probes).await?])
         })?;
-        family(data_dir, c, out, async |d, b| {
-            Ok(vec![importing::import(d, &long.import, b).await?])
+        family(data_dir, c, out, async |d, probes| {
+            Ok(vec![importing::import(d, &long.import, probes).await?])
         })?;
-        family(data_dir, c, out, async |d, b| {
-            Ok(vec![shop::rebuild(d, &long.rebuild, b).await?])
+        family(data_dir, c, out, async |d, probes| {
+            Ok(vec![shop::rebuild(d, &long.rebuild, probes).await?])
         })?;
-        family(data_dir, c, out, async |d, b| {
-            http::http(d, &long.http, b).await
+        family(data_dir, c, out, async |d, probes| {
+            http::http(d, &long.http, probes).await
         })?;
     }
     Ok(())

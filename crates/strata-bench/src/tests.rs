@@ -5,35 +5,30 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use serde_json::Value;
+use serde_json::json;
 use strata_core::RecordedEvent;
 use strata_domain::EventCodec;
 use strata_shop::domain::{InventoryEvent, OrderEvent, PaymentEvent, ProductEvent};
 
-use super::disk::{Ceiling, FsyncLatency};
-use super::fixtures::{log_appends, payload, shop_history};
-use super::load::{closed_loop, due_count, paced};
-use super::report::{Baseline, FsyncAround, ScenarioResult, ratio, round};
-use super::stats::{Summary, median, rate};
 use super::*;
-use crate::args::{BenchScenario, Cli, Command};
-
-fn baseline() -> Baseline {
-    Baseline {
-        ceiling: Ceiling {
-            events_per_s: 1_000_000.0,
-            p50_ms: 1.0,
-            p99_ms: 2.0,
-        },
-        fsync: FsyncLatency {
-            p50_ms: 0.5,
-            p99_ms: 1.0,
-        },
-        dir: "/nowhere".into(),
-        fsync_rounds: 1,
-    }
-}
+use crate::fixtures::{log_appends, payload, shop_history};
+use crate::load::{closed_loop, due_count, paced};
+use crate::probe::{ReadProbe, SyncProbe, probe_pread, probe_sync, segment_files};
+use crate::report::{
+    Ceiling, ReadCeiling, ScenarioResult, SyncCeiling, print_result, ratio, round,
+};
+use crate::stats::{Summary, median, percentile_ms, rate};
 
 // --- statistics ---
+
+#[test]
+fn percentiles_use_the_nearest_rank() {
+    let times: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+    assert_eq!(percentile_ms(&times, 50.0), 50.0);
+    assert_eq!(percentile_ms(&times, 99.0), 99.0);
+    assert_eq!(percentile_ms(&times[..1], 99.0), 1.0);
+    assert_eq!(percentile_ms(&[], 50.0), 0.0);
+}
 
 #[test]
 fn a_summary_has_nearest_rank_percentiles_max_and_mean() {
@@ -61,40 +56,283 @@ fn medians_rates_and_ratios_handle_the_edges() {
     assert_eq!(round(f64::NAN, 2), 0.0);
 }
 
-// --- the result line ---
+// --- percentiles and their sample counts ---
 
 #[test]
-fn a_result_line_has_the_required_fields_and_its_ratios() {
+fn a_p99_is_reported_only_from_enough_samples() {
+    let mut few: Vec<Duration> = (1..MIN_P99_SAMPLES as u64)
+        .map(Duration::from_micros)
+        .collect();
+    let summary = Summary::of(&mut few);
+    assert_eq!(summary.count, MIN_P99_SAMPLES - 1);
+    assert!(summary.p50().is_some());
+    assert_eq!(summary.p99(), None);
+    let few = line(ScenarioResult::new("few", Some(1.0), &summary, "op"));
+    assert_eq!(few["samples"], MIN_P99_SAMPLES - 1);
+    assert_eq!(few["p99_ms"], Value::Null);
+    assert!(few["p50_ms"].as_f64().is_some(), "{few}");
+
+    let mut enough: Vec<Duration> = (1..=MIN_P99_SAMPLES as u64)
+        .map(Duration::from_micros)
+        .collect();
+    let summary = Summary::of(&mut enough);
+    assert_eq!(summary.p99(), Some(percentile_ms(&enough, 99.0)));
+    let enough = line(ScenarioResult::new("enough", Some(1.0), &summary, "op"));
+    assert_eq!(enough["samples"], MIN_P99_SAMPLES);
+    assert_eq!(enough["p99_ms"], json!(round(summary.p99_ms, 4)));
+
+    let none = line_of_empty();
+    assert_eq!(none["samples"], 0);
+    assert_eq!(
+        (&none["p50_ms"], &none["p99_ms"]),
+        (&Value::Null, &Value::Null)
+    );
+}
+
+fn line_of_empty() -> Value {
+    line(ScenarioResult::new(
+        "empty",
+        None,
+        &Summary::default(),
+        "op",
+    ))
+}
+
+fn line(result: ScenarioResult) -> Value {
+    serde_json::to_value(result).unwrap()
+}
+
+// --- matching the write ceiling to the store's run ---
+
+#[test]
+fn a_run_shape_is_its_events_per_fdatasync_and_bytes_per_event() {
+    let shape = |events_per_sync, record_bytes| SyncShape {
+        events_per_sync,
+        record_bytes,
+    };
+    // One group of four appends of 1000 events.
+    assert_eq!(
+        SyncShape::of_run(4000, 1, 1_300_000),
+        Some(shape(4000, 325))
+    );
+    // Groups of about 57 writers' events; bytes round up.
+    assert_eq!(
+        SyncShape::of_run(5700, 100, 5700 * 300 + 1),
+        Some(shape(57, 301))
+    );
+    // More syncs than events (a group spanning a segment roll syncs twice).
+    assert_eq!(SyncShape::of_run(3, 4, 900), Some(shape(1, 300)));
+    // Nothing synced, or nothing appended: nothing to match.
+    assert_eq!(SyncShape::of_run(500, 0, 1000), None);
+    assert_eq!(SyncShape::of_run(0, 2, 0), None);
+}
+
+fn probe(events_per_sync: u64, events_per_s: f64, sync_p50_ms: f64) -> SyncProbe {
+    SyncProbe {
+        shape: SyncShape {
+            events_per_sync,
+            record_bytes: 300,
+        },
+        events_per_s,
+        sync: Summary {
+            count: 10,
+            p50_ms: sync_p50_ms,
+            p99_ms: sync_p50_ms,
+            max_ms: sync_p50_ms,
+            mean_ms: sync_p50_ms,
+        },
+    }
+}
+
+fn sync_ceiling(matched: Option<SyncProbe>) -> SyncCeiling {
+    SyncCeiling {
+        store_events: 5000,
+        store_syncs: 50,
+        store_bytes: 5000 * 300,
+        matched,
+        before: probe(256, 400_000.0, 0.5),
+        after: probe(256, 200_000.0, 1.0),
+    }
+}
+
+fn result_against(ceiling: &Ceiling) -> Value {
+    let mut samples = vec![Duration::from_millis(1), Duration::from_millis(3)];
+    line(
+        ScenarioResult::new("s", Some(50_000.0), &Summary::of(&mut samples), "append")
+            .against(ceiling),
+    )
+}
+
+#[test]
+fn only_durable_writes_print_a_ratio_to_the_ceiling() {
+    let writes = result_against(&Ceiling::Writes(sync_ceiling(Some(probe(
+        100, 100_000.0, 0.5,
+    )))));
+    assert_eq!(writes["ceiling"], "fdatasync");
+    assert_eq!(writes["ratio_to_ceiling"], 0.5);
+    assert_eq!(writes["ceiling_events_per_sync"], 100);
+    assert_eq!(writes["ceiling_events_per_s"], 100_000.0);
+    assert_eq!(writes["store_events_per_sync"], 100.0);
+    assert_eq!(writes["store_bytes_per_event"], 300.0);
+    assert_eq!(writes["latency_ratio_to_sync"], 2.0);
+    // The bracket: the planned shape before and after, both reported.
+    assert_eq!(writes["bracket_events_per_sync"], 256);
+    assert_eq!(writes["bracket_before_events_per_s"], 400_000.0);
+    assert_eq!(writes["bracket_after_events_per_s"], 200_000.0);
+
+    let paced = result_against(&Ceiling::PacedWrites(sync_ceiling(Some(probe(
+        1, 2000.0, 0.5,
+    )))));
+    assert_eq!(paced["ceiling"], "fdatasync");
+    assert!(paced.get("ratio_to_ceiling").is_none(), "{paced}");
+    assert_eq!(paced["latency_ratio_to_sync"], 2.0);
+
+    let unsynced = result_against(&Ceiling::Writes(sync_ceiling(None)));
+    assert_eq!(unsynced["ceiling"], "none");
+    assert!(unsynced.get("ratio_to_ceiling").is_none(), "{unsynced}");
+    assert!(
+        unsynced["ceiling_note"]
+            .as_str()
+            .unwrap()
+            .contains("no fdatasync")
+    );
+
+    let reads = result_against(&Ceiling::Reads(ReadCeiling {
+        events_per_s: 200_000.0,
+        probe: ReadProbe {
+            bytes_per_s: 6e7,
+            passes: 3.0,
+        },
+    }));
+    assert_eq!(reads["ceiling"], "pread");
+    assert!(reads.get("ratio_to_ceiling").is_none(), "{reads}");
+    assert_eq!(reads["ratio_to_pread"], 0.25);
+
+    let none = result_against(&Ceiling::None("because"));
+    assert_eq!(none["ceiling"], "none");
+    assert_eq!(none["ceiling_note"], "because");
+    assert!(none.get("ratio_to_ceiling").is_none(), "{none}");
+
+    // A write scenario that reports no events has no ratio either.
+    let ceiling = Ceiling::Writes(sync_ceiling(Some(probe(1, 10.0, 1.0))));
+    assert_eq!(ceiling.ratio_to_ceiling(None), None);
+    assert_eq!(ceiling.ratio_to_ceiling(Some(5.0)), Some(0.5));
+}
+
+#[test]
+fn a_probe_line_is_the_disk_alone() {
+    let line = line(ScenarioResult::of_probe(&probe(1000, 2e6, 0.5)));
+    assert_eq!(line["scenario"], "disk_ceiling");
+    assert_eq!(line["events_per_s"], 2e6);
+    assert_eq!(line["events_per_sync"], 1000);
+    assert_eq!(line["record_bytes"], 300);
+    assert_eq!(line["samples"], 10);
+    assert!(line.get("ceiling").is_none() && line.get("ratio_to_ceiling").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bracket_probes_the_shape_the_store_really_used() {
+    use strata_core::{EventType, ExpectedVersion, NewEvent, StreamName};
+    use strata_store::EventStore as _;
+    let dir = tempfile::tempdir().unwrap();
+    let probes = report::Probes {
+        dir: dir.path().join("probes"),
+        duration: Duration::from_millis(5),
+    };
+    let store = strata_store_embedded::EmbeddedStore::open(
+        dir.path().join("store"),
+        strata_store_embedded::Options::default(),
+    )
+    .unwrap();
+    let planned = SyncShape {
+        events_per_sync: 8,
+        record_bytes: 64,
+    };
+    let bracket = probes.before(&store, planned).await.unwrap();
+    let stream = StreamName::new("bench-1").unwrap();
+    // Three appends of two events, each waiting for its fdatasync: groups of two.
+    for _ in 0..3 {
+        let events = (0..2)
+            .map(|_| NewEvent::raw(EventType::new("E").unwrap(), payload(64)))
+            .collect();
+        store
+            .append(&stream, ExpectedVersion::Any, events)
+            .await
+            .unwrap();
+    }
+    let ceiling = bracket.after(&store).await.unwrap();
+    assert_eq!((ceiling.store_events, ceiling.store_syncs), (6, 3));
+    assert_eq!(ceiling.before.shape, planned);
+    assert_eq!(ceiling.after.shape, planned);
+    let matched = ceiling.matched.expect("the store synced");
+    assert_eq!(matched.shape.events_per_sync, 2);
+    assert!(matched.shape.record_bytes > 64, "{matched:?}");
+    assert_eq!(matched.shape.record_bytes, ceiling.store_bytes.div_ceil(6));
+    store.close().await.unwrap();
+    assert!(
+        std::fs::read_dir(&probes.dir).unwrap().next().is_none(),
+        "the probes' scratch files are removed"
+    );
+}
+
+#[test]
+fn the_write_probe_runs_at_least_one_group_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let shape = SyncShape {
+        events_per_sync: 3,
+        record_bytes: 100,
+    };
+    let probe = probe_sync(dir.path(), shape, Duration::ZERO).unwrap();
+    assert_eq!(probe.shape, shape);
+    assert_eq!(probe.sync.count, 1);
+    assert!(probe.events_per_s > 0.0);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn the_read_probe_reads_the_segments_whole_and_counts_them_as_events() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("00000000000000000001.seg"), vec![1; 1000]).unwrap();
+    std::fs::write(dir.path().join("00000000000000000100.seg"), vec![2; 3000]).unwrap();
+    std::fs::write(dir.path().join("00000000000000000001.idx"), vec![3; 50]).unwrap();
+    let files = segment_files(dir.path()).unwrap();
+    assert_eq!(files.len(), 2);
+    assert!(files[0] < files[1]);
+    assert_eq!(probe::segment_bytes(dir.path()), 4000);
+    let read = probe_pread(&files, Duration::ZERO).unwrap();
+    assert!(read.passes >= 1.0, "{read:?}");
+    assert!(read.bytes_per_s > 0.0);
+    let per = ReadProbe {
+        bytes_per_s: 4000.0,
+        passes: 1.0,
+    };
+    assert_eq!(per.events_per_s(200, 4000), 200.0);
+    assert_eq!(per.events_per_s(200, 0), 0.0);
+}
+
+#[test]
+fn a_result_line_is_one_json_line_with_rounded_figures() {
     let mut samples = vec![Duration::from_millis(1), Duration::from_millis(3)];
     let result = ScenarioResult::new(
         "writers_256",
-        250_000.0,
+        Some(250_000.0),
         &Summary::of(&mut samples),
-        &baseline(),
+        "append",
     )
-    .with_fsync(&FsyncAround {
-        p50_ms: 0.5,
-        before_p50_ms: 0.25,
-        after_p50_ms: 4.0,
-    })
     .with("writers", 256)
     .with("first_error", None::<String>)
     .with("seconds", 1.0 / 3.0);
-    let line: Value = serde_json::to_value(&result).unwrap();
-    assert_eq!(line["scenario"], "writers_256");
-    assert_eq!(line["events_per_s"], 250_000.0);
-    assert_eq!(line["p50_ms"], 1.0);
-    assert_eq!(line["p99_ms"], 3.0);
-    assert_eq!(line["ratio_to_ceiling"], 0.25);
-    assert_eq!(line["ceiling_events_per_s"], 1_000_000.0);
-    assert_eq!(line["fsync_p50_ms"], 0.5);
-    assert_eq!(line["latency_ratio_to_fsync"], 2.0);
-    assert_eq!(line["fsync_after_p50_ms"], 4.0);
-    assert_eq!(line["writers"], 256);
-    assert_eq!(line["first_error"], Value::Null);
-    assert_eq!(line["seconds"], 0.3333);
-    assert_eq!(line["samples"], 2);
-
+    let value = line(result.clone());
+    assert_eq!(value["scenario"], "writers_256");
+    assert_eq!(value["events_per_s"], 250_000.0);
+    assert_eq!(value["p50_ms"], 1.0);
+    assert_eq!(value["samples"], 2);
+    assert_eq!(value["latency_is_per"], "append");
+    assert_eq!(value["max_ms"], 3.0);
+    assert_eq!(value["writers"], 256);
+    assert_eq!(value["first_error"], Value::Null);
+    assert_eq!(value["seconds"], 0.3333);
+    assert_eq!(value["ceiling"], "none");
     let mut out = Vec::new();
     print_result(&mut out, &result).unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -102,27 +340,32 @@ fn a_result_line_has_the_required_fields_and_its_ratios() {
 }
 
 #[test]
-fn the_baseline_line_is_the_ceiling_with_the_fsync_latency() {
-    let line = serde_json::to_value(ScenarioResult::of_baseline(&baseline())).unwrap();
-    assert_eq!(line["scenario"], "disk_ceiling");
-    assert_eq!(line["ratio_to_ceiling"], 1.0);
-    assert_eq!(line["events_per_s"], 1_000_000.0);
-    assert_eq!(line["fsync_p50_ms"], 0.5);
+fn system_facts_come_from_the_system() {
+    let page = system::page_bytes();
+    assert!(page >= 4096 && page.is_power_of_two(), "{page}");
+    assert!(system::clock_ticks_per_s() > 0.0);
 }
 
 // --- arguments ---
 
-fn bench(args: &[&str]) -> BenchScenario {
-    let cli = Cli::try_parse_from(["strata", "bench"].iter().chain(args)).unwrap();
-    match cli.command {
-        Command::Bench(bench) => bench.scenario,
-        other => panic!("parsed {other:?}"),
-    }
+/// The command line of `strata bench` as the binary parses it.
+#[derive(Debug, clap::Parser)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+fn parse(args: &[&str]) -> Result<Scenario, clap::Error> {
+    Cli::try_parse_from(["bench"].iter().chain(args)).map(|cli| cli.scenario)
+}
+
+fn bench(args: &[&str]) -> Scenario {
+    parse(args).unwrap()
 }
 
 #[test]
 fn scenario_defaults_are_the_issues_sizes() {
-    let BenchScenario::AppendBulk(bulk) = bench(&["append-bulk"]) else {
+    let Scenario::AppendBulk(bulk) = bench(&["append-bulk"]) else {
         panic!()
     };
     assert_eq!(
@@ -131,29 +374,29 @@ fn scenario_defaults_are_the_issues_sizes() {
     );
     assert_eq!(bulk.in_flight, [1, 4]);
     assert_eq!(bulk.expected, [Expect::Any, Expect::Exact]);
-    assert_eq!(bulk.common.ceiling_rounds, 50);
-    let BenchScenario::Writers(writers) = bench(&["writers"]) else {
+    assert_eq!(bulk.common.probe_seconds, 1.0);
+    let Scenario::Writers(writers) = bench(&["writers"]) else {
         panic!()
     };
     assert_eq!(writers.writers, [256, 1]);
-    let BenchScenario::Open(open) = bench(&["open"]) else {
+    let Scenario::Open(open) = bench(&["open"]) else {
         panic!()
     };
     assert_eq!(open.events, 10_000_000);
-    let BenchScenario::ShopCommands(shop) = bench(&["shop-commands"]) else {
+    let Scenario::ShopCommands(shop) = bench(&["shop-commands"]) else {
         panic!()
     };
     assert_eq!(shop.clients, [256, 1]);
-    let BenchScenario::Lag(lag) = bench(&["lag"]) else {
+    let Scenario::Lag(lag) = bench(&["lag"]) else {
         panic!()
     };
     assert_eq!(lag.rate, 10_000.0);
-    let BenchScenario::LoadAggregate(load) = bench(&["load-aggregate"]) else {
+    let Scenario::LoadAggregate(load) = bench(&["load-aggregate"]) else {
         panic!()
     };
     assert_eq!(load.events, 10_000);
     assert_eq!(load.shape, [Shape::Receipts, Shape::Checkout]);
-    let BenchScenario::Http(http) = bench(&["http"]) else {
+    let Scenario::Http(http) = bench(&["http"]) else {
         panic!()
     };
     assert_eq!(http.connections, 64);
@@ -161,7 +404,7 @@ fn scenario_defaults_are_the_issues_sizes() {
 
 #[test]
 fn scenario_flags_take_lists_and_directories() {
-    let BenchScenario::Writers(writers) = bench(&[
+    let Scenario::Writers(writers) = bench(&[
         "writers",
         "--writers",
         "4,1",
@@ -169,8 +412,8 @@ fn scenario_flags_take_lists_and_directories() {
         "0.5",
         "--dir",
         "/scratch",
-        "--fsync-rounds",
-        "7",
+        "--probe-seconds",
+        "0.25",
         "--expected",
         "exact",
     ]) else {
@@ -182,9 +425,9 @@ fn scenario_flags_take_lists_and_directories() {
         writers.common.dir.as_deref(),
         Some(std::path::Path::new("/scratch"))
     );
-    assert_eq!(writers.common.fsync_rounds, 7);
+    assert_eq!(writers.common.probe_seconds, 0.25);
     assert_eq!(writers.expected, [Expect::Exact]);
-    let BenchScenario::OpenChild(child) = bench(&["open-child", "--store", "/s"]) else {
+    let Scenario::OpenChild(child) = bench(&["open-child", "--store", "/s"]) else {
         panic!()
     };
     assert_eq!(child.store, std::path::Path::new("/s"));
@@ -193,14 +436,17 @@ fn scenario_flags_take_lists_and_directories() {
 #[test]
 fn bad_scenario_flags_are_usage_errors() {
     for args in [
-        &["bench", "all", "--quick", "--full"][..],
-        &["bench", "append-bulk", "--batch", "0"],
-        &["bench", "read-all", "--ceiling-rounds", "0"],
-        &["bench", "load-aggregate", "--events", "1"],
-        &["bench", "load-aggregate", "--shape", "round"],
-        &["bench", "writers", "--expected", "maybe"],
+        &["all", "--quick", "--full"][..],
+        &["append-bulk", "--batch", "0"],
+        &["read-all", "--probe-seconds", "0"],
+        &["read-all", "--probe-seconds", "soon"],
+        &["disk", "--events-per-sync", "0"],
+        &["disk", "--seconds", "-1"],
+        &["load-aggregate", "--events", "1"],
+        &["load-aggregate", "--shape", "round"],
+        &["writers", "--expected", "maybe"],
     ] {
-        let err = Cli::try_parse_from(["strata"].iter().chain(args)).unwrap_err();
+        let err = parse(args).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{args:?}");
     }
 }
@@ -208,7 +454,7 @@ fn bad_scenario_flags_are_usage_errors() {
 #[test]
 fn all_runs_the_quick_scenarios_at_full_size_and_everything_when_asked() {
     let plan = |args: &[&str]| {
-        let BenchScenario::All(all) = bench(&[&["all"][..], args].concat()) else {
+        let Scenario::All(all) = bench(&[&["all"][..], args].concat()) else {
             panic!()
         };
         Plan::new(&all)
@@ -226,7 +472,12 @@ fn all_runs_the_quick_scenarios_at_full_size_and_everything_when_asked() {
     let quick = plan(&["--quick"]);
     assert!(quick.long.is_some());
     assert!(quick.bulk.events < 10_000 && quick.writers.seconds < 1.0);
-    assert!(quick.common.ceiling_rounds <= 2);
+    assert!(quick.common.probe_seconds <= QUICK_PROBE_SECONDS);
+    assert_eq!(default.read_stream.reads, 1000, "enough samples for a p99");
+    assert_eq!(
+        default.load_aggregate.loads, 1000,
+        "enough samples for a p99"
+    );
 }
 
 // --- fixtures ---
@@ -293,10 +544,10 @@ fn a_shop_history_is_the_asked_size_and_every_event_decodes() {
 fn generated_export_lines_are_what_import_reads() {
     let event = RecordedEvent {
         position: strata_core::Position(1),
-        stream: super::fixtures::stream("import-0".to_owned()),
+        stream: crate::fixtures::stream("import-0".to_owned()),
         version: strata_core::Version(1),
         id: strata_core::EventId::new(),
-        event_type: super::fixtures::bench_type(),
+        event_type: crate::fixtures::bench_type(),
         data: payload(64),
         metadata: bytes::Bytes::from_static(b"{}"),
         recorded_at: strata_core::Timestamp::from_unix_nanos(1),
@@ -329,7 +580,7 @@ async fn a_closed_loop_counts_what_completes_in_its_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_loop_client_gives_up_after_repeated_failures() {
     let outcome = closed_loop(2, Duration::from_secs(30), |_| {
-        |_| async { Err::<u64, _>(anyhow::anyhow!("refused")) }
+        |_| async { Err::<u64, _>(BenchError::Failed("refused".to_owned())) }
     })
     .await;
     assert_eq!(outcome.ops, 0);
@@ -349,7 +600,7 @@ fn operations_fall_due_at_the_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paced_run_starts_every_operation_due_in_its_window() {
     let outcome = paced(2000.0, Duration::from_millis(100), |n, due| async move {
-        anyhow::ensure!(n != 150, "the 150th failed");
+        error::ensure!(n != 150, "the 150th failed");
         Ok(tokio::time::Instant::now() - due)
     })
     .await;
@@ -415,19 +666,4 @@ fn queries_ask_for_completed_orders_and_products_in_turn() {
         }
     }
     assert!(http::query_path(&[0, 0], 1, 0, 3).starts_with("/shop/products/sku"));
-}
-
-#[test]
-fn the_fsync_latency_around_a_scenario_pools_before_and_after() {
-    let ms = |v: &[u64]| {
-        v.iter()
-            .map(|&m| Duration::from_millis(m))
-            .collect::<Vec<_>>()
-    };
-    let around = FsyncAround::of(ms(&[1, 1, 1]), ms(&[8, 9, 8]));
-    assert_eq!(around.before_p50_ms, 1.0);
-    assert_eq!(around.after_p50_ms, 8.0);
-    assert_eq!(around.p50_ms, 1.0);
-    let around = FsyncAround::of(ms(&[1, 1]), ms(&[8, 9, 8, 8]));
-    assert_eq!(around.p50_ms, 8.0);
 }
