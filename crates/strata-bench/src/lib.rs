@@ -37,11 +37,10 @@ pub use args::{
     Shape, ShopCommandsArgs, WritersArgs,
 };
 pub use error::BenchError;
-pub use probe::SyncShape;
 pub use stats::MIN_P99_SAMPLES;
 
 use error::{Context as _, Result};
-use probe::probe_sync;
+use probe::{SyncShape, probe_sync};
 use report::{Probes, ScenarioResult, print_result};
 
 /// Runs one scenario (or `all`) and prints its result lines.

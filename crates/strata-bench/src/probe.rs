@@ -23,11 +23,11 @@ pub(crate) const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// What one durable group of the write ceiling holds: the shape of a store run's
 /// commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncShape {
+pub(crate) struct SyncShape {
     /// Records written before each fdatasync.
-    pub events_per_sync: u64,
+    pub(crate) events_per_sync: u64,
     /// Bytes per record.
-    pub record_bytes: u64,
+    pub(crate) record_bytes: u64,
 }
 
 impl SyncShape {

@@ -1,5 +1,6 @@
-//! Unit tests of the benchmark module: statistics, the result line, arguments, the
-//! generated fixtures, the drivers, and the parsers of what child processes print.
+//! Unit tests of the harness: statistics and their sample counts, the ceilings and which
+//! results print a ratio, the result line, arguments, the generated fixtures, the
+//! drivers, and the parsers of what child processes print.
 
 use std::time::Duration;
 
@@ -364,7 +365,7 @@ fn bench(args: &[&str]) -> Scenario {
 }
 
 #[test]
-fn scenario_defaults_are_the_issues_sizes() {
+fn scenario_defaults_are_the_documented_sizes() {
     let Scenario::AppendBulk(bulk) = bench(&["append-bulk"]) else {
         panic!()
     };
