@@ -121,15 +121,16 @@ fn family(
     Ok(())
 }
 
-/// Runs `future` to completion from synchronous code inside the command's runtime (the
-/// runtime's other threads keep running the tasks it spawns).
-fn block_on<F: Future>(future: F) -> F::Output {
+/// Runs `future` to completion from synchronous code: inside the caller's runtime (which
+/// must be multi-threaded; its other threads keep running the tasks the scenario spawns),
+/// or in one of its own when there is none.
+fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => tokio::task::block_in_place(|| handle.block_on(future)),
         Err(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .expect("an async runtime for the benchmark")
+            .context("cannot start an async runtime for the benchmark")?
             .block_on(future),
     }
 }
