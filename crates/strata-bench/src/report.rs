@@ -30,7 +30,7 @@ pub(crate) struct Probes {
 
 impl Probes {
     /// Starts bracketing a durable-write scenario on `store`: probes the disk now in the
-    /// shape the scenario plans (its largest possible group) and notes the store's
+    /// shape the scenario plans (usually its largest possible group) and notes the store's
     /// counters, so that [`Bracket::after`] can tell what the run really did.
     pub(crate) async fn before(
         &self,
