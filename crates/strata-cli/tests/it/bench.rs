@@ -133,7 +133,7 @@ fn every_scenario_runs_quickly_and_prints_what_it_did_beside_its_ceiling() {
             let expected = line["events_per_s"].as_f64().unwrap()
                 / line["ceiling_events_per_s"].as_f64().unwrap();
             let ratio = line["ratio_to_ceiling"].as_f64().unwrap();
-            assert!((ratio - expected).abs() <= 1e-4 + expected * 1e-3, "{line}");
+            assert!((ratio - expected).abs() <= 1e-4 + expected * 1e-2, "{line}");
             // The probe wrote groups of the size the store used, rounded.
             let store = line["store_events_per_sync"].as_f64().unwrap();
             let probed = line["ceiling_events_per_sync"].as_f64().unwrap();
