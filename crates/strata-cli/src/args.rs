@@ -69,8 +69,9 @@ pub(crate) enum Command {
     /// allowed, but the events then get other global positions than in the export.
     Import(ImportArgs),
 
-    /// Measures performance.
-    Bench(BenchArgs),
+    /// Measures performance: one JSON line per result, each beside the ceiling that
+    /// bounds it (see docs/benchmarks.md).
+    Bench(strata_bench::BenchArgs),
 
     /// Runs the server: the HTTP API, the shop with its read models and checkout, and
     /// the web console, on http://127.0.0.1:7700 by default.
@@ -160,61 +161,4 @@ pub(crate) struct ImportArgs {
 
     #[command(flatten)]
     pub(crate) write: WriteArgs,
-}
-
-/// `strata bench`.
-#[derive(Debug, Args)]
-pub(crate) struct BenchArgs {
-    #[command(subcommand)]
-    pub(crate) scenario: BenchScenario,
-}
-
-/// The benchmark scenarios. Each run first measures the disk (printed as a
-/// `disk_ceiling` line), then prints one JSON line per result, in proportion to it.
-#[derive(Debug, Subcommand)]
-pub(crate) enum BenchScenario {
-    /// Measures the raw disk ceiling: batches of 1000 records of 256 bytes, each batch
-    /// written then fdatasync'd once. No store is opened.
-    Disk(DiskArgs),
-    /// Durable bulk appends of batches of events, with 1 and with 4 in flight.
-    AppendBulk(crate::bench::BulkArgs),
-    /// Concurrent writers, each appending one event and waiting for its durable ack.
-    Writers(crate::bench::WritersArgs),
-    /// Reads one long stream, whole.
-    ReadStream(crate::bench::ReadStreamArgs),
-    /// Reads the whole log, then catches a subscription up with it.
-    ReadAll(crate::bench::ReadAllArgs),
-    /// Opens a large store in a fresh process: time and resident memory.
-    Open(crate::bench::OpenArgs),
-    /// Opens a store and prints what it took (run by `open` in a child process).
-    #[command(hide = true)]
-    OpenChild(crate::bench::OpenChildArgs),
-    /// Runs `strata import` on a generated export file.
-    Import(crate::bench::ImportArgs),
-    /// Shop commands end to end (load, decide, durable append) from concurrent clients.
-    ShopCommands(crate::bench::ShopCommandsArgs),
-    /// Rebuilds the shop's read models from a log of shop events.
-    Rebuild(crate::bench::RebuildArgs),
-    /// The lag from a command to its read model, at a paced command rate.
-    Lag(crate::bench::LagArgs),
-    /// Loads a long aggregate, replaying every event and from a snapshot.
-    LoadAggregate(crate::bench::LoadAggregateArgs),
-    /// HTTP load against a `strata serve` child: shop commands, queries, raw appends.
-    Http(crate::bench::HttpArgs),
-    /// Every quick scenario at the issues' sizes (--full: all of them; --quick: all,
-    /// tiny).
-    All(crate::bench::AllArgs),
-}
-
-/// `strata bench disk`.
-#[derive(Debug, Args)]
-pub(crate) struct DiskArgs {
-    /// Measure in a temporary directory under this one (default: under the data
-    /// directory).
-    #[arg(long, value_name = "DIR")]
-    pub(crate) dir: Option<PathBuf>,
-
-    /// How many batches to write and sync.
-    #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) rounds: u32,
 }

@@ -6,7 +6,6 @@
 
 mod append;
 mod args;
-mod bench;
 mod import;
 mod lines;
 mod names;
@@ -155,7 +154,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => bench::run(dir, &args.scenario, &mut stdout()),
+        Command::Bench(args) => Ok(strata_bench::run(dir, &args.scenario, &mut stdout())?),
         Command::Serve(args) => serve::run(dir, args, shutdown_signal()?).await,
     }
 }

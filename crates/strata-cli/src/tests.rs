@@ -1,5 +1,5 @@
 //! Unit tests of the commands' logic against the in-memory store: line parsing, the
-//! result and error lines, paging, the tail loop, import grouping and the bench maths.
+//! result and error lines, paging, the tail loop, import grouping.
 
 use std::future::Future;
 use std::io::{Cursor, Write};
@@ -16,7 +16,7 @@ use strata_store::{AppendResult, Direction, EventStore, MemoryStore, ReadFilter,
 use crate::append::{self, ErrorBody, INVALID_INPUT, Job, TOO_LARGE};
 use crate::import::{self, ImportTarget};
 use crate::lines::{self, Line, LineParser};
-use crate::{bench, read, tail, verify};
+use crate::{read, tail, verify};
 
 fn stream(name: &str) -> StreamName {
     StreamName::new(name).unwrap()
@@ -723,7 +723,7 @@ async fn import_rejects_version_zero_and_bad_fields() {
     }
 }
 
-// --- verify and bench ---
+// --- verify ---
 
 #[test]
 fn the_verify_summary_counts_everything_and_mentions_a_torn_tail() {
@@ -751,24 +751,6 @@ fn the_verify_summary_counts_everything_and_mentions_a_torn_tail() {
         line.contains("torn last batch of 17 bytes at /data/1.seg:4096"),
         "{line}"
     );
-}
-
-#[test]
-fn percentiles_use_the_nearest_rank() {
-    let times: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-    assert_eq!(bench::percentile_ms(&times, 50.0), 50.0);
-    assert_eq!(bench::percentile_ms(&times, 99.0), 99.0);
-    assert_eq!(bench::percentile_ms(&times[..1], 99.0), 1.0);
-    assert_eq!(bench::percentile_ms(&[], 50.0), 0.0);
-}
-
-#[test]
-fn the_disk_ceiling_is_measured_in_a_scratch_directory_that_is_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let ceiling = bench::measure_disk_ceiling(dir.path(), 3).unwrap();
-    assert!(ceiling.events_per_s > 0.0);
-    assert!(ceiling.p50_ms <= ceiling.p99_ms);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 // --- the error line ---

@@ -20,5 +20,7 @@ mod verify;
 mod writer;
 
 pub use options::{Durability, LostData, Options};
-pub use store::{BatchAppend, EmbeddedStore, LostEvents, OpenReport, PendingBatch, TornTail};
+pub use store::{
+    BatchAppend, EmbeddedStore, LostEvents, OpenReport, PendingBatch, StoreStats, TornTail,
+};
 pub use verify::{Problem, VerifyReport, verify};

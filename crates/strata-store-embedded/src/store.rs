@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,6 +25,17 @@ use crate::io::{Fs, RealFs};
 use crate::open::{Access, load, refresh};
 use crate::read::{NameCache, read_locations, read_range};
 use crate::writer::{Append, Request};
+
+/// Counters of the write path since the store was opened (for benchmarks and
+/// monitoring; they never steer the store).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Successful fdatasync calls made to acknowledge appends. One group commit makes one
+    /// per segment file it wrote (two when it spans a segment roll); zero under
+    /// `Durability::None`.
+    pub fdatasyncs: u64,
+}
 
 /// What opening the store found and repaired.
 #[derive(Debug, Clone, Default)]
@@ -136,6 +147,8 @@ pub(crate) struct Shared {
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
     closed: AtomicBool,
+    /// Successful fdatasyncs of the syncer (see [`StoreStats::fdatasyncs`]).
+    pub(crate) fdatasyncs: AtomicU64,
     #[cfg(feature = "fault-injection")]
     inject_failure: AtomicBool,
 }
@@ -159,6 +172,7 @@ impl Shared {
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            fdatasyncs: AtomicU64::new(0),
             #[cfg(feature = "fault-injection")]
             inject_failure: AtomicBool::new(false),
         }
@@ -345,6 +359,13 @@ impl EmbeddedStore {
     /// What opening found.
     pub fn open_report(&self) -> OpenReport {
         self.handle.report.clone()
+    }
+
+    /// The write path's counters since this handle's store was opened.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            fdatasyncs: self.handle.shared.fdatasyncs.load(Ordering::Relaxed),
+        }
     }
 
     /// The data directory.

@@ -623,6 +623,9 @@ impl Syncer {
                     ));
                     break;
                 }
+                self.shared
+                    .fdatasyncs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 synced.push(&batch.file);
             }
         }

@@ -27,15 +27,17 @@ fn bench_has_help_listing_its_scenarios() {
 }
 
 #[test]
-fn the_disk_ceiling_prints_one_json_line() {
+fn the_disk_ceiling_prints_one_json_line_per_group_size() {
     let strata = Strata::new();
     let dir = strata.scratch().join("bench");
     let run = strata.run(
         &[
             "bench",
             "disk",
-            "--rounds",
-            "3",
+            "--events-per-sync",
+            "1,10",
+            "--seconds",
+            "0.01",
             "--dir",
             dir.to_str().unwrap(),
         ],
@@ -43,12 +45,15 @@ fn the_disk_ceiling_prints_one_json_line() {
     );
     run.assert_success();
     let lines = run.json_lines();
-    assert_eq!(lines.len(), 1, "{run:?}");
-    let line = &lines[0];
-    assert_eq!(line["scenario"], "disk_ceiling");
-    assert!(line["events_per_s"].as_f64().unwrap() > 0.0);
-    assert!(line["p50_ms"].as_f64().unwrap() <= line["p99_ms"].as_f64().unwrap());
-    assert_eq!(line["ratio_to_ceiling"], 1.0);
+    assert_eq!(lines.len(), 2, "{run:?}");
+    for (line, events_per_sync) in lines.iter().zip([1, 10]) {
+        assert_eq!(line["scenario"], "disk_ceiling");
+        assert_eq!(line["events_per_sync"], events_per_sync, "{line}");
+        assert_eq!(line["record_bytes"], 256, "{line}");
+        assert!(line["events_per_s"].as_f64().unwrap() > 0.0);
+        assert!(line["samples"].as_u64().unwrap() >= 1, "{line}");
+        assert!(line.get("ratio_to_ceiling").is_none(), "{line}");
+    }
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
         0,
@@ -57,14 +62,17 @@ fn the_disk_ceiling_prints_one_json_line() {
 }
 
 #[test]
-fn zero_rounds_is_a_usage_error() {
+fn zero_seconds_is_a_usage_error() {
     Strata::new()
-        .run(&["bench", "disk", "--rounds", "0"], "")
-        .assert_failure(2, "rounds");
+        .run(&["bench", "disk", "--seconds", "0"], "")
+        .assert_failure(2, "seconds");
 }
 
+/// The scenarios whose lines compare their throughput with the write ceiling.
+const DURABLE_WRITES: [&str; 3] = ["append_bulk_", "writers_", "shop_commands_"];
+
 #[test]
-fn every_scenario_runs_quickly_and_prints_json_lines_in_proportion_to_the_disk() {
+fn every_scenario_runs_quickly_and_prints_what_it_did_beside_its_ceiling() {
     let strata = Strata::new();
     let dir = strata.scratch().join("bench");
     let run = strata.run(
@@ -76,7 +84,6 @@ fn every_scenario_runs_quickly_and_prints_json_lines_in_proportion_to_the_disk()
     let scenarios: Vec<&str> = lines
         .iter()
         .map(|l| l["scenario"].as_str().unwrap())
-        .filter(|s| *s != "disk_ceiling")
         .collect();
     assert_eq!(
         scenarios,
@@ -108,44 +115,73 @@ fn every_scenario_runs_quickly_and_prints_json_lines_in_proportion_to_the_disk()
         ],
         "{run:?}"
     );
-    // Each family starts with the disk baseline it is compared with.
-    assert_eq!(lines[0]["scenario"], "disk_ceiling", "{run:?}");
-    let mut ceiling = 0.0;
     for line in &lines {
-        for field in ["events_per_s", "p50_ms", "p99_ms", "ratio_to_ceiling"] {
-            assert!(line[field].as_f64().is_some(), "{field} in {line}");
-        }
-        assert!(line["p50_ms"].as_f64() <= line["p99_ms"].as_f64(), "{line}");
-        if line["scenario"] == "disk_ceiling" {
-            ceiling = line["events_per_s"].as_f64().unwrap();
-            assert!(line["fsync_p50_ms"].as_f64().unwrap() > 0.0, "{line}");
-            continue;
-        }
-        assert_eq!(
-            line["ceiling_events_per_s"].as_f64(),
-            Some(ceiling),
+        let scenario = line["scenario"].as_str().unwrap();
+        let samples = line["samples"].as_u64().unwrap_or_else(|| panic!("{line}"));
+        assert!(samples >= 1, "{line}");
+        // A 99th percentile only from enough samples.
+        assert_eq!(line["p99_ms"].is_null(), samples < 1000, "{line}");
+        let p50 = line["p50_ms"].as_f64().unwrap_or_else(|| panic!("{line}"));
+        assert!(
+            line["p99_ms"].as_f64().is_none_or(|p99| p50 <= p99),
             "{line}"
         );
-        let expected = line["events_per_s"].as_f64().unwrap() / ceiling;
-        let ratio = line["ratio_to_ceiling"].as_f64().unwrap();
-        assert!((ratio - expected).abs() <= 1e-4 + expected * 1e-3, "{line}");
+        let durable = DURABLE_WRITES.iter().any(|p| scenario.starts_with(p));
+        let ceiling = line["ceiling"].as_str().unwrap();
+        if durable {
+            assert_eq!(ceiling, "fdatasync", "{line}");
+            let expected = line["events_per_s"].as_f64().unwrap()
+                / line["ceiling_events_per_s"].as_f64().unwrap();
+            let ratio = line["ratio_to_ceiling"].as_f64().unwrap();
+            assert!((ratio - expected).abs() <= 1e-4 + expected * 1e-2, "{line}");
+            // The probe wrote groups of the size the store used, rounded.
+            let store = line["store_events_per_sync"].as_f64().unwrap();
+            let probed = line["ceiling_events_per_sync"].as_f64().unwrap();
+            assert!((store - probed).abs() <= 0.5, "{line}");
+            for key in ["bracket_before_events_per_s", "bracket_after_events_per_s"] {
+                assert!(line[key].as_f64().unwrap() > 0.0, "{key} in {line}");
+            }
+        } else {
+            assert!(line.get("ratio_to_ceiling").is_none(), "{line}");
+        }
+        match scenario {
+            "read_model_lag" => assert_eq!(ceiling, "fdatasync", "{line}"),
+            "read_stream" | "read_all" | "subscription_catch_up" => {
+                assert_eq!(ceiling, "pread", "{line}");
+                assert!(line["ratio_to_pread"].as_f64().is_some(), "{line}");
+                assert!(line["pread_events_per_s"].as_f64().unwrap() > 0.0, "{line}");
+            }
+            _ if durable => {}
+            _ => {
+                assert_eq!(ceiling, "none", "{line}");
+                assert!(line["ceiling_note"].is_string(), "{line}");
+            }
+        }
         assert!(
             line.get("errors").is_none_or(|e| e == 0),
             "a scenario saw errors: {line}"
         );
     }
-    for latency_bound in [
-        "writers_1",
-        "shop_commands_1",
-        "read_model_lag",
-        "http_appends",
-    ] {
-        let line = lines
-            .iter()
-            .find(|l| l["scenario"] == latency_bound)
-            .unwrap();
-        assert!(line["latency_ratio_to_fsync"].as_f64().is_some(), "{line}");
+    let line = |name: &str| lines.iter().find(|l| l["scenario"] == name).unwrap();
+    for latency_bound in ["writers_1", "shop_commands_1", "read_model_lag"] {
+        let line = line(latency_bound);
+        assert!(line["latency_ratio_to_sync"].as_f64().is_some(), "{line}");
     }
+    // Loads report the events they folded, and no events for a snapshot that is current.
+    let replay = line("load_aggregate_receipts");
+    assert_eq!(replay["events_folded_per_load"], replay["aggregate_events"]);
+    assert!(replay["events_per_s"].as_f64().unwrap() > 0.0, "{replay}");
+    let snapshot = line("load_aggregate_receipts_snapshot");
+    assert_eq!(snapshot["events_folded_per_load"], 0, "{snapshot}");
+    assert_eq!(
+        snapshot["events_per_s"],
+        serde_json::Value::Null,
+        "{snapshot}"
+    );
+    assert!(
+        snapshot["loads_per_s"].as_f64().unwrap() > 0.0,
+        "{snapshot}"
+    );
     // Scratch directories are removed; only the reusable store for `open` stays.
     let left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -159,7 +195,7 @@ fn every_scenario_runs_quickly_and_prints_json_lines_in_proportion_to_the_disk()
 }
 
 #[test]
-fn a_scenario_prints_the_disk_baseline_then_one_line_per_result() {
+fn a_scenario_prints_one_line_per_result_probed_in_its_own_shape() {
     let strata = Strata::new();
     let dir = strata.scratch().join("bench");
     let run = strata.run(
@@ -174,28 +210,27 @@ fn a_scenario_prints_the_disk_baseline_then_one_line_per_result() {
             "1,2,3",
             "--expected",
             "any",
-            "--ceiling-rounds",
-            "1",
-            "--fsync-rounds",
-            "1",
+            "--probe-seconds",
+            "0.01",
             "--dir",
             dir.to_str().unwrap(),
         ],
         "",
     );
     run.assert_success();
-    let scenarios: Vec<String> = run
-        .json_lines()
+    let lines = run.json_lines();
+    let scenarios: Vec<&str> = lines
         .iter()
-        .map(|l| l["scenario"].as_str().unwrap().to_owned())
+        .map(|l| l["scenario"].as_str().unwrap())
         .collect();
     assert_eq!(
         scenarios,
-        [
-            "disk_ceiling",
-            "append_bulk_x1",
-            "append_bulk_x2",
-            "append_bulk_x3"
-        ]
+        ["append_bulk_x1", "append_bulk_x2", "append_bulk_x3"]
     );
+    // One append in flight: each append of 100 events is a group of its own.
+    let x1 = &lines[0];
+    assert_eq!(x1["store_fdatasyncs"], 3, "{x1}");
+    assert_eq!(x1["ceiling_events_per_sync"], 100, "{x1}");
+    assert_eq!(x1["bracket_events_per_sync"], 100, "{x1}");
+    assert_eq!(lines[2]["bracket_events_per_sync"], 300, "{}", lines[2]);
 }

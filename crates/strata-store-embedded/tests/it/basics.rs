@@ -215,3 +215,37 @@ async fn a_bad_append_in_a_batch_fails_alone() {
     assert_eq!(outcomes[3].as_ref().unwrap().last_version, Version(3));
     assert_eq!(store.stream_version(&s).await.unwrap(), Version(3));
 }
+
+#[tokio::test]
+async fn the_stats_count_one_fdatasync_per_acknowledged_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(store.stats().fdatasyncs, 0);
+    let stream = StreamName::new("order-1").unwrap();
+    // Each append waits for its acknowledgement, so each is a group of its own.
+    for i in 0..5u64 {
+        store
+            .append(&stream, ExpectedVersion::Any, vec![event("Placed", i)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.stats().fdatasyncs, 5);
+    store.close().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        durability: strata_store_embedded::Durability::None,
+        ..Options::default()
+    };
+    let store = EmbeddedStore::open(dir.path(), options).unwrap();
+    store
+        .append(&stream, ExpectedVersion::Any, vec![event("Placed", 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stats().fdatasyncs,
+        0,
+        "nothing is synced without durability"
+    );
+    store.close().await.unwrap();
+}

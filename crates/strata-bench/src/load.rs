@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::stats::{Summary, rate};
+use crate::error::{Result, one_line};
+use crate::stats::{Summary, rate};
 
 /// A client gives up after this many failed operations (something is broken; going on
 /// would only spin).
@@ -64,7 +65,7 @@ pub(crate) async fn closed_loop<M, F, Fut>(clients: usize, window: Duration, mak
 where
     M: Fn(usize) -> F,
     F: FnMut(u64) -> Fut + Send + 'static,
-    Fut: Future<Output = anyhow::Result<u64>> + Send + 'static,
+    Fut: Future<Output = Result<u64>> + Send + 'static,
 {
     let start = Instant::now();
     let window_start = start + warm_up(window);
@@ -97,7 +98,7 @@ where
                     }
                     Err(err) => {
                         tally.errors += 1;
-                        tally.first_error.get_or_insert_with(|| format!("{err:#}"));
+                        tally.first_error.get_or_insert_with(|| one_line(&err));
                         if tally.errors >= MAX_CLIENT_ERRORS {
                             break;
                         }
@@ -157,7 +158,7 @@ pub(crate) struct PacedOutcome<T> {
 pub(crate) async fn paced<F, Fut, T>(rate: f64, window: Duration, op: F) -> PacedOutcome<T>
 where
     F: Fn(u64, Instant) -> Fut,
-    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+    Fut: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
     let start = Instant::now();
@@ -195,7 +196,7 @@ where
             Ok(Ok(value)) => results.push(value),
             Ok(Err(err)) => {
                 errors += 1;
-                first_error.get_or_insert_with(|| format!("{err:#}"));
+                first_error.get_or_insert_with(|| one_line(&err));
             }
             Err(err) => {
                 errors += 1;

@@ -1,9 +1,13 @@
-//! Latency samples and what is reported of them: nearest-rank percentiles, in
-//! milliseconds.
+//! Latency samples and what is reported of them: nearest-rank percentiles in
+//! milliseconds, and how many samples they come from. A percentile that too few samples
+//! cannot support is not reported.
 
 use std::time::Duration;
 
-pub(crate) use super::disk::percentile_ms;
+/// The fewest samples whose 99th percentile is reported. With 1000 samples it is the
+/// tenth-slowest; with fewer it is one of the very few slowest, which says more about
+/// the one stall that happened than about the tail.
+pub const MIN_P99_SAMPLES: usize = 1000;
 
 /// The percentiles and count of a set of latency samples.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -12,7 +16,7 @@ pub(crate) struct Summary {
     pub(crate) count: usize,
     /// Median, in milliseconds.
     pub(crate) p50_ms: f64,
-    /// 99th percentile, in milliseconds.
+    /// 99th percentile, in milliseconds (whatever the count; see [`Summary::p99`]).
     pub(crate) p99_ms: f64,
     /// Largest sample, in milliseconds.
     pub(crate) max_ms: f64,
@@ -38,10 +42,30 @@ impl Summary {
         }
     }
 
-    /// One sample: a one-shot measurement reported as its own percentiles.
+    /// One sample: a one-shot measurement.
     pub(crate) fn single(elapsed: Duration) -> Self {
         Self::of(&mut [elapsed])
     }
+
+    /// The median as reported: none without samples.
+    pub(crate) fn p50(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.p50_ms)
+    }
+
+    /// The 99th percentile as reported: none from fewer than [`MIN_P99_SAMPLES`].
+    pub(crate) fn p99(&self) -> Option<f64> {
+        (self.count >= MIN_P99_SAMPLES).then_some(self.p99_ms)
+    }
+}
+
+/// The nearest-rank percentile of sorted durations, in milliseconds (0 when empty).
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    let index = rank.clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
 }
 
 /// `count` per second over `elapsed` (0 for no time).

@@ -7,21 +7,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures::StreamExt as _;
 use strata_core::{ExpectedVersion, NewEvent, Position};
 use strata_store::{Direction, EventStore, ReadFilter};
 use strata_store_embedded::Options;
 use tokio::time::Instant;
 
-use super::args::{BulkArgs, Expect, ReadAllArgs, ReadStreamArgs, WritersArgs};
-use super::fixtures::{
+use crate::args::{BulkArgs, Expect, ReadAllArgs, ReadStreamArgs, WritersArgs};
+use crate::error::{BenchError, Context as _, Result, ensure};
+use crate::fixtures::{
     append_all, bench_event, dir_bytes, fixture_options, log_appends, open_store, payload,
     progress_printer, scratch, stream,
 };
-use super::load::closed_loop;
-use super::report::{Baseline, ScenarioResult};
-use super::stats::{Summary, rate};
+use crate::load::closed_loop;
+use crate::probe::SyncShape;
+use crate::report::{Ceiling, Probes, ScenarioResult};
+use crate::stats::{Summary, rate};
 
 /// Events per page a subscription's latency is reported for.
 const SUBSCRIPTION_CHUNK: u64 = 1000;
@@ -32,13 +33,13 @@ const SUBSCRIPTION_CHUNK: u64 = 1000;
 pub(crate) async fn append_bulk(
     dir: &Path,
     args: &BulkArgs,
-    baseline: &Baseline,
-) -> anyhow::Result<Vec<ScenarioResult>> {
+    probes: &Probes,
+) -> Result<Vec<ScenarioResult>> {
     let mut results = Vec::new();
     for &expect in &args.expected {
         for &in_flight in &args.in_flight {
             let in_flight = in_flight.max(1);
-            results.push(append_bulk_once(dir, args, expect, in_flight, baseline).await?);
+            results.push(append_bulk_once(dir, args, expect, in_flight, probes).await?);
         }
     }
     Ok(results)
@@ -49,8 +50,8 @@ async fn append_bulk_once(
     args: &BulkArgs,
     expect: Expect,
     in_flight: usize,
-    baseline: &Baseline,
-) -> anyhow::Result<ScenarioResult> {
+    probes: &Probes,
+) -> Result<ScenarioResult> {
     let scratch = scratch(dir, "bulk")?;
     let store = open_store(scratch.path(), Options::default())?;
     let data = payload(args.event_bytes);
@@ -62,6 +63,12 @@ async fn append_bulk_once(
         work[(b % in_flight as u64) as usize]
             .push((0..count).map(|_| bench_event(&data)).collect());
     }
+    // The largest group these appends allow: every append in flight in one fdatasync.
+    let planned = SyncShape {
+        events_per_sync: args.batch * in_flight as u64,
+        record_bytes: args.event_bytes as u64,
+    };
+    let bracket = probes.before(&store, planned).await?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (t, batches) in work.into_iter().enumerate() {
@@ -79,7 +86,7 @@ async fn append_bulk_once(
                 samples.push(sent.elapsed());
                 version += count;
             }
-            anyhow::Ok(samples)
+            Ok::<_, BenchError>(samples)
         }));
     }
     let mut samples = Vec::new();
@@ -87,15 +94,17 @@ async fn append_bulk_once(
         samples.extend(task.await.context("an appending task failed")??);
     }
     let elapsed = started.elapsed();
+    let ceiling = bracket.after(&store).await?;
     store.close().await?;
     let on_disk = dir_bytes(scratch.path());
     let latency = Summary::of(&mut samples);
     Ok(ScenarioResult::new(
         named(format!("append_bulk_x{in_flight}"), expect),
-        rate(args.events as f64, elapsed),
+        Some(rate(args.events as f64, elapsed)),
         &latency,
-        baseline,
+        "append",
     )
+    .against(&Ceiling::Writes(ceiling))
     .with("in_flight", in_flight)
     .with("expected", expect.as_str())
     .with("batch", args.batch)
@@ -111,8 +120,8 @@ async fn append_bulk_once(
 pub(crate) async fn writers(
     dir: &Path,
     args: &WritersArgs,
-    baseline: &Baseline,
-) -> anyhow::Result<Vec<ScenarioResult>> {
+    probes: &Probes,
+) -> Result<Vec<ScenarioResult>> {
     let mut results = Vec::new();
     let runs = args
         .expected
@@ -123,7 +132,12 @@ pub(crate) async fn writers(
         let store = open_store(scratch.path(), Options::default())?;
         let data = payload(args.event_bytes);
         let window = Duration::from_secs_f64(args.seconds);
-        let fsync = baseline.fsync_before()?;
+        // The largest group: every writer's append in one fdatasync.
+        let planned = SyncShape {
+            events_per_sync: writers as u64,
+            record_bytes: args.event_bytes as u64,
+        };
+        let bracket = probes.before(&store, planned).await?;
         let outcome = closed_loop(writers, window, |w| {
             let store = store.clone();
             let data = data.clone();
@@ -144,16 +158,16 @@ pub(crate) async fn writers(
             }
         })
         .await;
-        let fsync = fsync.after(baseline)?;
+        let ceiling = bracket.after(&store).await?;
         store.close().await?;
         results.push(
             ScenarioResult::new(
                 named(format!("writers_{writers}"), expect),
-                outcome.events_per_s(),
+                Some(outcome.events_per_s()),
                 &outcome.latency,
-                baseline,
+                "append",
             )
-            .with_fsync(&fsync)
+            .against(&Ceiling::Writes(ceiling))
             .with("writers", writers)
             .with("expected", expect.as_str())
             .with("event_bytes", args.event_bytes)
@@ -185,8 +199,8 @@ fn expected(expect: Expect, version: u64) -> ExpectedVersion {
 pub(crate) async fn read_stream(
     dir: &Path,
     args: &ReadStreamArgs,
-    baseline: &Baseline,
-) -> anyhow::Result<ScenarioResult> {
+    probes: &Probes,
+) -> Result<ScenarioResult> {
     let scratch = scratch(dir, "read-stream")?;
     let store = open_store(scratch.path(), fixture_options())?;
     let name = stream("long-1".to_owned());
@@ -206,7 +220,7 @@ pub(crate) async fn read_stream(
             .read_stream(&name, None, Direction::Forward, usize::MAX)
             .await?;
         samples.push(sent.elapsed());
-        anyhow::ensure!(
+        ensure!(
             events.len() as u64 == args.events,
             "read {} events of a stream of {}",
             events.len(),
@@ -214,15 +228,17 @@ pub(crate) async fn read_stream(
         );
     }
     let elapsed = started.elapsed();
+    let ceiling = probes.pread(scratch.path(), args.events)?;
     store.close().await?;
     let latency = Summary::of(&mut samples);
     let events = args.events * u64::from(args.reads);
     Ok(ScenarioResult::new(
         "read_stream",
-        rate(events as f64, elapsed),
+        Some(rate(events as f64, elapsed)),
         &latency,
-        baseline,
+        "read of the whole stream",
     )
+    .against(&Ceiling::Reads(ceiling))
     .with("stream_events", args.events)
     .with("reads", args.reads)
     .with("event_bytes", args.event_bytes))
@@ -233,8 +249,8 @@ pub(crate) async fn read_stream(
 pub(crate) async fn read_all(
     dir: &Path,
     args: &ReadAllArgs,
-    baseline: &Baseline,
-) -> anyhow::Result<Vec<ScenarioResult>> {
+    probes: &Probes,
+) -> Result<Vec<ScenarioResult>> {
     let scratch = scratch(dir, "read-all")?;
     let store = open_store(scratch.path(), fixture_options())?;
     let appends = log_appends(
@@ -260,7 +276,7 @@ pub(crate) async fn read_all(
             let sent = Instant::now();
             let page = store.read_all(from, args.page as usize, &filter).await?;
             pages.push(sent.elapsed());
-            anyhow::ensure!(!page.events.is_empty(), "the log ended after {read} events");
+            ensure!(!page.events.is_empty(), "the log ended after {read} events");
             read += page.events.len() as u64;
             from = page.next;
         }
@@ -284,29 +300,30 @@ pub(crate) async fn read_all(
         }
     }
     let subscription_elapsed = started.elapsed();
+    let ceiling = Ceiling::Reads(probes.pread(scratch.path(), args.events)?);
     store.close().await?;
 
     let total = args.events * u64::from(args.passes);
     let read_all = ScenarioResult::new(
         "read_all",
-        rate(total as f64, read_all_elapsed),
+        Some(rate(total as f64, read_all_elapsed)),
         &Summary::of(&mut pages),
-        baseline,
+        &format!("page of {} events", args.page),
     )
+    .against(&ceiling)
     .with("log_events", args.events)
     .with("page_events", args.page)
     .with("passes", args.passes)
-    .with("event_bytes", args.event_bytes)
-    .with("latency_is_per", "page");
+    .with("event_bytes", args.event_bytes);
     let catch_up = ScenarioResult::new(
         "subscription_catch_up",
-        rate(total as f64, subscription_elapsed),
+        Some(rate(total as f64, subscription_elapsed)),
         &Summary::of(&mut chunks),
-        baseline,
+        &format!("{SUBSCRIPTION_CHUNK} events"),
     )
+    .against(&ceiling)
     .with("log_events", args.events)
     .with("passes", args.passes)
-    .with("event_bytes", args.event_bytes)
-    .with("latency_is_per", format!("{SUBSCRIPTION_CHUNK} events"));
+    .with("event_bytes", args.event_bytes);
     Ok(vec![read_all, catch_up])
 }

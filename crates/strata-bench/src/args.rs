@@ -1,40 +1,56 @@
-//! The arguments of the `strata bench` scenarios, with defaults matching the sizes the
-//! issues name. Nothing here runs anything.
+//! The arguments of the `strata bench` scenarios as clap types, with defaults matching
+//! the sizes the documented floors name. Nothing here runs anything.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
-/// Options every scenario takes: where it works and how the disk baseline is measured.
+/// Options every scenario takes: where it works and how long each ceiling probe runs.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct Common {
+pub struct Common {
     /// Work in temporary directories under this one (default: under the data
     /// directory). Use a directory on the disk you want to measure.
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
 
-    /// Batches of 1000 × 256 bytes the disk ceiling writes and syncs before the scenario.
-    #[arg(long, value_name = "R", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) ceiling_rounds: u32,
-
-    /// Single 256-byte write + fdatasync rounds measuring the fsync latency.
-    #[arg(long, value_name = "R", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) fsync_rounds: u32,
+    /// Seconds each ceiling probe runs (a durable-write result takes two or three, a
+    /// read result one).
+    #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = positive_seconds)]
+    pub(crate) probe_seconds: f64,
 }
 
 impl Default for Common {
     fn default() -> Self {
         Self {
             dir: None,
-            ceiling_rounds: 50,
-            fsync_rounds: 200,
+            probe_seconds: 1.0,
         }
+    }
+}
+
+impl Common {
+    /// How long each probe runs.
+    pub(crate) fn probe_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.probe_seconds)
+    }
+}
+
+/// A number of seconds above zero (and below a day).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds > 0.0 && seconds < 86_400.0 {
+        Ok(seconds)
+    } else {
+        Err(format!("{text} must be above 0 and below 86400"))
     }
 }
 
 /// What the store scenarios' appends expect of their stream's version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub(crate) enum Expect {
+pub enum Expect {
     /// `any`: the store checks the new ids against the stream's (idempotency).
     #[default]
     Any,
@@ -54,7 +70,7 @@ impl Expect {
 
 /// The aggregate `load-aggregate` loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Shape {
+pub enum Shape {
     /// A sku that only ever receives stock: the state stays a few numbers.
     Receipts,
     /// A sku selling through checkout (received, reserved, committed in turn): the state
@@ -74,7 +90,7 @@ impl Shape {
 
 /// `strata bench append-bulk`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct BulkArgs {
+pub struct BulkArgs {
     /// Events to append in all.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub(crate) events: u64,
@@ -103,7 +119,7 @@ pub(crate) struct BulkArgs {
 
 /// `strata bench writers`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct WritersArgs {
+pub struct WritersArgs {
     /// Concurrent writers, each appending one event at a time to its own stream and
     /// waiting for the durable acknowledgement; a list gives one result per value.
     #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [256usize, 1])]
@@ -128,13 +144,13 @@ pub(crate) struct WritersArgs {
 
 /// `strata bench read-stream`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ReadStreamArgs {
+pub struct ReadStreamArgs {
     /// Events in the stream.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) events: u64,
 
     /// How many times the whole stream is read.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) reads: u32,
 
     /// Bytes of data per event.
@@ -147,7 +163,7 @@ pub(crate) struct ReadStreamArgs {
 
 /// `strata bench read-all`: a global read and a subscription catching up.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ReadAllArgs {
+pub struct ReadAllArgs {
     /// Events in the log (written before anything is timed).
     #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) events: u64,
@@ -174,7 +190,7 @@ pub(crate) struct ReadAllArgs {
 
 /// `strata bench open`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct OpenArgs {
+pub struct OpenArgs {
     /// Events in the store. It is built once in `<dir>/strata-bench-open-<N>-<per
     /// stream>` and reused by later runs.
     #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -199,7 +215,7 @@ pub(crate) struct OpenArgs {
 /// `strata bench open-child` (internal): opens a store in this fresh process and prints
 /// the time and the resident memory it took.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct OpenChildArgs {
+pub struct OpenChildArgs {
     /// The store to open.
     #[arg(long, value_name = "DIR")]
     pub(crate) store: PathBuf,
@@ -207,7 +223,7 @@ pub(crate) struct OpenChildArgs {
 
 /// `strata bench import`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ImportArgs {
+pub struct ImportArgs {
     /// Events in the generated export file.
     #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) events: u64,
@@ -226,7 +242,7 @@ pub(crate) struct ImportArgs {
 
 /// `strata bench shop-commands`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ShopCommandsArgs {
+pub struct ShopCommandsArgs {
     /// Concurrent clients, each sending its next command when the last one is answered;
     /// a list gives one result per value.
     #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [256usize, 1])]
@@ -246,7 +262,7 @@ pub(crate) struct ShopCommandsArgs {
 
 /// `strata bench rebuild`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct RebuildArgs {
+pub struct RebuildArgs {
     /// Shop events in the log the read models are rebuilt from.
     #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) events: u64,
@@ -261,7 +277,7 @@ pub(crate) struct RebuildArgs {
 
 /// `strata bench lag`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct LagArgs {
+pub struct LagArgs {
     /// Commands per second, paced (each pair: open an order, add a line).
     #[arg(long, value_name = "N", default_value_t = 10_000.0)]
     pub(crate) rate: f64,
@@ -280,13 +296,13 @@ pub(crate) struct LagArgs {
 
 /// `strata bench load-aggregate`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct LoadAggregateArgs {
+pub struct LoadAggregateArgs {
     /// Events of the aggregate.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..))]
     pub(crate) events: u64,
 
     /// Loads timed, with and without the snapshot each.
-    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) loads: u32,
 
     /// The aggregate's history; a list gives results for each.
@@ -299,7 +315,7 @@ pub(crate) struct LoadAggregateArgs {
 
 /// `strata bench http`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct HttpArgs {
+pub struct HttpArgs {
     /// Connections, each sending its next request when the last one is answered.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) connections: u64,
@@ -322,7 +338,7 @@ pub(crate) struct HttpArgs {
 
 /// `strata bench all`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct AllArgs {
+pub struct AllArgs {
     /// Tiny sizes and short runs of every scenario: checks that they all work, measures
     /// nothing worth keeping.
     #[arg(long, conflicts_with = "full")]
@@ -335,4 +351,71 @@ pub(crate) struct AllArgs {
 
     #[command(flatten)]
     pub(crate) common: Common,
+}
+
+/// `strata bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The scenario to run.
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// The benchmark scenarios. Each prints one JSON line per result, beside the ceiling
+/// that bounds it (a write ceiling probed around the run in the shape the store used, a
+/// read ceiling of the same bytes, or none).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// Measures the raw disk: groups of records written then fdatasync'd once, for a
+    /// fixed time. No store is opened.
+    Disk(DiskArgs),
+    /// Durable bulk appends of batches of events, with 1 and with 4 in flight.
+    AppendBulk(BulkArgs),
+    /// Concurrent writers, each appending one event and waiting for its durable ack.
+    Writers(WritersArgs),
+    /// Reads one long stream, whole.
+    ReadStream(ReadStreamArgs),
+    /// Reads the whole log, then catches a subscription up with it.
+    ReadAll(ReadAllArgs),
+    /// Opens a large store in a fresh process: time and resident memory.
+    Open(OpenArgs),
+    /// Opens a store and prints what it took (run by `open` in a child process).
+    #[command(hide = true)]
+    OpenChild(OpenChildArgs),
+    /// Runs `strata import` on a generated export file.
+    Import(ImportArgs),
+    /// Shop commands end to end (load, decide, durable append) from concurrent clients.
+    ShopCommands(ShopCommandsArgs),
+    /// Rebuilds the shop's read models from a log of shop events.
+    Rebuild(RebuildArgs),
+    /// The lag from a command to its read model, at a paced command rate.
+    Lag(LagArgs),
+    /// Loads a long aggregate, replaying every event and from a snapshot.
+    LoadAggregate(LoadAggregateArgs),
+    /// HTTP load against a `strata serve` child: shop commands, queries, raw appends.
+    Http(HttpArgs),
+    /// Every quick scenario at the documented sizes (--full: all of them; --quick: all,
+    /// tiny).
+    All(AllArgs),
+}
+
+/// `strata bench disk`.
+#[derive(Debug, Clone, Args)]
+pub struct DiskArgs {
+    /// Measure in a temporary directory under this one (default: under the data
+    /// directory).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+
+    /// Records per fdatasync; a list gives one line per value.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [1u64, 1000], value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events_per_sync: Vec<u64>,
+
+    /// Bytes per record.
+    #[arg(long, value_name = "B", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) record_bytes: u64,
+
+    /// Seconds to write for, per value of --events-per-sync.
+    #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = positive_seconds)]
+    pub(crate) seconds: f64,
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
+use crate::error::{Context as _, Result};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use strata_core::{EventType, ExpectedVersion, NewEvent, StreamName};
@@ -21,7 +21,7 @@ const FILL_EVENTS_PER_CALL: usize = 1000;
 const FILL_CALLS_IN_FLIGHT: usize = 4;
 
 /// A scratch directory under `dir` (created if needed), removed when dropped.
-pub(crate) fn scratch(dir: &Path, what: &str) -> anyhow::Result<tempfile::TempDir> {
+pub(crate) fn scratch(dir: &Path, what: &str) -> Result<tempfile::TempDir> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     tempfile::Builder::new()
@@ -68,7 +68,7 @@ pub(crate) fn fixture_options() -> Options {
 }
 
 /// Opens a store for writing.
-pub(crate) fn open_store(dir: &Path, options: Options) -> anyhow::Result<EmbeddedStore> {
+pub(crate) fn open_store(dir: &Path, options: Options) -> Result<EmbeddedStore> {
     EmbeddedStore::open(dir, options)
         .with_context(|| format!("cannot open the event store in {}", dir.display()))
 }
@@ -79,7 +79,7 @@ pub(crate) async fn append_all(
     store: &EmbeddedStore,
     appends: impl Iterator<Item = BatchAppend>,
     mut progress: impl FnMut(u64),
-) -> anyhow::Result<u64> {
+) -> Result<u64> {
     let calls = chunk_by_events(appends, FILL_EVENTS_PER_CALL);
     let mut results = futures::stream::iter(calls)
         .map(|call| {

@@ -8,20 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use crate::error::{Context as _, Result, ensure};
 use serde::{Deserialize, Serialize};
 use strata_store_embedded::{EmbeddedStore, Options};
 
-use super::args::{OpenArgs, OpenChildArgs};
-use super::fixtures::{
+use crate::args::{OpenArgs, OpenChildArgs};
+use crate::fixtures::{
     append_all, fixture_options, log_appends, open_store, payload, progress_printer,
 };
-use super::report::{Baseline, ScenarioResult};
-use super::stats::{Summary, median, rate};
-
-/// The bytes of a page of memory as `/proc/self/statm` counts them.
-// NOTE: 4 KiB on the x86-64 and most aarch64 Linux kernels this runs on.
-const PAGE_BYTES: u64 = 4096;
+use crate::report::{Ceiling, Probes, ScenarioResult};
+use crate::stats::{Summary, median, rate};
 
 /// What one open in a child process measured.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -38,11 +34,7 @@ pub(crate) struct OpenMeasure {
 
 /// Builds (or reuses) a store of `events` events and opens it `opens` times, each in a
 /// fresh process.
-pub(crate) async fn open(
-    dir: &Path,
-    args: &OpenArgs,
-    baseline: &Baseline,
-) -> anyhow::Result<ScenarioResult> {
+pub(crate) async fn open(dir: &Path, args: &OpenArgs, _probes: &Probes) -> Result<ScenarioResult> {
     let (store_dir, built) = prepared_store(dir, args).await?;
     let mut measures = Vec::new();
     for _ in 0..args.opens {
@@ -50,7 +42,7 @@ pub(crate) async fn open(
         let measure = tokio::task::spawn_blocking(move || open_in_child(&child_dir))
             .await
             .context("the open measurement failed")??;
-        anyhow::ensure!(
+        ensure!(
             measure.events == args.events,
             "the store in {} holds {} events, not {}: remove it to rebuild it",
             store_dir.display(),
@@ -71,29 +63,31 @@ pub(crate) async fn open(
     let totals: Vec<f64> = measures.iter().map(|m| m.rss_after_bytes as f64).collect();
     let delta = median(&deltas);
     let events = args.events as f64;
-    Ok(ScenarioResult::new(
-        "open_store",
-        rate(events, Duration::from_secs_f64(latency.p50_ms / 1000.0)),
-        &latency,
-        baseline,
-    )
-    .with("events", args.events)
-    .with("events_per_stream", args.events_per_stream)
-    .with("opens", args.opens)
-    .with("open_ms", latency.p50_ms)
-    .with("rss_open_bytes", delta)
-    .with("bytes_per_event", delta / events)
-    .with("process_rss_bytes", median(&totals))
-    .with(
-        "store_bytes_on_disk",
-        super::fixtures::dir_bytes(&store_dir),
-    )
-    .with("built_now", built)
-    .with("store", store_dir.display().to_string()))
+    Ok(ScenarioResult::new("open_store", None, &latency, "open")
+        .against(&Ceiling::None(
+            "opening reads index files and the log's tail; no probe does the same",
+        ))
+        .with(
+            "events_indexed_per_s",
+            rate(events, Duration::from_secs_f64(latency.p50_ms / 1000.0)),
+        )
+        .with("events", args.events)
+        .with("events_per_stream", args.events_per_stream)
+        .with("opens", args.opens)
+        .with("open_ms", latency.p50_ms)
+        .with("rss_open_bytes", delta)
+        .with("bytes_per_event", delta / events)
+        .with("process_rss_bytes", median(&totals))
+        .with(
+            "store_bytes_on_disk",
+            crate::fixtures::dir_bytes(&store_dir),
+        )
+        .with("built_now", built)
+        .with("store", store_dir.display().to_string()))
 }
 
 /// The store to open: built now unless a finished build is there already.
-async fn prepared_store(dir: &Path, args: &OpenArgs) -> anyhow::Result<(PathBuf, bool)> {
+async fn prepared_store(dir: &Path, args: &OpenArgs) -> Result<(PathBuf, bool)> {
     let name = format!(
         "strata-bench-open-{}-{}-{}",
         args.events, args.events_per_stream, args.event_bytes
@@ -130,9 +124,11 @@ async fn prepared_store(dir: &Path, args: &OpenArgs) -> anyhow::Result<(PathBuf,
     Ok((store_dir, true))
 }
 
-fn sync_dir_files(dir: &Path) -> anyhow::Result<()> {
+fn sync_dir_files(dir: &Path) -> Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
+        let path = entry
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .path();
         if path.is_file() {
             std::fs::File::open(&path)
                 .and_then(|f| f.sync_all())
@@ -143,7 +139,7 @@ fn sync_dir_files(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs `strata bench open-child --store DIR` and reads its answer.
-fn open_in_child(store: &Path) -> anyhow::Result<OpenMeasure> {
+fn open_in_child(store: &Path) -> Result<OpenMeasure> {
     let exe = std::env::current_exe().context("cannot find the strata binary")?;
     let output = Command::new(exe)
         .args(["bench", "open-child", "--store"])
@@ -151,7 +147,7 @@ fn open_in_child(store: &Path) -> anyhow::Result<OpenMeasure> {
         .stdin(Stdio::null())
         .output()
         .context("cannot run the open measurement")?;
-    anyhow::ensure!(
+    ensure!(
         output.status.success(),
         "the open measurement failed ({}): {}",
         output.status,
@@ -167,7 +163,7 @@ fn open_in_child(store: &Path) -> anyhow::Result<OpenMeasure> {
 
 /// The child's side: opens the store, measuring the time and the resident memory before
 /// and after, and prints an [`OpenMeasure`].
-pub(crate) fn child(args: &OpenChildArgs, out: &mut impl Write) -> anyhow::Result<()> {
+pub(crate) fn child(args: &OpenChildArgs, out: &mut impl Write) -> Result<()> {
     let before = resident_bytes()?;
     let started = Instant::now();
     let store = EmbeddedStore::open(&args.store, Options::default())
@@ -187,11 +183,11 @@ pub(crate) fn child(args: &OpenChildArgs, out: &mut impl Write) -> anyhow::Resul
 }
 
 /// This process's resident memory, from `/proc/self/statm`.
-fn resident_bytes() -> anyhow::Result<u64> {
+fn resident_bytes() -> Result<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm")
         .context("cannot read /proc/self/statm (the open benchmark needs Linux)")?;
     resident_pages(&statm)
-        .map(|pages| pages * PAGE_BYTES)
+        .map(|pages| pages * crate::system::page_bytes())
         .with_context(|| format!("cannot read /proc/self/statm: {statm:?}"))
 }
 
