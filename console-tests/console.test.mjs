@@ -1,7 +1,7 @@
 // The web console, end to end: a real `strata serve` on a free loopback port, Debian's
 // Chromium driven headless by playwright-core. The console must load, list a stream
-// appended over HTTP and show its events, show a live event arriving in the tail, and
-// list the projections.
+// appended over HTTP and show its events, show a live event arriving in the tail, list
+// the projections, and page through the streams of a prefix.
 //
 // STRATA_BIN names the binary (default: target/debug/strata, then target/release/strata);
 // CHROMIUM names the browser (default: /usr/bin/chromium); SCREENSHOT_DIR, if set,
@@ -137,6 +137,23 @@ test('projections are listed with their lag', async () => {
   assert.match(lag, /\d+ ev/);
   await page.locator('#projections-table tr[data-projection="shop_orders"] button.show-parked').click();
   await page.locator('#parked', { hasText: 'nothing parked' }).waitFor({ timeout: 5_000 });
+});
+
+test('the stream list pages by prefix', async () => {
+  // One page more than the console asks for at a time (200).
+  for (let i = 0; i < 205; i++) {
+    await http('POST', `/streams/paged-${String(i).padStart(3, '0')}`, { events: [{ type: 'Made', data: { i } }] });
+  }
+  await page.fill('#streams-search', 'paged-');
+  const more = page.locator('#streams-list li.more');
+  await more.waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('#streams-list li[data-stream]').count(), 200);
+  assert.equal(await page.locator('#streams-list li[data-stream]').last().getAttribute('data-stream'), 'paged-199');
+  await more.click();
+  await page.locator('#streams-list li[data-stream="paged-204"]').waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('#streams-list li[data-stream]').count(), 205);
+  assert.equal(await page.locator('#streams-list li.more').count(), 0, 'the last page offers no more');
+  assert.match(await page.locator('#streams-shown').textContent(), /\(205\)/);
 });
 
 test('the charts draw and nothing failed in the page', async () => {

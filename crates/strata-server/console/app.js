@@ -8,6 +8,7 @@ const state = {
   token: localStorage.getItem('strata-token') || '',
   selected: null,
   streamPages: 1, // pages of the stream listing shown
+  streamsSeq: 0, // the latest stream listing load
   tail: [],
   tailMax: 200,
   lastId: null,
@@ -93,6 +94,9 @@ const STREAM_PAGE = 200;
 
 async function loadStreams() {
   const prefix = $('#streams-search').value.trim();
+  // Only the latest load renders: an older one (a timer's refresh racing a keystroke or a
+  // "more") would show a stale list.
+  const seq = ++state.streamsSeq;
   try {
     const streams = [];
     let after = null;
@@ -101,6 +105,7 @@ async function loadStreams() {
       const body = await api('/streams?limit=' + STREAM_PAGE
         + (prefix ? '&prefix=' + encodeURIComponent(prefix) : '')
         + (after ? '&after=' + encodeURIComponent(after) : ''));
+      if (seq !== state.streamsSeq) return;
       streams.push(...body.streams);
       next = body.next || null;
       if (!next) break;

@@ -65,11 +65,14 @@ pub(crate) struct Location {
 pub(crate) struct Index {
     pub(crate) segments: Vec<SegmentInfo>,
     pub(crate) stream_ids: HashMap<StreamName, u32>,
-    /// The same ids ordered by name, for listings. Kept beside the hash map rather than
-    /// instead of it: appends and reads look streams up by name far more often than
-    /// anyone lists them. The names are shared (`StreamName` is reference-counted), so
-    /// this costs about 30 bytes per stream.
-    pub(crate) names: BTreeMap<StreamName, u32>,
+    /// The same ids ordered by name, for listings; `None` until the first listing builds
+    /// it (see [`Index::names_to_sort`]), then kept up to date by [`Index::intern`]. Kept
+    /// beside the hash map rather than instead of it: appends and reads look streams up
+    /// by name far more often than anyone lists them, and a B-tree insert per stream
+    /// would cost several times a hash insert when opening a large store that is never
+    /// listed. The names are shared (`StreamName` is reference-counted), so it costs
+    /// about 35 bytes per stream once built.
+    pub(crate) names: Option<BTreeMap<StreamName, u32>>,
     pub(crate) streams: Vec<StreamEntry>,
     /// The last committed position (0 when empty).
     pub(crate) head: u64,
@@ -88,7 +91,9 @@ impl Index {
             positions: Vec::new(),
         });
         self.stream_ids.insert(stream.clone(), id);
-        self.names.insert(stream.clone(), id);
+        if let Some(names) = &mut self.names {
+            names.insert(stream.clone(), id);
+        }
         id
     }
 
@@ -124,27 +129,62 @@ impl Index {
         self.stream(name).map_or(0, |s| s.positions.len() as u64)
     }
 
-    /// Up to `limit` streams for [`strata_store::EventStore::list_streams`]. Only streams
-    /// with a published event are listed: the index registers a stream with the batch
-    /// that holds its first event, but a stream may be interned before that (opening
-    /// reads a segment's stream table first).
+    /// Up to `limit` streams for [`strata_store::EventStore::list_streams`], or `None`
+    /// if the ordered names are not built yet. Only streams with a published event are
+    /// listed: the index registers a stream with the batch that holds its first event,
+    /// but a stream may be interned before that (opening reads a segment's stream table
+    /// first).
     pub(crate) fn list(
         &self,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Vec<StreamSummary> {
-        listed(&self.names, prefix, after)
-            .filter_map(|(name, &id)| {
-                let positions = &self.streams[id as usize].positions;
-                Some(StreamSummary {
-                    stream: name.clone(),
-                    version: Version(positions.len() as u64),
-                    last_position: Position(*positions.last()?),
+    ) -> Option<Vec<StreamSummary>> {
+        let names = self.names.as_ref()?;
+        Some(
+            listed(names, prefix, after)
+                .filter_map(|(name, &id)| {
+                    let positions = &self.streams[id as usize].positions;
+                    Some(StreamSummary {
+                        stream: name.clone(),
+                        version: Version(positions.len() as u64),
+                        last_position: Position(*positions.last()?),
+                    })
                 })
-            })
-            .take(limit)
-            .collect()
+                .take(limit)
+                .collect(),
+        )
+    }
+
+    /// Every stream's name and id, to sort outside the lock into the ordered names, and
+    /// how many streams that is: the ids are dense and only grow, so the streams interned
+    /// after this copy are exactly the ids from that count on.
+    pub(crate) fn names_to_sort(&self) -> (Vec<(StreamName, u32)>, usize) {
+        let names = self
+            .streams
+            .iter()
+            .zip(0u32..)
+            .map(|(entry, id)| (entry.name.clone(), id))
+            .collect();
+        (names, self.streams.len())
+    }
+
+    /// Installs the ordered names built from [`Index::names_to_sort`] (`known` streams),
+    /// adding the streams interned since. If another listing installed its own first,
+    /// gives `built` back, for the caller to drop outside the lock.
+    pub(crate) fn install_names(
+        &mut self,
+        mut built: BTreeMap<StreamName, u32>,
+        known: usize,
+    ) -> Option<BTreeMap<StreamName, u32>> {
+        if self.names.is_some() {
+            return Some(built);
+        }
+        for (entry, id) in self.streams.iter().zip(0u32..).skip(known) {
+            built.insert(entry.name.clone(), id);
+        }
+        self.names = Some(built);
+        None
     }
 
     /// Records one event of the last segment. Events arrive in position order.
@@ -355,3 +395,6 @@ pub(crate) fn read_index_file(fs: &dyn Fs, path: &Path) -> Result<SegmentIndexFi
         events,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -853,8 +853,24 @@ impl EventStore for EmbeddedStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StreamSummary>, StoreError> {
-        self.handle.shared.check_open()?;
-        Ok(self.handle.shared.index.read().list(prefix, after, limit))
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        if let Some(page) = shared.index.read().list(prefix, after, limit) {
+            return Ok(page);
+        }
+        // The first listing orders the names. The copy is taken under the read lock, but
+        // sorted without any lock, and installed under the write lock with only the
+        // streams created meanwhile to add: the writer is never held up by the sort.
+        let (mut names, known) = shared.index.read().names_to_sort();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let built = names.into_iter().collect();
+        let spare = shared.index.write().install_names(built, known);
+        drop(spare);
+        Ok(shared
+            .index
+            .read()
+            .list(prefix, after, limit)
+            .unwrap_or_default())
     }
 
     async fn head(&self) -> Result<Position, StoreError> {

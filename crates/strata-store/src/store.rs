@@ -143,7 +143,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// - `after` need not name an existing stream, nor start with `prefix`. A `limit` of 0
     ///   lists nothing.
     /// - Cost: proportional to `limit` (plus a logarithmic seek), not to the number of
-    ///   streams; callers page with a bounded `limit`.
+    ///   streams; callers page with a bounded `limit`. A backend may pay once, on the
+    ///   first call, to order its names (the embedded store does, so that opening it
+    ///   does not).
     async fn list_streams(
         &self,
         prefix: &str,

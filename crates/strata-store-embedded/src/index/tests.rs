@@ -1,0 +1,81 @@
+//! Unit tests of the index's ordered stream names: built on the first listing, they must
+//! also hold the streams registered while they were being sorted, and stay up to date.
+
+use std::collections::BTreeMap;
+
+use strata_core::StreamName;
+
+use super::Index;
+
+fn name(text: &str) -> StreamName {
+    StreamName::new(text).unwrap()
+}
+
+/// Registers `stream` with one event at `position`, as publishing a batch does.
+fn add(index: &mut Index, stream: &str, position: u64) {
+    let id = index.intern(&name(stream));
+    index.streams[id as usize].positions.push(position);
+    index.head = position;
+}
+
+fn listed(index: &Index, prefix: &str, after: Option<&str>) -> Vec<(String, u64, u64)> {
+    index
+        .list(prefix, after, 100)
+        .expect("the names are built")
+        .into_iter()
+        .map(|s| (s.stream.as_str().to_owned(), s.version.0, s.last_position.0))
+        .collect()
+}
+
+#[test]
+fn streams_registered_while_the_names_are_sorted_are_listed() {
+    let mut index = Index::default();
+    add(&mut index, "b-1", 1);
+    add(&mut index, "d-1", 2);
+    assert!(
+        index.list("", None, 10).is_none(),
+        "nothing is ordered before the first listing"
+    );
+    let (mut names, known) = index.names_to_sort();
+    // Published between the copy and the install.
+    add(&mut index, "a-1", 3);
+    add(&mut index, "c-1", 4);
+    add(&mut index, "b-1", 5);
+    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let spare = index.install_names(names.into_iter().collect(), known);
+    assert!(spare.is_none(), "the first install is kept");
+    assert_eq!(
+        listed(&index, "", None),
+        [
+            ("a-1".to_owned(), 1, 3),
+            ("b-1".to_owned(), 2, 5),
+            ("c-1".to_owned(), 1, 4),
+            ("d-1".to_owned(), 1, 2),
+        ]
+    );
+    // Once built, registering a stream keeps the order.
+    add(&mut index, "bb-1", 6);
+    assert_eq!(
+        listed(&index, "b", Some("b-1")),
+        [("bb-1".to_owned(), 1, 6)]
+    );
+    // A second install (a racing listing) is given back, and changes nothing.
+    let spare = index.install_names(BTreeMap::new(), 0);
+    assert!(spare.is_some(), "a later install is given back");
+    assert_eq!(listed(&index, "", None).len(), 5);
+}
+
+#[test]
+fn a_stream_interned_without_an_event_is_not_listed() {
+    let mut index = Index::default();
+    let (names, known) = index.names_to_sort();
+    assert!(
+        index
+            .install_names(names.into_iter().collect(), known)
+            .is_none()
+    );
+    // Opening interns a segment's stream table before it pushes the events.
+    index.intern(&name("pending-1"));
+    add(&mut index, "done-1", 1);
+    assert_eq!(listed(&index, "", None), [("done-1".to_owned(), 1, 1)]);
+}
