@@ -72,38 +72,13 @@ pub(crate) trait Sink: Send + Sync + 'static {
 
 /// Runs `sink` until it is stopped or fails.
 pub(crate) async fn supervise<S: Sink>(store: Arc<dyn EventStore>, sink: Arc<S>) {
-    let lane = sink.lane();
-    let mut stop = lane.stop_signal();
-    let mut backoff = Backoff::new();
-    let mut failed = None;
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let exit = match sink.clone().open().await {
-            Ok(()) => follow(&store, &*sink, &mut stop, &mut backoff).await,
-            Err(err) => Exit::Retry(err),
-        };
-        match exit {
-            Exit::Stop => break,
-            Exit::Failed(cause) => {
-                tracing::error!(runner = sink.name(), %cause, "runner stopped until restarted");
-                failed = Some(cause);
-                break;
-            }
-            Exit::Retry(err) => {
-                tracing::warn!(runner = sink.name(), error = %err, "runner retries after an error");
-                lane.update(|info| {
-                    info.last_error = Some(err);
-                    info.retrying = true;
-                });
-                if sleep_or_stop(backoff.next_delay(), &mut stop).await {
-                    break;
-                }
-            }
-        }
-    }
+    let failed = match sink.filter() {
+        Some(filter) => sessions(&store, &sink, filter).await,
+        // No code to run (and no writer it could open): nothing to do.
+        None => None,
+    };
     sink.ended(failed.as_ref()).await;
+    let lane = sink.lane();
     match failed {
         Some(cause) => lane.fail(cause),
         None => lane.update(|info| {
@@ -114,17 +89,53 @@ pub(crate) async fn supervise<S: Sink>(store: Arc<dyn EventStore>, sink: Arc<S>)
     lane.release();
 }
 
+/// Follows the log session after session, with a backoff between sessions that end on
+/// a fault, until stopped (`None`) or failed for good (the cause).
+async fn sessions<S: Sink>(
+    store: &Arc<dyn EventStore>,
+    sink: &Arc<S>,
+    filter: ReadFilter,
+) -> Option<StopCause> {
+    let lane = sink.lane();
+    let mut stop = lane.stop_signal();
+    let mut backoff = Backoff::new();
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        let exit = match sink.clone().open().await {
+            Ok(()) => follow(store, &**sink, filter.clone(), &mut stop, &mut backoff).await,
+            Err(err) => Exit::Retry(err),
+        };
+        match exit {
+            Exit::Stop => return None,
+            Exit::Failed(cause) => {
+                tracing::error!(runner = sink.name(), %cause, "runner stopped until restarted");
+                return Some(cause);
+            }
+            Exit::Retry(err) => {
+                tracing::warn!(runner = sink.name(), error = %err, "runner retries after an error");
+                lane.update(|info| {
+                    info.last_error = Some(err);
+                    info.retrying = true;
+                });
+                if sleep_or_stop(backoff.next_delay(), &mut stop).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// Follows the log from the lane's checkpoint until stopped or an error.
 async fn follow<S: Sink>(
     store: &Arc<dyn EventStore>,
     sink: &S,
+    filter: ReadFilter,
     stop: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
 ) -> Exit {
     let lane = sink.lane();
-    let Some(filter) = sink.filter() else {
-        return Exit::Stop;
-    };
     // DESIGN §6: a checkpoint beyond the head means the log lost events the runner had
     // applied (or the read model belongs to another store); running from it would skip
     // every event appended until the head passes it again.

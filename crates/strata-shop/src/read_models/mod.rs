@@ -14,16 +14,19 @@ pub use sales::{DAILY_SALES, DailySales, DaySales};
 pub use search::{PRODUCT_SEARCH, ProductSearch, SearchHit, fts_query};
 
 use strata_core::RecordedEvent;
-use strata_domain::{EventCodec, Upcasters};
+use strata_domain::{CodecError, EventCodec, Upcasters};
 use strata_projection::ApplyError;
 
-/// Decodes one of the shop's stored events.
+/// Decodes one of the shop's stored events. A type the event enum does not know is
+/// unhandled (the runner steps over it); one it knows that does not decode is refused
+/// (the runner parks it).
 fn decode<E: EventCodec>(event: &RecordedEvent) -> Result<E, ApplyError> {
-    Upcasters::new().decode(event).map_err(|e| {
-        ApplyError::new(format!(
+    Upcasters::new().decode(event).map_err(|e| match e {
+        CodecError::UnknownType(_) => ApplyError::from(e),
+        e => ApplyError::new(format!(
             "{} at position {} does not decode: {e}",
             event.event_type, event.position
-        ))
+        )),
     })
 }
 

@@ -374,3 +374,41 @@ fn search_syntax_from_the_caller_never_reaches_fts5() {
     assert_eq!(fts_query("a\"b"), Some("\"a\"* \"b\"*".to_owned()));
     assert_eq!(fts_query("  -- "), None);
 }
+
+/// `event` stored under another type name, with `data` as its payload.
+fn raw(stream: &str, event_type: &str, data: serde_json::Value) -> strata_core::RecordedEvent {
+    let mut event = recorded(
+        stream,
+        9,
+        NOON,
+        &ProductEvent::Created {
+            sku: "x".into(),
+            name: "x".into(),
+            description: "x".into(),
+            price: Money(1),
+        },
+    );
+    event.event_type = strata_core::EventType::new(event_type).expect("valid type");
+    event.data = serde_json::to_vec(&data).expect("json").into();
+    event
+}
+
+#[test]
+fn an_unknown_type_is_unhandled_and_a_bad_payload_refused() {
+    let unknown = raw("product-zz", "A", serde_json::json!({}));
+    let bad = raw(
+        "product-zz",
+        "ProductCreated",
+        serde_json::json!({"sku": "zz", "name": "z", "description": "", "price": -5}),
+    );
+    let projections: [&dyn SqliteProjection; 2] = [&Catalog, &ProductSearch];
+    for projection in projections {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        let tx = conn.transaction().expect("begins");
+        projection.migrate(&tx).expect("migrates");
+        let err = projection.apply(&tx, &unknown).expect_err("not handled");
+        assert!(err.is_unhandled(), "{}: {err}", projection.name());
+        let err = projection.apply(&tx, &bad).expect_err("refused");
+        assert!(!err.is_unhandled(), "{}: {err}", projection.name());
+    }
+}
