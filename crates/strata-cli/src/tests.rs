@@ -494,13 +494,15 @@ async fn read_all_stops_at_the_head_seen_when_it_started() {
 
 // --- tail ---
 
-/// An output shared with the test, to watch what the tail printed so far.
+/// An output shared with the test, to watch what the tail printed so far. Every write
+/// wakes the tasks waiting for lines.
 #[derive(Clone, Default)]
-struct SharedOut(Arc<Mutex<Vec<u8>>>);
+struct SharedOut(Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>);
 
 impl Write for SharedOut {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().extend_from_slice(buf);
+        self.0.0.lock().extend_from_slice(buf);
+        self.0.1.notify_waiters();
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -510,14 +512,22 @@ impl Write for SharedOut {
 
 impl SharedOut {
     fn lines(&self) -> Vec<Value> {
-        json_lines(&self.0.lock())
+        json_lines(&self.0.0.lock())
     }
 
+    /// Completes once `count` lines have been written.
     fn until_lines(&self, count: usize) -> impl Future<Output = ()> + use<> {
         let out = self.clone();
         async move {
-            while out.lines().len() < count {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            loop {
+                let written = out.0.1.notified();
+                let mut written = std::pin::pin!(written);
+                // Registered before the check, so a write between the two is not missed.
+                written.as_mut().enable();
+                if out.lines().len() >= count {
+                    return;
+                }
+                written.await;
             }
         }
     }
@@ -528,8 +538,10 @@ async fn tail_prints_history_from_a_position_then_live_events() {
     let store = store_with(&[("a-1", 3), ("b-1", 2)]).await;
     let out = SharedOut::default();
     let writer = store.clone();
+    let history_printed = out.until_lines(1);
     let live = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The history is out: what comes now reaches the tail live.
+        history_printed.await;
         for i in 0..3 {
             writer
                 .append(
@@ -561,20 +573,18 @@ async fn tail_prints_history_from_a_position_then_live_events() {
 async fn tail_stops_on_the_signal_while_waiting() {
     let store = MemoryStore::new();
     let mut out = Vec::new();
+    // Pending when first polled, ready when polled again: the signal comes while the
+    // tail waits for an event that never comes.
+    let signal = tokio::task::yield_now();
     let printed = tokio::time::timeout(
         Duration::from_secs(10),
-        tail::run(
-            &store,
-            0,
-            ReadFilter::all(),
-            &mut out,
-            tokio::time::sleep(Duration::from_millis(20)),
-        ),
+        tail::run(&store, 0, ReadFilter::all(), &mut out, signal),
     )
     .await
-    .unwrap()
+    .expect("the tail should stop when told")
     .unwrap();
     assert_eq!(printed, 0);
+    assert!(out.is_empty());
 }
 
 // --- import ---
