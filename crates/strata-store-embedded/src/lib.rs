@@ -18,5 +18,5 @@ mod verify;
 mod writer;
 
 pub use options::{Durability, Options};
-pub use store::{BatchAppend, EmbeddedStore, OpenReport, PendingBatch, TornTail};
+pub use store::{BatchAppend, DamagedTail, EmbeddedStore, OpenReport, PendingBatch, TornTail};
 pub use verify::{Problem, VerifyReport, verify};
