@@ -56,7 +56,13 @@ pub(crate) enum Command {
 
     /// Prints every event of the store as JSON lines, in position order (the import
     /// format).
-    Export,
+    ///
+    /// Each line is the `read-all` line; where a payload's bytes are not one line of
+    /// JSON (pretty-printed, padded, not JSON, not UTF-8), `data_base64` or
+    /// `metadata_base64` carry them exactly, so an import gives back every byte. An event
+    /// that cannot be read, or a damaged last batch, stops the export with exit code 1
+    /// and the position where it stopped, unless --salvage is given.
+    Export(ExportArgs),
 
     /// Imports events in the export format, keeping streams, versions, ids, recording
     /// times, payloads and order.
@@ -139,6 +145,15 @@ pub(crate) struct TailArgs {
 
     #[command(flatten)]
     pub(crate) filter: FilterArgs,
+}
+
+/// `strata export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Step over events that cannot be read and a damaged last batch, exporting every
+    /// readable event; what was skipped is reported on standard error.
+    #[arg(long)]
+    pub(crate) salvage: bool,
 }
 
 /// `strata import`.
