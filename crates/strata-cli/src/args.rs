@@ -43,6 +43,9 @@ pub(crate) enum Command {
     Read(ReadArgs),
 
     /// Prints events of the whole log, in position order, as JSON lines.
+    ///
+    /// An event that cannot be read, or a damaged last batch, stops it with exit code 1
+    /// and the position where it stopped.
     ReadAll(ReadAllArgs),
 
     /// Prints events from a position on, then follows new events until interrupted.
@@ -68,11 +71,15 @@ pub(crate) enum Command {
     /// times, payloads and order.
     ///
     /// Consecutive events of one stream are appended together, each append expecting the
-    /// stream to be just below its first event's version, so a stream that already exists
-    /// with other events makes the import fail. A bad line stops the import with an error
-    /// naming its line number; everything before it stays imported, and importing the
-    /// same input again skips what is already there. Importing into a non-empty store is
-    /// allowed, but the events then get other global positions than in the export.
+    /// stream to be just below its first event's version. An event whose stream already
+    /// holds that version is skipped if it is the same event (same id) and stops the
+    /// import otherwise, as does a version that does not follow on. A bad line stops the
+    /// import with an error naming its line number: everything before it stays imported,
+    /// nothing after it is written, and importing the input again (fixed) skips what is
+    /// already there and goes on from that line. The last line on standard error says
+    /// how many events were imported, skipped and refused. Importing into a non-empty
+    /// store is allowed, but the events then get other global positions than in the
+    /// export.
     Import(ImportArgs),
 
     /// Measures performance.

@@ -116,7 +116,10 @@ pub(crate) async fn run<T: ImportTarget + ?Sized>(
             break;
         }
     }
-    // Everything queued completes whatever happens: the counts say what it did.
+    // Everything decided before the stop is written, and everything queued completes
+    // whatever happens: the counts say what it did.
+    // NOTE: decided appends only wait here when a line stopped the import; a refusal is
+    // only learnt while settling, which happens once every decided append is queued.
     let drained = import.submit().await.and(import.drain().await);
     let stop = stop.or(drained.err());
     let summary = import.summary;
