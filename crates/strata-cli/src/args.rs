@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Append,
 
     /// Prints the events of one stream as JSON lines.
+    ///
+    /// An event that cannot be read stops it with exit code 1 and its version.
     Read(ReadArgs),
 
     /// Prints events of the whole log, in position order, as JSON lines.

@@ -31,10 +31,24 @@ where
     let mut line = Vec::new();
     while left > 0 {
         let want = page_size(left);
-        let events = store
-            .read_stream(stream, from, direction, want)
-            .await
-            .with_context(|| format!("cannot read stream {stream}"))?;
+        let events = match store.read_stream(stream, from, direction, want).await {
+            Ok(events) => events,
+            Err(err) if is_damage(&err) => {
+                // Somewhere in this page an event cannot be read: go one event at a time
+                // to print everything before it and name it.
+                let start = match (from, direction) {
+                    (Some(from), _) => from,
+                    (None, Direction::Forward) => Version(1),
+                    (None, Direction::Backward) => store
+                        .stream_version(stream)
+                        .await
+                        .with_context(|| format!("cannot read stream {stream}"))?,
+                };
+                let step = (start, direction, left);
+                return one_by_one(store, stream, step, printed, line, out).await;
+            }
+            Err(err) => return Err(err).with_context(|| format!("cannot read stream {stream}")),
+        };
         let Some(last) = events.last() else { break };
         let next = match direction {
             Direction::Forward => Some(last.version.next()),
@@ -60,6 +74,48 @@ where
             Some(next) => from = Some(next),
             None => break,
         }
+    }
+    out.flush().context("cannot write to standard output")?;
+    Ok(printed)
+}
+
+/// Goes on with a read of `stream` one event at a time from `version` in `direction`, up
+/// to `left` events, after `printed` already, until the event that cannot be read (an
+/// error naming its version) or the end of the stream.
+async fn one_by_one<S, W>(
+    store: &S,
+    stream: &StreamName,
+    (mut version, direction, mut left): (Version, Direction, u64),
+    mut printed: u64,
+    mut line: Vec<u8>,
+    out: &mut W,
+) -> anyhow::Result<u64>
+where
+    S: EventStore + ?Sized,
+    W: Write,
+{
+    while left > 0 && version.0 > 0 {
+        line.clear();
+        match store.read_stream(stream, Some(version), direction, 1).await {
+            Ok(events) => {
+                let Some(event) = events.first() else { break };
+                event.write_json_line(&mut line);
+                out.write_all(&line)
+                    .context("cannot write to standard output")?;
+                printed += 1;
+                left -= 1;
+            }
+            Err(error) => {
+                out.flush().context("cannot write to standard output")?;
+                return Err(anyhow::Error::new(error).context(format!(
+                    "the read of stream {stream} stopped at version {version}, which cannot be read, after {printed} events"
+                )));
+            }
+        }
+        version = match direction {
+            Direction::Forward => version.next(),
+            Direction::Backward => Version(version.0 - 1),
+        };
     }
     out.flush().context("cannot write to standard output")?;
     Ok(printed)

@@ -1,5 +1,5 @@
-//! Reading a damaged store: `export` and `read-all` stop with an error naming the
-//! position, and `export --salvage` exports every readable event and says what it skipped.
+//! Reading a damaged store: `read`, `read-all` and `export` stop with an error naming
+//! the position, and `export --salvage` exports every readable event and says what it skipped.
 //! Each test damages a real data directory the way a bad disk or a bad copy would.
 
 use std::os::unix::fs::FileExt as _;
@@ -120,6 +120,19 @@ fn a_damaged_event_in_a_sealed_segment_stops_the_read_at_its_position() {
         );
         assert_eq!(positions(&run), (1..=20).collect::<Vec<_>>(), "{command}");
     }
+
+    // Position 21 is version 11 of a-1.
+    let read = strata.run(&["read", "a-1"], "");
+    read.assert_failure(
+        1,
+        "the read of stream a-1 stopped at version 11, which cannot be read, after 10 events",
+    );
+    assert_eq!(read.json_lines().len(), 10);
+    let backward = strata.run(&["read", "a-1", "--backward"], "");
+    backward.assert_failure(
+        1,
+        "stopped at version 11, which cannot be read, after 89 events",
+    );
 
     let salvage = strata.run(&["export", "--salvage"], "");
     salvage.assert_success();
