@@ -285,7 +285,7 @@ fn check_read(
     if on_damage == OnDamage::Stop {
         if let Some(tail) = tail {
             anyhow::bail!(
-                "the read stopped at position {} after {} events: the log goes on with {} bytes at {}:{} that are not a complete batch (a damaged or cut last batch; export --salvage exports every readable event)",
+                "the read stopped after position {}, having printed {} events: the log goes on with {} bytes at {}:{} that are not a complete batch (a damaged or cut last batch; export --salvage exports every readable event)",
                 read.last,
                 read.printed,
                 tail.bytes,
