@@ -407,7 +407,8 @@ enum Job {
     },
 }
 
-/// Consecutive events of one stream with consecutive versions.
+/// Consecutive events of one stream with consecutive versions, on consecutive input lines
+/// (so that event `i` is on line `line + i`).
 #[derive(Debug)]
 struct Group {
     /// The input line of the first event.
@@ -420,8 +421,9 @@ struct Group {
 }
 
 impl Group {
-    fn accepts(&self, stream: &str, version: u64) -> bool {
-        self.stream.as_str() == stream
+    fn accepts(&self, line: u64, stream: &str, version: u64) -> bool {
+        self.line + self.events.len() as u64 == line
+            && self.stream.as_str() == stream
             && self.first_version.checked_add(self.events.len() as u64) == Some(version)
             && self.events.len() < MAX_GROUP_EVENTS
             && self.bytes < MAX_GROUP_BYTES
@@ -535,7 +537,7 @@ impl ImportParser {
         if let Some(group) = self
             .group
             .as_mut()
-            .filter(|g| g.accepts(&parsed.stream, parsed.version))
+            .filter(|g| g.accepts(number, &parsed.stream, parsed.version))
         {
             group.bytes += weight(&event);
             group.events.push(event);

@@ -227,7 +227,6 @@ where
                             out.write_all(&line)
                                 .and_then(|()| out.flush())
                                 .context("cannot write to standard output")?;
-                            read.last = Position(next.0 - 1);
                             return Err(stopped(error, next, read.printed));
                         }
                     }

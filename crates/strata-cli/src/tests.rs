@@ -883,6 +883,37 @@ async fn an_import_writes_the_part_of_a_run_that_is_not_there_yet() {
 }
 
 #[tokio::test]
+async fn an_import_names_the_line_of_a_refused_event_across_blank_lines() {
+    let source = store_with(&[("a-1", 3)]).await;
+    let exported = export(&source).await;
+    let lines = lines_of(&exported);
+    let target = MemoryStore::new();
+    import::run(
+        &target,
+        Box::new(Cursor::new(lines[..2].concat())),
+        MAX_EVENT,
+    )
+    .await
+    .unwrap();
+    // Version 2 comes back with another id, after a blank line.
+    let other = String::from_utf8(lines[1].to_vec()).unwrap().replace(
+        &json_lines(lines[1])[0]["id"].as_str().unwrap().to_owned(),
+        &EventId::new().to_string(),
+    );
+    let input = [lines[0], b"\n", other.as_bytes(), lines[2]].concat();
+    let err = import::run(&target, Box::new(Cursor::new(input)), MAX_EVENT)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("import stopped at line 3"), "{message}");
+    assert!(
+        message.contains("skipped 1 already present, refused 1"),
+        "{message}"
+    );
+    assert_eq!(target.head().await.unwrap(), Position(2));
+}
+
+#[tokio::test]
 async fn an_import_refuses_a_gap_in_a_stream() {
     let source = store_with(&[("a-1", 3)]).await;
     let exported = export(&source).await;
