@@ -40,9 +40,14 @@ pub(crate) enum Command {
     Append(WriteArgs),
 
     /// Prints the events of one stream as JSON lines.
+    ///
+    /// An event that cannot be read stops it with exit code 1 and its version.
     Read(ReadArgs),
 
     /// Prints events of the whole log, in position order, as JSON lines.
+    ///
+    /// An event that cannot be read, or a damaged last batch, stops it with exit code 1
+    /// and the position where it stopped.
     ReadAll(ReadAllArgs),
 
     /// Prints events from a position on, then follows new events until interrupted.
@@ -56,17 +61,27 @@ pub(crate) enum Command {
 
     /// Prints every event of the store as JSON lines, in position order (the import
     /// format).
-    Export,
+    ///
+    /// Each line is the `read-all` line; where a payload's bytes are not one line of
+    /// JSON (pretty-printed, padded, not JSON, not UTF-8), `data_base64` or
+    /// `metadata_base64` carry them exactly, so an import gives back every byte. An event
+    /// that cannot be read, or a damaged last batch, stops the export with exit code 1
+    /// and the position where it stopped, unless --salvage is given.
+    Export(ExportArgs),
 
     /// Imports events in the export format, keeping streams, versions, ids, recording
     /// times, payloads and order.
     ///
     /// Consecutive events of one stream are appended together, each append expecting the
-    /// stream to be just below its first event's version, so a stream that already exists
-    /// with other events makes the import fail. A bad line stops the import with an error
-    /// naming its line number; everything before it stays imported, and importing the
-    /// same input again skips what is already there. Importing into a non-empty store is
-    /// allowed, but the events then get other global positions than in the export.
+    /// stream to be just below its first event's version. An event whose stream already
+    /// holds that version is skipped if it is the same event (same id) and stops the
+    /// import otherwise, as does a version that does not follow on. A bad line stops the
+    /// import with an error naming its line number: everything before it stays imported,
+    /// nothing after it is written, and importing the input again (fixed) skips what is
+    /// already there and goes on from that line. The last line on standard error says
+    /// how many events were imported, skipped and refused. Importing into a non-empty
+    /// store is allowed, but the events then get other global positions than in the
+    /// export.
     Import(ImportArgs),
 
     /// Measures performance: one JSON line per result, each beside the ceiling that
@@ -150,6 +165,15 @@ pub(crate) struct WriteArgs {
     /// positions above every lost one. Without it such a store refuses to open.
     #[arg(long)]
     pub(crate) accept_data_loss: bool,
+}
+
+/// `strata export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Step over events that cannot be read and a damaged last batch, exporting every
+    /// readable event; what was skipped is reported on standard error.
+    #[arg(long)]
+    pub(crate) salvage: bool,
 }
 
 /// `strata import`.

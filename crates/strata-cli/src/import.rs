@@ -1,21 +1,29 @@
 //! `strata import`: reads export lines and appends them back with their ids, versions and
 //! recording times, consecutive events of one stream in one append, many appends in
-//! flight. The first bad line or refused append stops it.
+//! flight. The first bad line or refused append stops it, with nothing after it written.
+//!
+//! Every group is checked against the store before it is queued: the import holds the
+//! store's only writer, so it knows each stream's version and can tell ahead of time
+//! which events are already there (skipped, once their ids are compared), which follow on
+//! (written) and which cannot be imported (the import stops at their line). Only a fault
+//! of the store itself is learnt from its answer.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 
 use anyhow::Context as _;
+use base64::Engine as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::FuturesOrdered;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use strata_core::{ExpectedVersion, NewEvent, StreamName, Timestamp};
-use strata_store::{AppendResult, StoreError};
+use strata_core::{ExpectedVersion, NewEvent, StreamName, Timestamp, Version};
+use strata_store::{AppendResult, Direction, EventStore, StoreError};
 use strata_store_embedded::{BatchAppend, EmbeddedStore};
 
 use crate::lines::{self, Line, LineParser};
@@ -37,8 +45,8 @@ const MAX_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
 pub(crate) type Acks = Pin<Box<dyn Future<Output = Vec<Result<AppendResult, StoreError>>> + Send>>;
 
 /// Where imported events go: a store that queues batches of appends in order, with given
-/// recording times, and answers each batch later.
-pub(crate) trait ImportTarget {
+/// recording times, and answers each batch later. The import must be its only writer.
+pub(crate) trait ImportTarget: EventStore {
     /// Queues `appends` behind everything queued before; resolves once they are queued,
     /// to the future of their outcomes in order.
     fn submit(&self, appends: Vec<BatchAppend>) -> impl Future<Output = Acks>;
@@ -50,108 +58,341 @@ impl ImportTarget for EmbeddedStore {
     }
 }
 
-/// What an import did.
+/// What an import did, in events.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Summary {
-    /// Events imported.
-    pub(crate) events: u64,
+    /// Events written.
+    pub(crate) imported: u64,
     /// Appends made.
     pub(crate) appends: u64,
+    /// Events already in the store with the same id, version and stream: not written.
+    pub(crate) skipped: u64,
+    /// Events refused: the line that stopped the import (or the append the store refused).
+    pub(crate) refused: u64,
 }
 
-/// Imports every export line of `input` into `target`, in order. Stops at the first bad
-/// line or refused append with an error naming the line; what came before stays (and so
-/// may appends already in flight behind the refused one; importing again skips them).
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "imported {} events in {} appends, skipped {} already present, refused {}",
+            self.imported, self.appends, self.skipped, self.refused
+        )
+    }
+}
+
+/// Imports every export line of `input` into `target`, in order, refusing events over
+/// `max_event_bytes`. Stops at the first bad line or refused append with an error naming
+/// the line and the counts; what came before it stays, and nothing after it is written
+/// (short of a store fault on appends already queued, which the error then counts).
 pub(crate) async fn run<T: ImportTarget + ?Sized>(
     target: &T,
     input: Box<dyn Read + Send>,
+    max_event_bytes: usize,
 ) -> anyhow::Result<Summary> {
-    let items = lines::spawn_reader(input, ImportParser::default())
+    let items = lines::spawn_reader(input, ImportParser::new(max_event_bytes))
         .context("cannot start the thread reading the import input")?;
     let mut chunks = std::pin::pin!(items.ready_chunks(SUBMIT_GROUPS));
-    // Batches queued in the store, oldest first, with the line, events and bytes of each
-    // group.
-    let mut in_flight = FuturesOrdered::new();
-    let mut bytes_in_flight = 0usize;
-    let mut summary = Summary::default();
-    // The input's own failure (a bad line, a read error): it comes after every group
-    // submitted before it.
-    let mut input_failure: Option<anyhow::Error> = None;
-    // The first refused append, in input order.
-    let mut refused: Option<anyhow::Error> = None;
-    'read: while input_failure.is_none() {
-        let Some(chunk) = chunks.next().await else {
-            break;
-        };
-        let mut appends = Vec::with_capacity(chunk.len());
-        let mut groups = Vec::with_capacity(chunk.len());
+    let mut import = Importer::new(target);
+    let mut stop: Option<Stop> = None;
+    'read: while let Some(chunk) = chunks.next().await {
         for item in chunk {
-            match item {
-                Ok(Job::Append(group)) => {
-                    groups.push((group.line, group.events.len() as u64, group.bytes));
-                    appends.push(BatchAppend {
-                        expected: ExpectedVersion::Exact(group.first_version - 1),
-                        stream: group.stream,
-                        events: group.events,
-                        recorded_at: Some(group.recorded_at),
-                    });
-                }
-                Ok(Job::Fail(message)) => {
-                    input_failure = Some(anyhow::anyhow!(message));
-                    break;
-                }
-                Err(err) => {
-                    input_failure =
-                        Some(anyhow::Error::new(err).context("cannot read the import input"));
-                    break;
-                }
-            }
-        }
-        if appends.is_empty() {
-            continue;
-        }
-        let bytes: usize = groups.iter().map(|g| g.2).sum();
-        bytes_in_flight += bytes;
-        // NOTE: the batch is queued here, in input order, before the next one is built.
-        let ack = target.submit(appends).await;
-        in_flight.push_back(async move { (groups, bytes, ack.await) });
-        while in_flight.len() > MAX_BATCHES_IN_FLIGHT || bytes_in_flight > MAX_BYTES_IN_FLIGHT {
-            let Some((groups, bytes, outcomes)) = in_flight.next().await else {
-                break;
+            let placed = match item {
+                Ok(Job::Append(group)) => import.place(group).await,
+                Ok(Job::Fail { line, message }) => Err(Stop::line(line, anyhow::anyhow!(message))),
+                Err(err) => Err(Stop {
+                    line: None,
+                    refused: 0,
+                    cause: anyhow::Error::new(err).context("cannot read the import input"),
+                }),
             };
-            bytes_in_flight -= bytes;
-            if let Err(err) = settle(groups, outcomes, &mut summary) {
-                refused = Some(err);
+            if let Err(err) = placed {
+                stop = Some(err);
                 break 'read;
             }
         }
-    }
-    // Everything queued completes whatever happens.
-    while let Some((groups, _, outcomes)) = in_flight.next().await {
-        if refused.is_none()
-            && let Err(err) = settle(groups, outcomes, &mut summary)
-        {
-            refused = Some(err);
+        if let Err(err) = import.submit().await {
+            stop = Some(err);
+            break;
         }
     }
-    match refused.or(input_failure) {
-        Some(err) => Err(err.context(format!("import stopped after {} events", summary.events))),
-        None => Ok(summary),
+    // Everything decided before the stop is written, and everything queued completes
+    // whatever happens: the counts say what it did.
+    // NOTE: decided appends only wait here when a line stopped the import; a refusal is
+    // only learnt while settling, which happens once every decided append is queued.
+    let drained = import.submit().await.and(import.drain().await);
+    let stop = stop.or(drained.err());
+    let summary = import.summary;
+    let Some(stop) = stop else {
+        return Ok(summary);
+    };
+    let summary = Summary {
+        refused: summary.refused + stop.refused,
+        ..summary
+    };
+    let after = match import.written_after_refusal {
+        0 => "nothing after it written".to_owned(),
+        n => format!("{n} events queued after it were written"),
+    };
+    let at = match stop.line {
+        Some(line) => format!("import stopped at line {line}, {after}"),
+        None => format!("import stopped, {after}"),
+    };
+    Err(stop.cause.context(format!("{at} ({summary})")))
+}
+
+/// Why an import stopped.
+struct Stop {
+    /// The input line it stopped at, if it was a line's fault.
+    line: Option<u64>,
+    /// Events refused there.
+    refused: u64,
+    cause: anyhow::Error,
+}
+
+impl Stop {
+    fn line(line: u64, cause: anyhow::Error) -> Self {
+        Self {
+            line: Some(line),
+            refused: 1,
+            cause,
+        }
     }
 }
 
-/// Counts a batch's imported events, or names the line of its first refused append.
-fn settle(
-    groups: Vec<(u64, u64, usize)>,
+/// A queued append: the line of its first event and its event count and weight.
+struct Queued {
+    line: u64,
+    events: u64,
+    bytes: usize,
+}
+
+/// A queued batch once the store has answered it.
+struct Answered {
+    appends: Vec<Queued>,
+    bytes: usize,
     outcomes: Vec<Result<AppendResult, StoreError>>,
-    summary: &mut Summary,
-) -> anyhow::Result<()> {
-    for ((line, count, _), outcome) in groups.into_iter().zip(outcomes) {
-        outcome.with_context(|| format!("cannot import line {line}"))?;
-        summary.events += count;
-        summary.appends += 1;
+}
+
+/// Decides each group against the store and keeps appends flowing in input order.
+struct Importer<'t, T: ?Sized> {
+    target: &'t T,
+    /// Each stream's version once everything queued is written, for streams seen so far.
+    versions: HashMap<StreamName, u64>,
+    /// Appends decided but not yet queued.
+    pending: Vec<BatchAppend>,
+    pending_meta: Vec<Queued>,
+    /// Queued batches, oldest first, with their bytes.
+    in_flight: FuturesOrdered<Pin<Box<dyn Future<Output = Answered> + Send>>>,
+    bytes_in_flight: usize,
+    summary: Summary,
+    /// Whether the store has refused an append (the import is then stopping).
+    refused: bool,
+    /// Events written from appends queued behind a refused one.
+    written_after_refusal: u64,
+}
+
+impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
+    fn new(target: &'t T) -> Self {
+        Self {
+            target,
+            versions: HashMap::new(),
+            pending: Vec::new(),
+            pending_meta: Vec::new(),
+            in_flight: FuturesOrdered::new(),
+            bytes_in_flight: 0,
+            summary: Summary::default(),
+            refused: false,
+            written_after_refusal: 0,
+        }
     }
-    Ok(())
+
+    /// Decides `group` against the store: its events already there are skipped, those
+    /// that follow on are queued to be written, and anything else stops the import.
+    async fn place(&mut self, group: Group) -> Result<(), Stop> {
+        let known = match self.versions.get(&group.stream) {
+            Some(&known) => known,
+            None => {
+                let version = self
+                    .target
+                    .stream_version(&group.stream)
+                    .await
+                    .with_context(|| format!("cannot read the version of stream {}", group.stream))
+                    .map_err(|cause| Stop::line(group.line, cause))?;
+                self.versions.insert(group.stream.clone(), version.0);
+                version.0
+            }
+        };
+        let Group {
+            line,
+            stream,
+            first_version,
+            mut events,
+            mut recorded_at,
+            bytes,
+        } = group;
+        if first_version - 1 > known {
+            return Err(Stop::line(
+                line,
+                anyhow::anyhow!(
+                    "line {line}: stream {stream} holds {known} events, so version {first_version} cannot follow on: the input lacks the events between"
+                ),
+            ));
+        }
+        // Events at versions the stream already holds must be the same events.
+        let present = usize::try_from(known.saturating_sub(first_version - 1))
+            .unwrap_or(usize::MAX)
+            .min(events.len());
+        if present > 0 {
+            self.check_present(line, &stream, first_version, &events[..present])
+                .await?;
+            self.summary.skipped += present as u64;
+            events.drain(..present);
+            recorded_at.drain(..present);
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let first = first_version + present as u64;
+        self.versions
+            .insert(stream.clone(), first - 1 + events.len() as u64);
+        self.pending_meta.push(Queued {
+            line: line + present as u64,
+            events: events.len() as u64,
+            bytes,
+        });
+        self.pending.push(BatchAppend {
+            stream,
+            expected: ExpectedVersion::Exact(first - 1),
+            events,
+            recorded_at: Some(recorded_at),
+        });
+        if self.pending.len() >= SUBMIT_GROUPS {
+            self.submit().await?;
+        }
+        Ok(())
+    }
+
+    /// Compares the ids of `events` (of `stream` from version `first`, starting at input
+    /// line `line`) with the stream's stored events at those versions.
+    async fn check_present(
+        &mut self,
+        line: u64,
+        stream: &StreamName,
+        first: u64,
+        events: &[NewEvent],
+    ) -> Result<(), Stop> {
+        // What is queued must be stored before the stream can be read.
+        self.submit().await?;
+        self.drain().await?;
+        let stored = self
+            .target
+            .read_stream(
+                stream,
+                Some(Version(first)),
+                Direction::Forward,
+                events.len(),
+            )
+            .await
+            .with_context(|| format!("cannot read stream {stream}"))
+            .map_err(|cause| Stop::line(line, cause))?;
+        for (i, event) in events.iter().enumerate() {
+            let at = line + i as u64;
+            let version = first + i as u64;
+            match stored.get(i) {
+                Some(stored) if stored.id == event.id => {}
+                Some(stored) => {
+                    self.summary.skipped += i as u64;
+                    return Err(Stop::line(
+                        at,
+                        anyhow::anyhow!(
+                            "line {at}: stream {stream} already holds another event at version {version} (id {}, not {})",
+                            stored.id,
+                            event.id
+                        ),
+                    ));
+                }
+                None => {
+                    self.summary.skipped += i as u64;
+                    return Err(Stop::line(
+                        at,
+                        anyhow::anyhow!(
+                            "line {at}: stream {stream} has no event at version {version}"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the decided appends as one batch, then waits while too much is in flight.
+    async fn submit(&mut self) -> Result<(), Stop> {
+        if !self.pending.is_empty() {
+            let appends = std::mem::take(&mut self.pending);
+            let meta = std::mem::take(&mut self.pending_meta);
+            let bytes: usize = meta.iter().map(|q| q.bytes).sum();
+            self.bytes_in_flight += bytes;
+            // NOTE: the batch is queued here, in input order, before the next one is built.
+            let acks = self.target.submit(appends).await;
+            self.in_flight.push_back(Box::pin(async move {
+                Answered {
+                    appends: meta,
+                    bytes,
+                    outcomes: acks.await,
+                }
+            }));
+        }
+        while self.in_flight.len() > MAX_BATCHES_IN_FLIGHT
+            || self.bytes_in_flight > MAX_BYTES_IN_FLIGHT
+        {
+            self.settle_next().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for everything queued.
+    async fn drain(&mut self) -> Result<(), Stop> {
+        let mut first_stop = None;
+        while !self.in_flight.is_empty() {
+            if let Err(stop) = self.settle_next().await {
+                first_stop.get_or_insert(stop);
+            }
+        }
+        first_stop.map_or(Ok(()), Err)
+    }
+
+    /// Counts the oldest queued batch's outcomes; its first refused append stops the
+    /// import.
+    async fn settle_next(&mut self) -> Result<(), Stop> {
+        let Some(answered) = self.in_flight.next().await else {
+            return Ok(());
+        };
+        self.bytes_in_flight -= answered.bytes;
+        let mut stop = None;
+        for (queued, outcome) in answered.appends.into_iter().zip(answered.outcomes) {
+            match outcome {
+                Ok(_) => {
+                    self.summary.imported += queued.events;
+                    self.summary.appends += 1;
+                    if self.refused {
+                        self.written_after_refusal += queued.events;
+                    }
+                }
+                Err(err) if !self.refused => {
+                    self.refused = true;
+                    stop = Some(Stop {
+                        line: Some(queued.line),
+                        refused: queued.events,
+                        cause: anyhow::Error::new(err)
+                            .context(format!("cannot import line {}", queued.line)),
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        stop.map_or(Ok(()), Err)
+    }
 }
 
 /// One unit of work for the async side.
@@ -159,10 +400,15 @@ fn settle(
 enum Job {
     Append(Group),
     /// A bad line: the message names it. Nothing after it is read.
-    Fail(String),
+    Fail {
+        /// The line's number.
+        line: u64,
+        message: String,
+    },
 }
 
-/// Consecutive events of one stream with consecutive versions.
+/// Consecutive events of one stream with consecutive versions, on consecutive input lines
+/// (so that event `i` is on line `line + i`).
 #[derive(Debug)]
 struct Group {
     /// The input line of the first event.
@@ -175,8 +421,9 @@ struct Group {
 }
 
 impl Group {
-    fn accepts(&self, stream: &str, version: u64) -> bool {
-        self.stream.as_str() == stream
+    fn accepts(&self, line: u64, stream: &str, version: u64) -> bool {
+        self.line + self.events.len() as u64 == line
+            && self.stream.as_str() == stream
             && self.first_version.checked_add(self.events.len() as u64) == Some(version)
             && self.events.len() < MAX_GROUP_EVENTS
             && self.bytes < MAX_GROUP_BYTES
@@ -197,15 +444,22 @@ struct ExportLine<'a> {
     data: &'a RawValue,
     #[serde(borrow, default)]
     metadata: Option<&'a RawValue>,
+    /// The payload's exact bytes, when `data` could not carry them (see `export`).
+    #[serde(borrow, default)]
+    data_base64: Option<Cow<'a, str>>,
+    /// The metadata's exact bytes, when `metadata` could not carry them.
+    #[serde(borrow, default)]
+    metadata_base64: Option<Cow<'a, str>>,
     #[serde(borrow)]
     recorded_at: Cow<'a, str>,
 }
 
 /// Parses export lines and groups them on the reader thread.
-#[derive(Default)]
 struct ImportParser {
     group: Option<Group>,
     names: Names,
+    /// The largest event the store takes: a larger one is a bad line.
+    max_event_bytes: usize,
 }
 
 impl LineParser for ImportParser {
@@ -217,6 +471,7 @@ impl LineParser for ImportParser {
             Line::Text(text) => text,
             Line::TooLong { bytes, limit } => {
                 return self.fail(
+                    number,
                     format!("line {number} is {bytes} bytes, over the limit of {limit} bytes"),
                     out,
                 );
@@ -225,7 +480,7 @@ impl LineParser for ImportParser {
         match self.add(number, text) {
             Ok(Some(full)) => out.push(Job::Append(full)),
             Ok(None) => {}
-            Err(message) => return self.fail(message, out),
+            Err(message) => return self.fail(number, message, out),
         }
         ControlFlow::Continue(())
     }
@@ -236,6 +491,14 @@ impl LineParser for ImportParser {
 }
 
 impl ImportParser {
+    fn new(max_event_bytes: usize) -> Self {
+        Self {
+            group: None,
+            names: Names::default(),
+            max_event_bytes,
+        }
+    }
+
     /// Adds line `number` to the current group, returning the previous group if this
     /// line starts a new one.
     fn add(&mut self, number: u64, text: Vec<u8>) -> Result<Option<Group>, String> {
@@ -244,17 +507,37 @@ impl ImportParser {
         let parsed: ExportLine<'_> =
             serde_json::from_str(text).map_err(|err| lines::json_error(number, &err))?;
         let at = |err| format!("line {number}: {err}");
+        let exact = |field: &str, text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(Bytes::from)
+                .map_err(|err| format!("line {number}: {field} is not base64: {err}"))
+        };
         let event = NewEvent {
             id: parsed.id.parse().map_err(at)?,
             event_type: self.names.event_type(&parsed.event_type).map_err(at)?,
-            data: payload::part(&line, parsed.data),
-            metadata: payload::metadata(&line, parsed.metadata).map_err(at)?,
+            data: match &parsed.data_base64 {
+                Some(text) => exact("data_base64", text)?,
+                None => payload::part(&line, parsed.data),
+            },
+            // Exact bytes from an export are taken as they are: the store held them.
+            metadata: match &parsed.metadata_base64 {
+                Some(text) => exact("metadata_base64", text)?,
+                None => payload::metadata(&line, parsed.metadata).map_err(at)?,
+            },
         };
+        if event.size() > self.max_event_bytes {
+            return Err(format!(
+                "line {number}: the event is {} bytes (type, data and metadata), over the limit of {} bytes",
+                event.size(),
+                self.max_event_bytes
+            ));
+        }
         let recorded_at = Timestamp::parse_rfc3339(&parsed.recorded_at).map_err(at)?;
         if let Some(group) = self
             .group
             .as_mut()
-            .filter(|g| g.accepts(&parsed.stream, parsed.version))
+            .filter(|g| g.accepts(number, &parsed.stream, parsed.version))
         {
             group.bytes += weight(&event);
             group.events.push(event);
@@ -278,9 +561,9 @@ impl ImportParser {
         Ok(self.group.replace(group))
     }
 
-    fn fail(&mut self, message: String, out: &mut Vec<Job>) -> ControlFlow<()> {
+    fn fail(&mut self, line: u64, message: String, out: &mut Vec<Job>) -> ControlFlow<()> {
         out.extend(self.group.take().map(Job::Append));
-        out.push(Job::Fail(message));
+        out.push(Job::Fail { line, message });
         ControlFlow::Break(())
     }
 }

@@ -6,6 +6,7 @@
 
 mod append;
 mod args;
+mod export;
 mod import;
 mod lines;
 mod names;
@@ -33,6 +34,7 @@ use strata_store_embedded::{EmbeddedStore, LostData, Options};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::{Cli, Command, FilterArgs, WriteArgs};
+use crate::read::{LineForm, OnDamage};
 
 /// The size of the buffer in front of standard output.
 const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
@@ -107,25 +109,48 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &mut stdout(),
             )
             .await;
-            quiet_broken_pipe(printed)
+            quiet_broken_pipe(printed).map(drop)
         }
         Command::ReadAll(args) => {
             let store = open_reader(dir)?;
             let filter = read_filter(args.filter);
-            let printed = read::all(&store, args.from, args.limit, &filter, &mut stdout()).await;
-            quiet_broken_pipe(printed)
+            let read = read::all(
+                &store,
+                args.from,
+                args.limit,
+                &filter,
+                LineForm::Read,
+                OnDamage::Stop,
+                &mut stdout(),
+            )
+            .await;
+            check_read(&store, quiet_broken_pipe(read)?, OnDamage::Stop)
         }
-        Command::Export => {
+        Command::Export(args) => {
             let store = open_reader(dir)?;
-            let printed = read::all(&store, 1, None, &ReadFilter::all(), &mut stdout()).await;
-            quiet_broken_pipe(printed)
+            let on_damage = if args.salvage {
+                OnDamage::Skip
+            } else {
+                OnDamage::Stop
+            };
+            let read = read::all(
+                &store,
+                1,
+                None,
+                &ReadFilter::all(),
+                LineForm::Export,
+                on_damage,
+                &mut stdout(),
+            )
+            .await;
+            check_read(&store, quiet_broken_pipe(read)?, on_damage)
         }
         Command::Tail(args) => {
             let shutdown = shutdown_signal()?;
             let store = open_reader(dir)?;
             let filter = read_filter(args.filter);
             let printed = tail::run(&store, args.from, filter, &mut stdout(), shutdown).await;
-            quiet_broken_pipe(printed)
+            quiet_broken_pipe(printed).map(drop)
         }
         Command::Verify => {
             check_exists(dir)?;
@@ -141,16 +166,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 };
             let store = open_writer(dir, &args.write)?;
             let started = Instant::now();
-            let result = import::run(&store, input).await;
+            let result = import::run(&store, input, Options::default().max_event_bytes).await;
             let closed = close(store, dir).await;
             let summary = result?;
             closed?;
             let seconds = started.elapsed().as_secs_f64();
             eprintln!(
-                "imported {} events in {} appends in {seconds:.2} s ({:.0} events/s)",
-                summary.events,
-                summary.appends,
-                summary.events as f64 / seconds.max(1e-9)
+                "{summary} in {seconds:.2} s ({:.0} events/s)",
+                summary.imported as f64 / seconds.max(1e-9)
             );
             Ok(())
         }
@@ -252,12 +275,69 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     })
 }
 
-/// A reader that closed our standard output (`strata read-all | head`) is not an error.
-fn quiet_broken_pipe<T>(result: anyhow::Result<T>) -> anyhow::Result<()> {
+/// A reader that closed our standard output (`strata read-all | head`) is not an error
+/// (and `None`: there is nothing more to say about the read).
+fn quiet_broken_pipe<T>(result: anyhow::Result<T>) -> anyhow::Result<Option<T>> {
     match result {
-        Err(err) if is_broken_pipe(&err) => Ok(()),
-        other => other.map(drop),
+        Err(err) if is_broken_pipe(&err) => Ok(None),
+        other => other.map(Some),
     }
+}
+
+/// After a global read: a read that ran to the head over a damaged last batch fails,
+/// naming the last position it printed, unless salvaging; a salvage reports on standard
+/// error everything it stepped over.
+fn check_read(
+    store: &EmbeddedStore,
+    read: Option<read::AllRead>,
+    on_damage: OnDamage,
+) -> anyhow::Result<()> {
+    let Some(read) = read else { return Ok(()) };
+    let tail = if read.to_head {
+        store
+            .damaged_tail()
+            .context("cannot check the end of the log")?
+    } else {
+        None
+    };
+    if on_damage == OnDamage::Stop {
+        if let Some(tail) = tail {
+            anyhow::bail!(
+                "the read stopped after position {}, having printed {} events: the log goes on with {} bytes at {}:{} that are not a complete batch (a damaged or cut last batch; export --salvage exports every readable event)",
+                read.last,
+                read.printed,
+                tail.bytes,
+                tail.file.display(),
+                tail.offset
+            );
+        }
+        return Ok(());
+    }
+    for skipped in &read.skipped {
+        eprintln!("skipped position {}: {}", skipped.position, skipped.error);
+    }
+    if let Some(tail) = &tail {
+        eprintln!(
+            "skipped {} bytes after position {} at {}:{}: not a complete batch (a damaged or cut last batch)",
+            tail.bytes,
+            read.last,
+            tail.file.display(),
+            tail.offset
+        );
+    }
+    if !read.skipped.is_empty() || tail.is_some() {
+        eprintln!(
+            "salvaged {} events; skipped {} unreadable events{}",
+            read.printed,
+            read.skipped.len(),
+            if tail.is_some() {
+                " and a damaged last batch"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

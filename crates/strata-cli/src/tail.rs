@@ -31,6 +31,8 @@ where
     let mut line = Vec::new();
     let mut printed = 0u64;
     let mut since_check = 0u32;
+    // Whether the tail has waited for events yet (said once, for anyone watching).
+    let mut waited = false;
     loop {
         let next = match events.next().now_or_never() {
             Some(next) => {
@@ -45,6 +47,10 @@ where
             }
             None => {
                 out.flush().context("cannot write to standard output")?;
+                if !waited {
+                    waited = true;
+                    tracing::debug!(printed, "no event ready; waiting for new events");
+                }
                 tokio::select! {
                     biased;
                     () = shutdown.as_mut() => break,

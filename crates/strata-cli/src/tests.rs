@@ -16,7 +16,12 @@ use strata_store::{AppendResult, Direction, EventStore, MemoryStore, ReadFilter,
 use crate::append::{self, ErrorBody, INVALID_INPUT, Job, TOO_LARGE};
 use crate::import::{self, ImportTarget};
 use crate::lines::{self, Line, LineParser};
+use crate::read::{LineForm, OnDamage};
 use crate::{read, tail, verify};
+
+const READ: LineForm = LineForm::Read;
+const STOP: OnDamage = OnDamage::Stop;
+const MAX_EVENT: usize = strata_store::DEFAULT_MAX_EVENT_BYTES;
 
 fn stream(name: &str) -> StreamName {
     StreamName::new(name).unwrap()
@@ -461,13 +466,15 @@ async fn read_all_filters_pages_and_limits() {
     let store = store_with(&[("a-1", 1500), ("b-1", 600), ("a-2", 3)]).await;
     let mut out = Vec::new();
     let filter = ReadFilter::all().category("b");
-    read::all(&store, 1, None, &filter, &mut out).await.unwrap();
+    read::all(&store, 1, None, &filter, READ, STOP, &mut out)
+        .await
+        .unwrap();
     let positions = field(&json_lines(&out), "position");
     assert_eq!(positions, (1501..=2100).collect::<Vec<_>>());
 
     let mut out = Vec::new();
     let filter = ReadFilter::all().event_type("Odd").category("a");
-    read::all(&store, 1400, Some(60), &filter, &mut out)
+    read::all(&store, 1400, Some(60), &filter, READ, STOP, &mut out)
         .await
         .unwrap();
     let lines = json_lines(&out);
@@ -476,7 +483,7 @@ async fn read_all_filters_pages_and_limits() {
     assert_eq!(lines.last().unwrap()["stream"], "a-2");
 
     let mut out = Vec::new();
-    read::all(&store, 0, None, &ReadFilter::all(), &mut out)
+    read::all(&store, 0, None, &ReadFilter::all(), READ, STOP, &mut out)
         .await
         .unwrap();
     assert_eq!(json_lines(&out).len(), 2103);
@@ -486,7 +493,7 @@ async fn read_all_filters_pages_and_limits() {
 async fn read_all_stops_at_the_head_seen_when_it_started() {
     let store = store_with(&[("a-1", 3)]).await;
     let mut out = Vec::new();
-    read::all(&store, 10, None, &ReadFilter::all(), &mut out)
+    read::all(&store, 10, None, &ReadFilter::all(), READ, STOP, &mut out)
         .await
         .unwrap();
     assert!(out.is_empty());
@@ -494,13 +501,15 @@ async fn read_all_stops_at_the_head_seen_when_it_started() {
 
 // --- tail ---
 
-/// An output shared with the test, to watch what the tail printed so far.
+/// An output shared with the test, to watch what the tail printed so far. Every write
+/// wakes the tasks waiting for lines.
 #[derive(Clone, Default)]
-struct SharedOut(Arc<Mutex<Vec<u8>>>);
+struct SharedOut(Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>);
 
 impl Write for SharedOut {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().extend_from_slice(buf);
+        self.0.0.lock().extend_from_slice(buf);
+        self.0.1.notify_waiters();
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -510,14 +519,22 @@ impl Write for SharedOut {
 
 impl SharedOut {
     fn lines(&self) -> Vec<Value> {
-        json_lines(&self.0.lock())
+        json_lines(&self.0.0.lock())
     }
 
+    /// Completes once `count` lines have been written.
     fn until_lines(&self, count: usize) -> impl Future<Output = ()> + use<> {
         let out = self.clone();
         async move {
-            while out.lines().len() < count {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            loop {
+                let written = out.0.1.notified();
+                let mut written = std::pin::pin!(written);
+                // Registered before the check, so a write between the two is not missed.
+                written.as_mut().enable();
+                if out.lines().len() >= count {
+                    return;
+                }
+                written.await;
             }
         }
     }
@@ -528,8 +545,10 @@ async fn tail_prints_history_from_a_position_then_live_events() {
     let store = store_with(&[("a-1", 3), ("b-1", 2)]).await;
     let out = SharedOut::default();
     let writer = store.clone();
+    let history_printed = out.until_lines(1);
     let live = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The history is out: what comes now reaches the tail live.
+        history_printed.await;
         for i in 0..3 {
             writer
                 .append(
@@ -561,20 +580,18 @@ async fn tail_prints_history_from_a_position_then_live_events() {
 async fn tail_stops_on_the_signal_while_waiting() {
     let store = MemoryStore::new();
     let mut out = Vec::new();
+    // Pending when first polled, ready when polled again: the signal comes while the
+    // tail waits for an event that never comes.
+    let signal = tokio::task::yield_now();
     let printed = tokio::time::timeout(
         Duration::from_secs(10),
-        tail::run(
-            &store,
-            0,
-            ReadFilter::all(),
-            &mut out,
-            tokio::time::sleep(Duration::from_millis(20)),
-        ),
+        tail::run(&store, 0, ReadFilter::all(), &mut out, signal),
     )
     .await
-    .unwrap()
+    .expect("the tail should stop when told")
     .unwrap();
     assert_eq!(printed, 0);
+    assert!(out.is_empty());
 }
 
 // --- import ---
@@ -598,9 +615,17 @@ impl ImportTarget for MemoryStore {
 
 async fn export(store: &MemoryStore) -> Vec<u8> {
     let mut out = Vec::new();
-    read::all(store, 1, None, &ReadFilter::all(), &mut out)
-        .await
-        .unwrap();
+    read::all(
+        store,
+        1,
+        None,
+        &ReadFilter::all(),
+        LineForm::Export,
+        STOP,
+        &mut out,
+    )
+    .await
+    .unwrap();
     out
 }
 
@@ -631,10 +656,10 @@ async fn import_of_an_export_keeps_streams_versions_ids_and_payloads() {
     }
     let exported = export(&source).await;
     let target = MemoryStore::new();
-    let summary = import::run(&target, Box::new(Cursor::new(exported.clone())))
+    let summary = import::run(&target, Box::new(Cursor::new(exported.clone())), MAX_EVENT)
         .await
         .unwrap();
-    assert_eq!(summary.events, source.head().await.unwrap().0);
+    assert_eq!(summary.imported, source.head().await.unwrap().0);
     assert_eq!(summary.appends, 50);
     assert_eq!(
         without_time(&export(&target).await),
@@ -646,10 +671,14 @@ async fn import_of_an_export_keeps_streams_versions_ids_and_payloads() {
 async fn import_splits_long_runs_of_one_stream() {
     let source = store_with(&[("a-1", 2500)]).await;
     let target = MemoryStore::new();
-    let summary = import::run(&target, Box::new(Cursor::new(export(&source).await)))
-        .await
-        .unwrap();
-    assert_eq!(summary.events, 2500);
+    let summary = import::run(
+        &target,
+        Box::new(Cursor::new(export(&source).await)),
+        MAX_EVENT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.imported, 2500);
     assert_eq!(summary.appends, 3);
     assert_eq!(
         target.stream_version(&stream("a-1")).await.unwrap(),
@@ -664,12 +693,13 @@ async fn a_bad_import_line_stops_the_import_naming_the_line() {
     input.extend_from_slice(b"{\"stream\": \"a-1\"}\n");
     input.extend_from_slice(&export(&source).await);
     let target = MemoryStore::new();
-    let err = import::run(&target, Box::new(Cursor::new(input)))
+    let err = import::run(&target, Box::new(Cursor::new(input)), MAX_EVENT)
         .await
         .unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("line 4"), "{message}");
-    assert!(message.contains("after 3 events"), "{message}");
+    assert!(message.contains("imported 3 events"), "{message}");
+    assert!(message.contains("nothing after it written"), "{message}");
     assert_eq!(target.head().await.unwrap(), Position(3));
 }
 
@@ -681,17 +711,277 @@ async fn an_import_into_a_store_holding_the_stream_fails_on_the_conflict() {
     // Drop the first event: the import starts at version 2, expecting version 1.
     let first_end = input.iter().position(|&b| b == b'\n').unwrap() + 1;
     input.drain(..first_end);
-    let summary = import::run(&target, Box::new(Cursor::new(input)))
+    let summary = import::run(&target, Box::new(Cursor::new(input)), MAX_EVENT)
         .await
         .unwrap();
-    assert_eq!(summary.events, 1);
+    assert_eq!(summary.imported, 1);
 
-    let err = import::run(&target, Box::new(Cursor::new(export(&source).await)))
+    let err = import::run(
+        &target,
+        Box::new(Cursor::new(export(&source).await)),
+        MAX_EVENT,
+    )
+    .await
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("line 1"), "{message}");
+    assert!(
+        message.contains("already holds another event at version 1"),
+        "{message}"
+    );
+}
+
+/// An export of `count` events over `streams` streams, one line per event, in position
+/// order (streams interleaved, so that many appends are in flight at once).
+async fn interleaved_export(count: usize, streams: usize) -> Vec<u8> {
+    let source = MemoryStore::new();
+    for i in 0..count {
+        source
+            .append(
+                &stream(&format!("s-{}", i % streams)),
+                ExpectedVersion::Any,
+                vec![event("T", json!(i))],
+            )
+            .await
+            .unwrap();
+    }
+    export(&source).await
+}
+
+/// The stream and id of every event of `store`, in position order.
+async fn log_of(store: &MemoryStore) -> Vec<(String, String)> {
+    json_lines(&export(store).await)
+        .iter()
+        .map(|l| (l["stream"].to_string(), l["id"].to_string()))
+        .collect()
+}
+
+fn lines_of(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes.split_inclusive(|&b| b == b'\n').collect()
+}
+
+#[tokio::test]
+async fn an_import_stops_at_a_bad_line_with_nothing_after_it_written() {
+    let exported = interleaved_export(1000, 50).await;
+    let mut lines = lines_of(&exported);
+    lines[499] = b"{\"stream\": \"s-9\", \"oops\": true}\n";
+    let target = MemoryStore::new();
+    let err = import::run(&target, Box::new(Cursor::new(lines.concat())), MAX_EVENT)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("import stopped at line 500, nothing after it written"),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("imported 499 events in 499 appends, skipped 0 already present, refused 1"),
+        "{message}"
+    );
+    assert_eq!(target.head().await.unwrap(), Position(499));
+}
+
+#[tokio::test]
+async fn an_import_stops_at_a_refused_event_with_nothing_after_it_written() {
+    // 500 streams: line 500 is the first event of the last one, and lines 501 to 1000
+    // are the second events of all of them.
+    let exported = interleaved_export(1000, 500).await;
+    // The target already holds another first event of the stream of line 500.
+    let target = MemoryStore::new();
+    let taken = json_lines(lines_of(&exported)[499])[0]["stream"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    target
+        .append(
+            &stream(&taken),
+            ExpectedVersion::Any,
+            vec![event("T", json!(0))],
+        )
+        .await
+        .unwrap();
+    // Line 500 is that stream's first event only if no earlier line is of that stream.
+    let earlier = lines_of(&exported)[..499]
+        .iter()
+        .any(|l| json_lines(l)[0]["stream"] == taken);
+    assert!(!earlier, "the fixture should give line 500 a new stream");
+
+    let err = import::run(&target, Box::new(Cursor::new(exported.clone())), MAX_EVENT)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("import stopped at line 500"), "{message}");
+    assert!(message.contains("imported 499 events"), "{message}");
+    assert!(
+        message.contains("already holds another event at version 1"),
+        "{message}"
+    );
+    assert_eq!(target.head().await.unwrap(), Position(500));
+}
+
+#[tokio::test]
+async fn an_import_rerun_after_a_fix_keeps_the_order_and_counts_exactly() {
+    let exported = interleaved_export(1000, 50).await;
+    let good = lines_of(&exported);
+    let mut bad = good.clone();
+    bad[499] = b"not json\n";
+    let target = MemoryStore::new();
+    import::run(&target, Box::new(Cursor::new(bad.concat())), MAX_EVENT)
+        .await
+        .unwrap_err();
+    assert_eq!(target.head().await.unwrap(), Position(499));
+
+    // The fixed input: the first 499 lines are there already, the rest follows on.
+    let summary = import::run(&target, Box::new(Cursor::new(exported.clone())), MAX_EVENT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.imported, summary.skipped, summary.refused),
+        (501, 499, 0)
+    );
+    let source_order: Vec<(String, String)> = json_lines(&exported)
+        .iter()
+        .map(|l| (l["stream"].to_string(), l["id"].to_string()))
+        .collect();
+    assert_eq!(log_of(&target).await, source_order);
+
+    // Once more: everything is there.
+    let summary = import::run(&target, Box::new(Cursor::new(exported.clone())), MAX_EVENT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            summary.imported,
+            summary.appends,
+            summary.skipped,
+            summary.refused
+        ),
+        (0, 0, 1000, 0)
+    );
+    assert_eq!(
+        summary.to_string(),
+        "imported 0 events in 0 appends, skipped 1000 already present, refused 0"
+    );
+    assert_eq!(target.head().await.unwrap(), Position(1000));
+}
+
+#[tokio::test]
+async fn an_import_writes_the_part_of_a_run_that_is_not_there_yet() {
+    let source = store_with(&[("a-1", 30)]).await;
+    let exported = export(&source).await;
+    let target = MemoryStore::new();
+    let first_ten = lines_of(&exported)[..10].concat();
+    import::run(&target, Box::new(Cursor::new(first_ten)), MAX_EVENT)
+        .await
+        .unwrap();
+    let summary = import::run(&target, Box::new(Cursor::new(exported.clone())), MAX_EVENT)
+        .await
+        .unwrap();
+    assert_eq!((summary.imported, summary.skipped), (20, 10));
+    assert_eq!(log_of(&target).await, log_of(&source).await);
+}
+
+#[tokio::test]
+async fn an_import_names_the_line_of_a_refused_event_across_blank_lines() {
+    let source = store_with(&[("a-1", 3)]).await;
+    let exported = export(&source).await;
+    let lines = lines_of(&exported);
+    let target = MemoryStore::new();
+    import::run(
+        &target,
+        Box::new(Cursor::new(lines[..2].concat())),
+        MAX_EVENT,
+    )
+    .await
+    .unwrap();
+    // Version 2 comes back with another id, after a blank line.
+    let other = String::from_utf8(lines[1].to_vec()).unwrap().replace(
+        &json_lines(lines[1])[0]["id"].as_str().unwrap().to_owned(),
+        &EventId::new().to_string(),
+    );
+    let input = [lines[0], b"\n", other.as_bytes(), lines[2]].concat();
+    let err = import::run(&target, Box::new(Cursor::new(input)), MAX_EVENT)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("import stopped at line 3"), "{message}");
+    assert!(
+        message.contains("skipped 1 already present, refused 1"),
+        "{message}"
+    );
+    assert_eq!(target.head().await.unwrap(), Position(2));
+}
+
+#[tokio::test]
+async fn an_import_refuses_a_gap_in_a_stream() {
+    let source = store_with(&[("a-1", 3)]).await;
+    let exported = export(&source).await;
+    let mut lines = lines_of(&exported);
+    lines.remove(1);
+    let target = MemoryStore::new();
+    let err = import::run(&target, Box::new(Cursor::new(lines.concat())), MAX_EVENT)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("import stopped at line 2"), "{message}");
+    assert!(
+        message.contains("holds 1 events, so version 3"),
+        "{message}"
+    );
+    assert_eq!(target.head().await.unwrap(), Position(1));
+}
+
+#[tokio::test]
+async fn an_import_refuses_an_event_over_the_size_limit_by_its_line() {
+    let source = store_with(&[("a-1", 3)]).await;
+    let exported = export(&source).await;
+    let err = import::run(&MemoryStore::new(), Box::new(Cursor::new(exported)), 3)
         .await
         .unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("line 1"), "{message}");
-    assert!(message.contains("wrong expected version"), "{message}");
+    assert!(message.contains("over the limit of 3 bytes"), "{message}");
+}
+
+#[test]
+fn an_export_line_carries_bytes_that_data_cannot_hold_verbatim() {
+    use strata_core::{RecordedEvent, Timestamp};
+    let event = |data: &[u8], metadata: &[u8]| RecordedEvent {
+        position: Position(1),
+        stream: stream("a-1"),
+        version: Version(1),
+        id: EventId::new(),
+        event_type: EventType::new("T").unwrap(),
+        data: bytes::Bytes::copy_from_slice(data),
+        metadata: bytes::Bytes::copy_from_slice(metadata),
+        recorded_at: Timestamp::parse_rfc3339("2026-01-02T03:04:05Z").unwrap(),
+    };
+    let line = |event: &RecordedEvent| {
+        let mut out = Vec::new();
+        crate::export::write_line(event, &mut out);
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        json_lines(&out).remove(0)
+    };
+    for verbatim in [&b"{\"a\":1}"[..], b"42", b"\"text\"", b"[1, 2]", b"null"] {
+        let l = line(&event(verbatim, b"{}"));
+        assert!(l.get("data_base64").is_none(), "{l}");
+        assert!(l.get("metadata_base64").is_none(), "{l}");
+    }
+    for (data, base64) in [
+        (&b"{\n  \"a\": 1\n}"[..], "ewogICJhIjogMQp9"),
+        (b" 42", "IDQy"),
+        (b"not json", "bm90IGpzb24="),
+        (b"\xff\x00", "/wA="),
+        (b"", ""),
+    ] {
+        let l = line(&event(data, b"{}"));
+        assert_eq!(l["data_base64"], base64, "{l}");
+    }
+    let l = line(&event(b"1", b""));
+    assert_eq!(l["metadata_base64"], "", "{l}");
+    let l = line(&event(b"1", b"[1]"));
+    assert_eq!(l["metadata_base64"], "WzFd", "{l}");
 }
 
 #[tokio::test]
@@ -714,9 +1004,13 @@ async fn import_rejects_version_zero_and_bad_fields() {
         ),
     ];
     for (input, needle) in cases {
-        let err = import::run(&MemoryStore::new(), Box::new(Cursor::new(input.clone())))
-            .await
-            .unwrap_err();
+        let err = import::run(
+            &MemoryStore::new(),
+            Box::new(Cursor::new(input.clone())),
+            MAX_EVENT,
+        )
+        .await
+        .unwrap_err();
         let message = format!("{err:#}");
         assert!(message.contains("line 1"), "{input}: {message}");
         assert!(message.contains(needle), "{input}: {message}");

@@ -145,7 +145,10 @@ impl Layout {
     /// The smallest layout (in steps of a quarter bit per key) whose blocked
     /// false-positive rate at full capacity is at most `target`.
     fn for_rate(target: f64) -> Self {
-        let mut bits_per_key = 4.0;
+        // A blocked filter never beats a plain one, and a plain one needs at least
+        // −ln(target)/ln²2 bits per key: no smaller layout can do, so start there.
+        let plain = -target.ln() / (std::f64::consts::LN_2 * std::f64::consts::LN_2);
+        let mut bits_per_key = ((plain * 4.0).floor() / 4.0).clamp(4.0, MAX_BITS_PER_KEY);
         loop {
             // The best hash count is near bits_per_key · ln 2 for a plain filter and a
             // little below it for a blocked one.

@@ -21,6 +21,7 @@ mod writer;
 
 pub use options::{Durability, LostData, Options};
 pub use store::{
-    BatchAppend, EmbeddedStore, LostEvents, OpenReport, PendingBatch, StoreStats, TornTail,
+    BatchAppend, DamagedTail, EmbeddedStore, LostEvents, OpenReport, PendingBatch, StoreStats,
+    TornTail,
 };
 pub use verify::{Problem, VerifyReport, verify};

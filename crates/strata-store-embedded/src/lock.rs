@@ -66,3 +66,31 @@ pub(crate) fn acquire(dir: &Path) -> Result<File, StoreError> {
         }
     }
 }
+
+/// Whether a writer holds the directory's lock at this moment. A shared probe: it takes
+/// nothing for longer than the check and writes nothing (a missing lock file means no
+/// writer ever opened the directory).
+pub(crate) fn held(dir: &Path) -> Result<bool, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(StoreError::io(
+                format!("cannot open lock file {}", path.display()),
+                e,
+            ));
+        }
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            Ok(false)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(
+            format!("cannot probe lock file {}", path.display()),
+            e,
+        )),
+    }
+}

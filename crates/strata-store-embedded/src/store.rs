@@ -76,6 +76,18 @@ pub struct LostEvents {
     pub last_position: u64,
 }
 
+/// Bytes at the end of the log that no read returns and no writer is writing: a damaged or
+/// cut last batch, found by [`EmbeddedStore::damaged_tail`].
+#[derive(Debug, Clone)]
+pub struct DamagedTail {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Where the bytes start: just past the last complete batch.
+    pub offset: u64,
+    /// How many bytes are not a complete batch.
+    pub bytes: u64,
+}
+
 /// One append of [`EmbeddedStore::append_batch`].
 #[derive(Debug, Clone)]
 pub struct BatchAppend {
@@ -366,6 +378,40 @@ impl EmbeddedStore {
         StoreStats {
             fdatasyncs: self.handle.shared.fdatasyncs.load(Ordering::Relaxed),
         }
+    }
+
+    /// For a read-only handle: the bytes past the last complete batch of the log when no
+    /// writer holds the directory, so that nothing can be in the middle of writing them —
+    /// a damaged or cut last batch that reads stop before. `None` when the log ends with a
+    /// complete batch, when a writer holds the directory (its next batch may be half
+    /// written) and for the writer's own handle (opening it cut any such tail). Changes
+    /// nothing on disk.
+    pub fn damaged_tail(&self) -> Result<Option<DamagedTail>, StoreError> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        if !self.handle.read_only || crate::lock::held(&shared.dir)? {
+            return Ok(None);
+        }
+        // NOTE: the follower may not have read the writer's last batches yet; catch up
+        // first, now that no writer can add more.
+        let (path, file, len) = {
+            let mut index = shared.index.write();
+            if refresh(&*shared.fs, &shared.dir, &mut index)? {
+                shared.head.send_replace(Position(index.head));
+            }
+            let Some(last) = index.segments.last() else {
+                return Ok(None);
+            };
+            (last.path.clone(), last.file.clone(), last.len)
+        };
+        let file_len = file
+            .len()
+            .map_err(|e| StoreError::io(format!("cannot stat {}", path.display()), e))?;
+        Ok((file_len > len).then(|| DamagedTail {
+            file: path.to_path_buf(),
+            offset: len,
+            bytes: file_len - len,
+        }))
     }
 
     /// The data directory.

@@ -4,6 +4,7 @@
 mod append;
 mod bench;
 mod cli;
+mod damage;
 mod export_import;
 mod layering;
 mod read;

@@ -221,3 +221,51 @@ pub(crate) fn append_line(stream: &str, expected: Value, types: &[&str]) -> Valu
         .collect();
     serde_json::json!({"stream": stream, "expected_version": expected, "events": events})
 }
+
+/// Writes `appends` (stream and events, each one append and one batch) into a store in
+/// `dir` through the library, with `segment_bytes` per segment, and closes it.
+pub(crate) fn write_store(
+    dir: &Path,
+    segment_bytes: u64,
+    appends: Vec<(&str, Vec<strata_core::NewEvent>)>,
+) {
+    let options = strata_store_embedded::Options {
+        segment_bytes,
+        ..strata_store_embedded::Options::default()
+    };
+    let store = strata_store_embedded::EmbeddedStore::open(dir, options).expect("opens");
+    for (stream, events) in appends {
+        let stream = strata_core::StreamName::new(stream).expect("a valid stream");
+        store
+            .append_blocking(&stream, strata_core::ExpectedVersion::Any, events)
+            .expect("appends");
+    }
+    block_on(store.close()).expect("closes");
+}
+
+/// Every event of the store in `dir`, read through the library.
+pub(crate) fn read_store(dir: &Path) -> Vec<strata_core::RecordedEvent> {
+    let options = strata_store_embedded::Options::default();
+    let store = strata_store_embedded::EmbeddedStore::open_read_only(dir, options).expect("opens");
+    let mut events = Vec::new();
+    let mut next = strata_core::Position(1);
+    loop {
+        let page = store
+            .read_all_sync(next, 1000, &strata_store::ReadFilter::all())
+            .expect("reads");
+        if page.events.is_empty() {
+            return events;
+        }
+        events.extend(page.events);
+        next = page.next;
+    }
+}
+
+/// Runs a future to completion on a small runtime of its own.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}

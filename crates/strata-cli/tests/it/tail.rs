@@ -1,7 +1,8 @@
 //! `strata tail`: history, then live events written by another process, until a signal.
 
-use std::process::Stdio;
-use std::time::Duration;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
 
 use serde_json::{Value, json};
 
@@ -41,8 +42,16 @@ fn tail_prints_history_then_events_appended_by_another_process() {
         .map(|_| next()["position"].as_u64().unwrap())
         .collect();
     assert_eq!(live, [5, 6]);
-    assert!(
-        lines.recv_timeout(Duration::from_millis(300)).is_err(),
+
+    // Another category's event, then one of ours: the next line is ours.
+    strata.append_ok(&[
+        append_line("invoice-3", json!("any"), &["Z"]),
+        append_line("order-3", json!("any"), &["E"]),
+    ]);
+    let after = next();
+    assert_eq!(
+        (after["position"].as_u64(), after["stream"].as_str()),
+        (Some(8), Some("order-3")),
         "the filter drops other categories"
     );
 
@@ -57,12 +66,13 @@ fn tail_of_an_empty_store_waits_and_stops_on_interrupt() {
     strata.run(&["append"], "").assert_success();
     let mut tail = strata
         .command(&["tail"])
+        .env("RUST_LOG", "strata::tail=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let lines = lines_of(&mut tail);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_stderr(&mut tail, "waiting for new events");
     strata.append_ok(&[append_line("a-1", json!("any"), &["T"])]);
     let line = lines.recv_timeout(TIMEOUT).expect("the live event");
     assert!(line.contains("\"position\":1"), "{line}");
@@ -90,4 +100,23 @@ fn tail_ends_quietly_when_its_reader_hangs_up() {
     strata.append_ok(&[append_line("a-1", json!("any"), &["T"])]);
     let status = wait_status(&mut tail, TIMEOUT);
     assert!(status.success(), "{status:?}");
+}
+
+/// Waits until a line of `child`'s standard error contains `needle`: the child's own word
+/// that it got there. Fails the test after [`TIMEOUT`] or if standard error ends first.
+fn wait_for_stderr(child: &mut Child, needle: &str) {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (found, seen) = mpsc::channel();
+    let wanted = needle.to_owned();
+    // Reads to the end, so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if line.contains(&wanted) {
+                let _ = found.send(());
+            }
+        }
+    });
+    seen.recv_timeout(TIMEOUT)
+        .unwrap_or_else(|_| panic!("strata never said {needle:?} on stderr"));
 }

@@ -5,6 +5,7 @@ mod basics;
 mod conformance;
 mod corruption;
 mod crash;
+mod damaged_tail;
 mod faults;
 mod high_water;
 mod lock;
