@@ -37,7 +37,7 @@ pub(crate) enum Command {
     /// line is printed: {"stream", "first_version", "last_version", "position"} or
     /// {"error": {"code", "message"}}. A failed line does not stop the others; the exit
     /// code is 0 unless the store cannot be opened or the input or output fails.
-    Append,
+    Append(WriteArgs),
 
     /// Prints the events of one stream as JSON lines.
     Read(ReadArgs),
@@ -141,12 +141,25 @@ pub(crate) struct TailArgs {
     pub(crate) filter: FilterArgs,
 }
 
+/// How a command that writes opens the store.
+#[derive(Debug, Args)]
+pub(crate) struct WriteArgs {
+    /// Open even though acknowledged events are missing from the log (a file cut or
+    /// removed): the loss is logged, the log is cut where it ends, and new events get
+    /// positions above every lost one. Without it such a store refuses to open.
+    #[arg(long)]
+    pub(crate) accept_data_loss: bool,
+}
+
 /// `strata import`.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
     /// Read the export lines from this file instead of standard input.
     #[arg(long, value_name = "F")]
     pub(crate) file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) write: WriteArgs,
 }
 
 /// `strata bench`.

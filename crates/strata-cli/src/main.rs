@@ -30,10 +30,10 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use strata_core::StreamName;
 use strata_store::{Direction, ReadFilter};
-use strata_store_embedded::{EmbeddedStore, Options};
+use strata_store_embedded::{EmbeddedStore, LostData, Options};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::args::{Cli, Command, FilterArgs};
+use crate::args::{Cli, Command, FilterArgs, WriteArgs};
 
 /// The size of the buffer in front of standard output.
 const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
@@ -78,8 +78,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let dir = cli.data_dir.as_path();
     match cli.command {
-        Command::Append => {
-            let store = open_writer(dir)?;
+        Command::Append(args) => {
+            let store = open_writer(dir, &args)?;
             let result = append::run(&store, Box::new(io::stdin()), &mut stdout()).await;
             let closed = close(store, dir).await;
             let summary = result?;
@@ -140,7 +140,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     })?),
                     None => Box::new(io::stdin()),
                 };
-            let store = open_writer(dir)?;
+            let store = open_writer(dir, &args.write)?;
             let started = Instant::now();
             let result = import::run(&store, input).await;
             let closed = close(store, dir).await;
@@ -165,10 +165,29 @@ fn stdout() -> impl Write {
     BufWriter::with_capacity(STDOUT_BUFFER_BYTES, io::stdout().lock())
 }
 
-/// Opens the store for writing, reporting a torn tail that opening cut off.
-fn open_writer(dir: &Path) -> anyhow::Result<EmbeddedStore> {
-    let store = EmbeddedStore::open(dir, Options::default())
+/// Opens the store for writing, reporting a torn tail that opening cut off and any loss
+/// the operator accepted.
+fn open_writer(dir: &Path, args: &WriteArgs) -> anyhow::Result<EmbeddedStore> {
+    let options = Options {
+        lost_data: if args.accept_data_loss {
+            LostData::Accept
+        } else {
+            LostData::Refuse
+        },
+        ..Options::default()
+    };
+    let store = EmbeddedStore::open(dir, options)
         .with_context(|| format!("cannot open the event store in {}", dir.display()))?;
+    for lost in store.open_report().lost {
+        tracing::error!(
+            "accepted the loss of acknowledged events at positions {} to {} ({}:{}); new events continue at position {}",
+            lost.first_position,
+            lost.last_position,
+            lost.file.display(),
+            lost.offset,
+            lost.last_position + 1
+        );
+    }
     if let Some(torn) = store.open_report().torn_tail {
         tracing::warn!(
             "cut a torn last batch of {} bytes at {}:{}; it had never been acknowledged",

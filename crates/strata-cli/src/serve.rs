@@ -47,6 +47,9 @@ pub(crate) struct ServeArgs {
     /// How logs are written to standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
+
+    #[command(flatten)]
+    pub(crate) write: crate::args::WriteArgs,
 }
 
 /// The shape of log lines.
@@ -85,7 +88,7 @@ pub(crate) async fn run(
     let tokens = args.tokens.as_deref().map(Tokens::from_file).transpose()?;
     check_exposure(args.listen, tokens.is_some(), args.insecure)?;
 
-    let store = crate::open_writer(dir)?;
+    let store = crate::open_writer(dir, &args.write)?;
     let shared: Arc<dyn EventStore> = Arc::new(store.clone());
     let read = read_dir(dir);
     let snapshots = SqliteSnapshots::open(read.join("snapshots.sqlite"))

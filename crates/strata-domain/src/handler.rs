@@ -12,8 +12,8 @@ use strata_core::{
 use strata_store::{Direction, EventStore, StoreError};
 
 use crate::{
-    Aggregate, COMMAND_ID_KEY, CodecError, CommandContext, EventCodec, Snapshot, SnapshotStore,
-    Upcasters, derived_event_id,
+    Aggregate, COMMAND_ID_KEY, CodecError, CommandContext, EventCodec, Snapshot, SnapshotError,
+    SnapshotStore, Upcasters, derived_event_id,
 };
 
 /// Events read per page while loading.
@@ -286,6 +286,8 @@ impl CommandHandler {
         }))
     }
 
+    /// Takes a snapshot if one is due, reporting (not failing the command on) a snapshot
+    /// that cannot be made: the events are already committed.
     async fn maybe_snapshot<A: Aggregate>(
         &self,
         stream: &StreamName,
@@ -293,28 +295,50 @@ impl CommandHandler {
         decided: &[A::Event],
         version: Version,
     ) {
+        match self.snapshot_if_due(stream, loaded, decided, version).await {
+            Ok(_) => {}
+            // A state that does not serialise never will: say so loudly.
+            Err(err @ SnapshotError::Encode { .. }) => {
+                tracing::error!(%stream, error = %err, "cannot take a snapshot; loading will replay events until the aggregate's state serialises");
+            }
+            Err(err) => {
+                tracing::warn!(%stream, error = %err, "cannot save a snapshot; loading will replay events");
+            }
+        }
+    }
+
+    /// Saves a snapshot of the state after `decided` if the aggregate takes snapshots and
+    /// one is due at `version`; `Ok(false)` if none was due.
+    pub(crate) async fn snapshot_if_due<A: Aggregate>(
+        &self,
+        stream: &StreamName,
+        loaded: &Loaded<A>,
+        decided: &[A::Event],
+        version: Version,
+    ) -> Result<bool, SnapshotError> {
         let Some(every) = A::SNAPSHOT_EVERY else {
-            return;
+            return Ok(false);
         };
         let since = loaded.snapshot.unwrap_or_default();
         if every == 0 || version.0 - since.0 < every {
-            return;
+            return Ok(false);
         }
         let state = decided
             .iter()
             .fold(loaded.state.clone(), |s, e| s.evolve(e));
-        let Ok(bytes) = serde_json::to_vec(&state) else {
-            return;
-        };
-        let snapshot = Snapshot {
+        let bytes = serde_json::to_vec(&state).map_err(|error| SnapshotError::Encode {
             stream: stream.clone(),
-            version,
-            schema_version: A::SNAPSHOT_VERSION,
-            state: Bytes::from(bytes),
-        };
-        if let Err(err) = self.snapshots.save(snapshot).await {
-            tracing::warn!(%stream, error = %err, "cannot save a snapshot; loading will replay events");
-        }
+            error,
+        })?;
+        self.snapshots
+            .save(Snapshot {
+                stream: stream.clone(),
+                version,
+                schema_version: A::SNAPSHOT_VERSION,
+                state: Bytes::from(bytes),
+            })
+            .await?;
+        Ok(true)
     }
 
     /// Loads aggregate `id` as it is now.

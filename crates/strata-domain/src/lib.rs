@@ -1,7 +1,8 @@
 //! strata's command side: aggregates that decide events purely, the typed mapping between
 //! event enums and stored `(type, JSON)` with a schema version per type, upcasters, the
 //! command handler (load, decide, append with the expected version, retry on conflict,
-//! de-duplicate by command id), snapshots, and a given/when/then test kit.
+//! de-duplicate by command id), snapshots, and a given/when/then test kit (behind the
+//! `testing` feature, so that only tests compile it).
 //!
 //! Deciding and evolving do no I/O; only [`CommandHandler`] talks to the store.
 
@@ -10,6 +11,7 @@ mod codec;
 mod context;
 mod handler;
 mod snapshot;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use aggregate::{Aggregate, DomainError};

@@ -21,13 +21,34 @@ pub struct Snapshot {
     pub state: Bytes,
 }
 
-/// Why a snapshot could not be loaded or saved. Loading treats it as "no snapshot".
+/// Why a snapshot could not be taken, loaded or saved. Loading treats it as "no snapshot";
+/// a command whose snapshot fails still succeeds (the events are the truth). Messages
+/// include their cause, so they do not repeat it as a `source`; the cause is kept for
+/// callers that inspect it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
-    /// The backing storage failed.
+    /// The backing storage failed. Loading replays events meanwhile; saving is tried
+    /// again at the next due snapshot.
     #[error("snapshot storage failed: {0}")]
-    Storage(String),
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+    /// The aggregate's state could not be serialised: its `Serialize` refuses it (a map
+    /// with non-string keys, say). A bug in the aggregate that recurs at every snapshot
+    /// until its code is fixed; until then every load replays the stream's events.
+    #[error("cannot serialise the state of stream {stream} for a snapshot: {error}")]
+    Encode {
+        /// The aggregate's stream.
+        stream: StreamName,
+        /// The serialiser's error.
+        error: serde_json::Error,
+    },
+}
+
+impl SnapshotError {
+    /// A storage failure caused by `cause`, which is kept.
+    pub fn storage(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        SnapshotError::Storage(cause.into())
+    }
 }
 
 /// Where snapshots are kept. Saving replaces the stream's previous snapshot.

@@ -81,6 +81,9 @@ fn apply_page(
         tx.execute_batch("SAVEPOINT strata_event")?;
         match projection.apply(&tx, event) {
             Ok(()) => tx.execute_batch("RELEASE strata_event")?,
+            Err(err) if err.is_unhandled() => {
+                tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?
+            }
             Err(err) => {
                 tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?;
                 match projection.policy() {

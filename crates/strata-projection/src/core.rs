@@ -122,6 +122,10 @@ impl ProjectionCore {
             match self.projection.apply(&tx, event) {
                 Ok(()) => tx.execute_batch("RELEASE strata_event")?,
                 Err(err) if err.is_transient() => return Err(Transient(err.to_string())),
+                Err(err) if err.is_unhandled() => {
+                    // Stepped over: not the projection's business, nothing to park.
+                    tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?;
+                }
                 Err(err) => {
                     tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?;
                     match policy {
@@ -179,6 +183,18 @@ impl ProjectionCore {
             });
         };
         match self.projection.apply(&tx, &event) {
+            Err(err) if err.is_unhandled() => {
+                // The code no longer handles its type: it leaves the table untouched by
+                // the model, as the runner would have stepped over it.
+                tx.rollback().map_err(sqlite)?;
+                self.conn
+                    .execute(
+                        "DELETE FROM strata_parked WHERE position = ?1",
+                        [position.0 as i64],
+                    )
+                    .map_err(sqlite)?;
+                Ok(Ok(()))
+            }
             Ok(()) => {
                 tx.execute(
                     "DELETE FROM strata_parked WHERE position = ?1",

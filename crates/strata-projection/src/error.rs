@@ -3,18 +3,34 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
 use strata_core::Position;
+use strata_domain::CodecError;
 use strata_store::StoreError;
+
+use crate::StopCause;
 
 /// Why a projection's `apply` (or a process manager's state) could not take an event.
 ///
-/// A plain message. Errors converted from SQLite keep whether they were a storage fault
-/// (disk full, I/O, a busy database): those are retried with backoff instead of following
-/// the projection's [`crate::FailurePolicy`], since the event is not to blame.
+/// A message and a kind, which decides what the runner does:
+/// - refused ([`ApplyError::new`]): the event is of a type the projection handles but
+///   cannot be applied; it follows the projection's [`crate::FailurePolicy`];
+/// - unhandled ([`ApplyError::unhandled`]): the projection does not handle events of
+///   this type at all; the runner steps over it (DESIGN §6), parking nothing;
+/// - transient (converted from a SQLite storage fault: disk full, I/O, a busy
+///   database): the event is not to blame, so the batch is retried with backoff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyError {
     message: String,
-    transient: bool,
+    kind: ApplyErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApplyErrorKind {
+    Refused,
+    Unhandled,
+    Transient,
 }
 
 impl ApplyError {
@@ -22,7 +38,16 @@ impl ApplyError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
-            transient: false,
+            kind: ApplyErrorKind::Refused,
+        }
+    }
+
+    /// The projection does not handle events of `event_type`: the runner steps over the
+    /// event without parking it.
+    pub fn unhandled(event_type: impl fmt::Display) -> Self {
+        Self {
+            message: format!("events of type {event_type} are not handled"),
+            kind: ApplyErrorKind::Unhandled,
         }
     }
 
@@ -34,7 +59,13 @@ impl ApplyError {
     /// Whether the failure came from the storage rather than from the event (the runner
     /// retries those with backoff).
     pub fn is_transient(&self) -> bool {
-        self.transient
+        self.kind == ApplyErrorKind::Transient
+    }
+
+    /// Whether the event is of a type the projection does not handle (the runner steps
+    /// over it).
+    pub fn is_unhandled(&self) -> bool {
+        self.kind == ApplyErrorKind::Unhandled
     }
 }
 
@@ -49,7 +80,11 @@ impl std::error::Error for ApplyError {}
 impl From<rusqlite::Error> for ApplyError {
     fn from(err: rusqlite::Error) -> Self {
         Self {
-            transient: is_transient_sqlite(&err),
+            kind: if is_transient_sqlite(&err) {
+                ApplyErrorKind::Transient
+            } else {
+                ApplyErrorKind::Refused
+            },
             message: err.to_string(),
         }
     }
@@ -58,6 +93,17 @@ impl From<rusqlite::Error> for ApplyError {
 impl From<serde_json::Error> for ApplyError {
     fn from(err: serde_json::Error) -> Self {
         Self::new(err.to_string())
+    }
+}
+
+/// An event of a type the event enum does not know is unhandled; any other decoding
+/// failure (a payload that does not fit, a schema newer than the code) is a refusal.
+impl From<CodecError> for ApplyError {
+    fn from(err: CodecError) -> Self {
+        match err {
+            CodecError::UnknownType(event_type) => Self::unhandled(event_type),
+            other => Self::new(other.to_string()),
+        }
     }
 }
 
@@ -97,10 +143,10 @@ pub(crate) fn is_transient_sqlite(err: &rusqlite::Error) -> bool {
 #[non_exhaustive]
 pub enum ProjectionError {
     /// No projection (or process manager) of that name is registered. Check the name.
-    #[error("no projection named {0} is registered")]
+    #[error("no projection or process manager named {0} is registered")]
     Unknown(String),
     /// A projection (or process manager) of that name is already registered.
-    #[error("a projection named {0} is already registered")]
+    #[error("a projection or process manager named {0} is already registered")]
     AlreadyRegistered(String),
     /// The name cannot be used: names become file names, so they are 1 to 64 characters
     /// of `a-z`, `0-9` and `_`.
@@ -113,26 +159,34 @@ pub enum ProjectionError {
     },
     /// The read model did not reach the position in time. The caller may retry, or answer
     /// with stale data and say so.
-    #[error("projection {name} did not reach position {position} in time (at {checkpoint})")]
+    #[error(
+        "{name} did not reach position {position} within {} ms (at {checkpoint})",
+        waited.as_millis()
+    )]
     Timeout {
-        /// The projection.
+        /// The projection (or process manager).
         name: String,
         /// The position waited for.
         position: Position,
         /// Where the read model was when the wait ended.
         checkpoint: Position,
+        /// How long the wait lasted.
+        waited: Duration,
     },
-    /// The projection stopped on an event its code could not apply (policy `Stop`). Fix
-    /// the code and restart it; the read model stays at the event before.
-    #[error("projection {name} stopped at position {position}: {error}")]
-    Failed {
-        /// The projection.
+    /// The runner stopped for good (see [`StopCause`]) before reaching what was asked:
+    /// waiting longer will not help. Fix the cause, then restart it (or rebuild the
+    /// projection); the read model stays where it stopped and keeps answering.
+    #[error("{name} is stopped: {cause}")]
+    Stopped {
+        /// The projection (or process manager).
         name: String,
-        /// The event that could not be applied.
-        position: Position,
-        /// Why.
-        error: String,
+        /// Why it stopped.
+        cause: StopCause,
     },
+    /// The operation needs a rebuildable runner, and this one cannot be rebuilt (a
+    /// process manager: replaying it would act again).
+    #[error("{0} cannot be rebuilt")]
+    NotRebuildable(String),
     /// An event could not be applied (by `build_as_of` or when retrying a parked event).
     #[error("projection {name} cannot apply the event at position {position}: {error}")]
     Apply {

@@ -1,37 +1,24 @@
 //! One generation of a projection: its database file, the writer thread that owns the
 //! file's one writer connection, a small pool of read-only connections for queries, and
-//! the counters its runner publishes. A retired generation removes its file when the
+//! the lane its runner publishes on. A retired generation removes its file when the
 //! last handle to it goes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
-use strata_core::{Position, Timestamp};
-use tokio::sync::watch;
+use strata_core::Position;
 
 use crate::core::ProjectionCore;
+use crate::lane::Lane;
 use crate::meta::GenerationId;
 use crate::worker::Worker;
-use crate::{ProjectionError, RunnerState, SqliteProjection, db};
+use crate::{ProjectionError, SqliteProjection, db};
 
 /// Idle read connections kept per generation.
 const MAX_IDLE_READERS: usize = 4;
-
-/// What a runner publishes besides its checkpoint.
-#[derive(Debug, Clone)]
-pub(crate) struct RunInfo {
-    pub(crate) state: RunnerState,
-    pub(crate) last_error: Option<String>,
-    pub(crate) retrying: bool,
-    pub(crate) parked: u64,
-    /// When the oldest event known to be unapplied was recorded.
-    pub(crate) pending_since: Option<Timestamp>,
-    /// The event a `Stop` policy stopped at.
-    pub(crate) failed_at: Option<Position>,
-}
 
 pub(crate) struct Generation {
     pub(crate) name: &'static str,
@@ -40,17 +27,13 @@ pub(crate) struct Generation {
     /// The code that builds this generation; `None` for an older version whose code is
     /// no longer registered (it only answers queries until its successor takes over).
     pub(crate) projection: Option<Arc<dyn SqliteProjection>>,
-    /// The committed checkpoint. Also sent (unchanged) when the runner's state changes,
-    /// to wake waiters.
-    pub(crate) checkpoint: watch::Sender<Position>,
-    pub(crate) info: Mutex<RunInfo>,
-    /// True asks the runner to stop after its current batch.
-    pub(crate) stop: watch::Sender<bool>,
+    /// The runner's checkpoint, state and stop signal.
+    pub(crate) lane: Lane,
+    /// Events in the dead-letter table.
+    pub(crate) parked: AtomicU64,
     writer: Mutex<Option<Arc<Worker<ProjectionCore>>>>,
     readers: Mutex<Vec<Connection>>,
     retired: AtomicBool,
-    /// Whether a runner task owns this generation.
-    running: AtomicBool,
 }
 
 impl Generation {
@@ -60,39 +43,25 @@ impl Generation {
         id: GenerationId,
         path: PathBuf,
         projection: Option<Arc<dyn SqliteProjection>>,
-        checkpoint: Position,
-        parked: u64,
     ) -> Self {
         Self {
             name,
             id,
             path,
             projection,
-            checkpoint: watch::Sender::new(checkpoint),
-            info: Mutex::new(RunInfo {
-                state: RunnerState::Stopped,
-                last_error: None,
-                retrying: false,
-                parked,
-                pending_since: None,
-                failed_at: None,
-            }),
-            stop: watch::Sender::new(false),
+            lane: Lane::new(Position::ZERO),
+            parked: AtomicU64::new(0),
             writer: Mutex::new(None),
             readers: Mutex::new(Vec::new()),
             retired: AtomicBool::new(false),
-            running: AtomicBool::new(false),
         }
     }
 
-    /// Opens (and migrates) the generation's database on a new writer thread, returning
-    /// the writer and the database's checkpoint and parked count.
-    pub(crate) fn open_writer(
-        &self,
-    ) -> Result<(Arc<Worker<ProjectionCore>>, Position, u64), ProjectionError> {
+    /// The writer, opening (and migrating) the database on a new writer thread if it is
+    /// closed, and publishing the database's checkpoint and parked count (blocking).
+    pub(crate) fn writer(&self) -> Result<Arc<Worker<ProjectionCore>>, ProjectionError> {
         if let Some(writer) = self.writer.lock().clone() {
-            let info = writer.call_blocking(|core| (core.checkpoint(), core.parked_count()))?;
-            return Ok((writer, info.0, info.1.unwrap_or(0)));
+            return Ok(writer);
         }
         let Some(projection) = self.projection.clone() else {
             return Err(ProjectionError::Stale {
@@ -112,17 +81,30 @@ impl Generation {
             ProjectionError::sqlite(format!("cannot read {}", self.path.display()), e)
         })?;
         *self.writer.lock() = Some(worker.clone());
-        self.checkpoint.send_replace(checkpoint);
-        self.info.lock().parked = parked;
-        Ok((worker, checkpoint, parked))
+        self.lane.reset_checkpoint(checkpoint);
+        self.parked.store(parked, Ordering::Release);
+        Ok(worker)
     }
 
-    /// The writer, opening it if it is closed.
-    pub(crate) fn writer(&self) -> Result<Arc<Worker<ProjectionCore>>, ProjectionError> {
-        if let Some(writer) = self.writer.lock().clone() {
-            return Ok(writer);
-        }
-        self.open_writer().map(|(writer, _, _)| writer)
+    /// The writer if it is open (never blocks).
+    pub(crate) fn current_writer(&self) -> Option<Arc<Worker<ProjectionCore>>> {
+        self.writer.lock().clone()
+    }
+
+    /// Reads the checkpoint and parked count of a generation that has no code (blocking).
+    pub(crate) fn load_stale(&self) -> Result<(), ProjectionError> {
+        let (checkpoint, parked) = self
+            .with_reader(|conn| {
+                let checkpoint = db::read_checkpoint(conn)?;
+                let parked = crate::core::list_parked(conn)?.len() as u64;
+                Ok::<_, rusqlite::Error>((checkpoint, parked))
+            })?
+            .map_err(|e| {
+                ProjectionError::sqlite(format!("cannot read {}", self.path.display()), e)
+            })?;
+        self.lane.reset_checkpoint(checkpoint);
+        self.parked.store(parked, Ordering::Release);
+        Ok(())
     }
 
     /// Closes the writer thread (after its queued jobs) and waits for it.
@@ -151,47 +133,17 @@ impl Generation {
         Ok(out)
     }
 
-    /// Takes the right to run this generation; false if a runner already has it.
-    pub(crate) fn claim_runner(&self) -> bool {
-        self.running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Gives the right to run back, when a runner ends.
-    pub(crate) fn release_runner(&self) {
-        self.running.store(false, Ordering::Release);
-    }
-
-    /// Whether the generation was replaced.
+    /// Whether the generation was replaced (or given up).
     pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
     }
 
-    /// Marks the generation replaced: its runner stops and its file is removed once the
-    /// last handle is dropped.
+    /// Marks the generation replaced or given up: its runner stops and its file is
+    /// removed once the last handle is dropped.
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
-        self.stop.send_replace(true);
+        self.lane.ask_stop();
         self.readers.lock().clear();
-    }
-
-    /// Updates the runner info and wakes whoever waits on this generation.
-    pub(crate) fn update(&self, f: impl FnOnce(&mut RunInfo)) {
-        f(&mut self.info.lock());
-        self.checkpoint.send_modify(|_| {});
-    }
-
-    /// Publishes a new committed checkpoint.
-    pub(crate) fn publish_checkpoint(&self, checkpoint: Position) {
-        self.checkpoint.send_if_modified(|c| {
-            if checkpoint > *c {
-                *c = checkpoint;
-                true
-            } else {
-                false
-            }
-        });
     }
 }
 

@@ -1,27 +1,32 @@
 //! [`Projections`]: the host that registers projections, keeps each one's generations
 //! (which file answers queries, which one is being built), starts and stops their
-//! runners, and answers queries, waits and status.
+//! runners through the shared registry and supervise loop, and answers queries, waits
+//! and status.
 //!
-//! It must not apply events itself: that is the runner's (`runner`) and the state
+//! It must not apply events itself: that is the sink's (`runner`) and the state
 //! machine's (`core`) job. It never runs SQLite on a runtime worker thread.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use futures::FutureExt as _;
+use parking_lot::Mutex;
 use rusqlite::Connection;
 use strata_core::Position;
 use strata_store::EventStore;
+use tokio::runtime::Handle;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::generation::Generation;
+use crate::lane::{WaitEnd, wait_error};
 use crate::meta::{self, Entry, GenerationId, Meta};
+use crate::registry::{Registry, validate_name};
+use crate::runner::GenerationSink;
 use crate::{
     ParkedEvent, ProjectionError, ProjectionStatus, RebuildStatus, RunnerState, SqliteProjection,
-    db,
+    StopCause,
 };
 
 /// The host of a set of SQLite projections over one event store.
@@ -35,29 +40,25 @@ pub struct Projections {
 }
 
 pub(crate) struct Host {
-    pub(crate) store: Arc<dyn EventStore>,
-    dir: PathBuf,
+    registry: Registry<Slot>,
     meta: Mutex<Option<Arc<Meta>>>,
-    slots: RwLock<BTreeMap<&'static str, Arc<Slot>>>,
-    /// The runtime runners are spawned on, while the host is started.
-    runtime: Mutex<Option<tokio::runtime::Handle>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    head: watch::Receiver<Position>,
 }
 
 /// One registered projection.
 pub(crate) struct Slot {
-    pub(crate) projection: Arc<dyn SqliteProjection>,
+    projection: Arc<dyn SqliteProjection>,
     /// The generation answering queries.
-    pub(crate) active: watch::Sender<Arc<Generation>>,
+    active: watch::Sender<Arc<Generation>>,
     /// The generation being built to replace it, if any.
-    pub(crate) building: Mutex<Option<Arc<Generation>>>,
+    building: Mutex<Option<Arc<Generation>>>,
+    /// The last rebuild that failed and was given up, until the next one starts.
+    failed_rebuild: Mutex<Option<RebuildStatus>>,
     /// Serializes starting rebuilds.
     rebuild_lock: tokio::sync::Mutex<()>,
 }
 
 impl Slot {
-    /// Whether `gen` is the generation being built.
+    /// Whether `generation` is the generation being built.
     pub(crate) fn is_building(&self, generation: &Arc<Generation>) -> bool {
         self.building
             .lock()
@@ -66,49 +67,34 @@ impl Slot {
     }
 }
 
-/// Checks a projection or process-manager name: it becomes part of file names.
-pub(crate) fn validate_name(name: &str) -> Result<(), ProjectionError> {
-    let reason = if name.is_empty() {
-        Some("must not be empty")
-    } else if name.len() > 64 {
-        Some("must be at most 64 characters")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        Some("must only hold a-z, 0-9 and _")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(ProjectionError::InvalidName {
-            name: name.to_owned(),
-            reason,
-        }),
-        None => Ok(()),
+/// The status of a generation being built (or given up), against `head`.
+fn rebuild_status(generation: &Generation, head: Position) -> RebuildStatus {
+    let lane = generation.lane.status(head);
+    RebuildStatus {
+        version: generation.id.version,
+        generation: generation.id.generation,
+        checkpoint: lane.checkpoint,
+        lag_events: lane.lag_events,
+        state: lane.info.state,
+        last_error: lane.info.last_error,
+        stopped_by: lane.info.stopped_by,
     }
 }
 
 impl Projections {
     /// A host over `store` whose read databases live in `dir` (created on first use).
     pub fn new(store: Arc<dyn EventStore>, dir: impl Into<PathBuf>) -> Self {
-        let head = store.watch_head();
         Self {
             inner: Arc::new(Host {
-                store,
-                dir: dir.into(),
+                registry: Registry::new(store, dir.into()),
                 meta: Mutex::new(None),
-                slots: RwLock::new(BTreeMap::new()),
-                runtime: Mutex::new(None),
-                tasks: Mutex::new(Vec::new()),
-                head,
             }),
         }
     }
 
     /// The directory holding the read databases.
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        &self.inner.registry.dir
     }
 
     /// Registers a projection: opens its database (creating and migrating a fresh one if
@@ -121,68 +107,41 @@ impl Projections {
     pub fn register(&self, projection: Arc<dyn SqliteProjection>) -> Result<(), ProjectionError> {
         let name = projection.name();
         validate_name(name)?;
-        if self.inner.slots.read().contains_key(name) {
-            return Err(ProjectionError::AlreadyRegistered(name.to_owned()));
-        }
+        let registry = &self.inner.registry;
+        registry.check_free(name)?;
         let meta = self.inner.meta()?;
-        let dir = &self.inner.dir;
+        let dir = &registry.dir;
         let entry = meta.get(name)?;
         let version = projection.version();
         let exists = |id: GenerationId| meta::generation_path(dir, name, id).exists();
-        let open = |id: GenerationId| -> Result<Arc<Generation>, ProjectionError> {
-            let generation = Arc::new(Generation::new(
+        let generation = |id: GenerationId, code: Option<Arc<dyn SqliteProjection>>| {
+            Arc::new(Generation::new(
                 name,
                 id,
                 meta::generation_path(dir, name, id),
-                Some(projection.clone()),
-                Position::ZERO,
-                0,
-            ));
-            generation.open_writer()?;
-            Ok(generation)
+                code,
+            ))
         };
-        let next = entry.next_generation();
-        let resumable = entry
-            .building
-            .filter(|&b| b.version == version && exists(b));
+        let open = |id: GenerationId| -> Result<Arc<Generation>, ProjectionError> {
+            let opened = generation(id, Some(projection.clone()));
+            opened.writer()?;
+            Ok(opened)
+        };
+        let fresh = resumable_or_next(&entry, version, exists);
         let (active, building) = match entry.active {
             Some(a) if a.version == version && exists(a) => {
+                let resumable = entry
+                    .building
+                    .filter(|&b| b.version == version && exists(b));
                 (open(a)?, resumable.map(open).transpose()?)
             }
             Some(a) if exists(a) => {
                 // An older (or newer) version keeps answering while this one builds.
-                let stale = Arc::new(Generation::new(
-                    name,
-                    a,
-                    meta::generation_path(dir, name, a),
-                    None,
-                    Position::ZERO,
-                    0,
-                ));
-                let (checkpoint, parked) = stale
-                    .with_reader(|conn| {
-                        let checkpoint = db::read_checkpoint(conn)?;
-                        let parked = crate::core::list_parked(conn)?.len() as u64;
-                        Ok::<_, rusqlite::Error>((checkpoint, parked))
-                    })?
-                    .map_err(|e| {
-                        ProjectionError::sqlite(format!("cannot read {}", stale.path.display()), e)
-                    })?;
-                stale.checkpoint.send_replace(checkpoint);
-                stale.info.lock().parked = parked;
-                let id = resumable.unwrap_or(GenerationId {
-                    version,
-                    generation: next,
-                });
-                (stale, Some(open(id)?))
+                let stale = generation(a, None);
+                stale.load_stale()?;
+                (stale, Some(open(fresh)?))
             }
-            _ => {
-                let id = resumable.unwrap_or(GenerationId {
-                    version,
-                    generation: next,
-                });
-                (open(id)?, None)
-            }
+            _ => (open(fresh)?, None),
         };
         let entry = Entry {
             active: Some(active.id),
@@ -198,16 +157,10 @@ impl Projections {
             projection: projection.clone(),
             active: watch::Sender::new(active),
             building: Mutex::new(building),
+            failed_rebuild: Mutex::new(None),
             rebuild_lock: tokio::sync::Mutex::new(()),
         });
-        {
-            let mut slots = self.inner.slots.write();
-            if slots.contains_key(name) {
-                return Err(ProjectionError::AlreadyRegistered(name.to_owned()));
-            }
-            slots.insert(name, slot.clone());
-        }
-        if let Some(runtime) = self.inner.runtime.lock().clone() {
+        if let Some(runtime) = registry.insert(name, slot.clone())? {
             self.inner.spawn_slot(&runtime, &slot);
         }
         Ok(())
@@ -217,13 +170,10 @@ impl Projections {
     /// those registered later as they come). Starting a started host does nothing.
     /// Outside a tokio runtime nothing starts and an error is logged.
     pub fn start(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::error!("projections cannot start outside a tokio runtime");
+        let Some(runtime) = self.inner.registry.start("projections") else {
             return;
         };
-        *self.inner.runtime.lock() = Some(runtime.clone());
-        let slots: Vec<Arc<Slot>> = self.inner.slots.read().values().cloned().collect();
-        for slot in slots {
+        for slot in self.inner.registry.all() {
             self.inner.spawn_slot(&runtime, &slot);
         }
     }
@@ -232,15 +182,15 @@ impl Projections {
     /// the writer connections. Queries keep working; `start` resumes from the
     /// checkpoints.
     pub async fn shutdown(&self) {
-        self.inner.runtime.lock().take();
         let generations = self.inner.generations();
-        for generation in &generations {
-            generation.stop.send_replace(true);
-        }
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock());
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.inner
+            .registry
+            .stop_and_join(|| {
+                for generation in &generations {
+                    generation.lane.ask_stop();
+                }
+            })
+            .await;
         for generation in &generations {
             generation.close_writer().await;
         }
@@ -248,48 +198,38 @@ impl Projections {
 
     /// Every projection's health, by name.
     pub fn status(&self) -> Vec<ProjectionStatus> {
-        let head = *self.inner.head.borrow();
-        let slots: Vec<Arc<Slot>> = self.inner.slots.read().values().cloned().collect();
-        slots
+        let head = self.inner.registry.head();
+        self.inner
+            .registry
+            .all()
             .iter()
             .map(|slot| {
                 let active = slot.active.borrow().clone();
+                let lane = active.lane.status(head);
                 let building = slot.building.lock().clone();
-                let checkpoint = *active.checkpoint.borrow();
-                let info = active.info.lock().clone();
-                let lag_events = head.0.saturating_sub(checkpoint.0);
-                let rebuild = building.map(|b| {
-                    let checkpoint = *b.checkpoint.borrow();
-                    let info = b.info.lock().clone();
-                    RebuildStatus {
-                        version: b.id.version,
-                        generation: b.id.generation,
-                        checkpoint,
-                        lag_events: head.0.saturating_sub(checkpoint.0),
-                        state: info.state,
-                        last_error: info.last_error,
-                    }
-                });
+                let rebuild = match &building {
+                    Some(b) => Some(rebuild_status(b, head)),
+                    None => slot.failed_rebuild.lock().clone(),
+                };
                 ProjectionStatus {
                     name: active.name.to_owned(),
                     version: active.id.version,
                     generation: active.id.generation,
-                    checkpoint,
+                    rebuildable: true,
+                    checkpoint: lane.checkpoint,
                     head,
-                    lag_events,
-                    lag_seconds: if lag_events == 0 {
-                        0.0
-                    } else {
-                        info.pending_since.map_or(0.0, seconds_since)
-                    },
-                    state: if rebuild.is_some() {
+                    lag_events: lane.lag_events,
+                    lag_seconds: lane.lag_seconds,
+                    // A failed answering runner says so even while a rebuild builds.
+                    state: if building.is_some() && lane.info.state != RunnerState::Failed {
                         RunnerState::Rebuilding
                     } else {
-                        info.state
+                        lane.info.state
                     },
-                    last_error: info.last_error,
-                    retrying: info.retrying,
-                    parked: info.parked,
+                    last_error: lane.info.last_error,
+                    stopped_by: lane.info.stopped_by,
+                    retrying: lane.info.retrying,
+                    parked: active.parked.load(Ordering::Acquire),
                     rebuild,
                 }
             })
@@ -299,48 +239,34 @@ impl Projections {
     /// Waits until the answering read model of `name` has applied everything up to
     /// `position` (a command's consistency token), for at most `timeout`.
     ///
-    /// [`ProjectionError::Timeout`] if it does not get there in time;
-    /// [`ProjectionError::Failed`] at once if the projection stopped on a poison event
-    /// before `position`.
+    /// [`ProjectionError::Timeout`] if it does not get there in time (a runner not
+    /// started yet is waited for); [`ProjectionError::Stopped`] at once if its runner
+    /// stopped for good before `position` (a poison event under policy `Stop`, a
+    /// checkpoint beyond the log's head).
     pub async fn wait_for(
         &self,
         name: &str,
         position: Position,
         timeout: Duration,
     ) -> Result<(), ProjectionError> {
-        let slot = self.inner.slot(name)?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let slot = self.inner.registry.get(name)?;
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
         let mut active_rx = slot.active.subscribe();
         loop {
             let generation = active_rx.borrow_and_update().clone();
-            let mut checkpoint_rx = generation.checkpoint.subscribe();
-            loop {
-                let checkpoint = *checkpoint_rx.borrow_and_update();
-                if checkpoint >= position {
-                    return Ok(());
-                }
-                if let Some(err) = failed_error(&generation) {
-                    return Err(err);
-                }
-                tokio::select! {
-                    changed = checkpoint_rx.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                    }
-                    changed = active_rx.changed() => {
-                        if changed.is_err() {
-                            return Err(ProjectionError::ShutDown);
-                        }
-                        break;
-                    }
-                    () = tokio::time::sleep_until(deadline) => {
-                        return Err(ProjectionError::Timeout {
-                            name: name.to_owned(),
-                            position,
-                            checkpoint,
-                        });
-                    }
+            // A new answering generation (a rebuild took over) is waited on afresh.
+            let replaced = active_rx.changed().map(|_| ());
+            match generation
+                .lane
+                .wait_until(position, deadline, replaced)
+                .await
+            {
+                WaitEnd::Reached => return Ok(()),
+                WaitEnd::Interrupted => continue,
+                end => {
+                    return Err(wait_error(name, position, end, started)
+                        .unwrap_or(ProjectionError::ShutDown));
                 }
             }
         }
@@ -353,7 +279,7 @@ impl Projections {
         name: &str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, ProjectionError> {
-        let slot = self.inner.slot(name)?;
+        let slot = self.inner.registry.get(name)?;
         let generation = slot.active.borrow().clone();
         let joined = tokio::task::spawn_blocking(move || generation.with_reader(f)).await;
         match joined {
@@ -373,16 +299,15 @@ impl Projections {
     /// one has caught up and takes over; then the old file is removed. Returns once the
     /// new generation answers. A rebuild already in progress is waited for, not doubled.
     /// The host must be started.
+    ///
+    /// A rebuild whose runner stops for good (a poison event under policy `Stop`) is
+    /// given up: its file is removed, the answering generation keeps answering, the
+    /// status shows the failed rebuild, and this returns [`ProjectionError::Stopped`].
     pub async fn rebuild(&self, name: &str) -> Result<(), ProjectionError> {
-        let slot = self.inner.slot(name)?;
+        let slot = self.inner.registry.get(name)?;
         let generation = {
             let _guard = slot.rebuild_lock.lock().await;
-            let runtime = self
-                .inner
-                .runtime
-                .lock()
-                .clone()
-                .ok_or(ProjectionError::ShutDown)?;
+            let runtime = self.inner.registry.started()?;
             let existing = slot.building.lock().clone();
             match existing {
                 Some(generation) => generation,
@@ -392,42 +317,43 @@ impl Projections {
                     let generation = tokio::task::spawn_blocking(move || host.new_building(&slot2))
                         .await
                         .map_err(|_| ProjectionError::ShutDown)??;
-                    self.inner.spawn_runner(&runtime, &slot, &generation);
+                    slot.failed_rebuild.lock().take();
+                    self.inner.spawn_generation(&runtime, &slot, &generation);
                     generation
                 }
             }
         };
         let mut active_rx = slot.active.subscribe();
-        let mut checkpoint_rx = generation.checkpoint.subscribe();
+        let mut lane_rx = generation.lane.subscribe();
         loop {
             if Arc::ptr_eq(&active_rx.borrow_and_update(), &generation) {
                 return Ok(());
             }
-            if let Some(err) = failed_error(&generation) {
-                return Err(err);
+            if let Some(cause) = generation.lane.stopped_by() {
+                return Err(ProjectionError::Stopped {
+                    name: name.to_owned(),
+                    cause,
+                });
             }
-            if self.inner.runtime.lock().is_none() {
+            if !self.inner.registry.is_started() {
                 return Err(ProjectionError::ShutDown);
             }
+            // NOTE: the short sleep notices a shutdown, which signals neither watch.
             tokio::select! {
                 _ = active_rx.changed() => {}
-                _ = checkpoint_rx.changed() => {}
+                _ = lane_rx.changed() => {}
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
     }
 
-    /// Restarts a runner that stopped on a poison event (policy `Stop`), from its
-    /// checkpoint: for when the projection's code was fixed, or the failure was outside
-    /// the event. Does nothing to a runner that is running.
-    pub async fn restart(&self, name: &str) -> Result<(), ProjectionError> {
-        let slot = self.inner.slot(name)?;
-        let runtime = self
-            .inner
-            .runtime
-            .lock()
-            .clone()
-            .ok_or(ProjectionError::ShutDown)?;
+    /// Restarts the runners of `name` that stopped for good (on a poison event under
+    /// policy `Stop`, or a checkpoint beyond the log's head) from their checkpoints: for
+    /// when the projection's code was fixed, or the cause was outside the event. Does
+    /// nothing to a runner that is running. The host must be started.
+    pub fn restart(&self, name: &str) -> Result<(), ProjectionError> {
+        let slot = self.inner.registry.get(name)?;
+        let runtime = self.inner.registry.started()?;
         self.inner.spawn_slot(&runtime, &slot);
         Ok(())
     }
@@ -435,7 +361,7 @@ impl Projections {
     /// The parked (dead-letter) events of the answering database of `name`, oldest
     /// first. Reads the database on the calling thread.
     pub fn parked(&self, name: &str) -> Result<Vec<ParkedEvent>, ProjectionError> {
-        let slot = self.inner.slot(name)?;
+        let slot = self.inner.registry.get(name)?;
         let generation = slot.active.borrow().clone();
         generation
             .with_reader(crate::core::list_parked)?
@@ -453,7 +379,7 @@ impl Projections {
         name: &str,
         position: Position,
     ) -> Result<(), ProjectionError> {
-        let slot = self.inner.slot(name)?;
+        let slot = self.inner.registry.get(name)?;
         let generation = slot.active.borrow().clone();
         let g = generation.clone();
         let writer = tokio::task::spawn_blocking(move || g.writer())
@@ -464,7 +390,10 @@ impl Projections {
             .await??
         {
             Ok(()) => {
-                generation.update(|info| info.parked = info.parked.saturating_sub(1));
+                let _ = generation
+                    .parked
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                generation.lane.update(|_| {});
                 Ok(())
             }
             Err(error) => Err(ProjectionError::Apply {
@@ -476,23 +405,20 @@ impl Projections {
     }
 }
 
-/// The error for a generation whose runner stopped on a poison event.
-fn failed_error(generation: &Generation) -> Option<ProjectionError> {
-    let info = generation.info.lock();
-    match (info.state, info.failed_at) {
-        (RunnerState::Failed, Some(position)) => Some(ProjectionError::Failed {
-            name: generation.name.to_owned(),
-            position,
-            error: info.last_error.clone().unwrap_or_default(),
-        }),
-        _ => None,
-    }
-}
-
-/// Seconds from `t` to now (0 if `t` is in the future).
-pub(crate) fn seconds_since(t: strata_core::Timestamp) -> f64 {
-    let nanos = db::now().unix_nanos().saturating_sub(t.unix_nanos());
-    nanos.max(0) as f64 / 1e9
+/// The generation to build for `version`: the one being built for it if its file is
+/// there, else a new number.
+fn resumable_or_next(
+    entry: &Entry,
+    version: u32,
+    exists: impl Fn(GenerationId) -> bool,
+) -> GenerationId {
+    entry
+        .building
+        .filter(|&b| b.version == version && exists(b))
+        .unwrap_or(GenerationId {
+            version,
+            generation: entry.next_generation(),
+        })
 }
 
 impl Host {
@@ -501,24 +427,15 @@ impl Host {
         if let Some(meta) = meta.as_ref() {
             return Ok(meta.clone());
         }
-        let opened = Arc::new(Meta::open(&self.dir)?);
+        let opened = Arc::new(Meta::open(&self.registry.dir)?);
         *meta = Some(opened.clone());
         Ok(opened)
     }
 
-    fn slot(&self, name: &str) -> Result<Arc<Slot>, ProjectionError> {
-        self.slots
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ProjectionError::Unknown(name.to_owned()))
-    }
-
     /// Every generation of every slot.
     fn generations(&self) -> Vec<Arc<Generation>> {
-        let slots: Vec<Arc<Slot>> = self.slots.read().values().cloned().collect();
         let mut out = Vec::new();
-        for slot in slots {
+        for slot in self.registry.all() {
             out.push(slot.active.borrow().clone());
             if let Some(building) = slot.building.lock().clone() {
                 out.push(building);
@@ -528,41 +445,32 @@ impl Host {
     }
 
     /// Spawns the runners a slot needs that are not running.
-    fn spawn_slot(self: &Arc<Self>, runtime: &tokio::runtime::Handle, slot: &Arc<Slot>) {
+    fn spawn_slot(self: &Arc<Self>, runtime: &Handle, slot: &Arc<Slot>) {
         let active = slot.active.borrow().clone();
+        // An answering generation without code (an older version) has nothing to run.
         if active.projection.is_some() {
-            self.spawn_runner(runtime, slot, &active);
+            self.spawn_generation(runtime, slot, &active);
         }
         let building = slot.building.lock().clone();
         if let Some(building) = building {
-            self.spawn_runner(runtime, slot, &building);
+            self.spawn_generation(runtime, slot, &building);
         }
     }
 
-    pub(crate) fn spawn_runner(
+    fn spawn_generation(
         self: &Arc<Self>,
-        runtime: &tokio::runtime::Handle,
+        runtime: &Handle,
         slot: &Arc<Slot>,
         generation: &Arc<Generation>,
     ) {
-        if !generation.claim_runner() {
-            return;
-        }
-        generation.stop.send_replace(false);
-        // Before the task runs, so a waiter never sees the previous run's failure.
-        generation.update(|info| {
-            info.state = RunnerState::CatchingUp;
-            info.failed_at = None;
-            info.retrying = false;
-        });
-        let task = runtime.spawn(crate::runner::run(
-            self.clone(),
-            slot.clone(),
-            generation.clone(),
-        ));
-        let mut tasks = self.tasks.lock();
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
+        self.registry.spawn(
+            runtime,
+            Arc::new(GenerationSink {
+                host: self.clone(),
+                slot: slot.clone(),
+                generation: generation.clone(),
+            }),
+        );
     }
 
     /// Creates a generation to rebuild `slot` into (blocking: opens and migrates a file).
@@ -571,19 +479,24 @@ impl Host {
         let name = projection.name();
         let meta = self.meta()?;
         let entry = meta.get(name)?;
+        // NOTE: never the number of a given-up generation whose file may still be on its
+        // way out (it goes when its last handle drops): that would remove the new file.
+        let given_up = slot
+            .failed_rebuild
+            .lock()
+            .as_ref()
+            .map_or(0, |failed| failed.generation + 1);
         let id = GenerationId {
             version: projection.version(),
-            generation: entry.next_generation(),
+            generation: entry.next_generation().max(given_up),
         };
         let generation = Arc::new(Generation::new(
             name,
             id,
-            meta::generation_path(&self.dir, name, id),
+            meta::generation_path(&self.registry.dir, name, id),
             Some(projection),
-            Position::ZERO,
-            0,
         ));
-        generation.open_writer()?;
+        generation.writer()?;
         meta.set(
             name,
             Entry {
@@ -597,8 +510,8 @@ impl Host {
 
     /// Makes the caught-up generation being built the answering one, and retires the old.
     pub(crate) async fn promote(
-        self: &Arc<Self>,
-        slot: &Arc<Slot>,
+        &self,
+        slot: &Slot,
         generation: &Arc<Generation>,
     ) -> Result<(), ProjectionError> {
         let meta = self.meta()?;
@@ -622,5 +535,47 @@ impl Host {
             "a rebuilt read model took over"
         );
         Ok(())
+    }
+
+    /// Gives up a generation being built whose runner stopped for good: the metadata
+    /// stops naming it, its file goes, and the status keeps what happened. The answering
+    /// generation is untouched.
+    pub(crate) async fn give_up(
+        &self,
+        slot: &Slot,
+        generation: &Arc<Generation>,
+        cause: &StopCause,
+    ) {
+        let name = generation.name;
+        let active = slot.active.borrow().id;
+        let entry = Entry {
+            active: Some(active),
+            building: None,
+        };
+        // NOTE: the metadata stops naming the file before it is removed; should this
+        // fail, the name it keeps points at no file, which registration ignores.
+        let forgotten = match self.meta() {
+            Ok(meta) => tokio::task::spawn_blocking(move || meta.set(name, entry))
+                .await
+                .map_err(|_| ProjectionError::ShutDown)
+                .and_then(|set| set),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = forgotten {
+            tracing::warn!(projection = name, error = %err, "cannot forget a failed rebuild");
+        }
+        let mut failed = rebuild_status(generation, self.registry.head());
+        failed.state = RunnerState::Failed;
+        failed.last_error = Some(cause.to_string());
+        failed.stopped_by = Some(cause.clone());
+        *slot.failed_rebuild.lock() = Some(failed);
+        *slot.building.lock() = None;
+        generation.retire();
+        tracing::warn!(
+            projection = name,
+            version = generation.id.version,
+            generation = generation.id.generation,
+            "a rebuild failed and was given up; the answering read model keeps answering"
+        );
     }
 }

@@ -10,6 +10,10 @@
 //!   and an outbox of commands with ids derived from their cause, in one SQLite file each.
 //! - [`SqliteSnapshots`] keeps the command side's snapshots durable.
 //!
+//! Both hosts run their runners the same way: one registry of named slots and one
+//! supervise loop over a small sink seam (`supervise`), so starting, stopping,
+//! retrying, checkpoint publishing, `wait_for` and status behave alike.
+//!
 //! This crate reads the event log only through the `EventStore` trait and never writes
 //! to it; it knows nothing of HTTP. SQLite work runs on dedicated threads, never on an
 //! async runtime worker.
@@ -22,12 +26,15 @@ mod error;
 mod feed;
 mod generation;
 mod host;
+mod lane;
 mod meta;
 mod process;
 mod projection;
+mod registry;
 mod runner;
 mod snapshots;
 mod status;
+mod supervise;
 mod worker;
 
 pub use as_of::build_as_of;
@@ -36,7 +43,10 @@ pub use host::Projections;
 pub use process::{CommandSender, ProcessManager, ProcessManagers, Reaction, SendError};
 pub use projection::{FailurePolicy, SqliteProjection};
 pub use snapshots::SqliteSnapshots;
-pub use status::{ParkedEvent, ProcessStatus, ProjectionStatus, RebuildStatus, RunnerState};
+pub use status::{
+    ParkedEvent, ProcessStatus, ProjectionStatus, RebuildStatus, RunnerState, RunnerStatus,
+    StopCause,
+};
 
 /// The name of the table every read database keeps its checkpoint in.
 pub const CHECKPOINT_TABLE: &str = "strata_checkpoint";

@@ -11,11 +11,13 @@ use crate::ApplyError;
 #[serde(rename_all = "snake_case")]
 pub enum FailurePolicy {
     /// Commit the events before the bad one, mark the projection failed and stop until it
-    /// is restarted. The read model never skips an event.
-    #[default]
+    /// is restarted. The read model never skips an event, and stops answering
+    /// read-your-writes waits past it.
     Stop,
     /// Record the event and its error in the `strata_parked` table (in the same
-    /// transaction) and go on. Parked events can be listed and retried.
+    /// transaction) and go on. Parked events can be listed and retried. The default
+    /// (DESIGN §6): one bad event must not stop a read model for everyone.
+    #[default]
     Park,
 }
 
@@ -39,16 +41,18 @@ pub trait SqliteProjection: Send + Sync + 'static {
     /// The events the projection wants (categories and event types).
     fn filter(&self) -> ReadFilter;
 
-    /// What to do with an event `apply` refuses.
+    /// What to do with an event `apply` refuses; parking it is the default.
     fn policy(&self) -> FailurePolicy {
-        FailurePolicy::Stop
+        FailurePolicy::Park
     }
 
     /// Creates the model's tables in a fresh database.
     fn migrate(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()>;
 
     /// Applies one event to the model. An error follows [`SqliteProjection::policy`],
-    /// except storage faults (disk full, I/O), which are retried with backoff.
+    /// except [`ApplyError::unhandled`] (an event type the projection does not handle:
+    /// stepped over, nothing parked) and storage faults (disk full, I/O), which are
+    /// retried with backoff.
     fn apply(
         &self,
         tx: &rusqlite::Transaction<'_>,

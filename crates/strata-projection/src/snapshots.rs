@@ -44,8 +44,8 @@ impl SqliteSnapshots {
     }
 }
 
-fn storage(err: impl std::fmt::Display) -> SnapshotError {
-    SnapshotError::Storage(err.to_string())
+fn storage(err: impl std::error::Error + Send + Sync + 'static) -> SnapshotError {
+    SnapshotError::storage(err)
 }
 
 #[async_trait]

@@ -272,7 +272,7 @@ fn leftover_files_are_removed_and_named_ones_kept() {
 
 #[test]
 fn names_become_file_names_so_they_are_checked() {
-    use crate::host::validate_name;
+    use crate::registry::validate_name;
     assert!(validate_name("order_summaries").is_ok());
     assert!(validate_name("v2").is_ok());
     assert!(validate_name("").is_err());
@@ -292,4 +292,119 @@ fn backoff_doubles_up_to_five_seconds_and_resets() {
     );
     backoff.reset();
     assert_eq!(backoff.next_delay().as_millis(), 50);
+}
+
+#[test]
+fn a_send_error_keeps_its_cause_and_says_it() {
+    let err = crate::SendError::caused_by("sending to order-1", std::io::Error::other("bus down"));
+    assert_eq!(err.to_string(), "sending to order-1: bus down");
+    assert_eq!(err.message(), "sending to order-1: bus down");
+    assert!(
+        err.cause()
+            .and_then(|c| c.downcast_ref::<std::io::Error>())
+            .is_some(),
+        "the cause is kept as the error it was"
+    );
+    assert!(crate::SendError::new("the bus is down").cause().is_none());
+}
+
+/// A projection that keeps every default.
+struct Defaults;
+
+impl SqliteProjection for Defaults {
+    fn name(&self) -> &'static str {
+        "defaults"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn filter(&self) -> ReadFilter {
+        ReadFilter::all()
+    }
+    fn migrate(&self, _: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        Ok(())
+    }
+    fn apply(&self, _: &rusqlite::Transaction<'_>, _: &RecordedEvent) -> Result<(), ApplyError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn parking_is_the_default_policy() {
+    assert_eq!(Defaults.policy(), FailurePolicy::Park);
+    assert_eq!(FailurePolicy::default(), FailurePolicy::Park);
+}
+
+#[test]
+fn an_unknown_event_type_is_unhandled_and_a_bad_payload_refused() {
+    use strata_domain::CodecError;
+    let unknown = ApplyError::from(CodecError::UnknownType("A".to_owned()));
+    assert!(unknown.is_unhandled() && !unknown.is_transient());
+    assert!(unknown.message().contains('A'), "{unknown}");
+    let malformed = ApplyError::from(CodecError::Malformed {
+        event_type: "ProductCreated".to_owned(),
+        reason: "price must not be negative".to_owned(),
+    });
+    assert!(!malformed.is_unhandled() && !malformed.is_transient());
+    assert!(!ApplyError::new("refused").is_unhandled());
+}
+
+#[test]
+fn an_unhandled_event_is_stepped_over_under_stop_with_nothing_left_behind() {
+    /// Handles only events whose data has `n`; writes before refusing the others.
+    struct Picky;
+    impl SqliteProjection for Picky {
+        fn name(&self) -> &'static str {
+            "picky"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn filter(&self) -> ReadFilter {
+            ReadFilter::all()
+        }
+        fn policy(&self) -> FailurePolicy {
+            FailurePolicy::Stop
+        }
+        fn migrate(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+            tx.execute_batch("CREATE TABLE seen (position INTEGER PRIMARY KEY)")
+        }
+        fn apply(
+            &self,
+            tx: &rusqlite::Transaction<'_>,
+            event: &RecordedEvent,
+        ) -> Result<(), ApplyError> {
+            tx.execute("INSERT INTO seen VALUES (?1)", [event.position.0 as i64])?;
+            let data: serde_json::Value = serde_json::from_slice(&event.data)?;
+            if data.get("n").is_none() {
+                return Err(ApplyError::unhandled(&event.event_type));
+            }
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("picky.sqlite3");
+    let mut core = ProjectionCore::open(Arc::new(Picky), &path, 1).unwrap();
+    let batch = vec![
+        event(1, "a-1", serde_json::json!({"n": 1})),
+        event(2, "a-1", serde_json::json!({})),
+        event(3, "a-1", serde_json::json!({"n": 3})),
+    ];
+    assert_eq!(
+        core.apply_batch(&batch, Position::ZERO).unwrap(),
+        BatchOutcome::Applied {
+            checkpoint: Position(3),
+            parked: 0
+        }
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let seen: Vec<i64> = conn
+        .prepare("SELECT position FROM seen ORDER BY position")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(seen, [1, 3]);
+    assert_eq!(core.parked_count().unwrap(), 0);
 }

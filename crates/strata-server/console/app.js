@@ -7,6 +7,7 @@ const $ = (sel) => document.querySelector(sel);
 const state = {
   token: localStorage.getItem('strata-token') || '',
   selected: null,
+  streamPages: 1, // pages of the stream listing shown
   tail: [],
   tailMax: 200,
   lastId: null,
@@ -86,20 +87,38 @@ function eventNode(event, options) {
 
 // ----- streams ------------------------------------------------------------------------
 
+// The listing is paged by name (GET /streams?prefix=&after=&limit=): the console shows
+// as many pages as were asked for with "more", and refreshes them from the first.
+const STREAM_PAGE = 200;
+
 async function loadStreams() {
-  const q = $('#streams-search').value.trim();
+  const prefix = $('#streams-search').value.trim();
   try {
-    const body = await api('/streams?limit=200' + (q ? '&q=' + encodeURIComponent(q) : ''));
-    $('#stream-count').textContent = body.total;
+    const streams = [];
+    let after = null;
+    let next = null;
+    for (let page = 0; page < state.streamPages; page++) {
+      const body = await api('/streams?limit=' + STREAM_PAGE
+        + (prefix ? '&prefix=' + encodeURIComponent(prefix) : '')
+        + (after ? '&after=' + encodeURIComponent(after) : ''));
+      streams.push(...body.streams);
+      next = body.next || null;
+      if (!next) break;
+      after = next;
+    }
+    $('#streams-shown').textContent = streams.length ? '(' + streams.length + (next ? '+' : '') + ')' : '';
     const list = $('#streams-list');
-    list.replaceChildren(...body.streams.map((s) => {
+    list.replaceChildren(...streams.map((s) => {
       const li = el('li', { 'data-stream': s.stream, onclick: () => selectStream(s.stream) },
         el('span', { class: 'name mono' }, s.stream),
         el('span', { class: 'muted' }, 'v' + s.version));
       if (s.stream === state.selected) li.classList.add('selected');
       return li;
     }));
-    if (!body.streams.length) list.append(el('li', { class: 'empty' }, q ? 'no stream matches' : 'no streams yet'));
+    if (!streams.length) list.append(el('li', { class: 'empty' }, prefix ? 'no stream starts with that' : 'no streams yet'));
+    if (next) {
+      list.append(el('li', { class: 'more', onclick: () => { state.streamPages++; loadStreams(); } }, 'more streams…'));
+    }
   } catch (err) {
     handleError(err);
   }
@@ -195,11 +214,12 @@ async function loadProjections() {
     const rows = body.projections.map((p) => el('tr', { 'data-projection': p.name },
       el('td', { class: 'mono' }, p.name),
       el('td', { class: 'muted' }, p.kind === 'process_manager' ? 'process manager' : 'projection v' + p.version),
-      el('td', { class: 'state-' + p.state }, p.state.replace('_', ' ') + (p.last_error ? ' — ' + p.last_error : '')),
+      el('td', { class: 'state-' + p.state }, p.state.replace('_', ' ') + (p.last_error ? ' — ' + p.last_error : '')
+        + (p.rebuild && p.rebuild.state === 'failed' ? ' (rebuild failed: ' + p.rebuild.last_error + ')' : '')),
       el('td', { class: 'num' }, p.checkpoint),
       el('td', { class: 'num' }, p.lag_events + ' ev / ' + p.lag_seconds.toFixed(1) + ' s'),
-      el('td', { class: 'num' }, p.parked),
-      el('td', {}, ...(p.kind === 'projection' ? [
+      el('td', { class: 'num' }, p.kind === 'projection' ? p.parked : ''),
+      el('td', {}, ...(p.rebuildable ? [
         el('button', { class: 'rebuild', onclick: () => rebuild(p.name) }, 'rebuild'), ' ',
         el('button', { class: 'show-parked', onclick: () => showParked(p.name) }, 'parked'),
       ] : []))));
@@ -272,7 +292,6 @@ async function sample() {
   try {
     const s = await api('/stats');
     $('#head').textContent = s.head;
-    $('#stream-count').textContent = s.streams;
     $('#subscribers').textContent = s.sse_subscribers;
     const now = performance.now();
     const prev = state.samples[state.samples.length - 1];
@@ -366,6 +385,7 @@ function start() {
   let typing;
   $('#streams-search').addEventListener('input', () => {
     clearTimeout(typing);
+    state.streamPages = 1;
     typing = setTimeout(loadStreams, 150);
   });
   refresh();

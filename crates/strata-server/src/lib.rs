@@ -15,7 +15,6 @@
 
 mod api;
 mod auth;
-mod catalog;
 mod command;
 mod console;
 mod error;
@@ -31,7 +30,6 @@ mod state;
 pub use api::app;
 pub use api::schema::{ErrorDetail, ErrorEnvelope};
 pub use auth::{Role, Tokens, TokensError};
-pub use catalog::StreamSummary;
 pub use command::{
     ACTOR, CORRELATION_ID, CommandAnswer, CommandHeaders, IDEMPOTENCY_KEY, run_command,
 };
@@ -43,7 +41,9 @@ pub use extract::{Body, JsonBody, Path, Query, json_error, parse_json};
 pub use freshness::{DEFAULT_WAIT, FreshQuery, Freshness};
 pub use metrics::{LatencyBucket, Stats, StatsSnapshot};
 pub use module::{Module, ModuleRoutes, ModuleState, Routes};
-pub use projections::{ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus};
+pub use projections::{
+    ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, RunnerStatus,
+};
 pub use read_side::ReadSide;
 pub use serve::{SHUTDOWN_GRACE, ServeError, check_exposure, serve};
 pub use state::{AppState, AppStateBuilder, DEFAULT_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT, Limits};

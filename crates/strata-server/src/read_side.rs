@@ -1,19 +1,27 @@
 //! The [`ProjectionHost`] over strata-projection: the SQLite read models
 //! ([`Projections`]) and the process managers ([`ProcessManagers`]) as the operations
-//! routes show them. Process managers are listed beside the projections; rebuilds and
-//! parked events concern projections only.
+//! routes show them. Both are listed; rebuilds and parked events concern projections,
+//! and a process manager answers them plainly (it cannot be rebuilt, it parks nothing)
+//! rather than as an unknown name.
 
 use async_trait::async_trait;
 use strata_core::Position;
-use strata_projection::{ProcessManagers, Projections, RunnerState};
+use strata_projection::{ProcessManagers, Projections};
 
-use crate::{ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus};
+use crate::projections::RunnerStatus;
+use crate::{ParkedEvent, ProjectionError, ProjectionHost};
 
 /// The read side of a server: its projections and, if any, its process managers.
 #[derive(Clone)]
 pub struct ReadSide {
     projections: Projections,
     processes: Option<ProcessManagers>,
+}
+
+/// What a name designates.
+enum Runner {
+    Projection,
+    ProcessManager,
 }
 
 impl ReadSide {
@@ -30,81 +38,49 @@ impl ReadSide {
         &self.projections
     }
 
-    fn known(&self, name: &str) -> Result<(), ProjectionError> {
+    /// What `name` designates, or [`ProjectionError::Unknown`].
+    fn find(&self, name: &str) -> Result<Runner, ProjectionError> {
         if self.projections.status().iter().any(|p| p.name == name) {
-            Ok(())
-        } else {
-            Err(ProjectionError::UnknownProjection(name.to_owned()))
+            return Ok(Runner::Projection);
         }
-    }
-}
-
-fn state_name(state: RunnerState) -> &'static str {
-    match state {
-        RunnerState::CatchingUp => "catching_up",
-        RunnerState::Live => "running",
-        RunnerState::Stopped => "stopped",
-        RunnerState::Failed => "failed",
-        RunnerState::Rebuilding => "rebuilding",
-    }
-}
-
-fn convert(err: strata_projection::ProjectionError) -> ProjectionError {
-    use strata_projection::ProjectionError as E;
-    match err {
-        E::Unknown(name) => ProjectionError::UnknownProjection(name),
-        E::NotParked { name, position } => ProjectionError::NotParked {
-            name,
-            position: position.0,
-        },
-        E::Timeout { position, .. } => ProjectionError::Timeout {
-            position: position.0,
-            waited_ms: 0,
-        },
-        err @ E::Apply { .. } => ProjectionError::RetryFailed(err.to_string()),
-        other => ProjectionError::Failed(other.to_string()),
+        let managed = self
+            .processes
+            .as_ref()
+            .is_some_and(|pms| pms.status().iter().any(|p| p.name == name));
+        if managed {
+            Ok(Runner::ProcessManager)
+        } else {
+            Err(ProjectionError::Unknown(name.to_owned()))
+        }
     }
 }
 
 #[async_trait]
 impl ProjectionHost for ReadSide {
-    async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
-        let mut list: Vec<ProjectionStatus> = self
+    async fn status(&self) -> Result<Vec<RunnerStatus>, ProjectionError> {
+        let mut list: Vec<RunnerStatus> = self
             .projections
             .status()
             .into_iter()
-            .map(|p| ProjectionStatus {
-                name: p.name,
-                kind: "projection".to_owned(),
-                version: p.version,
-                checkpoint: p.checkpoint.0,
-                lag_events: p.lag_events,
-                lag_seconds: p.lag_seconds,
-                state: state_name(p.state).to_owned(),
-                parked: p.parked,
-                last_error: p.last_error,
-            })
+            .map(RunnerStatus::Projection)
             .collect();
         if let Some(processes) = &self.processes {
-            list.extend(processes.status().into_iter().map(|p| ProjectionStatus {
-                name: p.name,
-                kind: "process_manager".to_owned(),
-                version: 0,
-                checkpoint: p.checkpoint.0,
-                lag_events: p.lag_events,
-                lag_seconds: p.lag_seconds,
-                state: state_name(p.state).to_owned(),
-                parked: 0,
-                last_error: p.last_error,
-            }));
+            list.extend(
+                processes
+                    .status()
+                    .into_iter()
+                    .map(RunnerStatus::ProcessManager),
+            );
         }
         Ok(list)
     }
 
     async fn rebuild(&self, name: &str) -> Result<(), ProjectionError> {
-        self.known(name)?;
+        if let Runner::ProcessManager = self.find(name)? {
+            return Err(ProjectionError::NotRebuildable(name.to_owned()));
+        }
         // A rebuild returns when the new generation answers, which may take long: run
-        // it in the background; its progress shows in the status.
+        // it in the background; its progress, or its failure, shows in the status.
         let projections = self.projections.clone();
         let name = name.to_owned();
         tokio::spawn(async move {
@@ -116,30 +92,24 @@ impl ProjectionHost for ReadSide {
     }
 
     async fn parked(&self, name: &str) -> Result<Vec<ParkedEvent>, ProjectionError> {
+        if let Runner::ProcessManager = self.find(name)? {
+            return Ok(Vec::new());
+        }
         let projections = self.projections.clone();
         let owned = name.to_owned();
-        let parked = tokio::task::spawn_blocking(move || projections.parked(&owned))
+        tokio::task::spawn_blocking(move || projections.parked(&owned))
             .await
-            .map_err(|e| ProjectionError::Failed(e.to_string()))?
-            .map_err(convert)?;
-        Ok(parked
-            .into_iter()
-            .map(|p| ParkedEvent {
-                position: p.position.0,
-                stream: p.stream,
-                event_type: p.event_type,
-                error: p.error,
-                attempts: p.attempts,
-                parked_at: p.parked_at.to_string(),
-            })
-            .collect())
+            .map_err(|_| ProjectionError::ShutDown)?
     }
 
     async fn retry_parked(&self, name: &str, position: Position) -> Result<(), ProjectionError> {
-        self.projections
-            .retry_parked(name, position)
-            .await
-            .map_err(convert)
+        if let Runner::ProcessManager = self.find(name)? {
+            return Err(ProjectionError::NotParked {
+                name: name.to_owned(),
+                position,
+            });
+        }
+        self.projections.retry_parked(name, position).await
     }
 
     async fn shutdown(&self) {

@@ -1,5 +1,5 @@
 //! What every handler shares: the store, the projections host, the modules, the tokens,
-//! the limits, the live counters and the shutdown signal.
+//! the limits, the live counters and the shutdown signal. It starts no task of its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +7,6 @@ use std::time::Duration;
 use strata_store::EventStore;
 use tokio::sync::watch;
 
-use crate::catalog::StreamCatalog;
 use crate::metrics::Stats;
 use crate::{Module, ProjectionHost, Tokens};
 
@@ -54,14 +53,11 @@ struct Inner {
     tokens: Option<Tokens>,
     limits: Limits,
     stats: Stats,
-    catalog: Arc<StreamCatalog>,
     shutdown: watch::Sender<bool>,
 }
 
 impl AppState {
     /// A state over `store`, with no projections, no modules and no tokens.
-    ///
-    /// Must be called inside a Tokio runtime: it starts the task that lists streams.
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         AppStateBuilder::new(store).build()
     }
@@ -99,10 +95,6 @@ impl AppState {
     /// The live counters.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
-    }
-
-    pub(crate) fn catalog(&self) -> &StreamCatalog {
-        &self.inner.catalog
     }
 
     /// Tells long-lived responses (subscriptions) and background tasks to end. Called
@@ -165,10 +157,9 @@ impl AppStateBuilder {
         self
     }
 
-    /// The state. Must be called inside a Tokio runtime.
+    /// The state.
     pub fn build(self) -> AppState {
-        let (shutdown, receiver) = watch::channel(false);
-        let catalog = StreamCatalog::spawn(self.store.clone(), receiver);
+        let shutdown = watch::Sender::new(false);
         AppState {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -177,7 +168,6 @@ impl AppStateBuilder {
                 tokens: self.tokens,
                 limits: self.limits,
                 stats: Stats::new(),
-                catalog,
                 shutdown,
             }),
         }

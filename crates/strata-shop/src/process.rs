@@ -112,9 +112,9 @@ impl CheckoutSender {
         match self.handler.handle::<A>(id, command, context).await {
             Ok(_) => Ok(Ok(())),
             Err(CommandError::Domain(refusal)) => Ok(Err(refusal)),
-            Err(err @ (CommandError::Conflict { .. } | CommandError::Store(_))) => {
-                Err(SendError::new(err.to_string()))
-            }
+            Err(err @ (CommandError::Conflict { .. } | CommandError::Store(_))) => Err(
+                SendError::caused_by(format_args!("sending to {}-{id}", A::CATEGORY), err),
+            ),
             Err(err) => {
                 tracing::error!(stream = %format!("{}-{id}", A::CATEGORY), error = %err, "checkout drops a command that cannot succeed");
                 Ok(Ok(()))

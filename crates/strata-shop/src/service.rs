@@ -199,6 +199,7 @@ impl From<ProjectionError> for ShopError {
                 name,
                 position,
                 checkpoint,
+                ..
             } => ShopError::NotCaughtUp {
                 read_model: name,
                 position,

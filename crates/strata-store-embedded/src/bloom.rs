@@ -1,40 +1,128 @@
-//! A growable blocked Bloom filter over event ids: it answers "certainly not stored" so
+//! A scalable blocked Bloom filter over event ids: it answers "certainly not stored" so
 //! that an append with `any` or `exists` only searches a stream for a repeated id when the
-//! id may really be there. About 1.3 bytes per event.
+//! id may really be there. It owns only the filter's bits; it never answers "stored".
+//!
+//! A Bloom filter cannot grow in place, so the filter is a series of generations: when
+//! one is full a new, larger one starts. An id is "maybe stored" when any generation says
+//! so, which makes the false-positive rates of the generations add up. To keep that sum
+//! bounded however long the log grows, each generation is sized for a rate
+//! [`TIGHTENING`] times its predecessor's (a geometric series, as in Almeida et al.,
+//! "Scalable Bloom Filters", 2007), and capacities double so that the number of
+//! generations, and with it the cost of a query, grows only with the logarithm of the
+//! number of ids:
+//!
+//! ```text
+//! rate ≤ FIRST_RATE · (1 + TIGHTENING + TIGHTENING² + …) = FIRST_RATE / (1 − TIGHTENING) = RATE_BOUND
+//! ```
+//!
+//! Each generation is blocked: all bits of one key lie in one 512-bit block (one cache
+//! line). Blocking costs accuracy, as blocks fill unevenly, so a generation is sized with
+//! the blocked filter's own false-positive rate, not the textbook formula. It takes 2 to 4
+//! bytes per id, depending on how full the newest generation is.
 
-/// Keys per generation; a new generation starts when one is full.
-const GENERATION_KEYS: usize = 1 << 20;
-/// 512-bit blocks per generation (10 bits per key).
-const GENERATION_BLOCKS: usize = GENERATION_KEYS * 10 / 512;
-/// Bits set per key, all inside one 64-byte block (one cache line).
-const BITS_PER_KEY: u32 = 7;
+/// The rate the first generation is sized for.
+const FIRST_RATE: f64 = 0.002;
+/// Each generation is sized for this fraction of its predecessor's rate.
+const TIGHTENING: f64 = 0.8;
+/// The false-positive rate the whole filter stays below, however many ids it holds.
+#[cfg(test)]
+const RATE_BOUND: f64 = FIRST_RATE / (1.0 - TIGHTENING);
+/// Keys the first generation holds; each later one holds twice its predecessor's.
+const FIRST_CAPACITY: usize = 1 << 16;
+/// No generation holds more keys than this (it would take 4 TiB of ids to get there).
+const MAX_CAPACITY: usize = 1 << 40;
+/// Bits per block: one 64-byte cache line.
+const BLOCK_BITS: usize = 512;
+/// Bit indexes (of 9 bits each) taken from one 64-bit hash word.
+const BITS_PER_WORD: u32 = 64 / BLOCK_BITS.trailing_zeros();
+/// Bits per key never exceed this, whatever the target (reached only after ~2^40 ids).
+const MAX_BITS_PER_KEY: f64 = 64.0;
 
-#[derive(Default)]
 pub(crate) struct IdFilter {
+    first_capacity: usize,
     generations: Vec<Generation>,
+}
+
+impl Default for IdFilter {
+    fn default() -> Self {
+        Self::with_first_capacity(FIRST_CAPACITY)
+    }
 }
 
 struct Generation {
     blocks: Box<[[u64; 8]]>,
+    /// Bits set per key, all in one block.
+    hashes: u32,
+    /// Mixed into the key's hashes, so that generations do not err on the same ids.
+    seed: u64,
+    capacity: usize,
     keys: usize,
 }
 
 impl Generation {
-    fn new() -> Self {
+    /// The `number`th generation (from 0) of a filter whose first holds `first_capacity`.
+    fn new(number: usize, first_capacity: usize) -> Self {
+        let shift = u32::try_from(number).unwrap_or(u32::MAX);
+        let capacity = first_capacity
+            .checked_shl(shift)
+            .filter(|&c| c >> shift == first_capacity)
+            .map_or(MAX_CAPACITY, |c| c.min(MAX_CAPACITY));
+        let target = FIRST_RATE * TIGHTENING.powi(i32::try_from(number).unwrap_or(i32::MAX));
+        let layout = Layout::for_rate(target);
+        let blocks = (capacity as f64 * layout.bits_per_key / BLOCK_BITS as f64).ceil() as usize;
         Self {
-            blocks: vec![[0u64; 8]; GENERATION_BLOCKS].into_boxed_slice(),
+            blocks: vec![[0u64; 8]; blocks.max(1)].into_boxed_slice(),
+            hashes: layout.hashes,
+            seed: mix(0x9e37_79b9_7f4a_7c15 ^ number as u64),
+            capacity,
             keys: 0,
         }
     }
+
+    /// The block of `id` and the bits to set or test in it.
+    fn probe(&self, id: &[u8; 16]) -> (usize, impl Iterator<Item = usize> + use<>) {
+        let (h1, h2) = hashes(id, self.seed);
+        let block = (h1 % self.blocks.len() as u64) as usize;
+        // Nine bits of hash per bit to set, drawn from a stream seeded by the second hash
+        // (seven per 64-bit word), so the bits are as independent as the sizing assumes:
+        // double hashing inside a block this small errs measurably more often.
+        let hashes = self.hashes;
+        let (mut state, mut word) = (h2, h2);
+        let bits = (0..hashes).map(move |i| {
+            if i > 0 && i % BITS_PER_WORD == 0 {
+                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                word = mix(state);
+            }
+            let bit = (word % BLOCK_BITS as u64) as usize;
+            word >>= BLOCK_BITS.trailing_zeros();
+            bit
+        });
+        (block, bits)
+    }
+
+    fn insert(&mut self, id: &[u8; 16]) {
+        let (block, bits) = self.probe(id);
+        let words = &mut self.blocks[block];
+        for bit in bits {
+            words[bit / 64] |= 1 << (bit % 64);
+        }
+        self.keys += 1;
+    }
+
+    fn may_contain(&self, id: &[u8; 16]) -> bool {
+        let (block, mut bits) = self.probe(id);
+        let words = &self.blocks[block];
+        bits.all(|bit| words[bit / 64] & (1 << (bit % 64)) != 0)
+    }
 }
 
-/// Two independent 64-bit hashes of an id (ids are random or time-ordered UUIDs, so
-/// mixing their halves is enough).
-fn hashes(id: &[u8; 16]) -> (u64, u64) {
+/// Two independent 64-bit hashes of an id under `seed` (ids are random or time-ordered
+/// UUIDs: mixing all of their bits is enough, no keyed hash is needed).
+fn hashes(id: &[u8; 16], seed: u64) -> (u64, u64) {
     let a = u64::from_le_bytes(id[..8].try_into().unwrap_or_default());
     let b = u64::from_le_bytes(id[8..].try_into().unwrap_or_default());
-    let h1 = mix(a ^ b.rotate_left(29));
-    let h2 = mix(b ^ 0x9e37_79b9_7f4a_7c15 ^ a.rotate_left(41)) | 1;
+    let h1 = mix(a ^ seed ^ mix(b));
+    let h2 = mix(b ^ seed.rotate_left(32) ^ mix(a ^ 0x6a09_e667_f3bc_c908));
     (h1, h2)
 }
 
@@ -46,68 +134,81 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-fn probe(id: &[u8; 16]) -> (usize, [u16; BITS_PER_KEY as usize]) {
-    let (h1, h2) = hashes(id);
-    let block = (h1 % GENERATION_BLOCKS as u64) as usize;
-    let mut bits = [0u16; BITS_PER_KEY as usize];
-    for (i, bit) in bits.iter_mut().enumerate() {
-        *bit = (h2.wrapping_add((i as u64).wrapping_mul(h1 >> 17)) % 512) as u16;
+/// How a generation is laid out for a target false-positive rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Layout {
+    bits_per_key: f64,
+    hashes: u32,
+}
+
+impl Layout {
+    /// The smallest layout (in steps of a quarter bit per key) whose blocked
+    /// false-positive rate at full capacity is at most `target`.
+    fn for_rate(target: f64) -> Self {
+        let mut bits_per_key = 4.0;
+        loop {
+            // The best hash count is near bits_per_key · ln 2 for a plain filter and a
+            // little below it for a blocked one.
+            let near = (bits_per_key * std::f64::consts::LN_2).round() as u32;
+            let best = (near.saturating_sub(4).max(1)..=near + 1)
+                .map(|hashes| Self {
+                    bits_per_key,
+                    hashes,
+                })
+                .min_by(|a, b| a.rate().total_cmp(&b.rate()));
+            if let Some(layout) = best
+                && (layout.rate() <= target || bits_per_key >= MAX_BITS_PER_KEY)
+            {
+                return layout;
+            }
+            bits_per_key += 0.25;
+        }
     }
-    (block, bits)
+
+    /// The expected false-positive rate of a full blocked filter with this layout: the
+    /// number of keys in a block is Poisson-distributed around BLOCK_BITS / bits_per_key,
+    /// and a block holding `n` keys answers a stranger "maybe" with probability
+    /// (1 − (1 − 1/BLOCK_BITS)^(hashes·n))^hashes (Putze, Sanders, Singler, 2007).
+    fn rate(self) -> f64 {
+        let mean = BLOCK_BITS as f64 / self.bits_per_key;
+        let k = f64::from(self.hashes);
+        let keep = 1.0 - 1.0 / BLOCK_BITS as f64;
+        let last = (mean + 12.0 * mean.sqrt() + 30.0).ceil() as u32;
+        let mut weight = (-mean).exp();
+        let mut rate = 0.0;
+        for n in 0..=last {
+            rate += weight * (1.0 - keep.powf(k * f64::from(n))).powf(k);
+            weight *= mean / f64::from(n + 1);
+        }
+        rate
+    }
 }
 
 impl IdFilter {
-    pub(crate) fn insert(&mut self, id: &[u8; 16]) {
-        if self
-            .generations
-            .last()
-            .is_none_or(|g| g.keys >= GENERATION_KEYS)
-        {
-            self.generations.push(Generation::new());
+    /// A filter whose first generation holds `first_capacity` keys.
+    pub(crate) fn with_first_capacity(first_capacity: usize) -> Self {
+        Self {
+            first_capacity: first_capacity.max(1),
+            generations: Vec::new(),
         }
-        let (block, bits) = probe(id);
+    }
+
+    pub(crate) fn insert(&mut self, id: &[u8; 16]) {
+        if self.generations.last().is_none_or(|g| g.keys >= g.capacity) {
+            let next = Generation::new(self.generations.len(), self.first_capacity);
+            self.generations.push(next);
+        }
         if let Some(generation) = self.generations.last_mut() {
-            let b = &mut generation.blocks[block];
-            for bit in bits {
-                b[(bit / 64) as usize] |= 1 << (bit % 64);
-            }
-            generation.keys += 1;
+            generation.insert(id);
         }
     }
 
     /// False means the id was never inserted; true means it may have been.
     pub(crate) fn may_contain(&self, id: &[u8; 16]) -> bool {
-        let (block, bits) = probe(id);
-        self.generations.iter().any(|g| {
-            let b = &g.blocks[block];
-            bits.iter()
-                .all(|&bit| b[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
-        })
+        // Newest first: a repeated id is most often a recent one.
+        self.generations.iter().rev().any(|g| g.may_contain(id))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inserted_ids_are_found_and_few_others_are() {
-        let mut filter = IdFilter::default();
-        let ids: Vec<[u8; 16]> = (0..50_000u64).map(|i| *uuid_like(i).as_bytes()).collect();
-        for id in &ids {
-            filter.insert(id);
-        }
-        assert!(ids.iter().all(|id| filter.may_contain(id)));
-        let false_positives = (1_000_000..1_050_000u64)
-            .filter(|&i| filter.may_contain(uuid_like(i).as_bytes()))
-            .count();
-        assert!(false_positives < 500, "{false_positives} false positives");
-    }
-
-    fn uuid_like(i: u64) -> strata_core::EventId {
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&mix(i).to_le_bytes());
-        bytes[8..].copy_from_slice(&mix(i ^ 0xdead_beef).to_le_bytes());
-        strata_core::EventId::from_bytes(bytes)
-    }
-}
+mod tests;

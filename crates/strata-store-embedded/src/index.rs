@@ -6,15 +6,15 @@
 //! see a batch completely or not at all.
 
 use foldhash::HashMap;
-use std::fs::File;
-use std::io::Write;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strata_core::StreamName;
-use strata_store::StoreError;
+use strata_core::{Position, StreamName, Version};
+use strata_store::{StoreError, StreamSummary, listed};
 
 use crate::bloom::IdFilter;
+use crate::io::{FileRef, Fs};
 use crate::scan::ScannedRecord;
 
 /// A segment file and where its events are.
@@ -22,7 +22,7 @@ pub(crate) struct SegmentInfo {
     pub(crate) first_position: u64,
     pub(crate) path: Arc<Path>,
     /// A read handle shared by all readers.
-    pub(crate) file: Arc<File>,
+    pub(crate) file: FileRef,
     /// Offset of each event's record frame, by `position - first_position`.
     pub(crate) offsets: Vec<u32>,
     /// A 16-bit fingerprint of each event's id, by `position - first_position`: lets an
@@ -54,7 +54,7 @@ pub(crate) struct StreamEntry {
 #[derive(Clone)]
 pub(crate) struct Location {
     pub(crate) position: u64,
-    pub(crate) file: Arc<File>,
+    pub(crate) file: FileRef,
     pub(crate) path: Arc<Path>,
     pub(crate) start: u64,
     pub(crate) end: u64,
@@ -65,6 +65,11 @@ pub(crate) struct Location {
 pub(crate) struct Index {
     pub(crate) segments: Vec<SegmentInfo>,
     pub(crate) stream_ids: HashMap<StreamName, u32>,
+    /// The same ids ordered by name, for listings. Kept beside the hash map rather than
+    /// instead of it: appends and reads look streams up by name far more often than
+    /// anyone lists them. The names are shared (`StreamName` is reference-counted), so
+    /// this costs about 30 bytes per stream.
+    pub(crate) names: BTreeMap<StreamName, u32>,
     pub(crate) streams: Vec<StreamEntry>,
     /// The last committed position (0 when empty).
     pub(crate) head: u64,
@@ -83,6 +88,7 @@ impl Index {
             positions: Vec::new(),
         });
         self.stream_ids.insert(stream.clone(), id);
+        self.names.insert(stream.clone(), id);
         id
     }
 
@@ -116,6 +122,29 @@ impl Index {
     /// The stream's version (0 if it does not exist).
     pub(crate) fn version(&self, name: &StreamName) -> u64 {
         self.stream(name).map_or(0, |s| s.positions.len() as u64)
+    }
+
+    /// Up to `limit` streams for [`strata_store::EventStore::list_streams`]. Only streams
+    /// with a published event are listed: the index registers a stream with the batch
+    /// that holds its first event, but a stream may be interned before that (opening
+    /// reads a segment's stream table first).
+    pub(crate) fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<StreamSummary> {
+        listed(&self.names, prefix, after)
+            .filter_map(|(name, &id)| {
+                let positions = &self.streams[id as usize].positions;
+                Some(StreamSummary {
+                    stream: name.clone(),
+                    version: Version(positions.len() as u64),
+                    last_position: Position(*positions.last()?),
+                })
+            })
+            .take(limit)
+            .collect()
     }
 
     /// Records one event of the last segment. Events arrive in position order.
@@ -180,6 +209,11 @@ impl Index {
         out
     }
 
+    /// How many events the store holds (fewer than `head` after an accepted loss).
+    pub(crate) fn events(&self) -> u64 {
+        self.segments.iter().map(|s| s.offsets.len() as u64).sum()
+    }
+
     /// Finds the segment holding `position`.
     pub(crate) fn segment_of(&self, position: u64) -> Option<usize> {
         let i = self
@@ -203,6 +237,17 @@ impl Index {
             start,
             end,
             segment,
+        })
+    }
+
+    /// Where the event at `position` is, for a position the index itself listed (in a
+    /// stream's positions): a missing location is an internal fault, not a closed store.
+    pub(crate) fn location(&self, position: u64) -> Result<Location, StoreError> {
+        self.locate(position).ok_or_else(|| {
+            StoreError::internal(format!(
+                "the index lists position {position} but has no location for it (head {})",
+                self.head
+            ))
         })
     }
 }
@@ -237,7 +282,11 @@ pub(crate) struct SegmentIndexFile {
 /// Writes a sealed segment's index file (atomically: temp file, then rename). The file is
 /// not fsync'd: a missing or torn index file is detected by its checksum and rebuilt by
 /// scanning the segment.
-pub(crate) fn write_index_file(path: &Path, index: &SegmentIndexFile) -> std::io::Result<()> {
+pub(crate) fn write_index_file(
+    fs: &dyn Fs,
+    path: &Path,
+    index: &SegmentIndexFile,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(40 + index.events.len() * 24);
     buf.extend_from_slice(INDEX_MAGIC);
     buf.extend_from_slice(&index.first_position.to_le_bytes());
@@ -256,15 +305,13 @@ pub(crate) fn write_index_file(path: &Path, index: &SegmentIndexFile) -> std::io
     let crc = crc32c::crc32c(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
     let tmp = path.with_extension("idx.tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(&buf)?;
-    drop(file);
-    std::fs::rename(&tmp, path)
+    fs.create(&tmp)?.write_all_at(&buf, 0)?;
+    fs.rename(&tmp, path)
 }
 
 /// Reads and checks an index file; `Err` says why it cannot be used.
-pub(crate) fn read_index_file(path: &Path) -> Result<SegmentIndexFile, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+pub(crate) fn read_index_file(fs: &dyn Fs, path: &Path) -> Result<SegmentIndexFile, String> {
+    let bytes = fs.read(path).map_err(|e| e.to_string())?;
     if bytes.len() < 40 || &bytes[..8] != INDEX_MAGIC {
         return Err("not an index file".to_owned());
     }

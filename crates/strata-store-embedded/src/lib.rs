@@ -8,7 +8,9 @@
 mod bloom;
 mod format;
 mod index;
+mod io;
 mod lock;
+mod mark;
 mod open;
 mod options;
 mod read;
@@ -17,6 +19,6 @@ mod store;
 mod verify;
 mod writer;
 
-pub use options::{Durability, Options};
-pub use store::{BatchAppend, EmbeddedStore, OpenReport, PendingBatch, TornTail};
+pub use options::{Durability, LostData, Options};
+pub use store::{BatchAppend, EmbeddedStore, LostEvents, OpenReport, PendingBatch, TornTail};
 pub use verify::{Problem, VerifyReport, verify};

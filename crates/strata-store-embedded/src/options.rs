@@ -14,6 +14,19 @@ pub enum Durability {
     None,
 }
 
+/// What opening for writing does when the log holds fewer events than the store had
+/// acknowledged (its high-water mark): a file cut or removed behind the store's back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LostData {
+    /// Refuse to open, naming the file, the offset and the positions lost (the default).
+    #[default]
+    Refuse,
+    /// Open anyway: cut what cannot be read, record the lost positions as a gap that is
+    /// never given out again, and continue above the high-water mark. An operator's
+    /// decision, after the loss was reported.
+    Accept,
+}
+
 /// Settings for opening an embedded store.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -24,6 +37,8 @@ pub struct Options {
     pub segment_bytes: u64,
     /// The largest event (type, data and metadata bytes) an append may carry.
     pub max_event_bytes: usize,
+    /// What opening for writing does over lost acknowledged events.
+    pub lost_data: LostData,
 }
 
 impl Default for Options {
@@ -32,6 +47,7 @@ impl Default for Options {
             durability: Durability::Sync,
             segment_bytes: 256 * 1024 * 1024,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            lost_data: LostData::Refuse,
         }
     }
 }

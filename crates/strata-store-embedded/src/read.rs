@@ -48,7 +48,6 @@ pub(crate) fn read_locations(locations: &[Location]) -> Result<Vec<RecordedEvent
 
 /// Reads bytes `start..end` of the segment of `location`.
 pub(crate) fn read_range(location: &Location, start: u64, end: u64) -> Result<Bytes, StoreError> {
-    use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; (end - start) as usize];
     location.file.read_exact_at(&mut buf, start).map_err(|e| {
         StoreError::io(

@@ -2,8 +2,6 @@
 //! by recovery on open, read-only followers and `verify`. A batch is handed to the caller
 //! only once all of it has passed its checks, so half a batch is never applied.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use strata_store::StoreError;
@@ -11,6 +9,7 @@ use strata_store::StoreError;
 use crate::format::{
     BATCH_HEADER_LEN, FrameError, RecordView, SEGMENT_HEADER_LEN, parse_batch_header, parse_record,
 };
+use crate::io::FileIo;
 
 /// How the caller treats an invalid batch at the end of the last segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,16 +54,15 @@ const CHUNK: usize = 4 << 20;
 /// each valid batch in order.
 pub(crate) fn scan_segment(
     path: &Path,
-    file: &File,
+    file: &dyn FileIo,
     start: u64,
     next_position: u64,
     mode: TailMode,
     mut on_batch: impl FnMut(&[ScannedRecord<'_>]) -> Result<(), StoreError>,
 ) -> Result<ScanEnd, StoreError> {
     let file_len = file
-        .metadata()
-        .map_err(|e| StoreError::io(format!("cannot stat {}", path.display()), e))?
-        .len();
+        .len()
+        .map_err(|e| StoreError::io(format!("cannot stat {}", path.display()), e))?;
     let start = start.max(SEGMENT_HEADER_LEN);
     let mut outcome = ScanEnd {
         end: start,
@@ -199,7 +197,7 @@ pub(crate) fn scan_segment(
 /// Reads so that `buf` holds at least `need` bytes starting at file offset `at`.
 fn refill(
     path: &Path,
-    file: &File,
+    file: &dyn FileIo,
     buf: &mut Vec<u8>,
     buf_offset: &mut u64,
     at: u64,
@@ -215,12 +213,17 @@ fn refill(
     Ok(())
 }
 
-fn read_exact_at(path: &Path, file: &File, buf: &mut [u8], at: u64) -> Result<(), StoreError> {
+fn read_exact_at(
+    path: &Path,
+    file: &dyn FileIo,
+    buf: &mut [u8],
+    at: u64,
+) -> Result<(), StoreError> {
     file.read_exact_at(buf, at)
         .map_err(|e| StoreError::io(format!("cannot read {} at offset {at}", path.display()), e))
 }
 
-fn all_zero(path: &Path, file: &File, from: u64, to: u64) -> Result<bool, StoreError> {
+fn all_zero(path: &Path, file: &dyn FileIo, from: u64, to: u64) -> Result<bool, StoreError> {
     let mut at = from;
     let mut chunk = vec![0u8; 64 * 1024];
     while at < to {
@@ -236,7 +239,7 @@ fn all_zero(path: &Path, file: &File, from: u64, to: u64) -> Result<bool, StoreE
 
 fn tail_or_corrupt(
     path: &Path,
-    file: &File,
+    file: &dyn FileIo,
     offset: u64,
     file_len: u64,
     mode: TailMode,

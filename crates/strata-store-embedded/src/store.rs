@@ -14,13 +14,14 @@ use strata_core::{
 };
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, ReadFilter, StoreError,
-    catch_up_subscription, check_event_sizes,
+    StreamSummary, catch_up_subscription, check_event_sizes,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::Options;
 use crate::format::parse_record;
 use crate::index::{Index, Location};
+use crate::io::{Fs, RealFs};
 use crate::open::{Access, load, refresh};
 use crate::read::{NameCache, read_locations, read_range};
 use crate::writer::{Append, Request};
@@ -30,6 +31,9 @@ use crate::writer::{Append, Request};
 pub struct OpenReport {
     /// A torn last batch that was cut off, if there was one.
     pub torn_tail: Option<TornTail>,
+    /// Acknowledged events found missing and accepted as lost (only when opened with
+    /// [`crate::LostData::Accept`]); their positions are never given out again.
+    pub lost: Vec<LostEvents>,
     /// Segment files in the store.
     pub segments: usize,
     /// Events in the store.
@@ -45,6 +49,20 @@ pub struct TornTail {
     pub offset: u64,
     /// How many bytes were cut.
     pub bytes: u64,
+}
+
+/// Acknowledged events the log no longer holds: the store's high-water mark records them
+/// as acknowledged but the log ends before them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostEvents {
+    /// The file where the log ends (or the missing segment's successor).
+    pub file: PathBuf,
+    /// Where in that file the log ends.
+    pub offset: u64,
+    /// The first lost position.
+    pub first_position: u64,
+    /// The last lost position.
+    pub last_position: u64,
 }
 
 /// One append of [`EmbeddedStore::append_batch`].
@@ -85,7 +103,11 @@ impl PendingBatch {
         }
         self.outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Err(StoreError::Closed)))
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(StoreError::internal("an append of a batch got no outcome"))
+                })
+            })
             .collect()
     }
 }
@@ -103,10 +125,14 @@ const SCAN_CHUNK_BYTES: u64 = 1 << 20;
 
 /// State shared by handles, the writer thread and the follower thread.
 pub(crate) struct Shared {
+    pub(crate) fs: Arc<dyn Fs>,
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     pub(crate) index: RwLock<Index>,
     pub(crate) head: watch::Sender<Position>,
+    /// How often the syncer brings the high-water mark up to date while appends go on
+    /// (`None`: only when a segment is sealed and when the store closes).
+    pub(crate) mark_interval: Option<Duration>,
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
     closed: AtomicBool,
@@ -115,9 +141,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(dir: PathBuf, options: Options, index: Index) -> Self {
+    fn new(
+        fs: Arc<dyn Fs>,
+        dir: PathBuf,
+        options: Options,
+        index: Index,
+        mark_interval: Option<Duration>,
+    ) -> Self {
         let head = Position(index.head);
         Self {
+            fs,
+            mark_interval,
             dir,
             options,
             index: RwLock::new(index),
@@ -213,21 +247,41 @@ impl EmbeddedStore {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StoreError::io(format!("cannot create {}", dir.display()), e))?;
         let lock = crate::lock::acquire(&dir)?;
-        let loaded = load(&dir, Access::Write)?;
+        Self::open_on(
+            Arc::new(RealFs),
+            dir,
+            options,
+            Some(lock),
+            Some(crate::writer::MARK_INTERVAL),
+        )
+    }
+
+    /// Opens the store in `dir` of `fs` for writing, holding `lock` (if any) until it
+    /// closes.
+    pub(crate) fn open_on(
+        fs: Arc<dyn Fs>,
+        dir: PathBuf,
+        options: Options,
+        lock: Option<File>,
+        mark_interval: Option<Duration>,
+    ) -> Result<Self, StoreError> {
+        let loaded = load(&*fs, &dir, Access::Write, options.lost_data)?;
         let (path, len) = {
-            let last = loaded.index.segments.last().ok_or(StoreError::Closed)?;
+            let last = loaded.index.segments.last().ok_or_else(|| {
+                StoreError::internal(format!("opening {} found no segment", dir.display()))
+            })?;
             (last.path.clone(), last.len)
         };
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
+        let file = fs
+            .open_rw(&path)
             .map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))?;
         let report = OpenReport {
             torn_tail: loaded.torn_tail,
+            lost: loaded.lost,
             segments: loaded.index.segments.len(),
-            events: loaded.index.head,
+            events: loaded.index.events(),
         };
-        let shared = Arc::new(Shared::new(dir, options, loaded.index));
+        let shared = Arc::new(Shared::new(fs, dir, options, loaded.index, mark_interval));
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = crate::writer::spawn(
             shared.clone(),
@@ -236,6 +290,7 @@ impl EmbeddedStore {
             path.to_path_buf(),
             len,
             loaded.active_meta,
+            loaded.mark,
         )
         .map_err(|e| StoreError::io("cannot start the writer thread", e))?;
         Ok(Self {
@@ -243,7 +298,7 @@ impl EmbeddedStore {
                 shared,
                 sender: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(thread)),
-                lock: Mutex::new(Some(lock)),
+                lock: Mutex::new(lock),
                 report,
                 read_only: false,
             }),
@@ -261,13 +316,15 @@ impl EmbeddedStore {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
-        let loaded = load(&dir, Access::ReadOnly)?;
+        let fs: Arc<dyn Fs> = Arc::new(RealFs);
+        let loaded = load(&*fs, &dir, Access::ReadOnly, options.lost_data)?;
         let report = OpenReport {
             torn_tail: None,
+            lost: Vec::new(),
             segments: loaded.index.segments.len(),
-            events: loaded.index.head,
+            events: loaded.index.events(),
         };
-        let shared = Arc::new(Shared::new(dir, options, loaded.index));
+        let shared = Arc::new(Shared::new(fs, dir, options, loaded.index, None));
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("strata-follower".to_owned())
@@ -539,7 +596,7 @@ impl EmbeddedStore {
             };
             selected
                 .into_iter()
-                .map(|p| index.locate(p).ok_or(StoreError::Closed))
+                .map(|p| index.location(p))
                 .collect::<Result<_, _>>()?
         };
         let mut events = read_locations(&locations)?;
@@ -570,7 +627,7 @@ impl EmbeddedStore {
             index
                 .candidates(&entry.positions, id.as_bytes())
                 .into_iter()
-                .map(|p| index.locate(p).ok_or(StoreError::Closed))
+                .map(|p| index.location(p))
                 .collect::<Result<_, _>>()?
         };
         // Newest first: a repeated command is usually a recent one.
@@ -606,6 +663,16 @@ impl EmbeddedStore {
                 };
                 let info = &index.segments[segment];
                 let from_i = (next - info.first_position) as usize;
+                if from_i >= info.offsets.len() {
+                    // Positions accepted as lost hold no event: go on at the next segment.
+                    match index.segments.get(segment + 1) {
+                        Some(after) => {
+                            next = after.first_position;
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
                 let last_pos = scan_end.min(info.first_position + info.offsets.len() as u64 - 1);
                 let to_i = (last_pos - info.first_position) as usize;
                 let base = u64::from(info.offsets[from_i]);
@@ -693,7 +760,7 @@ fn follow(shared: std::sync::Weak<Shared>) {
         }
         let result = {
             let mut index = shared.index.write();
-            refresh(&shared.dir, &mut index).map(|grew| grew.then_some(index.head))
+            refresh(&*shared.fs, &shared.dir, &mut index).map(|grew| grew.then_some(index.head))
         };
         match result {
             Ok(Some(head)) => {
@@ -753,6 +820,20 @@ impl EventStore for EmbeddedStore {
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
         self.handle.shared.check_open()?;
         Ok(Version(self.handle.shared.index.read().version(stream)))
+    }
+
+    // NOTE: answered from the in-memory index alone, under its read lock: no segment is
+    // read, and the lock is held for the `limit` entries taken, so a bounded page never
+    // holds up the syncer's publishing for long. The index only holds published (durable)
+    // batches, so every summary is a committed state.
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        self.handle.shared.check_open()?;
+        Ok(self.handle.shared.index.read().list(prefix, after, limit))
     }
 
     async fn head(&self) -> Result<Position, StoreError> {

@@ -2,7 +2,6 @@
 //! nothing. Safe while a writer holds the directory.
 
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,6 +9,8 @@ use strata_store::StoreError;
 
 use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header};
 use crate::index::{Index, SegmentInfo, index_path, read_index_file};
+use crate::io::{FileIo, Fs, RealFs};
+use crate::mark::{mark_path, read_mark};
 use crate::open::{list_segments, open_file};
 use crate::scan::{ScannedRecord, TailMode, scan_segment};
 use crate::store::TornTail;
@@ -38,8 +39,12 @@ pub struct VerifyReport {
     pub streams: u64,
     /// Index files checked against the log.
     pub index_files: usize,
-    /// An incomplete last batch (a crash mid-write); the next writer truncates it.
+    /// An incomplete last batch (a crash mid-write) past the high-water mark: never
+    /// acknowledged; the next writer truncates it.
     pub torn_tail: Option<TornTail>,
+    /// The high-water mark: every position up to it was acknowledged (0 when the store
+    /// has no mark). The log ending below it is a problem: acknowledged events are lost.
+    pub high_water: u64,
     /// Everything that is wrong; empty when the store is intact.
     pub problems: Vec<Problem>,
 }
@@ -55,18 +60,34 @@ impl VerifyReport {
 /// `Err` only when the directory cannot be read at all; damage is listed in
 /// [`VerifyReport::problems`].
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
-    let dir = dir.as_ref();
-    if !dir.is_dir() {
+    verify_with(&RealFs, dir.as_ref())
+}
+
+/// [`verify`] over the given filesystem.
+pub(crate) fn verify_with(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport, StoreError> {
+    if !fs.is_dir(dir) {
         return Err(StoreError::io(
             format!("no event store at {}", dir.display()),
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     }
-    let segments = list_segments(dir)?;
+    let segments = list_segments(fs, dir)?;
     let mut report = VerifyReport {
         segments: segments.len(),
         ..VerifyReport::default()
     };
+    let mark = match read_mark(fs, dir) {
+        Ok(mark) => mark.unwrap_or_default(),
+        Err(reason) => {
+            report.problems.push(problem(
+                &mark_path(dir),
+                0,
+                format!("{reason}: the store cannot tell which events it acknowledged"),
+            ));
+            crate::mark::Mark::default()
+        }
+    };
+    report.high_water = mark.high_water;
     let mut index = Index::default();
     // Whether the previous segment was damaged, so the next one does not follow on.
     let mut damaged = false;
@@ -75,7 +96,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
     let count = segments.len();
     for (i, (first, path)) in segments.into_iter().enumerate() {
         let is_last = i + 1 == count;
-        let file = match open_file(&path) {
+        let file = match open_file(fs, &path) {
             Ok(file) => file,
             Err(err) => {
                 report.problems.push(problem(&path, 0, err.to_string()));
@@ -91,7 +112,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
                 report.torn_tail = Some(TornTail {
                     file: path.clone(),
                     offset: 0,
-                    bytes: file.metadata().map(|m| m.len()).unwrap_or(0),
+                    bytes: file.len().unwrap_or(0),
                 });
             } else {
                 report.problems.push(problem(
@@ -103,7 +124,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
             }
             continue;
         }
-        if first != index.head + 1 {
+        if first > index.head + 1 && mark.has_gap(index.head + 1, first - 1) {
+            // Positions an operator accepted as lost: the streams go on after them.
+            index.head = first - 1;
+        } else if first != index.head + 1 {
             // A gap right after reported damage is that damage, not a second problem.
             if !damaged {
                 report.problems.push(problem(
@@ -124,7 +148,6 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
             hidden = Some(HashMap::new());
         }
         damaged = false;
-        let file = Arc::new(file);
         index.segments.push(SegmentInfo {
             first_position: first,
             path: Arc::from(path.as_path()),
@@ -140,7 +163,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         };
         let mut scanned: Vec<(Vec<u8>, u32, [u8; 16])> = Vec::new();
         let mut events = 0u64;
-        let result = scan_segment(&path, &file, SEGMENT_HEADER_LEN, first, mode, |records| {
+        let result = scan_segment(&path, &*file, SEGMENT_HEADER_LEN, first, mode, |records| {
             match &mut hidden {
                 None => index.apply_scanned(&path, records)?,
                 Some(hidden) => apply_after_gap(&mut index, hidden, &path, records)?,
@@ -157,7 +180,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
             Ok(end) => {
                 report.batches += end.batches;
                 if let Some(offset) = end.torn_at {
-                    let len = file.metadata().map(|m| m.len()).unwrap_or(offset);
+                    let len = file.len().unwrap_or(offset);
                     report.torn_tail = Some(TornTail {
                         file: path.clone(),
                         offset,
@@ -165,7 +188,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
                     });
                 }
                 if !is_last {
-                    check_index_file(&path, first, &file, &scanned, &mut report);
+                    check_index_file(&path, first, fs, &*file, &scanned, &mut report);
                 }
             }
             Err(StoreError::Corrupt {
@@ -183,6 +206,27 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, StoreError> {
         }
     }
     report.streams = index.streams.len() as u64;
+    if mark.high_water > index.head && !damaged {
+        let (file, offset) = match (&report.torn_tail, index.segments.last()) {
+            (Some(torn), _) => (torn.file.clone(), torn.offset),
+            (None, Some(last)) => (last.path.to_path_buf(), last.file.len().unwrap_or(0)),
+            (None, None) => (dir.to_owned(), 0),
+        };
+        // What was cut there had been acknowledged: it is not a harmless torn tail.
+        report.torn_tail = None;
+        report.problems.push(problem(
+            &file,
+            offset,
+            format!(
+                "acknowledged events at positions {} to {} are missing: the log ends at \
+                 position {} but the high-water mark records {} as acknowledged",
+                index.head + 1,
+                mark.high_water,
+                index.head,
+                mark.high_water
+            ),
+        ));
+    }
     Ok(report)
 }
 
@@ -228,23 +272,27 @@ fn problem(file: &Path, offset: u64, message: String) -> Problem {
 fn check_index_file(
     segment: &Path,
     first: u64,
-    file: &std::fs::File,
+    fs: &dyn Fs,
+    file: &dyn FileIo,
     scanned: &[(Vec<u8>, u32, [u8; 16])],
     report: &mut VerifyReport,
 ) {
     let path = index_path(segment);
-    if !path.exists() {
+    if fs
+        .open(&path)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
         return;
     }
     report.index_files += 1;
-    let idx = match read_index_file(&path) {
+    let idx = match read_index_file(fs, &path) {
         Ok(idx) => idx,
         Err(reason) => {
             report.problems.push(problem(&path, 0, reason));
             return;
         }
     };
-    let segment_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let segment_len = file.len().unwrap_or(0);
     if idx.first_position != first || idx.segment_len != segment_len {
         report.problems.push(problem(
             &path,

@@ -9,14 +9,18 @@
 //!
 //! A failed write or fdatasync poisons the store: it is never retried, every batch not yet
 //! synced fails, and appends are refused until the store is reopened.
+//!
+//! The syncer also keeps the high-water mark (see `mark`) close behind what it has
+//! acknowledged: after answering, at most every [`MARK_INTERVAL`], when a segment is
+//! sealed and when the store closes; never before an answer, so it costs no latency.
 
 use std::collections::VecDeque;
 
 use foldhash::{HashMap, HashMapExt as _};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
 use strata_store::{AppendCheck, AppendResult, StoreError, check_append};
@@ -25,6 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::Durability;
 use crate::format::{RecordParts, SEGMENT_HEADER_LEN, begin_batch, encode_record, finish_batch};
 use crate::index::{Index, SegmentInfo};
+use crate::io::FileRef;
+use crate::mark::{Mark, write_mark};
 use crate::open::{create_segment, open_file, write_segment_index};
 use crate::read::{NameCache, decode, read_range};
 use crate::store::Shared;
@@ -35,6 +41,10 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 const MAX_BATCH_REQUESTS: usize = 8192;
 /// Written batches the writer may be ahead of the syncer.
 const SYNC_QUEUE: usize = 4;
+/// The longest the high-water mark stays behind acknowledged events while the store is
+/// open (a crash loses the mark's lag, never events: it only narrows what opening can
+/// tell apart).
+pub(crate) const MARK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One append: a stream, an expectation and its events.
 pub(crate) struct Append {
@@ -94,12 +104,12 @@ impl Reply {
     fn send(self, outcomes: &mut impl Iterator<Item = Result<AppendResult, StoreError>>) {
         match self {
             Reply::One(tx) => {
-                let _ = tx.send(outcomes.next().unwrap_or(Err(StoreError::Closed)));
+                let _ = tx.send(outcomes.next().unwrap_or_else(|| Err(missing_outcome())));
             }
             Reply::Many(tx, n) => {
                 let mut all: Vec<_> = outcomes.take(n).collect();
                 while all.len() < n {
-                    all.push(Err(StoreError::Closed));
+                    all.push(Err(missing_outcome()));
                 }
                 let _ = tx.send(all);
             }
@@ -117,6 +127,12 @@ impl Reply {
             }
         }
     }
+}
+
+/// The error for an append the batch has no outcome for: every append gets one, so this
+/// is a fault of the writer.
+fn missing_outcome() -> StoreError {
+    StoreError::internal("the writer has no outcome for an append of its batch")
 }
 
 /// Sends every reply its outcomes, in order.
@@ -137,7 +153,7 @@ struct Staged {
 
 /// A written batch on its way to the syncer.
 struct Written {
-    file: Arc<File>,
+    file: FileRef,
     path: Arc<Path>,
     staged: Vec<Staged>,
     /// Committed segment length once this batch is durable.
@@ -156,16 +172,20 @@ enum SyncMsg {
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Request>,
-    file: File,
+    file: FileRef,
     path: PathBuf,
     len: u64,
     active_meta: Vec<(u32, [u8; 16])>,
+    mark: Mark,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE);
     let syncer = Syncer {
         shared: shared.clone(),
         rx: sync_rx,
         active_meta,
+        mark,
+        mark_written_at: Instant::now(),
+        last_file: None,
     };
     let syncer = std::thread::Builder::new()
         .name("strata-syncer".to_owned())
@@ -174,7 +194,7 @@ pub(crate) fn spawn(
         shared,
         rx,
         sync: sync_tx,
-        file: Arc::new(file),
+        file,
         path: Arc::from(path.as_path()),
         len,
         overlay: HashMap::new(),
@@ -193,7 +213,7 @@ struct Writer {
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Request>,
     sync: std::sync::mpsc::SyncSender<SyncMsg>,
-    file: Arc<File>,
+    file: FileRef,
     path: Arc<Path>,
     /// Bytes written to the active segment (synced or not).
     len: u64,
@@ -350,7 +370,12 @@ impl Writer {
                 if v.0 <= base {
                     let position = committed
                         .and_then(|s| s.positions.get((v.0 - 1) as usize).copied())
-                        .ok_or(StoreError::Closed)?;
+                        .ok_or_else(|| {
+                            StoreError::internal(format!(
+                                "stream {} has version {base} in the index but no position for version {v}",
+                                request.stream
+                            ))
+                        })?;
                     Ok((read_id(index, position)?, Position(position)))
                 } else {
                     let (id, position) = unpublished[(v.0 - base - 1) as usize];
@@ -461,17 +486,18 @@ impl Writer {
             return Err(err);
         }
         let next = written_head + 1;
-        let (path, file) = create_segment(&self.shared.dir, next)?;
-        let reader = open_file(&path)?;
+        let fs = &*self.shared.fs;
+        let (path, file) = create_segment(fs, &self.shared.dir, next)?;
+        let reader = open_file(fs, &path)?;
         self.shared.index.write().segments.push(SegmentInfo {
             first_position: next,
             path: Arc::from(path.as_path()),
-            file: Arc::new(reader),
+            file: reader,
             offsets: Vec::new(),
             fingerprints: Vec::new(),
             len: SEGMENT_HEADER_LEN,
         });
-        self.file = Arc::new(file);
+        self.file = file;
         self.path = Arc::from(path.as_path());
         self.len = SEGMENT_HEADER_LEN;
         Ok(())
@@ -483,12 +509,33 @@ struct Syncer {
     rx: std::sync::mpsc::Receiver<SyncMsg>,
     /// Stream id and event id of each published event of the active segment.
     active_meta: Vec<(u32, [u8; 16])>,
+    /// The mark as last written.
+    mark: Mark,
+    mark_written_at: Instant,
+    /// The segment of the latest published batch: synced before the mark covers it when
+    /// batches are not synced on their own ([`Durability::None`]).
+    last_file: Option<(FileRef, Arc<Path>)>,
 }
 
 impl Syncer {
     fn run(mut self) {
         let mut pending: Vec<Written> = Vec::new();
-        while let Ok(msg) = self.rx.recv() {
+        loop {
+            let interval = self.shared.mark_interval;
+            let received = if let Some(interval) = interval.filter(|_| self.mark_behind()) {
+                let wait = interval.saturating_sub(self.mark_written_at.elapsed());
+                match self.rx.recv_timeout(wait) {
+                    Ok(msg) => Some(msg),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.update_mark();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                }
+            } else {
+                self.rx.recv().ok()
+            };
+            let Some(msg) = received else { break };
             let mut next = Some(msg);
             // Take every batch already written: one fdatasync covers them all.
             while let Some(msg) = next.take() {
@@ -505,6 +552,52 @@ impl Syncer {
                 }
             }
             self.complete(std::mem::take(&mut pending));
+            if interval.is_some_and(|i| self.mark_written_at.elapsed() >= i) {
+                self.update_mark();
+            }
+        }
+        // A clean stop: the mark records everything acknowledged.
+        self.update_mark();
+    }
+
+    /// Whether acknowledged events are not yet covered by the mark.
+    fn mark_behind(&self) -> bool {
+        self.shared.index.read().head > self.mark.high_water
+    }
+
+    /// Writes the mark up to everything published. Every published batch is durable
+    /// (fdatasync'd before publishing) unless batches are not synced, in which case the
+    /// segment is synced first. A failure to write the mark leaves the old one, which is
+    /// still true, and is retried later.
+    fn update_mark(&mut self) {
+        self.mark_written_at = Instant::now();
+        let head = self.shared.index.read().head;
+        if head <= self.mark.high_water {
+            return;
+        }
+        if self.shared.options.durability == Durability::None {
+            if self.shared.poison_error().is_some() {
+                return;
+            }
+            if let Some((file, path)) = &self.last_file
+                && let Err(e) = file.sync_data()
+            {
+                self.shared.poison(&StoreError::io(
+                    format!("cannot fdatasync {}", path.display()),
+                    e,
+                ));
+                return;
+            }
+        }
+        let next = Mark {
+            high_water: head,
+            gaps: self.mark.gaps.clone(),
+        };
+        match write_mark(&*self.shared.fs, &self.shared.dir, &next) {
+            Ok(()) => self.mark = next,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the high-water mark; the previous one stands")
+            }
         }
     }
 
@@ -518,7 +611,7 @@ impl Syncer {
         {
             // NOTE: fdatasync is never retried: after a failure the kernel may have
             // dropped the dirty pages, so a later success would prove nothing.
-            let mut synced: Vec<&Arc<File>> = Vec::new();
+            let mut synced: Vec<&FileRef> = Vec::new();
             for batch in &batches {
                 if batch.staged.is_empty() || synced.iter().any(|f| Arc::ptr_eq(f, &batch.file)) {
                     continue;
@@ -554,6 +647,9 @@ impl Syncer {
                 if let Some(segment) = index.segments.last_mut() {
                     segment.len = segment.len.max(batch.end);
                 }
+                if !batch.staged.is_empty() {
+                    self.last_file = Some((batch.file.clone(), batch.path.clone()));
+                }
             }
             index.head
         };
@@ -564,8 +660,10 @@ impl Syncer {
     }
 
     fn seal(&mut self, path: &Path) {
+        // The mark covers the sealed segment before the next one is started.
+        self.update_mark();
         let index = self.shared.index.read();
-        if let Err(e) = write_segment_index(&index, path, &self.active_meta) {
+        if let Err(e) = write_segment_index(&*self.shared.fs, &index, path, &self.active_meta) {
             tracing::warn!(file = %path.display(), error = %e, "cannot write segment index; it will be rebuilt on open");
         }
         self.active_meta.clear();
@@ -574,7 +672,7 @@ impl Syncer {
 
 /// The id of the committed event at `position`, read from disk.
 fn read_id(index: &Index, position: u64) -> Result<EventId, StoreError> {
-    let location = index.locate(position).ok_or(StoreError::Closed)?;
+    let location = index.location(position)?;
     let bytes = read_range(&location, location.start, location.end)?;
     let event = decode(&bytes, &location, &mut NameCache::default())?;
     Ok(event.id)

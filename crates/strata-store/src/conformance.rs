@@ -23,7 +23,7 @@ use strata_core::{
 
 use crate::{
     AllPage, AppendResult, DEFAULT_MAX_EVENT_BYTES, Direction, EventStore, EventStream, ReadFilter,
-    StoreError,
+    StoreError, StreamSummary,
 };
 
 /// How the suite gets stores to test.
@@ -132,6 +132,13 @@ macro_rules! conformance_tests {
             events_round_trip_byte_exact,
             recorded_at_is_set_and_non_decreasing,
             event_by_id_finds_only_the_streams_own_events,
+            list_streams_of_an_empty_store_is_empty,
+            list_streams_pages_cover_every_stream_once_in_name_order,
+            list_streams_filters_by_prefix,
+            list_streams_takes_at_most_the_limit,
+            list_streams_after_the_last_name_is_empty,
+            list_streams_sees_streams_created_between_pages,
+            list_streams_while_streams_are_created,
         );
     };
     (@cases $backend:path; $($case:ident),* $(,)?) => {
@@ -1959,4 +1966,451 @@ pub async fn event_by_id_finds_only_the_streams_own_events<B: Backend>(backend: 
             "event_by_id works after a restart"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stream listings.
+
+/// An empty store lists no stream, whatever the prefix, cursor and limit.
+pub async fn list_streams_of_an_empty_store_is_empty<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    for (prefix, after) in [
+        ("", None),
+        ("order-", None),
+        ("", Some("a")),
+        ("", Some("")),
+    ] {
+        let page = list(&store, prefix, after, 10).await;
+        assert!(
+            page.is_empty(),
+            "an empty store lists {page:?} for prefix {prefix:?} after {after:?}"
+        );
+    }
+}
+
+/// Paging with any page size lists every stream exactly once, in ascending byte order of
+/// the names, each with its version and the position of its last event; no page is
+/// longer than the limit, and only the last one is shorter.
+pub async fn list_streams_pages_cover_every_stream_once_in_name_order<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    // Created out of name order, with names that sort differently by length, by case and
+    // by bytes above ASCII (byte order puts "é" after "z").
+    let names = [
+        "page-10", "page-2", "page-1", "Page-1", "page-1-1", "é-1", "z-1", "page-100", "a",
+        "page-3", "b-1", "page-20", "zz", "page-", "a-1",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let s = stream(name);
+        let r = append_ok(
+            &store,
+            &s,
+            ExpectedVersion::NoStream,
+            numbered("E", i % 3 + 1),
+        )
+        .await;
+        expected.insert((*name).to_owned(), (r.last_version.0, r.position.0));
+    }
+    // A second append to some streams moves their version and last position.
+    for name in ["page-2", "a", "é-1"] {
+        let r = append_ok(
+            &store,
+            &stream(name),
+            ExpectedVersion::Any,
+            numbered("F", 2),
+        )
+        .await;
+        expected.insert(name.to_owned(), (r.last_version.0, r.position.0));
+    }
+    let want: Vec<(String, u64, u64)> = expected
+        .into_iter()
+        .map(|(name, (version, position))| (name, version, position))
+        .collect();
+    for limit in [1, 2, 4, 7, names.len(), names.len() + 1, 1000] {
+        let (listed, pages) = list_in_pages(&store, "", limit).await;
+        assert_eq!(
+            summaries(&listed),
+            want,
+            "paging by {limit} lists every stream once, in byte order of the names, with its \
+             version and last position"
+        );
+        for (i, page) in pages.iter().enumerate() {
+            assert!(
+                page.len() <= limit,
+                "page {i} holds {} > {limit}",
+                page.len()
+            );
+            if i + 1 < pages.len() {
+                assert_eq!(
+                    page.len(),
+                    limit,
+                    "only the last page is shorter than {limit}"
+                );
+            }
+        }
+    }
+}
+
+/// A prefix selects the streams whose names start with it, also combined with a cursor
+/// inside, before or after the prefix's range.
+pub async fn list_streams_filters_by_prefix<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    for name in [
+        "order-2",
+        "order-10",
+        "orderline-1",
+        "order-1",
+        "ord",
+        "payment-1",
+        "order",
+        "or-1",
+        "order-1-1",
+    ] {
+        append_ok(
+            &store,
+            &stream(name),
+            ExpectedVersion::NoStream,
+            numbered("E", 1),
+        )
+        .await;
+    }
+    let names = |page: Vec<StreamSummary>| -> Vec<String> {
+        page.into_iter()
+            .map(|s| s.stream.as_str().to_owned())
+            .collect()
+    };
+    let cases: [(&str, Option<&str>, &[&str]); 10] = [
+        (
+            "order-",
+            None,
+            &["order-1", "order-1-1", "order-10", "order-2"],
+        ),
+        (
+            "order",
+            None,
+            &[
+                "order",
+                "order-1",
+                "order-1-1",
+                "order-10",
+                "order-2",
+                "orderline-1",
+            ],
+        ),
+        (
+            "ord",
+            None,
+            &[
+                "ord",
+                "order",
+                "order-1",
+                "order-1-1",
+                "order-10",
+                "order-2",
+                "orderline-1",
+            ],
+        ),
+        ("order-1", None, &["order-1", "order-1-1", "order-10"]),
+        ("payment-1", None, &["payment-1"]),
+        ("pay", Some("order-1"), &["payment-1"]),
+        (
+            "order-",
+            Some("order-1"),
+            &["order-1-1", "order-10", "order-2"],
+        ),
+        (
+            "order-",
+            Some("a"),
+            &["order-1", "order-1-1", "order-10", "order-2"],
+        ),
+        ("order-", Some("order-2"), &[]),
+        ("zebra", None, &[]),
+    ];
+    for (prefix, after, want) in cases {
+        assert_eq!(
+            names(list(&store, prefix, after, 100).await),
+            want,
+            "the streams with prefix {prefix:?} after {after:?}"
+        );
+    }
+    assert_eq!(
+        names(list(&store, "order-", Some("orderline-1"), 100).await),
+        Vec::<String>::new(),
+        "a cursor past the prefix's range lists nothing"
+    );
+    let (paged, _) = list_in_pages(&store, "order", 2).await;
+    assert_eq!(
+        paged.iter().map(|s| s.stream.as_str()).collect::<Vec<_>>(),
+        [
+            "order",
+            "order-1",
+            "order-1-1",
+            "order-10",
+            "order-2",
+            "orderline-1"
+        ],
+        "paging with a prefix lists each of its streams once"
+    );
+}
+
+/// A listing holds at most `limit` streams, the first ones in name order; a limit of 0
+/// lists nothing.
+pub async fn list_streams_takes_at_most_the_limit<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    let mut names: Vec<String> = (0..12).map(|i| format!("limit-{i:02}")).collect();
+    for name in names.iter().rev() {
+        append_ok(
+            &store,
+            &stream(name),
+            ExpectedVersion::NoStream,
+            numbered("E", 1),
+        )
+        .await;
+    }
+    names.sort();
+    assert!(
+        list(&store, "", None, 0).await.is_empty(),
+        "a limit of 0 lists nothing"
+    );
+    for limit in [1, 5, 12, 13] {
+        let page = list(&store, "", None, limit).await;
+        assert_eq!(
+            page.iter().map(|s| s.stream.as_str()).collect::<Vec<_>>(),
+            names[..limit.min(names.len())],
+            "a listing of limit {limit} holds the first streams by name"
+        );
+    }
+}
+
+/// A cursor at or past the last name lists nothing; a cursor that names no stream starts
+/// at the next name after it.
+pub async fn list_streams_after_the_last_name_is_empty<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    for name in ["end-a", "end-c", "end-e"] {
+        append_ok(
+            &store,
+            &stream(name),
+            ExpectedVersion::NoStream,
+            numbered("E", 1),
+        )
+        .await;
+    }
+    for after in ["end-e", "end-f", "zzz", "\u{10ffff}"] {
+        let page = list(&store, "", Some(after), 10).await;
+        assert!(
+            page.is_empty(),
+            "a cursor {after:?} at or past the last name lists {page:?}"
+        );
+    }
+    let page = list(&store, "", Some("end-b"), 10).await;
+    assert_eq!(
+        page.iter().map(|s| s.stream.as_str()).collect::<Vec<_>>(),
+        ["end-c", "end-e"],
+        "a cursor between names starts at the next one"
+    );
+    let page = list(&store, "", Some(""), 10).await;
+    assert_eq!(page.len(), 3, "an empty cursor starts at the first name");
+}
+
+/// Between pages, a stream created after the cursor is listed on a later page, one created
+/// before it is not (it would be a second pass), and a stream appended to after it was
+/// listed is not listed again; a stream not yet listed shows its latest version.
+pub async fn list_streams_sees_streams_created_between_pages<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    for name in ["grow-b", "grow-d", "grow-f", "grow-h"] {
+        append_ok(
+            &store,
+            &stream(name),
+            ExpectedVersion::NoStream,
+            numbered("E", 1),
+        )
+        .await;
+    }
+    let first = list(&store, "grow-", None, 2).await;
+    assert_eq!(
+        first.iter().map(|s| s.stream.as_str()).collect::<Vec<_>>(),
+        ["grow-b", "grow-d"]
+    );
+    let cursor = first.last().map(|s| s.stream.as_str().to_owned());
+    for name in ["grow-a", "grow-c", "grow-e"] {
+        append_ok(
+            &store,
+            &stream(name),
+            ExpectedVersion::NoStream,
+            numbered("E", 1),
+        )
+        .await;
+    }
+    append_ok(
+        &store,
+        &stream("grow-b"),
+        ExpectedVersion::Any,
+        numbered("E", 1),
+    )
+    .await;
+    let f = append_ok(
+        &store,
+        &stream("grow-f"),
+        ExpectedVersion::Any,
+        numbered("E", 2),
+    )
+    .await;
+    let rest = list(&store, "grow-", cursor.as_deref(), 100).await;
+    assert_eq!(
+        rest.iter().map(|s| s.stream.as_str()).collect::<Vec<_>>(),
+        ["grow-e", "grow-f", "grow-h"],
+        "the next page holds the streams after the cursor, new ones included"
+    );
+    assert_eq!(
+        (rest[1].version, rest[1].last_position),
+        (f.last_version, f.position),
+        "a stream appended to between pages is listed with its latest version"
+    );
+    let (all, _) = list_in_pages(&store, "grow-", 3).await;
+    assert_eq!(
+        all.iter().map(|s| s.stream.as_str()).collect::<Vec<_>>(),
+        [
+            "grow-a", "grow-b", "grow-c", "grow-d", "grow-e", "grow-f", "grow-h"
+        ],
+        "a new pass lists every stream"
+    );
+}
+
+/// Paging while writers create streams and append to them: every stream that existed
+/// before the first page is listed exactly once, no stream twice, in name order, and
+/// every summary describes a committed state (its version and last position at most the
+/// stream's current ones, and consistent with each other).
+pub async fn list_streams_while_streams_are_created<B: Backend>(backend: &B) {
+    const BEFORE: usize = 60;
+    const WRITERS: usize = 4;
+    const PER_WRITER: usize = 40;
+    let store = backend.fresh().await;
+    let mut existing = Vec::new();
+    for i in 0..BEFORE {
+        let name = format!("busy-{:03}", (i * 37) % BEFORE * 2);
+        append_ok(
+            &store,
+            &stream(&name),
+            ExpectedVersion::NoStream,
+            numbered("E", 1),
+        )
+        .await;
+        existing.push(name);
+    }
+    existing.sort();
+    // Each writer creates streams whose names fall between and after the existing ones,
+    // and appends again to existing ones.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..PER_WRITER {
+                    let fresh = stream(&format!("busy-{:03}-w{w}", (i * 7 + w) % (BEFORE * 2)));
+                    append_ok(&store, &fresh, ExpectedVersion::Any, numbered("E", 1)).await;
+                    let old = stream(&format!("busy-{:03}", (i + w) % BEFORE * 2));
+                    append_ok(&store, &old, ExpectedVersion::Any, numbered("E", 1)).await;
+                }
+            })
+        })
+        .collect();
+    let mut listed: Vec<StreamSummary> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = list(&store, "busy-", after.as_deref(), 5).await;
+        for summary in &page {
+            assert!(
+                summary.version >= Version(1),
+                "{summary:?} is listed without events"
+            );
+            let last = store
+                .read_stream(
+                    &summary.stream,
+                    Some(summary.version),
+                    Direction::Forward,
+                    1,
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                last.first().map(|e| e.position),
+                Some(summary.last_position),
+                "{summary:?}: its last position is that of the event at its version"
+            );
+        }
+        let done = page.len() < 5;
+        after = page.last().map(|s| s.stream.as_str().to_owned()).or(after);
+        listed.extend(page);
+        if done {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for writer in writers {
+        within("a writer", writer).await.expect("a writer panicked");
+    }
+    let names: Vec<&str> = listed.iter().map(|s| s.stream.as_str()).collect();
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "paging while streams are created lists each at most once, in name order: {names:?}"
+    );
+    for name in &existing {
+        assert!(
+            names.contains(&name.as_str()),
+            "stream {name}, created before paging began, was not listed"
+        );
+    }
+    for summary in &listed {
+        let now = store.stream_version(&summary.stream).await.unwrap();
+        assert!(
+            summary.version <= now,
+            "{summary:?} is ahead of the stream's version {now}"
+        );
+    }
+}
+
+async fn list<S: EventStore>(
+    store: &S,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<StreamSummary> {
+    store
+        .list_streams(prefix, after, limit)
+        .await
+        .unwrap_or_else(|err| {
+            panic!("list_streams({prefix:?}, after {after:?}, limit {limit}): {err}")
+        })
+}
+
+/// Every stream with `prefix`, listed in pages of `limit`, and the pages.
+async fn list_in_pages<S: EventStore>(
+    store: &S,
+    prefix: &str,
+    limit: usize,
+) -> (Vec<StreamSummary>, Vec<Vec<StreamSummary>>) {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = list(store, prefix, after.as_deref(), limit).await;
+        let done = page.len() < limit;
+        if let Some(last) = page.last() {
+            after = Some(last.stream.as_str().to_owned());
+        }
+        pages.push(page);
+        assert!(
+            pages.len() <= 10_000,
+            "paging by {limit} with prefix {prefix:?} does not end"
+        );
+        if done {
+            break;
+        }
+    }
+    (pages.concat(), pages)
+}
+
+fn summaries(listed: &[StreamSummary]) -> Vec<(String, u64, u64)> {
+    listed
+        .iter()
+        .map(|s| (s.stream.as_str().to_owned(), s.version.0, s.last_position.0))
+        .collect()
 }

@@ -93,6 +93,22 @@ pub enum StoreError {
     /// driver's.
     #[error("{0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The store found one of its own invariants broken (its index names an event it
+    /// cannot locate, an answer went missing): a bug in the store, not the caller's input
+    /// nor the disk. Nothing about the log is implied; the operation failed and may be
+    /// retried, and reopening the store rebuilds its in-memory state. Report it. Its
+    /// message includes the cause, so it does not repeat it as a `source`.
+    #[error(
+        "internal fault in the event store: {context}{}",
+        cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
+    )]
+    Internal {
+        /// What was found broken, naming the stream, position or file.
+        context: String,
+        /// The error that revealed it, when there was one, kept for callers that inspect
+        /// it.
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl StoreError {
@@ -101,6 +117,25 @@ impl StoreError {
         StoreError::Io {
             context: context.into(),
             error: source,
+        }
+    }
+
+    /// An internal fault found without an underlying error.
+    pub fn internal(context: impl Into<String>) -> Self {
+        StoreError::Internal {
+            context: context.into(),
+            cause: None,
+        }
+    }
+
+    /// An internal fault revealed by `cause`, which is kept.
+    pub fn internal_from(
+        context: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Internal {
+            context: context.into(),
+            cause: Some(cause.into()),
         }
     }
 
@@ -117,6 +152,7 @@ impl StoreError {
             StoreError::Corrupt { .. } => "corrupt",
             StoreError::Io { .. } => "io_error",
             StoreError::Backend(_) => "backend_error",
+            StoreError::Internal { .. } => "internal_error",
         }
     }
 

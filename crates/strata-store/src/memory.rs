@@ -1,7 +1,7 @@
 //! An in-memory [`EventStore`]: the reference model the conformance suite and property
 //! tests compare real backends against, and a store for unit tests of code above it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,7 +13,8 @@ use tokio::sync::watch;
 
 use crate::{
     AllPage, AppendCheck, AppendResult, DEFAULT_MAX_EVENT_BYTES, Direction, EventStore,
-    EventStream, ReadFilter, StoreError, catch_up_subscription, check_append, check_event_sizes,
+    EventStream, ReadFilter, StoreError, StreamSummary, catch_up_subscription, check_append,
+    check_event_sizes, listed,
 };
 
 /// An event store that keeps everything in memory. Cloning gives another handle to the
@@ -33,8 +34,9 @@ struct Inner {
 struct State {
     /// Every event; the event at position p is at index p - 1.
     log: Vec<RecordedEvent>,
-    /// Each stream's event positions, version v at index v - 1.
-    streams: HashMap<StreamName, Vec<Position>>,
+    /// Each stream's event positions, version v at index v - 1; ordered by name for
+    /// listings.
+    streams: BTreeMap<StreamName, Vec<Position>>,
 }
 
 impl MemoryStore {
@@ -222,6 +224,25 @@ impl EventStore for MemoryStore {
         Ok(Version(
             state.streams.get(stream).map_or(0, |p| p.len() as u64),
         ))
+    }
+
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        let state = self.inner.state.lock();
+        Ok(listed(&state.streams, prefix, after)
+            .take(limit)
+            .filter_map(|(name, positions)| {
+                Some(StreamSummary {
+                    stream: name.clone(),
+                    version: Version(positions.len() as u64),
+                    last_position: *positions.last()?,
+                })
+            })
+            .collect())
     }
 
     async fn head(&self) -> Result<Position, StoreError> {

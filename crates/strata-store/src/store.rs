@@ -48,13 +48,25 @@ pub struct AllPage {
     pub next: Position,
 }
 
+/// One stream in a listing ([`EventStore::list_streams`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// The stream's name.
+    pub stream: StreamName,
+    /// Its version: how many events it holds (at least 1: a listed stream exists).
+    pub version: Version,
+    /// The global position of its last event.
+    pub last_position: Position,
+}
+
 /// A stream of recorded events; it ends after yielding an error.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<RecordedEvent, StoreError>> + Send>>;
 
 /// An event log with per-stream versions and a global order.
 ///
-/// Every backend passes [`crate::conformance`]. Methods take `&self` and are safe to call
-/// from many tasks at once.
+/// Every backend passes the conformance suite (the `conformance` module, behind the
+/// feature of that name). Methods take `&self` and are safe to call from many tasks at
+/// once.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `events` to `stream` if its version satisfies `expected`.
@@ -115,6 +127,29 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The stream's current version (0 if it does not exist).
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError>;
+
+    /// Lists up to `limit` streams whose names start with `prefix` (`""`: every stream),
+    /// in ascending byte order of their names (the order of `str`), starting after the
+    /// name `after` (exclusive; `None`: from the first).
+    ///
+    /// - Paging: pass the last name of one page as the next page's `after`. A page shorter
+    ///   than `limit` is the last one. Streams are never removed and names are totally
+    ///   ordered, so paging lists every stream that existed before the first page exactly
+    ///   once. A stream created while paging is listed at most once: on a later page if
+    ///   its name sorts after that page's `after`, not at all otherwise.
+    /// - Freshness: every summary describes a committed state at or after the call
+    ///   began; a stream whose first append has not committed is not listed. Summaries of
+    ///   one page may describe different moments while appends run.
+    /// - `after` need not name an existing stream, nor start with `prefix`. A `limit` of 0
+    ///   lists nothing.
+    /// - Cost: proportional to `limit` (plus a logarithmic seek), not to the number of
+    ///   streams; callers page with a bounded `limit`.
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError>;
 
     /// The position of the last committed event (0 for an empty store). Every event at or
     /// below it is readable, and no event below it will ever appear later.

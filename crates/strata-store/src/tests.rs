@@ -56,3 +56,29 @@ fn error_codes_and_client_errors() {
     assert_eq!(io.code(), "io_error");
     assert_eq!(io.to_string(), "reading segment 3: disk gone");
 }
+
+#[test]
+fn an_internal_fault_is_its_own_error_and_keeps_its_cause() {
+    let bare = StoreError::internal("the index lists position 7 but has no location for it");
+    assert_eq!(bare.code(), "internal_error");
+    assert!(!bare.is_client_error());
+    assert_eq!(
+        bare.to_string(),
+        "internal fault in the event store: the index lists position 7 but has no location for it"
+    );
+    let caused = StoreError::internal_from(
+        "decoding the event at position 7",
+        std::io::Error::other("bad frame"),
+    );
+    assert_eq!(
+        caused.to_string(),
+        "internal fault in the event store: decoding the event at position 7: bad frame"
+    );
+    let StoreError::Internal {
+        cause: Some(cause), ..
+    } = caused
+    else {
+        panic!("internal_from keeps its cause");
+    };
+    assert!(cause.downcast_ref::<std::io::Error>().is_some());
+}

@@ -131,3 +131,86 @@ fn stream_names_come_from_the_category_and_the_id() {
     assert!(CommandHandler::stream_of::<Lamp>("bad\u{0}id").is_err());
     assert_eq!(HandlerOptions::default().max_attempts, 5);
 }
+
+/// An aggregate whose state serde_json refuses once it holds an entry: map keys must be
+/// strings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Tally {
+    counts: std::collections::BTreeMap<(u8, u8), u32>,
+}
+
+impl Aggregate for Tally {
+    const CATEGORY: &'static str = "tally";
+    const SNAPSHOT_EVERY: Option<u64> = Some(2);
+    type Command = ();
+    type Event = LampEvent;
+    type Error = Never;
+
+    fn decide(&self, _: &()) -> Result<Vec<LampEvent>, Never> {
+        Ok(vec![LampEvent::SwitchedOff])
+    }
+
+    fn evolve(mut self, _: &LampEvent) -> Self {
+        *self.counts.entry((1, 2)).or_default() += 1;
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_state_that_does_not_serialise_is_an_error_not_a_silent_skip() {
+    let snapshots = Arc::new(crate::MemorySnapshots::new());
+    let handler = CommandHandler::new(
+        Arc::new(strata_store::MemoryStore::new()),
+        snapshots.clone(),
+    );
+    let stream = StreamName::new("tally-1").unwrap();
+    let loaded = Loaded {
+        state: Tally::default(),
+        version: Version(1),
+        position: Position(1),
+        snapshot: None,
+    };
+    let off = [LampEvent::SwitchedOff];
+    assert!(
+        !handler
+            .snapshot_if_due(&stream, &loaded, &off, Version(1))
+            .await
+            .expect("nothing is due at version 1"),
+        "no snapshot is due before SNAPSHOT_EVERY events"
+    );
+    let err = handler
+        .snapshot_if_due(&stream, &loaded, &off, Version(2))
+        .await
+        .expect_err("a state with tuple keys does not serialise");
+    match &err {
+        SnapshotError::Encode { stream: s, .. } => assert_eq!(s, &stream),
+        other => panic!("want an Encode error, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("cannot serialise the state of stream tally-1")
+    );
+    assert!(
+        snapshots.load(&stream).await.unwrap().is_none(),
+        "nothing was saved"
+    );
+
+    // A state that serialises is saved when due.
+    let handler = CommandHandler::new(
+        Arc::new(strata_store::MemoryStore::new()),
+        snapshots.clone(),
+    );
+    let lamp = Loaded {
+        state: Lamp,
+        version: Version(0),
+        position: Position(0),
+        snapshot: None,
+    };
+    assert!(
+        !handler
+            .snapshot_if_due(&StreamName::new("lamp-1").unwrap(), &lamp, &off, Version(9))
+            .await
+            .unwrap(),
+        "an aggregate without SNAPSHOT_EVERY is never snapshotted"
+    );
+}

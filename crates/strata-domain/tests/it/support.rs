@@ -22,6 +22,7 @@ use strata_domain::{
 };
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, MemoryStore, ReadFilter, StoreError,
+    StreamSummary,
 };
 use strata_store_embedded::{EmbeddedStore, Options};
 use tempfile::TempDir;
@@ -313,6 +314,15 @@ impl EventStore for Spy {
         self.inner.stream_version(stream).await
     }
 
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        self.inner.list_streams(prefix, after, limit).await
+    }
+
     async fn head(&self) -> Result<Position, StoreError> {
         self.inner.head().await
     }
@@ -337,15 +347,11 @@ pub(crate) struct BrokenSnapshots {
 impl SnapshotStore for BrokenSnapshots {
     async fn load(&self, _stream: &StreamName) -> Result<Option<Snapshot>, SnapshotError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
-        Err(SnapshotError::Storage(
-            "the snapshot disk is gone".to_owned(),
-        ))
+        Err(SnapshotError::storage("the snapshot disk is gone"))
     }
 
     async fn save(&self, _snapshot: Snapshot) -> Result<(), SnapshotError> {
         self.saves.fetch_add(1, Ordering::SeqCst);
-        Err(SnapshotError::Storage(
-            "the snapshot disk is gone".to_owned(),
-        ))
+        Err(SnapshotError::storage("the snapshot disk is gone"))
     }
 }

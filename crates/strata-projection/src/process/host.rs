@@ -1,31 +1,32 @@
-//! [`ProcessManagers`]: the host of process managers, and each one's runner (a thin async
-//! loop over the synchronous `core`): handle events in batches, fire due timeouts, then
-//! send the outbox through the [`CommandSender`], retrying failed sends with backoff.
+//! [`ProcessManagers`]: the host of process managers, and each one's [`Sink`] for the
+//! shared supervise loop: handle events in batches, fire due timeouts, then send the
+//! outbox through the [`CommandSender`], retrying failed sends with backoff.
 //!
 //! It must not decide anything itself: reactions come from the process manager, and
 //! whether a command is accepted is the command side's business.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
-use strata_core::{Position, Timestamp};
-use strata_store::EventStore;
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use strata_core::{Position, RecordedEvent, Timestamp};
+use strata_store::{EventStore, ReadFilter};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::core::{Counts, Fault, ProcessCore};
 use super::typed::{DynProcess, Typed};
 use super::{CommandSender, ProcessManager};
 use crate::backoff::{Backoff, sleep_or_stop};
 use crate::db::now;
-use crate::feed::{Feed, Next, note_pending};
-use crate::host::{seconds_since, validate_name};
+use crate::lane::{Lane, WaitEnd, wait_error};
+use crate::registry::{Registry, validate_name};
+use crate::supervise::{Exit, Sink};
 use crate::worker::Worker;
-use crate::{ProcessStatus, ProjectionError, RunnerState};
+use crate::{ProcessStatus, ProjectionError, StopCause};
 
 /// Outbox entries read per round of sending.
 const SEND_BATCH: usize = 64;
@@ -35,53 +36,19 @@ const SEND_BATCH: usize = 64;
 /// directory. Cloning is cheap and gives another handle to the same host.
 #[derive(Clone)]
 pub struct ProcessManagers {
-    inner: Arc<Host>,
+    inner: Arc<Registry<Slot>>,
 }
 
-struct Host {
-    store: Arc<dyn EventStore>,
-    dir: PathBuf,
-    slots: RwLock<BTreeMap<&'static str, Arc<Slot>>>,
-    runtime: Mutex<Option<tokio::runtime::Handle>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    head: watch::Receiver<Position>,
-}
-
-#[derive(Debug, Clone)]
-struct Info {
-    state: RunnerState,
-    last_error: Option<String>,
-    retrying: bool,
-    counts: Counts,
-    pending_since: Option<Timestamp>,
-}
-
+/// One registered process manager: its sink.
 struct Slot {
     manager: Arc<dyn DynProcess>,
     path: PathBuf,
-    checkpoint: watch::Sender<Position>,
-    info: Mutex<Info>,
-    stop: watch::Sender<bool>,
+    lane: Lane,
+    counts: Mutex<Counts>,
     writer: Mutex<Option<Arc<Worker<ProcessCore>>>>,
-    running: AtomicBool,
 }
 
 impl Slot {
-    fn update(&self, f: impl FnOnce(&mut Info)) {
-        f(&mut self.info.lock());
-        self.checkpoint.send_modify(|_| {});
-    }
-
-    fn publish_checkpoint(&self, checkpoint: Position) {
-        self.checkpoint.send_if_modified(|c| {
-            let newer = checkpoint > *c;
-            if newer {
-                *c = checkpoint;
-            }
-            newer
-        });
-    }
-
     /// The writer, opening the database on a new thread if it is closed (blocking).
     fn writer(&self) -> Result<Arc<Worker<ProcessCore>>, ProjectionError> {
         if let Some(writer) = self.writer.lock().clone() {
@@ -96,10 +63,22 @@ impl Slot {
         let (checkpoint, counts) =
             worker.call_blocking(|core| (core.checkpoint(), core.counts()))?;
         let counts = counts.map_err(|f| fault_error(&self.path, f))?;
-        self.publish_checkpoint(checkpoint);
-        self.update(|info| info.counts = counts);
+        self.lane.reset_checkpoint(checkpoint);
+        self.set_counts(counts);
         *self.writer.lock() = Some(worker.clone());
         Ok(worker)
+    }
+
+    /// The writer if it is open (never blocks).
+    fn current_writer(&self) -> Result<Arc<Worker<ProcessCore>>, Exit> {
+        self.writer
+            .lock()
+            .clone()
+            .ok_or_else(|| Exit::Retry(format!("the writer of {} is closed", self.manager.name())))
+    }
+
+    fn set_counts(&self, counts: Counts) {
+        *self.counts.lock() = counts;
     }
 }
 
@@ -113,19 +92,19 @@ fn fault_error(path: &Path, fault: Fault) -> ProjectionError {
     )
 }
 
+/// Turns a fault into how the session ends.
+fn on_fault(fault: Fault) -> Exit {
+    match fault {
+        Fault::Transient(err) => Exit::Retry(err),
+        Fault::Fatal(error) => Exit::Failed(StopCause::Undecodable { error }),
+    }
+}
+
 impl ProcessManagers {
     /// A host over `store` whose databases live in `dir` (created on first use).
     pub fn new(store: Arc<dyn EventStore>, dir: impl Into<PathBuf>) -> Self {
-        let head = store.watch_head();
         Self {
-            inner: Arc::new(Host {
-                store,
-                dir: dir.into(),
-                slots: RwLock::new(BTreeMap::new()),
-                runtime: Mutex::new(None),
-                tasks: Mutex::new(Vec::new()),
-                head,
-            }),
+            inner: Arc::new(Registry::new(store, dir.into())),
         }
     }
 
@@ -138,37 +117,20 @@ impl ProcessManagers {
     ) -> Result<(), ProjectionError> {
         let name = manager.name();
         validate_name(name)?;
-        if self.inner.slots.read().contains_key(name) {
-            return Err(ProjectionError::AlreadyRegistered(name.to_owned()));
-        }
-        std::fs::create_dir_all(&self.inner.dir).map_err(|e| {
-            ProjectionError::io(format!("cannot create {}", self.inner.dir.display()), e)
-        })?;
+        self.inner.check_free(name)?;
+        let dir = &self.inner.dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ProjectionError::io(format!("cannot create {}", dir.display()), e))?;
         let slot = Arc::new(Slot {
             manager: Arc::new(Typed { manager, sender }),
-            path: self.inner.dir.join(format!("{name}.process.sqlite3")),
-            checkpoint: watch::Sender::new(Position::ZERO),
-            info: Mutex::new(Info {
-                state: RunnerState::Stopped,
-                last_error: None,
-                retrying: false,
-                counts: Counts::default(),
-                pending_since: None,
-            }),
-            stop: watch::Sender::new(false),
+            path: dir.join(format!("{name}.process.sqlite3")),
+            lane: Lane::new(Position::ZERO),
+            counts: Mutex::new(Counts::default()),
             writer: Mutex::new(None),
-            running: AtomicBool::new(false),
         });
         slot.writer()?;
-        {
-            let mut slots = self.inner.slots.write();
-            if slots.contains_key(name) {
-                return Err(ProjectionError::AlreadyRegistered(name.to_owned()));
-            }
-            slots.insert(name, slot.clone());
-        }
-        if let Some(runtime) = self.inner.runtime.lock().clone() {
-            self.inner.spawn(&runtime, &slot);
+        if let Some(runtime) = self.inner.insert(name, slot.clone())? {
+            self.inner.spawn(&runtime, slot);
         }
         Ok(())
     }
@@ -176,14 +138,11 @@ impl ProcessManagers {
     /// Starts every runner on the current tokio runtime (and those registered later).
     /// Outside a tokio runtime nothing starts and an error is logged.
     pub fn start(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::error!("process managers cannot start outside a tokio runtime");
+        let Some(runtime) = self.inner.start("process managers") else {
             return;
         };
-        *self.inner.runtime.lock() = Some(runtime.clone());
-        let slots: Vec<Arc<Slot>> = self.inner.slots.read().values().cloned().collect();
-        for slot in slots {
-            self.inner.spawn(&runtime, &slot);
+        for slot in self.inner.all() {
+            self.inner.spawn(&runtime, slot);
         }
     }
 
@@ -191,15 +150,14 @@ impl ProcessManagers {
     /// their databases. Unsent commands and pending timeouts stay stored for the next
     /// start.
     pub async fn shutdown(&self) {
-        self.inner.runtime.lock().take();
-        let slots: Vec<Arc<Slot>> = self.inner.slots.read().values().cloned().collect();
-        for slot in &slots {
-            slot.stop.send_replace(true);
-        }
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock());
-        for task in tasks {
-            let _ = task.await;
-        }
+        let slots = self.inner.all();
+        self.inner
+            .stop_and_join(|| {
+                for slot in &slots {
+                    slot.lane.ask_stop();
+                }
+            })
+            .await;
         for slot in &slots {
             let writer = slot.writer.lock().take();
             if let Some(writer) = writer {
@@ -208,46 +166,39 @@ impl ProcessManagers {
         }
     }
 
-    /// Restarts a runner that stopped on a state it could not decode, from its
-    /// checkpoint. Does nothing to a running one.
+    /// Restarts a runner that stopped for good (a state it could not decode, a
+    /// checkpoint beyond the log's head), from its checkpoint. Does nothing to a running
+    /// one. The host must be started.
     pub fn restart(&self, name: &str) -> Result<(), ProjectionError> {
-        let slot = self.inner.slot(name)?;
-        let runtime = self
-            .inner
-            .runtime
-            .lock()
-            .clone()
-            .ok_or(ProjectionError::ShutDown)?;
-        self.inner.spawn(&runtime, &slot);
+        let slot = self.inner.get(name)?;
+        let runtime: Handle = self.inner.started()?;
+        self.inner.spawn(&runtime, slot);
         Ok(())
     }
 
     /// Every process manager's health, by name.
     pub fn status(&self) -> Vec<ProcessStatus> {
-        let head = *self.inner.head.borrow();
-        let slots: Vec<Arc<Slot>> = self.inner.slots.read().values().cloned().collect();
-        slots
+        let head = self.inner.head();
+        self.inner
+            .all()
             .iter()
             .map(|slot| {
-                let checkpoint = *slot.checkpoint.borrow();
-                let info = slot.info.lock().clone();
-                let lag_events = head.0.saturating_sub(checkpoint.0);
+                let lane = slot.lane.status(head);
+                let counts = *slot.counts.lock();
                 ProcessStatus {
                     name: slot.manager.name().to_owned(),
-                    checkpoint,
+                    rebuildable: false,
+                    checkpoint: lane.checkpoint,
                     head,
-                    lag_events,
-                    lag_seconds: if lag_events == 0 {
-                        0.0
-                    } else {
-                        info.pending_since.map_or(0.0, seconds_since)
-                    },
-                    state: info.state,
-                    last_error: info.last_error,
-                    retrying: info.retrying,
-                    instances: info.counts.instances,
-                    pending_timeouts: info.counts.timeouts,
-                    outbox: info.counts.outbox,
+                    lag_events: lane.lag_events,
+                    lag_seconds: lane.lag_seconds,
+                    state: lane.info.state,
+                    last_error: lane.info.last_error,
+                    stopped_by: lane.info.stopped_by,
+                    retrying: lane.info.retrying,
+                    instances: counts.instances,
+                    pending_timeouts: counts.timeouts,
+                    outbox: counts.outbox,
                 }
             })
             .collect()
@@ -255,148 +206,69 @@ impl ProcessManagers {
 
     /// Waits until `name` has handled every event up to `position` (its commands are
     /// recorded; sending may still be under way), for at most `timeout`.
+    ///
+    /// [`ProjectionError::Timeout`] if it does not get there in time (a runner not
+    /// started yet is waited for); [`ProjectionError::Stopped`] at once if its runner
+    /// stopped for good before `position`.
     pub async fn wait_for(
         &self,
         name: &str,
         position: Position,
         timeout: Duration,
     ) -> Result<(), ProjectionError> {
-        let slot = self.inner.slot(name)?;
-        let mut rx = slot.checkpoint.subscribe();
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|c| *c >= position)).await;
-        match waited {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(ProjectionError::ShutDown),
-            Err(_) => Err(ProjectionError::Timeout {
-                name: name.to_owned(),
-                position,
-                checkpoint: *slot.checkpoint.borrow(),
-            }),
-        }
-    }
-}
-
-impl Host {
-    fn slot(&self, name: &str) -> Result<Arc<Slot>, ProjectionError> {
-        self.slots
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ProjectionError::Unknown(name.to_owned()))
-    }
-
-    fn spawn(self: &Arc<Self>, runtime: &tokio::runtime::Handle, slot: &Arc<Slot>) {
-        if slot
-            .running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return;
-        }
-        slot.stop.send_replace(false);
-        slot.update(|info| {
-            info.state = RunnerState::CatchingUp;
-            info.retrying = false;
-        });
-        let task = runtime.spawn(run(self.store.clone(), slot.clone()));
-        let mut tasks = self.tasks.lock();
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
-    }
-}
-
-enum Exit {
-    Stop,
-    Failed,
-    Retry(String),
-}
-
-/// Runs one process manager until it is stopped or fails.
-async fn run(store: Arc<dyn EventStore>, slot: Arc<Slot>) {
-    let mut stop = slot.stop.subscribe();
-    let mut backoff = Backoff::new();
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let s = slot.clone();
-        let writer = match tokio::task::spawn_blocking(move || s.writer()).await {
-            Ok(Ok(writer)) => Ok(writer),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(err) => Err(err.to_string()),
-        };
-        let exit = match writer {
-            Ok(writer) => follow(&store, &slot, &writer, &mut stop, &mut backoff).await,
-            Err(err) => Exit::Retry(err),
-        };
-        match exit {
-            Exit::Stop => break,
-            Exit::Failed => {
-                slot.running.store(false, Ordering::Release);
-                return;
+        let slot = self.inner.get(name)?;
+        let started = Instant::now();
+        let end = slot
+            .lane
+            .wait_until(position, started + timeout, std::future::pending())
+            .await;
+        match end {
+            WaitEnd::Reached => Ok(()),
+            end => {
+                Err(wait_error(name, position, end, started).unwrap_or(ProjectionError::ShutDown))
             }
-            Exit::Retry(err) => {
-                tracing::warn!(process = slot.manager.name(), error = %err, "process manager retries after an error");
-                slot.update(|info| {
-                    info.last_error = Some(err);
-                    info.retrying = true;
-                });
-                if sleep_or_stop(backoff.next_delay(), &mut stop).await {
-                    break;
-                }
-            }
-        }
-    }
-    slot.update(|info| {
-        info.state = RunnerState::Stopped;
-        info.retrying = false;
-    });
-    slot.running.store(false, Ordering::Release);
-}
-
-/// Turns a fault into how the session ends.
-fn on_fault(slot: &Slot, fault: Fault) -> Exit {
-    match fault {
-        Fault::Transient(err) => Exit::Retry(err),
-        Fault::Fatal(err) => {
-            tracing::error!(process = slot.manager.name(), error = %err, "process manager stopped");
-            slot.update(|info| {
-                info.state = RunnerState::Failed;
-                info.last_error = Some(err);
-                info.retrying = false;
-            });
-            Exit::Failed
         }
     }
 }
 
 /// The instant of a wall-clock deadline.
-fn instant_of(deadline: Timestamp) -> tokio::time::Instant {
+fn instant_of(deadline: Timestamp) -> Instant {
     let wait = deadline
         .unix_nanos()
         .saturating_sub(now().unix_nanos())
         .max(0);
-    tokio::time::Instant::now() + Duration::from_nanos(wait as u64)
+    Instant::now() + Duration::from_nanos(wait as u64)
 }
 
-async fn follow(
-    store: &Arc<dyn EventStore>,
-    slot: &Arc<Slot>,
-    writer: &Arc<Worker<ProcessCore>>,
-    stop: &mut watch::Receiver<bool>,
-    backoff: &mut Backoff,
-) -> Exit {
-    let mut counts = match writer.call(|core| core.counts()).await {
-        Ok(Ok(counts)) => counts,
-        Ok(Err(fault)) => return on_fault(slot, fault),
-        Err(err) => return Exit::Retry(err.to_string()),
-    };
-    let mut feed = Feed::new(
-        store.clone(),
-        *slot.checkpoint.borrow(),
-        slot.manager.filter(),
-    );
-    loop {
+#[async_trait]
+impl Sink for Slot {
+    fn name(&self) -> &'static str {
+        self.manager.name()
+    }
+
+    fn lane(&self) -> &Lane {
+        &self.lane
+    }
+
+    fn filter(&self) -> Option<ReadFilter> {
+        Some(self.manager.filter())
+    }
+
+    async fn open(self: Arc<Self>) -> Result<(), String> {
+        match tokio::task::spawn_blocking(move || self.writer()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    async fn between_batches(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> Result<Option<Instant>, Exit> {
+        let writer = self.current_writer()?;
+        let mut counts = *self.counts.lock();
         // Due timeouts first (after a restart too): each fires once, in the transaction
         // that records what it leads to.
         if counts.next_deadline.is_some_and(|d| d <= now()) {
@@ -405,66 +277,33 @@ async fn follow(
                 .await;
             counts = match fired {
                 Ok(Ok(counts)) => counts,
-                Ok(Err(fault)) => return on_fault(slot, fault),
-                Err(err) => return Exit::Retry(err.to_string()),
+                Ok(Err(fault)) => return Err(on_fault(fault)),
+                Err(err) => return Err(Exit::Retry(err.to_string())),
             };
+            self.set_counts(counts);
         }
-        slot.update(|info| info.counts = counts);
         if counts.outbox > 0 {
-            match send_outbox(slot, writer, stop, backoff).await {
-                Ok(c) => counts = c,
-                Err(exit) => return exit,
-            }
-            slot.update(|info| info.counts = counts);
+            counts = send_outbox(self, &writer, stop, backoff).await?;
+            self.set_counts(counts);
         }
+        Ok(counts.next_deadline.map(instant_of))
+    }
 
-        let checkpoint = *slot.checkpoint.borrow();
-        let wake_at = counts.next_deadline.map(instant_of);
-        let next = feed
-            .next_batch(checkpoint, stop, wake_at, |oldest, full| {
-                slot.update(|info| {
-                    note_pending(&mut info.pending_since, &mut info.state, oldest, full);
-                });
+    async fn apply(&self, events: Vec<RecordedEvent>, through: Position) -> Result<Position, Exit> {
+        let writer = self.current_writer()?;
+        let applied = writer
+            .call(move |core| {
+                let checkpoint = core.apply_batch(&events, through)?;
+                Ok::<_, Fault>((checkpoint, core.counts()?))
             })
             .await;
-        let (events, through, caught_up) = match next {
-            Next::Stop => return Exit::Stop,
-            Next::Wake => continue,
-            Next::Failed(err) => return Exit::Retry(err.to_string()),
-            Next::Apply {
-                events,
-                through,
-                caught_up,
-            } => (events, through, caught_up),
-        };
-        if !events.is_empty() || through.is_some() {
-            let through = through.unwrap_or(Position::ZERO);
-            let applied = writer
-                .call(move |core| {
-                    let checkpoint = core.apply_batch(&events, through)?;
-                    Ok::<_, Fault>((checkpoint, core.counts()?))
-                })
-                .await;
-            match applied {
-                Ok(Ok((checkpoint, c))) => {
-                    backoff.reset();
-                    counts = c;
-                    slot.publish_checkpoint(checkpoint);
-                    slot.update(|info| {
-                        info.counts = counts;
-                        info.pending_since = None;
-                        info.retrying = false;
-                    });
-                }
-                Ok(Err(fault)) => return on_fault(slot, fault),
-                Err(err) => return Exit::Retry(err.to_string()),
+        match applied {
+            Ok(Ok((checkpoint, counts))) => {
+                self.set_counts(counts);
+                Ok(checkpoint)
             }
-        }
-        if caught_up && slot.info.lock().state != RunnerState::Live {
-            slot.update(|info| {
-                info.state = RunnerState::Live;
-                info.pending_since = None;
-            });
+            Ok(Err(fault)) => Err(on_fault(fault)),
+            Err(err) => Err(Exit::Retry(err.to_string())),
         }
     }
 }
@@ -472,7 +311,7 @@ async fn follow(
 /// Sends the outbox oldest first, deleting each command once sent; a failed send is
 /// retried with backoff. Stops between commands when asked.
 async fn send_outbox(
-    slot: &Arc<Slot>,
+    slot: &Slot,
     writer: &Arc<Worker<ProcessCore>>,
     stop: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
@@ -480,13 +319,13 @@ async fn send_outbox(
     loop {
         let pending = match writer.call(|core| core.outbox(SEND_BATCH)).await {
             Ok(Ok(pending)) => pending,
-            Ok(Err(fault)) => return Err(on_fault(slot, fault)),
+            Ok(Err(fault)) => return Err(on_fault(fault)),
             Err(err) => return Err(Exit::Retry(err.to_string())),
         };
         if pending.is_empty() {
             return match writer.call(|core| core.counts()).await {
                 Ok(Ok(counts)) => Ok(counts),
-                Ok(Err(fault)) => Err(on_fault(slot, fault)),
+                Ok(Err(fault)) => Err(on_fault(fault)),
                 Err(err) => Err(Exit::Retry(err.to_string())),
             };
         }
@@ -504,12 +343,12 @@ async fn send_outbox(
                         let seq = entry.seq;
                         match writer.call(move |core| core.sent(seq)).await {
                             Ok(Ok(())) => {}
-                            Ok(Err(fault)) => return Err(on_fault(slot, fault)),
+                            Ok(Err(fault)) => return Err(on_fault(fault)),
                             Err(err) => return Err(Exit::Retry(err.to_string())),
                         }
                         backoff.reset();
-                        if slot.info.lock().retrying {
-                            slot.update(|info| info.retrying = false);
+                        if slot.lane.info().retrying {
+                            slot.lane.update(|info| info.retrying = false);
                         }
                         break;
                     }
@@ -517,7 +356,7 @@ async fn send_outbox(
                         let message =
                             format!("sending command {} failed: {err}", entry.context.command_id);
                         tracing::warn!(process = slot.manager.name(), error = %message, "process manager retries a send");
-                        slot.update(|info| {
+                        slot.lane.update(|info| {
                             info.last_error = Some(message);
                             info.retrying = true;
                         });

@@ -110,25 +110,50 @@ impl<S, C> Reaction<S, C> {
 /// Why a command could not be sent: the runner retries it with backoff.
 ///
 /// A command the domain refused is not a send failure: the sender handles it (records
-/// it, or reacts to the refusal event) and returns `Ok`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendError(String);
+/// it, or reacts to the refusal event) and returns `Ok`. The message includes the cause,
+/// so it is not repeated as a `source`; the cause is kept for callers that inspect it.
+#[derive(Debug)]
+pub struct SendError {
+    message: String,
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
 
 impl SendError {
     /// A send failure with a message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A send failure caused by `cause` (the command side's error, say), which is kept;
+    /// the message is `context: cause`.
+    pub fn caused_by(
+        context: impl fmt::Display,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        let cause = cause.into();
+        Self {
+            message: format!("{context}: {cause}"),
+            cause: Some(cause),
+        }
     }
 
     /// The message.
     pub fn message(&self) -> &str {
-        &self.0
+        &self.message
+    }
+
+    /// The error that caused the failure, if it was given.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
     }
 }
 
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -136,7 +161,7 @@ impl std::error::Error for SendError {}
 
 impl From<String> for SendError {
     fn from(message: String) -> Self {
-        Self(message)
+        Self::new(message)
     }
 }
 

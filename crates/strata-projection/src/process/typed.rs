@@ -111,8 +111,8 @@ impl<P: ProcessManager> DynProcess for Typed<P> {
         let decoded = serde_json::from_str::<P::Command>(command);
         let sender = self.sender.clone();
         Box::pin(async move {
-            let command = decoded
-                .map_err(|e| SendError::new(format!("cannot decode a stored command: {e}")))?;
+            let command =
+                decoded.map_err(|e| SendError::caused_by("cannot decode a stored command", e))?;
             sender.send(command, context).await
         })
     }

@@ -12,6 +12,7 @@ use strata_core::{
 use strata_projection::{ApplyError, Projections, SqliteProjection};
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, MemoryStore, ReadFilter, StoreError,
+    StreamSummary,
 };
 use tokio::sync::watch;
 
@@ -71,6 +72,14 @@ impl EventStore for Flaky {
     }
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
         self.inner.stream_version(stream).await
+    }
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        self.inner.list_streams(prefix, after, limit).await
     }
     async fn head(&self) -> Result<Position, StoreError> {
         self.inner.head().await

@@ -1,6 +1,7 @@
 //! strata-projection's integration tests, against `MemoryStore` and `EmbeddedStore`, with
 //! real SQLite files in temporary directories.
 
+mod ahead_of_log;
 mod as_of;
 mod crash;
 mod exactly_once;

@@ -1,12 +1,13 @@
 //! Poison events: policy `Stop` keeps what came before and stops; policy `Park` records
 //! the event in the dead-letter table and goes on; parked events are listed and retried.
+//! Events of types the projection does not handle are stepped over under either policy.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use strata_core::Position;
-use strata_projection::{FailurePolicy, ProjectionError, RunnerState};
+use strata_projection::{FailurePolicy, ProjectionError, RunnerState, StopCause};
 
 use crate::support::{
     Counter, Fixture, Kind, WAIT, append, both_stores, eventually, expected_model, query_model,
@@ -15,7 +16,8 @@ use crate::support::{
 
 both_stores!(
     stop_keeps_what_came_before_and_stops,
-    park_records_the_event_and_goes_on
+    park_records_the_event_and_goes_on,
+    unhandled_event_types_are_stepped_over_not_parked
 );
 
 async fn stop_keeps_what_came_before_and_stops(kind: Kind) {
@@ -38,16 +40,15 @@ async fn stop_keeps_what_came_before_and_stops(kind: Kind) {
     host.start();
     let err = host.wait_for("counter", after, WAIT).await.unwrap_err();
     match err {
-        ProjectionError::Failed {
+        ProjectionError::Stopped {
             name,
-            position,
-            error,
+            cause: StopCause::PoisonEvent { position, error },
         } => {
             assert_eq!(name, "counter");
             assert_eq!(position, poison);
             assert!(error.contains("poison at"), "{error}");
         }
-        other => panic!("expected Failed, got {other}"),
+        other => panic!("expected Stopped on a poison event, got {other}"),
     }
     let status = host.status().remove(0);
     assert_eq!(status.state, RunnerState::Failed);
@@ -70,7 +71,7 @@ async fn stop_keeps_what_came_before_and_stops(kind: Kind) {
 
     // After a fix, a restart resumes from the checkpoint.
     counter.refuse.store(false, Ordering::SeqCst);
-    host.restart("counter").await.unwrap();
+    host.restart("counter").unwrap();
     host.wait_for("counter", after, WAIT).await.unwrap();
     assert_eq!(
         query_model(&host, "counter").await,
@@ -141,4 +142,39 @@ async fn park_records_the_event_and_goes_on(kind: Kind) {
         Err(ProjectionError::NotParked { .. })
     ));
     host.shutdown().await;
+}
+
+async fn unhandled_event_types_are_stepped_over_not_parked(kind: Kind) {
+    for policy in [FailurePolicy::Stop, FailurePolicy::Park] {
+        let fx = Fixture::new(kind);
+        let store = &*fx.store;
+        append(store, "acct-1", "Added", serde_json::json!({"n": 1})).await;
+        // `A` is a type the counter does not handle (the attack: a raw append of a type
+        // no code of the category knows).
+        let odd = append(store, "acct-1", "A", serde_json::json!({"n": 2})).await;
+        let last = append(store, "acct-2", "Added", serde_json::json!({"n": 4})).await;
+
+        let host = fx.host();
+        host.register(Arc::new(Counter::new("counter").policy(policy)))
+            .unwrap();
+        host.start();
+        host.wait_for("counter", last, WAIT).await.unwrap();
+        let log = read_log(store).await;
+        // Stepped over: its write undone, nothing parked, the runner not stopped.
+        assert_eq!(
+            query_model(&host, "counter").await,
+            expected_model(&log, last.0, &[odd.0]),
+            "{policy:?}"
+        );
+        assert!(host.parked("counter").unwrap().is_empty(), "{policy:?}");
+        let status = host.status().remove(0);
+        assert_eq!(status.parked, 0);
+        assert_eq!(status.stopped_by, None);
+        assert_ne!(status.state, RunnerState::Failed);
+
+        // Events after it keep coming.
+        let later = append(store, "acct-3", "Added", serde_json::json!({"n": 8})).await;
+        host.wait_for("counter", later, WAIT).await.unwrap();
+        host.shutdown().await;
+    }
 }

@@ -1,6 +1,7 @@
 //! Process managers: commands sent once with ids derived from their cause, nothing new
 //! sent after a restart, failed sends retried, and durable timeouts that fire once, after
-//! a restart too.
+//! a restart too. A process manager says it cannot be rebuilt, and refuses to run from a
+//! checkpoint beyond the log's head.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use strata_core::{Position, RecordedEvent, Timestamp};
 use strata_domain::CommandContext;
 use strata_projection::{
-    CommandSender, ProcessManager, ProcessManagers, Reaction, RunnerState, SendError,
+    CommandSender, ProcessManager, ProcessManagers, ProjectionError, Reaction, RunnerState,
+    SendError, StopCause,
 };
 use strata_store::ReadFilter;
 
@@ -113,10 +115,18 @@ fn host(fx: &Fixture, pay_within: Duration, recorder: &Arc<Recorder>) -> Process
     host
 }
 
+/// Whether the runner is live with nothing left to send: it has handled what the log
+/// holds and sent what that led to.
+fn settled(pms: &ProcessManagers) -> bool {
+    let status = &pms.status()[0];
+    status.state == RunnerState::Live && status.outbox == 0 && !status.retrying
+}
+
 both_stores!(
     commands_are_sent_once_with_derived_ids,
     failed_sends_are_retried,
-    a_timeout_fires_once_after_a_restart
+    a_timeout_fires_once_after_a_restart,
+    a_checkpoint_beyond_the_head_is_refused
 );
 
 async fn commands_are_sent_once_with_derived_ids(kind: Kind) {
@@ -180,7 +190,8 @@ async fn commands_are_sent_once_with_derived_ids(kind: Kind) {
     let again = Arc::new(Recorder::default());
     let pms = host(&fx, hour, &again);
     pms.wait_for("checkout", head2, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Live with an empty outbox: whatever a replay would have sent is sent by now.
+    assert!(eventually(WAIT, || settled(&pms)).await);
     assert_eq!(again.count(), 0);
     pms.shutdown().await;
     drop(pms);
@@ -275,7 +286,13 @@ async fn a_timeout_fires_once_after_a_restart(kind: Kind) {
     let later = Arc::new(Recorder::default());
     let pms = host(&fx, within, &later);
     pms.wait_for("checkout", placed, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Live with no timeout pending and an empty outbox: a second firing would have
+    // been sent by now.
+    assert!(
+        eventually(WAIT, || settled(&pms)
+            && pms.status()[0].pending_timeouts == 0)
+        .await
+    );
     assert_eq!(later.count(), 0);
 
     // And a timeout fires in a running host too.
@@ -284,5 +301,46 @@ async fn a_timeout_fires_once_after_a_restart(kind: Kind) {
     assert!(eventually(WAIT, || later.count() == 2).await);
     assert_eq!(later.sent.lock()[1].0, Cmd::Cancel("?".into()));
     assert_eq!(pms.status()[0].checkpoint, Position(placed2.0));
+    pms.shutdown().await;
+}
+
+async fn a_checkpoint_beyond_the_head_is_refused(kind: Kind) {
+    let fx = Fixture::new(kind);
+    let hour = Duration::from_secs(3600);
+    let recorder = Arc::new(Recorder::default());
+    let pms = host(&fx, hour, &recorder);
+    append(&*fx.store, "order-1", "Placed", serde_json::json!({})).await;
+    let head = append(&*fx.store, "order-1", "Noted", serde_json::json!({})).await;
+    pms.wait_for("checkout", head, WAIT).await.unwrap();
+    let status = pms.status().remove(0);
+    assert!(!status.rebuildable);
+    pms.shutdown().await;
+    drop(pms);
+
+    // The same process database over a log that holds less than it handled.
+    let short = Fixture::new(kind);
+    let short_head = append(&*short.store, "order-9", "Noted", serde_json::json!({})).await;
+    let pms = ProcessManagers::new(short.store.clone(), fx.dir.path().join("process"));
+    let again = Arc::new(Recorder::default());
+    pms.register(Arc::new(Checkout { pay_within: hour }), again.clone())
+        .unwrap();
+    pms.start();
+    let err = pms
+        .wait_for("checkout", Position(head.0 + 1), WAIT)
+        .await
+        .unwrap_err();
+    let expected = StopCause::CheckpointAheadOfLog {
+        checkpoint: head,
+        head: short_head,
+    };
+    assert!(
+        matches!(&err, ProjectionError::Stopped { name, cause } if name == "checkout" && *cause == expected),
+        "{err}"
+    );
+    let status = pms.status().remove(0);
+    assert_eq!(status.state, RunnerState::Failed);
+    assert_eq!(status.stopped_by, Some(expected));
+    assert_eq!(status.checkpoint, head);
+    assert_eq!(again.count(), 0);
     pms.shutdown().await;
 }

@@ -1,10 +1,13 @@
 //! Rebuilds without downtime: a new generation builds beside the answering one, which
-//! keeps answering until the new one has caught up; version bumps do the same on start.
+//! keeps answering until the new one has caught up; version bumps do the same on start;
+//! a rebuild that fails is given up and says so, and the old generation keeps answering.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_projection::{Projections, RunnerState};
+use std::sync::atomic::Ordering;
+
+use strata_projection::{ProjectionError, Projections, RunnerState, StopCause};
 
 use crate::support::{
     Counter, Fixture, Kind, WAIT, append, append_many, both_stores, eventually, expected_model,
@@ -13,7 +16,8 @@ use crate::support::{
 
 both_stores!(
     rebuild_keeps_answering_from_the_old_generation,
-    a_version_bump_builds_beside_the_old_version
+    a_version_bump_builds_beside_the_old_version,
+    a_failed_rebuild_is_given_up_and_the_old_generation_keeps_answering
 );
 
 /// Which generation and version a query answered from.
@@ -165,4 +169,94 @@ async fn a_version_bump_builds_beside_the_old_version(kind: Kind) {
     let status = host.status().remove(0);
     assert_eq!((status.version, status.generation), (2, 2));
     assert!(status.rebuild.is_none());
+}
+
+async fn a_failed_rebuild_is_given_up_and_the_old_generation_keeps_answering(kind: Kind) {
+    let fx = Fixture::new(kind);
+    let store = &*fx.store;
+    append(store, "acct-1", "Added", serde_json::json!({"n": 1})).await;
+    let poison = append(
+        store,
+        "acct-2",
+        "Added",
+        serde_json::json!({"n": 2, "poison": true}),
+    )
+    .await;
+    let head = append(store, "acct-1", "Added", serde_json::json!({"n": 4})).await;
+    // Policy `Stop`; the answering generation is built while the code still accepts
+    // the event, then the code changes and a rebuild meets it.
+    let counter = Arc::new(Counter::new("counter"));
+    counter.refuse.store(false, Ordering::SeqCst);
+    let host = fx.host();
+    host.register(counter.clone()).unwrap();
+    host.start();
+    host.wait_for("counter", head, WAIT).await.unwrap();
+    counter.refuse.store(true, Ordering::SeqCst);
+
+    let err = host.rebuild("counter").await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ProjectionError::Stopped { name, cause: StopCause::PoisonEvent { position, .. } }
+                if name == "counter" && *position == poison
+        ),
+        "{err}"
+    );
+    // The status says so, and is not stuck at `rebuilding`.
+    let status = host.status().remove(0);
+    assert_ne!(status.state, RunnerState::Rebuilding);
+    assert_eq!(status.stopped_by, None);
+    assert_eq!(status.generation, 1);
+    let failed = status.rebuild.expect("the failed rebuild is reported");
+    assert_eq!(failed.state, RunnerState::Failed);
+    assert_eq!(failed.generation, 2);
+    assert!(
+        matches!(failed.stopped_by, Some(StopCause::PoisonEvent { position, .. }) if position == poison)
+    );
+    assert!(failed.last_error.unwrap().contains("poison at"));
+
+    // Another attempt fails the same way, in a generation of its own.
+    assert!(matches!(
+        host.rebuild("counter").await,
+        Err(ProjectionError::Stopped { .. })
+    ));
+    assert_eq!(host.status()[0].rebuild.as_ref().unwrap().generation, 3);
+
+    // The old generation keeps answering and following the log; the failed ones' files
+    // go.
+    let later = append(store, "acct-3", "Added", serde_json::json!({"n": 8})).await;
+    host.wait_for("counter", later, WAIT).await.unwrap();
+    assert_eq!(answered_by(&host).await, (1, 1));
+    let log = read_log(store).await;
+    assert_eq!(
+        query_model(&host, "counter").await,
+        expected_model(&log, later.0, &[])
+    );
+    let dir = fx.read_dir();
+    assert!(
+        eventually(WAIT, || files(&dir) == ["counter-v1-g1.sqlite3"]).await,
+        "{:?}",
+        files(&dir)
+    );
+
+    // A restart does not resume the given-up build.
+    host.shutdown().await;
+    drop(host);
+    let host = fx.host();
+    host.register(counter.clone()).unwrap();
+    host.start();
+    host.wait_for("counter", later, WAIT).await.unwrap();
+    let status = host.status().remove(0);
+    assert_eq!((status.generation, status.rebuild), (1, None));
+
+    // After a fix, a new rebuild takes over.
+    counter.refuse.store(false, Ordering::SeqCst);
+    host.rebuild("counter").await.unwrap();
+    assert_eq!(answered_by(&host).await, (1, 2));
+    assert_eq!(host.status()[0].rebuild, None);
+    assert_eq!(
+        query_model(&host, "counter").await,
+        expected_model(&log, later.0, &[])
+    );
+    host.shutdown().await;
 }

@@ -132,6 +132,8 @@ pub(crate) async fn read_log(store: &dyn EventStore) -> Vec<RecordedEvent> {
 /// Counts events of category `acct` per stream and records each applied position with
 /// how many times it was applied: a skipped event is a missing row, a repeated one a
 /// count of 2. Refuses events whose data has `"poison": true` while `refuse` is set.
+/// Handles only events of type `Added`: any other type is unhandled (after writing, so
+/// that stepping over it must undo the write).
 pub(crate) struct Counter {
     pub(crate) name: &'static str,
     pub(crate) version: u32,
@@ -207,6 +209,9 @@ impl SqliteProjection for Counter {
              ON CONFLICT (stream) DO UPDATE SET events = events + 1, sum = sum + excluded.sum",
             params![event.stream.as_str(), data["n"].as_i64().unwrap_or(0)],
         )?;
+        if event.event_type.as_str() != "Added" {
+            return Err(ApplyError::unhandled(&event.event_type));
+        }
         if data["poison"].as_bool() == Some(true) && self.refuse.load(Ordering::SeqCst) {
             return Err(ApplyError::new(format!("poison at {}", event.position)));
         }

@@ -53,10 +53,12 @@ async fn wait_for_times_out_when_the_position_is_not_reached(kind: Kind) {
             name,
             position,
             checkpoint,
+            waited,
         } => {
             assert_eq!(name, "counter");
             assert_eq!(position, Position(head.0 + 5));
             assert!(checkpoint <= head);
+            assert!(waited >= Duration::from_millis(150), "{waited:?}");
         }
         other => panic!("expected a timeout, got {other}"),
     }

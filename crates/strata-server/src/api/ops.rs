@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::api::schema::ErrorEnvelope;
 use crate::extract::Path;
 use crate::metrics::StatsSnapshot;
-use crate::projections::{ParkedEvent, ProjectionStatus};
+use crate::projections::{ParkedEvent, RunnerStatus};
 use crate::{ApiError, ApiResult, AppState};
 
 /// The server's health.
@@ -62,10 +62,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         && let Ok(list) = host.status().await
     {
         for p in list {
-            metrics::gauge!("strata_projection_lag_events", "projection" => p.name.clone())
-                .set(p.lag_events as f64);
-            metrics::gauge!("strata_projection_checkpoint", "projection" => p.name)
-                .set(p.checkpoint as f64);
+            let name = p.name().to_owned();
+            metrics::gauge!("strata_projection_lag_events", "projection" => name.clone())
+                .set(p.lag_events() as f64);
+            metrics::gauge!("strata_projection_checkpoint", "projection" => name)
+                .set(p.checkpoint().0 as f64);
         }
     }
     (
@@ -83,8 +84,6 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 pub(crate) struct Stats {
     /// The store's last committed position.
     head: u64,
-    /// Streams known to the listing.
-    streams: usize,
     #[serde(flatten)]
     counters: StatsSnapshot,
 }
@@ -99,7 +98,6 @@ pub(crate) struct Stats {
 pub(crate) async fn stats(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
     Ok(Json(Stats {
         head: state.store().head().await?.0,
-        streams: state.catalog().len(),
         counters: state.stats().snapshot(),
     }))
 }
@@ -117,13 +115,14 @@ pub(crate) async fn openapi(
     Json((*doc).clone())
 }
 
-/// Every projection.
+/// Every projection and process manager, told apart by `kind`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ProjectionList {
-    projections: Vec<ProjectionStatus>,
+    projections: Vec<RunnerStatus>,
 }
 
-/// Every projection with its checkpoint, lag, state and parked count.
+/// Every projection and process manager with its checkpoint, lag, state, why it stopped
+/// if it did, and whether it can be rebuilt.
 #[utoipa::path(
     get,
     path = "/projections",
@@ -154,15 +153,17 @@ pub(crate) struct Rebuilding {
     rebuilding: String,
 }
 
-/// Rebuilds a projection from the start of the log, beside the current one.
+/// Rebuilds a projection from the start of the log, beside the current one, which keeps
+/// answering; a rebuild that fails is given up and shows as failed in `/projections`.
 #[utoipa::path(
     post,
     path = "/projections/{name}/rebuild",
     tag = "operations",
-    params(("name" = String, Path, description = "The projection")),
+    params(("name" = String, Path, description = "The projection, as `/projections` names it")),
     responses(
         (status = 202, description = "The rebuild started", body = Rebuilding),
-        (status = 404, description = "No such projection", body = ErrorEnvelope),
+        (status = 404, description = "Nothing of that name", body = ErrorEnvelope),
+        (status = 409, description = "not_rebuildable: a process manager", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn rebuild(

@@ -18,7 +18,6 @@ use strata_store::{Direction, ReadFilter};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::schema::{AppendRequest, AppendResponse, ErrorEnvelope, EventsPage};
-use crate::catalog::StreamSummary;
 use crate::extract::{Body, Path, Query, json_error};
 use crate::{ApiError, ApiResult, AppState};
 
@@ -278,37 +277,51 @@ pub(crate) async fn read_all(
     .into_response())
 }
 
-/// Which streams to list.
+/// Which streams to list: a page of the listing in name order.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
-    /// Only streams whose names start with this.
+    /// Only streams whose names start with this (for example `order-`).
     prefix: Option<String>,
-    /// Only streams whose names contain this.
-    q: Option<String>,
-    /// How many streams at most (default 100).
+    /// The cursor: list the streams whose names sort after this one. Pass the previous
+    /// page's `next` to get the page after it.
+    after: Option<String>,
+    /// How many streams at most (default 100, at most the server's maximum, 1000).
     limit: Option<usize>,
 }
 
-/// The streams known to the server, in name order.
+/// One stream in a listing.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct StreamList {
-    streams: Vec<StreamSummary>,
-    /// How many streams exist in all.
-    total: usize,
-    /// The last position the listing has taken in.
-    indexed_position: u64,
+pub(crate) struct StreamSummary {
+    /// The stream's name.
+    stream: String,
+    /// Its version (event count).
+    version: u64,
+    /// The position of its last event.
+    last_position: u64,
 }
 
-/// Lists streams by name (derived by the server from the log; eventually consistent).
+/// A page of streams in ascending byte order of their names.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StreamList {
+    /// The streams of this page.
+    streams: Vec<StreamSummary>,
+    /// The cursor of the next page (its `after`); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// Lists streams by name, a page at a time, straight from the store: every stream that
+/// exists when paging begins is listed exactly once; one created meanwhile is listed if
+/// its name sorts after the cursor.
 #[utoipa::path(
     get,
     path = "/streams",
     tag = "event store",
     params(ListQuery),
     responses(
-        (status = 200, description = "Matching streams", body = StreamList),
+        (status = 200, description = "A page of matching streams and the cursor of the next", body = StreamList),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
     )
 )]
@@ -317,14 +330,40 @@ pub(crate) async fn list_streams(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<StreamList>> {
     let limit = read_limit(&state, query.limit)?;
-    let catalog = state.catalog();
+    let prefix = bounded_name("prefix", query.prefix.as_deref().unwrap_or(""))?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|a| bounded_name("after", a))
+        .transpose()?;
+    // One more than asked tells whether a next page exists without a second call.
+    let mut listed = state.store().list_streams(prefix, after, limit + 1).await?;
+    let more = listed.len() > limit;
+    listed.truncate(limit);
+    let next = more
+        .then(|| listed.last().map(|s| s.stream.as_str().to_owned()))
+        .flatten();
     Ok(Json(StreamList {
-        streams: catalog.list(
-            query.prefix.as_deref().unwrap_or(""),
-            query.q.as_deref().unwrap_or(""),
-            limit,
-        ),
-        total: catalog.len(),
-        indexed_position: catalog.indexed(),
+        streams: listed
+            .into_iter()
+            .map(|s| StreamSummary {
+                stream: s.stream.as_str().to_owned(),
+                version: s.version.0,
+                last_position: s.last_position.0,
+            })
+            .collect(),
+        next,
     }))
+}
+
+/// A listing parameter that compares with stream names: no longer than the longest name.
+fn bounded_name<'a>(what: &str, text: &'a str) -> ApiResult<&'a str> {
+    if text.len() > StreamName::MAX_BYTES {
+        return Err(ApiError::invalid(format!(
+            "{what} is {} bytes, longer than the longest stream name ({} bytes)",
+            text.len(),
+            StreamName::MAX_BYTES
+        )));
+    }
+    Ok(text)
 }

@@ -8,9 +8,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use parking_lot::Mutex;
 use serde_json::json;
-use strata_core::Position;
+use strata_core::{Position, Timestamp};
+use strata_projection::RunnerState;
 use strata_server::{
-    AppState, ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, app,
+    AppState, ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, RunnerStatus, app,
 };
 use strata_store::MemoryStore;
 
@@ -24,18 +25,23 @@ struct FakeHost {
 
 #[async_trait]
 impl ProjectionHost for FakeHost {
-    async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
-        Ok(vec![ProjectionStatus {
+    async fn status(&self) -> Result<Vec<RunnerStatus>, ProjectionError> {
+        Ok(vec![RunnerStatus::Projection(ProjectionStatus {
             name: "sample".into(),
-            kind: "projection".into(),
             version: 2,
-            checkpoint: 5,
+            generation: 1,
+            rebuildable: true,
+            checkpoint: Position(5),
+            head: Position(8),
             lag_events: 3,
             lag_seconds: 0.5,
-            state: "running".into(),
-            parked: 1,
+            state: RunnerState::Live,
             last_error: None,
-        }])
+            stopped_by: None,
+            retrying: false,
+            parked: 1,
+            rebuild: None,
+        })])
     }
 
     async fn rebuild(&self, name: &str) -> Result<(), ProjectionError> {
@@ -47,12 +53,12 @@ impl ProjectionHost for FakeHost {
     async fn parked(&self, name: &str) -> Result<Vec<ParkedEvent>, ProjectionError> {
         self.known(name)?;
         Ok(vec![ParkedEvent {
-            position: 7,
+            position: Position(7),
             stream: "order-1".into(),
             event_type: "Placed".into(),
             error: "boom".into(),
             attempts: 3,
-            parked_at: "2026-01-01T00:00:00Z".into(),
+            parked_at: Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
         }])
     }
 
@@ -61,7 +67,7 @@ impl ProjectionHost for FakeHost {
         if position.0 != 7 {
             return Err(ProjectionError::NotParked {
                 name: name.into(),
-                position: position.0,
+                position,
             });
         }
         self.calls
@@ -78,7 +84,7 @@ impl FakeHost {
         if name == "sample" {
             Ok(())
         } else {
-            Err(ProjectionError::UnknownProjection(name.into()))
+            Err(ProjectionError::Unknown(name.into()))
         }
     }
 }
@@ -143,13 +149,21 @@ async fn projections_are_listed_rebuilt_and_retried() {
     let (app, host) = with_host();
     let list = get(&app, "/projections").await;
     assert_eq!(list.status, StatusCode::OK);
-    assert_eq!(list.json()["projections"][0]["name"], "sample");
-    assert_eq!(list.json()["projections"][0]["lag_events"], 3);
+    let listed = &list.json()["projections"][0];
+    assert_eq!(listed["name"], "sample");
+    assert_eq!(listed["kind"], "projection");
+    assert_eq!(listed["state"], "live");
+    assert_eq!(listed["rebuildable"], true);
+    assert_eq!(listed["lag_events"], 3);
 
     let rebuild = post(&app, "/projections/sample/rebuild", json!({})).await;
     assert_eq!(rebuild.status, StatusCode::ACCEPTED);
     let parked = get(&app, "/projections/sample/parked").await;
     assert_eq!(parked.json()["parked"][0]["position"], 7);
+    assert_eq!(
+        parked.json()["parked"][0]["parked_at"],
+        "2026-01-01T00:00:00Z"
+    );
     let retry = post(&app, "/projections/sample/parked/7/retry", json!({})).await;
     assert_eq!(retry.status, StatusCode::OK, "{}", retry.text());
     assert_eq!(*host.calls.lock(), ["rebuild sample", "retry sample 7"]);

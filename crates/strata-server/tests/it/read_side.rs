@@ -1,15 +1,21 @@
 //! The operations routes over a real strata-projection host: a poison event is parked,
-//! listed, retried (failing, then succeeding once fixed), and a rebuild starts.
+//! listed, retried (failing, then succeeding once fixed), and a rebuild starts; a process
+//! manager is listed under the name every route accepts, and says it cannot be rebuilt.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use strata_core::RecordedEvent;
-use strata_projection::{ApplyError, FailurePolicy, Projections, SqliteProjection};
+use strata_domain::CommandContext;
+use strata_projection::{
+    ApplyError, CommandSender, FailurePolicy, ProcessManager, ProcessManagers, Projections,
+    Reaction, SendError, SqliteProjection,
+};
 use strata_server::{AppState, ReadSide, app};
 use strata_store::{EventStore, MemoryStore, ReadFilter};
 
@@ -130,7 +136,7 @@ async fn a_parked_event_is_listed_retried_and_a_rebuild_starts() {
     let rebuild = post(&app, "/projections/picky/rebuild", json!({})).await;
     assert_eq!(rebuild.status, StatusCode::ACCEPTED);
     eventually(&app, "the rebuild finishes", |s| {
-        s["state"] == "running" && s["checkpoint"] == 3
+        s["state"] == "live" && s["checkpoint"] == 3
     })
     .await;
     let metrics = get(&app, "/metrics").await.text();
@@ -138,5 +144,70 @@ async fn a_parked_event_is_listed_retried_and_a_rebuild_starts() {
         metrics.contains("strata_projection_lag_events{projection=\"picky\"} 0"),
         "{metrics}"
     );
+    projections.shutdown().await;
+}
+
+/// A process manager that reacts to nothing.
+struct Idle;
+
+impl ProcessManager for Idle {
+    type State = ();
+    type Command = String;
+
+    fn name(&self) -> &'static str {
+        "idle_process"
+    }
+    fn filter(&self) -> ReadFilter {
+        ReadFilter::all().category("idle")
+    }
+    fn correlate(&self, _: &RecordedEvent) -> Option<String> {
+        None
+    }
+    fn react(&self, state: (), _: &RecordedEvent) -> Reaction<(), String> {
+        Reaction::new(state)
+    }
+    fn on_timeout(&self, state: (), _: &str) -> Reaction<(), String> {
+        Reaction::new(state)
+    }
+}
+
+#[async_trait]
+impl CommandSender<String> for Idle {
+    async fn send(&self, _: String, _: CommandContext) -> Result<(), SendError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_process_manager_is_listed_under_a_name_every_route_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let projections = Projections::new(store.clone(), dir.path().join("read"));
+    let processes = ProcessManagers::new(store.clone(), dir.path().join("process"));
+    processes.register(Arc::new(Idle), Arc::new(Idle)).unwrap();
+    projections.start();
+    processes.start();
+    let app = app(AppState::builder(store)
+        .projections(Arc::new(ReadSide::new(
+            projections.clone(),
+            Some(processes.clone()),
+        )))
+        .build());
+
+    let list = get(&app, "/projections").await.json();
+    let listed = &list["projections"][0];
+    assert_eq!(listed["name"], "idle_process", "{list}");
+    assert_eq!(listed["kind"], "process_manager");
+    assert_eq!(listed["rebuildable"], false);
+
+    let rebuild = post(&app, "/projections/idle_process/rebuild", json!({})).await;
+    assert_eq!(rebuild.status, StatusCode::CONFLICT, "{}", rebuild.text());
+    assert_eq!(rebuild.code(), "not_rebuildable");
+    let parked = get(&app, "/projections/idle_process/parked").await;
+    assert_eq!(parked.status, StatusCode::OK, "{}", parked.text());
+    assert_eq!(parked.json()["parked"], json!([]));
+    let unknown = post(&app, "/projections/nothing/rebuild", json!({})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    processes.shutdown().await;
     projections.shutdown().await;
 }

@@ -58,6 +58,23 @@ async fn appends_survive_reopen_across_many_segments() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].version, store.stream_version(&s3).await.unwrap());
     assert_eq!(events[1].version, Version(events[0].version.0 - 1));
+    // The stream listing is rebuilt from the index files and the active segment.
+    let listed = store.list_streams("order-", None, 100).await.unwrap();
+    let want: Vec<(String, u64)> = (0..7u64)
+        .map(|s| (format!("order-{s}"), (300 - s).div_ceil(7)))
+        .collect();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.stream.as_str().to_owned(), s.version.0))
+            .collect::<Vec<_>>(),
+        want
+    );
+    assert_eq!(
+        listed.iter().map(|s| s.last_position.0).collect::<Vec<_>>(),
+        [295, 296, 297, 298, 299, 300, 294],
+        "the last event of order-s is the last i < 300 with i % 7 == s, at position i + 1"
+    );
     // The reopened store appends where it left off.
     let result = store
         .append(&s3, ExpectedVersion::Any, vec![event("Placed", 1)])
@@ -95,9 +112,14 @@ async fn read_only_handle_follows_the_writer() {
             .await
             .unwrap();
     }
+    let other = StreamName::new("acct-2").unwrap();
+    store
+        .append(&other, ExpectedVersion::NoStream, vec![event("Opened", 0)])
+        .await
+        .unwrap();
     let mut watch = reader.watch_head();
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while *watch.borrow_and_update() < Position(100) {
+        while *watch.borrow_and_update() < Position(101) {
             watch.changed().await.unwrap();
         }
     })
@@ -108,6 +130,15 @@ async fn read_only_handle_follows_the_writer() {
         .await
         .unwrap();
     assert_eq!(events.len(), 100);
+    let listed = reader.list_streams("", None, 10).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.stream.as_str(), s.version.0, s.last_position.0))
+            .collect::<Vec<_>>(),
+        [("acct-1", 100, 100), ("acct-2", 1, 101)],
+        "a follower lists the streams the writer created"
+    );
     let err = reader
         .append(&stream, ExpectedVersion::Any, vec![event("X", 0)])
         .await

@@ -1,6 +1,7 @@
 //! Damaged bytes on disk: corruption anywhere but a torn last batch is refused with an
-//! error naming the file and offset, and listed by `verify`; a torn last batch is cut;
-//! a bad index file is rebuilt by rescanning its segment.
+//! error naming the file and offset, and listed by `verify`; a torn last batch that the
+//! high-water mark does not cover (never acknowledged) is cut; a bad index file is rebuilt
+//! by rescanning its segment.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -27,6 +28,8 @@ struct Fixture {
     events: Vec<(StreamName, EventId)>,
     /// How many events the last append wrote.
     last_append: usize,
+    /// The high-water mark file as it stood before the last append.
+    mark_before_last: Vec<u8>,
 }
 
 impl Fixture {
@@ -47,6 +50,11 @@ impl Fixture {
                     .await
                     .unwrap();
             }
+        });
+        drop(store);
+        let mark_before_last = std::fs::read(dir.path().join("HIGH-WATER")).unwrap();
+        let store = EmbeddedStore::open(dir.path(), small_segments()).unwrap();
+        rt.block_on(async {
             let stream = StreamName::new("acct-last").unwrap();
             let last: Vec<NewEvent> = (0..3).map(|i| padded("Closed", i)).collect();
             events.extend(last.iter().map(|e| (stream.clone(), e.id)));
@@ -60,6 +68,7 @@ impl Fixture {
             dir,
             events,
             last_append: 3,
+            mark_before_last,
         };
         assert!(fixture.segments().len() >= 3, "{:?}", fixture.segments());
         fixture
@@ -67,6 +76,13 @@ impl Fixture {
 
     fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Puts back the high-water mark as a crash right after the last append would have
+    /// left it: written before that append, so the append's batch is not known to have
+    /// been acknowledged.
+    fn crash_before_the_mark_covered_the_last_append(&self) {
+        std::fs::write(self.path().join("HIGH-WATER"), &self.mark_before_last).unwrap();
     }
 
     /// The segment files, oldest first.
@@ -305,6 +321,7 @@ fn a_flipped_byte_in_the_final_batch_is_corruption_not_a_torn_tail() {
 /// problem, opening cuts it, the earlier events are intact and the cut append is gone
 /// whole, and the store appends after them.
 fn assert_torn_final_batch_is_cut(fixture: &Fixture, segment: &Path, batch: u64, file_len: u64) {
+    fixture.crash_before_the_mark_covered_the_last_append();
     let before = verify(fixture.path()).unwrap();
     assert!(before.is_intact(), "{:?}", before.problems);
     let torn = before.torn_tail.expect("verify reports the torn tail");

@@ -6,5 +6,6 @@ mod conformance;
 mod corruption;
 mod crash;
 mod faults;
+mod high_water;
 mod lock;
 mod model;

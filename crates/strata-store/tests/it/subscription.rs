@@ -12,7 +12,7 @@ use strata_core::{
 };
 use strata_store::{
     AllPage, AppendResult, Direction, EventStore, EventStream, MemoryStore, ReadFilter,
-    SUBSCRIPTION_BATCH, StoreError, catch_up_subscription,
+    SUBSCRIPTION_BATCH, StoreError, StreamSummary, catch_up_subscription,
 };
 use tokio::sync::watch;
 
@@ -91,6 +91,15 @@ impl EventStore for Probe {
 
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
         self.inner.stream_version(stream).await
+    }
+
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        self.inner.list_streams(prefix, after, limit).await
     }
 
     async fn head(&self) -> Result<Position, StoreError> {
