@@ -15,6 +15,8 @@ mod open;
 mod options;
 mod read;
 mod scan;
+#[cfg(feature = "simulation")]
+pub mod simulation;
 mod store;
 mod verify;
 mod writer;

@@ -76,6 +76,7 @@ pub(crate) fn verify_with(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport, Store
         segments: segments.len(),
         ..VerifyReport::default()
     };
+    let mark_known = matches!(read_mark(fs, dir), Ok(Some(_)));
     let mark = match read_mark(fs, dir) {
         Ok(mark) => mark.unwrap_or_default(),
         Err(reason) => {
@@ -157,7 +158,9 @@ pub(crate) fn verify_with(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport, Store
             len: SEGMENT_HEADER_LEN,
         });
         let mode = if is_last {
-            TailMode::Last
+            TailMode::Last {
+                acknowledged: mark_known.then_some(mark.high_water),
+            }
         } else {
             TailMode::Sealed
         };
