@@ -76,8 +76,9 @@ pub(crate) fn verify_with(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport, Store
         segments: segments.len(),
         ..VerifyReport::default()
     };
-    let mark_known = matches!(read_mark(fs, dir), Ok(Some(_)));
-    let mark = match read_mark(fs, dir) {
+    let read = read_mark(fs, dir);
+    let mark_known = matches!(read, Ok(Some(_)));
+    let mark = match read {
         Ok(mark) => mark.unwrap_or_default(),
         Err(reason) => {
             report.problems.push(problem(
