@@ -45,21 +45,24 @@ CREATE TABLE IF NOT EXISTS pm_outbox (
 /// The most due timeouts fired in one transaction.
 const TIMEOUT_BATCH: usize = 256;
 
+/// The error behind a fault, kept as it was so that its source chain reaches the log.
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// A failure while handling a batch.
 #[derive(Debug)]
 pub(crate) enum Fault {
     /// Storage: nothing was committed; retry after a backoff.
-    Transient(String),
+    Transient(Cause),
     /// A stored state cannot be decoded (or a reaction encoded): the runner stops.
-    Fatal(String),
+    Fatal(Cause),
 }
 
 impl From<rusqlite::Error> for Fault {
     fn from(err: rusqlite::Error) -> Self {
         if is_transient_sqlite(&err) {
-            Fault::Transient(err.to_string())
+            Fault::Transient(Box::new(err))
         } else {
-            Fault::Fatal(err.to_string())
+            Fault::Fatal(Box::new(err))
         }
     }
 }
@@ -146,10 +149,9 @@ impl ProcessCore {
                 continue;
             };
             let reaction = self.manager.react(state.as_deref(), event).map_err(|e| {
-                Fault::Fatal(format!(
-                    "instance {instance} at position {}: {e}",
-                    event.position
-                ))
+                Fault::Fatal(
+                    format!("instance {instance} at position {}: {e}", event.position).into(),
+                )
             })?;
             let correlation = event
                 .metadata_json()
@@ -199,7 +201,7 @@ impl ProcessCore {
                 .manager
                 .on_timeout(state.as_deref(), timeout)
                 .map_err(|e| {
-                    Fault::Fatal(format!("instance {instance}, timeout {timeout}: {e}"))
+                    Fault::Fatal(format!("instance {instance}, timeout {timeout}: {e}").into())
                 })?;
             // Ids derive from (process, instance, timeout, deadline): the same firing
             // always sends the same ids, and re-arming the timeout later sends new ones.
@@ -234,8 +236,9 @@ impl ProcessCore {
         let mut out = Vec::new();
         for row in rows {
             let (seq, command, context) = row?;
-            let context = serde_json::from_str(&context)
-                .map_err(|e| Fault::Fatal(format!("outbox entry {seq} has a bad context: {e}")))?;
+            let context = serde_json::from_str(&context).map_err(|e| {
+                Fault::Fatal(format!("outbox entry {seq} has a bad context: {e}").into())
+            })?;
             out.push(Outgoing {
                 seq,
                 command,
@@ -337,7 +340,7 @@ fn record(
     for (index, command) in reaction.commands.iter().enumerate() {
         let context = context(index as u32);
         let encoded = serde_json::to_string(&context)
-            .map_err(|e| Fault::Fatal(format!("cannot encode a command context: {e}")))?;
+            .map_err(|e| Fault::Fatal(format!("cannot encode a command context: {e}").into()))?;
         // A command id already in the outbox (a replay) is not queued twice.
         tx.execute(
             "INSERT OR IGNORE INTO pm_outbox (command_id, instance, command, context, created_at)

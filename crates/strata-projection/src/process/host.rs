@@ -83,20 +83,20 @@ impl Slot {
 }
 
 fn fault_error(path: &Path, fault: Fault) -> ProjectionError {
-    let message = match fault {
-        Fault::Transient(m) | Fault::Fatal(m) => m,
-    };
+    let (Fault::Transient(cause) | Fault::Fatal(cause)) = fault;
     ProjectionError::io(
         format!("cannot read {}", path.display()),
-        std::io::Error::other(message),
+        std::io::Error::other(cause),
     )
 }
 
 /// Turns a fault into how the session ends.
 fn on_fault(fault: Fault) -> Exit {
     match fault {
-        Fault::Transient(err) => Exit::Retry(err),
-        Fault::Fatal(error) => Exit::Failed(StopCause::Undecodable { error }),
+        Fault::Transient(err) => Exit::Retry(err.to_string()),
+        Fault::Fatal(err) => Exit::Failed(StopCause::Undecodable {
+            error: err.to_string(),
+        }),
     }
 }
 
