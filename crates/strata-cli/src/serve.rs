@@ -35,7 +35,8 @@ pub(crate) struct ServeArgs {
 
     /// A file of bearer tokens, one `token role [name]` per line (roles: read, write,
     /// admin; the name is the actor recorded on the events of the token's commands).
-    /// With tokens, every request needs one.
+    /// Each token is at least 16 bytes and appears once. With tokens, every request
+    /// needs one.
     #[arg(long, env = "STRATA_TOKENS_FILE", value_name = "FILE")]
     pub(crate) tokens: Option<PathBuf>,
 

@@ -29,7 +29,7 @@ mod state;
 
 pub use api::app;
 pub use api::schema::{ErrorDetail, ErrorEnvelope};
-pub use auth::{Role, Tokens, TokensError};
+pub use auth::{MIN_TOKEN_BYTES, Role, Tokens, TokensError};
 pub use command::{
     ACTOR, CORRELATION_ID, CommandAnswer, CommandHeaders, IDEMPOTENCY_KEY, run_command,
 };
