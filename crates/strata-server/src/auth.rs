@@ -287,8 +287,9 @@ pub(crate) struct Guard {
 }
 
 /// The middleware: with tokens configured, 401 without a known bearer token and 403 when
-/// its role is below the one the route declared. A request that matches no declared
-/// operation (a 404 or 405 in the making) needs the read role.
+/// its role is below the one the route declared. A request that matches no route (a 404
+/// in the making) needs the read role; one that matches a route but no declared
+/// operation, the admin role.
 ///
 /// It runs after routing (as a route layer), so the matched route path is known.
 pub(crate) async fn require_token(
@@ -300,11 +301,17 @@ pub(crate) async fn require_token(
         return next.run(request).await;
     };
     let method = request.method();
-    let access = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| guard.access.get(method, path.as_str()))
-        .unwrap_or(Access::Needs(Role::Read));
+    let access = match request.extensions().get::<MatchedPath>() {
+        // No route: the answer is a 404, which any reader may get.
+        None => Access::Needs(Role::Read),
+        // A route without a declaration for this method (a 405 in the making): only an
+        // admin, so that an operation whose declaration went missing is never opened
+        // to everyone.
+        Some(path) => guard
+            .access
+            .get(method, path.as_str())
+            .unwrap_or(Access::Needs(Role::Admin)),
+    };
     let needed = match access {
         Access::Public => return next.run(request).await,
         Access::Needs(role) => role,

@@ -232,10 +232,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// [`ModuleError<E, ThatType>`]:
 ///
 /// ```text
-/// impl ErrorMapping<ShopError> for ShopModule {
-///     fn api_error(error: ShopError) -> ApiError { /* status and code per variant */ }
+/// impl ErrorMapping<LedgerError> for LedgerModule {
+///     fn api_error(error: LedgerError) -> ApiError { /* status and code per variant */ }
 /// }
-/// type Answer<T> = Result<Json<T>, ModuleError<ShopError, ShopModule>>;
+/// type Answer<T> = Result<Json<T>, ModuleError<LedgerError, LedgerModule>>;
 /// ```
 pub trait ErrorMapping<E> {
     /// The answer to `error`. Map what is the caller's fault to a 4xx; anything else

@@ -105,7 +105,15 @@ impl AccessTable {
 
 /// Routes under construction whose handlers extract the state `S`. Each group is added
 /// with the role it needs; [`Routes::with_state`] gives the state and makes them
-/// mountable.
+/// mountable. Routes whose state was not given cannot be mounted:
+///
+/// ```compile_fail
+/// use strata_server::{AppState, ModuleRoutes, Routes};
+///
+/// fn routes(_host: &AppState) -> ModuleRoutes {
+///     Routes::<String>::new() // no `.with_state(...)`: a type error
+/// }
+/// ```
 pub struct Routes<S> {
     router: OpenApiRouter<S>,
     access: AccessTable,

@@ -1,6 +1,7 @@
 //! strata's embedded event log: an append-only log of CRC32C-framed batches in bounded
 //! segment files, written by one writer thread with group commit, indexed in memory from
-//! per-segment index files, and recovered on open by truncating only a torn last batch.
+//! per-segment index files, and recovered on open by truncating only a torn last batch
+//! that its high-water mark of acknowledged events does not cover.
 //!
 //! It must not interpret event payloads, and it owns its data directory exclusively
 //! (readers in other processes open it read-only and follow the writer).
@@ -15,6 +16,8 @@ mod open;
 mod options;
 mod read;
 mod scan;
+#[cfg(feature = "simulation")]
+pub mod simulation;
 mod store;
 mod verify;
 mod writer;

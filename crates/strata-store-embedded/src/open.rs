@@ -100,15 +100,23 @@ pub(crate) fn load(
     let mut lost = Vec::new();
     // Whether the mark must be rewritten before the store is used.
     let mut mark_dirty = false;
+    // Whether the store has a mark to judge its tail by.
+    let mut mark_known = true;
     let mut mark = match read_mark(fs, dir) {
-        Ok(mark) => mark.unwrap_or_default(),
+        Ok(Some(mark)) => mark,
+        Ok(None) => {
+            mark_known = false;
+            Mark::default()
+        }
         Err(reason) if access == Access::ReadOnly => {
             tracing::warn!(file = %mark_path(dir).display(), %reason, "ignoring a damaged high-water mark");
+            mark_known = false;
             Mark::default()
         }
         Err(reason) if accept => {
             tracing::warn!(file = %mark_path(dir).display(), %reason, "rebuilding a damaged high-water mark from the log, as asked");
             mark_dirty = true;
+            mark_known = false;
             Mark::default()
         }
         Err(reason) => {
@@ -233,7 +241,9 @@ pub(crate) fn load(
         }
         let mode = match (is_last, access) {
             (false, _) => TailMode::Sealed,
-            (true, Access::Write) => TailMode::Last,
+            (true, Access::Write) => TailMode::Last {
+                acknowledged: mark_known.then_some(mark.high_water),
+            },
             (true, Access::ReadOnly) => TailMode::Following,
         };
         if blank_last.is_some() {
@@ -357,9 +367,32 @@ pub(crate) fn load(
         // What was cut had been acknowledged: it is reported as lost, not as torn.
         torn_tail = None;
     }
+    // What the last segment holds may still be only in the page cache, written by an
+    // earlier process whose fdatasync failed: it becomes durable before anything is
+    // published or appended after it.
+    if let Some(last) = index.segments.last() {
+        last.file
+            .sync_data()
+            .map_err(|e| StoreError::io(format!("cannot fdatasync {}", last.path.display()), e))?;
+    }
+    if !mark_known {
+        // A store without a mark (new, written before marks existed, or whose mark was
+        // rebuilt) gets one now: everything it holds is made durable and recorded, so
+        // its tail is judged by the mark from the next open on.
+        for segment in &index.segments {
+            segment.file.sync_data().map_err(|e| {
+                StoreError::io(format!("cannot fdatasync {}", segment.path.display()), e)
+            })?;
+        }
+        mark.high_water = mark.high_water.max(index.head);
+        mark_dirty = true;
+    }
     if mark_dirty {
         write_mark(fs, dir, &mark)?;
     }
+    // An earlier process may have created the last segment and failed before syncing its
+    // directory entry; nothing may be acknowledged in a file whose name a crash can lose.
+    sync_dir(fs, dir)?;
     Ok(Loaded {
         index,
         torn_tail,

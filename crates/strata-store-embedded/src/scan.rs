@@ -16,12 +16,26 @@ use crate::io::FileIo;
 pub(crate) enum TailMode {
     /// The segment is not the last one: every invalid byte is corruption.
     Sealed,
-    /// The last segment of a store being opened for writing or verified: an incomplete
-    /// last batch (or zeros) is a torn tail; anything else is corruption.
-    Last,
+    /// The last segment of a store being opened for writing or verified. With the
+    /// high-water mark known, an invalid batch past it starts an unacknowledged tail,
+    /// whatever follows (a crash may keep any part of unsynced writes); below it, or
+    /// without a mark, only an incomplete last batch (or zeros) is a torn tail and
+    /// anything else is corruption.
+    Last {
+        /// The high-water mark, when the store has one.
+        acknowledged: Option<u64>,
+    },
     /// The last segment of a store another process is writing: an invalid tail is a batch
     /// still being written; stop before it.
     Following,
+}
+
+impl TailMode {
+    /// Whether a batch starting at `position` lies past the high-water mark, so that it
+    /// was never acknowledged as far as the store knows.
+    fn past_mark(self, position: u64) -> bool {
+        matches!(self, TailMode::Last { acknowledged: Some(mark) } if position > mark)
+    }
 }
 
 /// Where a scan ended.
@@ -33,7 +47,7 @@ pub(crate) struct ScanEnd {
     pub(crate) next_position: u64,
     /// Batches scanned.
     pub(crate) batches: u64,
-    /// Offset of a torn last batch (only in [`TailMode::Last`]).
+    /// Offset of a torn last batch (only in [`TailMode::Last`]): the file is cut there.
     pub(crate) torn_at: Option<u64>,
 }
 
@@ -92,6 +106,10 @@ pub(crate) fn scan_segment(
             )?;
         }
         let rel = (offset - buf_offset) as usize;
+        if mode.past_mark(outcome.next_position) && parse_batch_header(&buf[rel..]).is_err() {
+            outcome.torn_at = Some(offset);
+            return Ok(outcome);
+        }
         let header = match parse_batch_header(&buf[rel..]) {
             Ok(header) => header,
             Err(err) => {
@@ -99,6 +117,12 @@ pub(crate) fn scan_segment(
             }
         };
         let total = BATCH_HEADER_LEN + header.body_len as usize;
+        if mode.past_mark(outcome.next_position)
+            && (offset + total as u64 > file_len || header.first_position != outcome.next_position)
+        {
+            outcome.torn_at = Some(offset);
+            return Ok(outcome);
+        }
         if offset + total as u64 > file_len {
             return tail_or_corrupt(
                 path,
@@ -173,7 +197,9 @@ pub(crate) fn scan_segment(
             if mode == TailMode::Following && last_batch {
                 return Ok(outcome);
             }
-            if mode == TailMode::Last && zeros {
+            if matches!(mode, TailMode::Last { .. })
+                && (zeros || mode.past_mark(header.first_position))
+            {
                 outcome.torn_at = Some(offset);
                 return Ok(outcome);
             }
@@ -248,11 +274,11 @@ fn tail_or_corrupt(
 ) -> Result<ScanEnd, StoreError> {
     match (mode, &err) {
         (TailMode::Following, _) => Ok(*outcome),
-        (TailMode::Last, FrameError::Short) => {
+        (TailMode::Last { .. }, FrameError::Short) => {
             outcome.torn_at = Some(offset);
             Ok(*outcome)
         }
-        (TailMode::Last, FrameError::Bad(_)) if all_zero(path, file, offset, file_len)? => {
+        (TailMode::Last { .. }, FrameError::Bad(_)) if all_zero(path, file, offset, file_len)? => {
             outcome.torn_at = Some(offset);
             Ok(*outcome)
         }

@@ -331,6 +331,20 @@ impl EmbeddedStore {
         })
     }
 
+    /// Opens (creating if needed) the store in `dir` of a simulated disk for writing, as
+    /// [`EmbeddedStore::open`] does on the real one. The high-water mark is brought up to
+    /// date only when a segment is sealed and when the store closes, never on a timer, so
+    /// a workload replays exactly.
+    #[cfg(feature = "simulation")]
+    pub fn open_simulated(
+        disk: &crate::simulation::SimDisk,
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Self, StoreError> {
+        check_options(&options)?;
+        Self::open_on(disk.fs(), dir.as_ref().to_owned(), options, None, None)
+    }
+
     /// Opens the store in `dir` for reading while another process may be writing it. No
     /// lock is taken and nothing is repaired; the handle follows the writer's new batches
     /// (polling every few milliseconds) until it is dropped.

@@ -76,7 +76,9 @@ pub(crate) fn verify_with(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport, Store
         segments: segments.len(),
         ..VerifyReport::default()
     };
-    let mark = match read_mark(fs, dir) {
+    let read = read_mark(fs, dir);
+    let mark_known = matches!(read, Ok(Some(_)));
+    let mark = match read {
         Ok(mark) => mark.unwrap_or_default(),
         Err(reason) => {
             report.problems.push(problem(
@@ -157,7 +159,9 @@ pub(crate) fn verify_with(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport, Store
             len: SEGMENT_HEADER_LEN,
         });
         let mode = if is_last {
-            TailMode::Last
+            TailMode::Last {
+                acknowledged: mark_known.then_some(mark.high_water),
+            }
         } else {
             TailMode::Sealed
         };

@@ -18,8 +18,8 @@ pub struct ErrorEnvelope {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: `invalid_input`, `stream_not_found`, `not_found`,
-    /// `wrong_expected_version`, `too_large`, `consistency_timeout`, `unauthorized`,
-    /// `forbidden`, a domain rule's code...
+    /// `wrong_expected_version`, `too_large`, `consistency_timeout`, `timeout`,
+    /// `unauthorized`, `forbidden`, `internal`, a domain rule's code...
     code: String,
     /// A sentence naming what is wrong.
     message: String,

@@ -2,6 +2,7 @@
 
 mod auth;
 mod crash;
+mod module;
 mod ops;
 mod read_side;
 mod store_api;

@@ -394,7 +394,12 @@ async fn listings_page_with_a_cursor_and_a_capped_limit() {
     }
     assert_eq!(skus, ["a", "b c", "d&e", "f"]);
 
-    let first = get(app, "/shop/customers/ann/orders?limit=2").await.json();
+    let first = get(
+        app,
+        &format!("/shop/customers/ann/orders?limit=2&after={position}"),
+    )
+    .await
+    .json();
     let ids: Vec<_> = first["orders"]
         .as_array()
         .unwrap()
@@ -412,7 +417,12 @@ async fn listings_page_with_a_cursor_and_a_capped_limit() {
     assert_eq!(rest["orders"][0]["id"], "o-3");
     assert_eq!(rest["next"], Value::Null);
 
-    let search = get(app, "/shop/products?q=blue&limit=3").await.json();
+    let search = get(
+        app,
+        &format!("/shop/products?q=blue&limit=3&after={position}"),
+    )
+    .await
+    .json();
     assert_eq!(search["products"].as_array().unwrap().len(), 3);
     let next = search["next"].as_str().expect("more hits");
     let more = get(app, &format!("/shop/products?q=blue&limit=3&cursor={next}"))

@@ -418,9 +418,28 @@ fn zeros_after_the_last_batch_are_a_torn_tail() {
 }
 
 #[test]
-fn garbage_after_the_last_batch_is_corruption() {
-    // Bytes that are neither a batch nor zeros were not left by an interrupted append.
+fn garbage_past_the_high_water_mark_is_an_unacknowledged_tail() {
+    // A crash may keep any part of writes that were not synced, in any order: past the
+    // mark nothing was acknowledged, so whatever follows the last valid batch is cut.
     let fixture = Fixture::new();
+    let segment = fixture.last_segment();
+    let len = std::fs::metadata(&segment).unwrap().len();
+    write_at(&segment, len, &[0xAB; 40]);
+    let report = verify(fixture.path()).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.torn_tail.map(|t| t.offset), Some(len));
+    let (store, events) = fixture.open_and_read_all();
+    assert_eq!(store.open_report().torn_tail.map(|t| t.bytes), Some(40));
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), len);
+    fixture.assert_intact(&events, fixture.events.len());
+}
+
+#[test]
+fn without_a_high_water_mark_garbage_after_the_last_batch_is_corruption() {
+    // Bytes that are neither a batch nor zeros were not left by an interrupted append as
+    // far as a store that cannot tell what it acknowledged knows.
+    let fixture = Fixture::new();
+    std::fs::remove_file(fixture.path().join("HIGH-WATER")).unwrap();
     let segment = fixture.last_segment();
     let len = std::fs::metadata(&segment).unwrap().len();
     write_at(&segment, len, &[0xAB; 40]);

@@ -320,3 +320,32 @@ fn a_removed_last_segment_is_lost_data() {
         .unwrap();
     assert_eq!(fresh.position, Position(61));
 }
+
+#[test]
+fn a_reader_follows_the_writer_across_an_accepted_gap() {
+    let (dir, _, _, _) = cut_after_clean_stop();
+    let reader = EmbeddedStore::open_read_only(dir.path(), small_segments()).unwrap();
+    assert_eq!(all_ids(&reader).len(), 19);
+    let writer = EmbeddedStore::open(dir.path(), accepting()).unwrap();
+    let stream = StreamName::new("acct-9").unwrap();
+    writer
+        .append_blocking(&stream, ExpectedVersion::NoStream, vec![event("Opened", 0)])
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut head = reader.watch_head();
+    rt.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            head.wait_for(|p| p.0 >= 21),
+        )
+        .await
+        .expect("the reader sees the new event")
+        .unwrap();
+    });
+    let positions: Vec<u64> = all_ids(&reader).iter().map(|(p, _)| p.0).collect();
+    assert_eq!(positions.last(), Some(&21));
+    assert_eq!(positions.len(), 20);
+}

@@ -10,3 +10,4 @@ mod faults;
 mod high_water;
 mod lock;
 mod model;
+mod simulation;
