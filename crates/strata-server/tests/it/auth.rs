@@ -110,20 +110,20 @@ async fn roles_allow_reads_writes_and_operations() {
 #[tokio::test]
 async fn an_unknown_route_needs_a_reader_and_an_undeclared_method_an_admin() {
     let app = secured();
-    let missing = call(&app, "GET", "/nowhere", Some("reader-token")).await;
+    let missing = call(&app, "GET", "/nowhere", Some("reader-token-0123")).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(
         call(&app, "GET", "/nowhere", None).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let undeclared = call(&app, "DELETE", "/streams/acct-1", Some("writer-token")).await;
+    let undeclared = call(&app, "DELETE", "/streams/acct-1", Some("writer-token-0123")).await;
     assert_eq!(
         undeclared.status,
         StatusCode::FORBIDDEN,
         "{}",
         undeclared.text()
     );
-    let wrong = call(&app, "DELETE", "/streams/acct-1", Some("admin-token")).await;
+    let wrong = call(&app, "DELETE", "/streams/acct-1", Some("admin-token-01234")).await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 

@@ -1,6 +1,7 @@
 //! strata-server's integration tests: the router driven in process, and real servers.
 
 mod auth;
+mod connections;
 mod crash;
 mod module;
 mod ops;
