@@ -7,5 +7,6 @@ mod module;
 mod ops;
 mod read_side;
 mod store_api;
+mod store_health;
 mod subscribe;
 mod support;
