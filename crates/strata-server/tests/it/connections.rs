@@ -199,10 +199,10 @@ async fn subscribers_beyond_the_cap_are_answered_503() {
     drop(held);
 }
 
-/// Fills the log with about 12 MiB: more than a loopback socket's buffers hold.
+/// Fills the log with about 24 MiB: several times what a loopback socket's buffers hold.
 async fn fill(store: &MemoryStore) {
     let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(8 * 1024));
-    for batch in 0..30 {
+    for batch in 0..60 {
         let events = (0..50)
             .map(|_| strata_core::NewEvent {
                 id: strata_core::EventId::new(),
