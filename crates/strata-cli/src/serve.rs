@@ -10,12 +10,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use strata_domain::CommandHandler;
 use strata_projection::{ProcessManagers, Projections, SqliteSnapshots};
-use strata_server::{AppState, ReadSide, Tokens, check_exposure};
+use strata_server::{AppState, Limits, ReadSide, Tokens, check_exposure};
 use strata_shop::{FakePaymentProvider, Shop};
 use strata_shop_http::ShopModule;
 use strata_store::EventStore;
@@ -35,7 +36,8 @@ pub(crate) struct ServeArgs {
 
     /// A file of bearer tokens, one `token role [name]` per line (roles: read, write,
     /// admin; the name is the actor recorded on the events of the token's commands).
-    /// With tokens, every request needs one.
+    /// Each token is at least 16 bytes and appears once. With tokens, every request
+    /// needs one.
     #[arg(long, env = "STRATA_TOKENS_FILE", value_name = "FILE")]
     pub(crate) tokens: Option<PathBuf>,
 
@@ -43,6 +45,36 @@ pub(crate) struct ServeArgs {
     /// write everything.
     #[arg(long)]
     pub(crate) insecure: bool,
+
+    /// The most connections served at once; one more is answered 503 and closed.
+    /// Default: the open-file limit (`ulimit -n`) minus 256 descriptors kept for the store
+    /// and the read models.
+    #[arg(long, env = "STRATA_MAX_CONNECTIONS", value_name = "N")]
+    pub(crate) max_connections: Option<usize>,
+
+    /// Seconds a client has to send a request's head; a kept-alive connection idle this
+    /// long is closed too.
+    #[arg(long, value_name = "SECONDS", default_value_t = strata_server::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) header_timeout: u64,
+
+    /// Seconds a request body may stop arriving before the request is refused.
+    #[arg(long, value_name = "SECONDS", default_value_t = strata_server::DEFAULT_BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) body_timeout: u64,
+
+    /// Seconds a client may take no bytes at all, while the server has some to send,
+    /// before its connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = strata_server::DEFAULT_SEND_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) send_timeout: u64,
+
+    /// The most `/subscribe` clients served at once; one more is answered 503
+    /// `too_many_subscribers`.
+    #[arg(long, value_name = "N", default_value_t = strata_server::DEFAULT_MAX_SUBSCRIBERS)]
+    pub(crate) max_subscribers: usize,
+
+    /// Seconds a subscriber may leave an event untaken before it is sent a last
+    /// `subscriber_too_slow` event and disconnected.
+    #[arg(long, value_name = "SECONDS", default_value_t = strata_server::DEFAULT_SUBSCRIBER_STALL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) subscriber_stall: u64,
 
     /// How logs are written to standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -110,6 +142,15 @@ pub(crate) async fn run(
         .projections(Arc::new(ReadSide::new(projections, Some(processes))))
         .module(Arc::new(ShopModule::new(shop)))
         .tokens(tokens)
+        .limits(Limits {
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs(args.header_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
+            send_timeout: Duration::from_secs(args.send_timeout),
+            max_subscribers: args.max_subscribers,
+            subscriber_stall: Duration::from_secs(args.subscriber_stall),
+            ..Limits::default()
+        })
         .build();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

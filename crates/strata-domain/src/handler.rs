@@ -55,9 +55,8 @@ pub struct CommandOutcome {
     pub position: Position,
     /// The stream's version after the command.
     pub version: Version,
-    /// The events the command appended, as stored, except that a fresh outcome's
-    /// `recorded_at` is the handler's clock just after the commit (a repeat's is the
-    /// store's).
+    /// The events the command appended, as stored (read back after the commit, so
+    /// `recorded_at` is the store's).
     pub events: Vec<RecordedEvent>,
     /// Whether the command id had been handled before (nothing was written this time).
     /// A copy racing the first one to the store may also answer `false`: the store
@@ -213,12 +212,14 @@ impl CommandHandler {
                 Ok(result) => {
                     self.maybe_snapshot(&stream, &loaded, &decided, result.last_version)
                         .await;
-                    let recorded = recorded(
-                        &stream,
-                        new_events,
-                        result.first_position,
-                        result.first_version,
-                    );
+                    let recorded = self
+                        .stored(
+                            &stream,
+                            new_events,
+                            result.first_position,
+                            result.first_version,
+                        )
+                        .await;
                     return Ok(CommandOutcome {
                         stream,
                         position: result.position,
@@ -238,6 +239,46 @@ impl CommandHandler {
                     return Err(CommandError::Conflict { stream, attempts });
                 }
                 Err(err) => return Err(CommandError::Store(err)),
+            }
+        }
+    }
+
+    /// The events just appended as the store recorded them, so that the answer carries
+    /// the store's `recorded_at`. The append is durable already: should reading it back
+    /// fail, the answer is still a success, with the handler's clock standing in.
+    async fn stored(
+        &self,
+        stream: &StreamName,
+        events: Vec<NewEvent>,
+        first_position: Position,
+        first_version: Version,
+    ) -> Vec<RecordedEvent> {
+        let read = self
+            .store
+            .read_stream(
+                stream,
+                Some(first_version),
+                Direction::Forward,
+                events.len(),
+            )
+            .await;
+        match read {
+            Ok(stored)
+                if stored.len() == events.len()
+                    && stored
+                        .iter()
+                        .zip(&events)
+                        .all(|(stored, new)| stored.id == new.id) =>
+            {
+                stored
+            }
+            Ok(_) => {
+                tracing::warn!(%stream, "reading back an append found other events; answering the local clock's time");
+                recorded(stream, events, first_position, first_version)
+            }
+            Err(err) => {
+                tracing::warn!(%stream, error = %err, "cannot read back an append; answering the local clock's time");
+                recorded(stream, events, first_position, first_version)
             }
         }
     }

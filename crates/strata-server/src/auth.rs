@@ -6,6 +6,7 @@
 //! With no tokens configured every request passes; the server then refuses to listen
 //! beyond loopback unless told it is meant to be open (see [`crate::serve`]).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -83,6 +84,32 @@ pub enum TokensError {
         /// What is wrong.
         reason: String,
     },
+    /// A token is shorter than [`MIN_TOKEN_BYTES`]: short tokens are guessed.
+    #[error(
+        "tokens file {path}, line {line}: the token is {len} bytes long; a token needs at least {min} bytes"
+    )]
+    TooShort {
+        /// The file.
+        path: String,
+        /// The 1-based line number.
+        line: usize,
+        /// The token's length in bytes.
+        len: usize,
+        /// The least length accepted ([`MIN_TOKEN_BYTES`]).
+        min: usize,
+    },
+    /// One token is given twice: whichever line won, the other role would be a surprise.
+    #[error(
+        "tokens file {path}: lines {first} and {second} give the same token; each token may appear once"
+    )]
+    Duplicate {
+        /// The file.
+        path: String,
+        /// The 1-based line that gave it first.
+        first: usize,
+        /// The 1-based line that gave it again.
+        second: usize,
+    },
     /// The file has no token at all: refusing it avoids an open server by mistake.
     #[error("the tokens file {path} holds no token")]
     Empty {
@@ -90,6 +117,10 @@ pub enum TokensError {
         path: String,
     },
 }
+
+/// The shortest token a tokens file may give, in bytes: 16 bytes of random text are
+/// beyond guessing over the network.
+pub const MIN_TOKEN_BYTES: usize = 16;
 
 /// The longest name a token may carry, in bytes.
 const MAX_NAME_BYTES: usize = 255;
@@ -132,7 +163,8 @@ impl Tokens {
     }
 
     /// Reads a tokens file: one `token role [name]` per line; blank lines and lines
-    /// starting with `#` are skipped. The name (one word, at most 255 bytes) is who holds
+    /// starting with `#` are skipped. Each token is at least [`MIN_TOKEN_BYTES`] long and
+    /// appears on one line only. The name (one word, at most 255 bytes) is who holds
     /// the token: the actor recorded on the events of its commands.
     pub fn from_file(path: &Path) -> Result<Self, TokensError> {
         let shown = path.display().to_string();
@@ -146,6 +178,8 @@ impl Tokens {
     /// Parses the text of a tokens file named `path` (for messages).
     pub fn parse(text: &str, path: &str) -> Result<Self, TokensError> {
         let mut entries = Vec::new();
+        // The line each token came from, to name both lines of a duplicate.
+        let mut lines: HashMap<&str, usize> = HashMap::new();
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -163,6 +197,21 @@ impl Tokens {
                 return Err(syntax("expected `token role [name]`".to_owned()));
             };
             let role = role.parse().map_err(syntax)?;
+            if token.len() < MIN_TOKEN_BYTES {
+                return Err(TokensError::TooShort {
+                    path: path.to_owned(),
+                    line: index + 1,
+                    len: token.len(),
+                    min: MIN_TOKEN_BYTES,
+                });
+            }
+            if let Some(first) = lines.insert(token, index + 1) {
+                return Err(TokensError::Duplicate {
+                    path: path.to_owned(),
+                    first,
+                    second: index + 1,
+                });
+            }
             if name.is_some_and(|n| n.len() > MAX_NAME_BYTES) {
                 return Err(syntax(format!(
                     "the name is longer than {MAX_NAME_BYTES} bytes"

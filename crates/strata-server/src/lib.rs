@@ -29,7 +29,7 @@ mod state;
 
 pub use api::app;
 pub use api::schema::{ErrorDetail, ErrorEnvelope};
-pub use auth::{Role, Tokens, TokensError};
+pub use auth::{MIN_TOKEN_BYTES, Role, Tokens, TokensError};
 pub use command::{
     ACTOR, CORRELATION_ID, CommandAnswer, CommandHeaders, IDEMPOTENCY_KEY, run_command,
 };
@@ -45,5 +45,11 @@ pub use projections::{
     ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, RunnerStatus,
 };
 pub use read_side::ReadSide;
-pub use serve::{SHUTDOWN_GRACE, ServeError, check_exposure, serve};
-pub use state::{AppState, AppStateBuilder, DEFAULT_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT, Limits};
+pub use serve::{
+    RESERVED_FDS, SHUTDOWN_GRACE, ServeError, check_exposure, derived_max_connections, serve,
+};
+pub use state::{
+    AppState, AppStateBuilder, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_SUBSCRIBERS, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    DEFAULT_SUBSCRIBER_STALL, Limits,
+};

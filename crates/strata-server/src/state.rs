@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_store::EventStore;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::metrics::Stats;
 use crate::{Module, ProjectionHost, Tokens};
@@ -14,6 +14,20 @@ use crate::{Module, ProjectionHost, Tokens};
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// How long a request may take by default (subscriptions excepted).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a client has to send a request's head by default, and how long a kept-alive
+/// connection may stay idle.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request body may stop arriving by default.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take no bytes at all, while the server has some to send, by
+/// default.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many subscriptions are served at once by default.
+pub const DEFAULT_MAX_SUBSCRIBERS: usize = 512;
+/// How long a subscriber may leave an event untaken by default before it is told it is
+/// too slow and disconnected.
+pub const DEFAULT_SUBSCRIBER_STALL: Duration = Duration::from_secs(10);
 
 /// Limits that protect the server from its clients.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +41,24 @@ pub struct Limits {
     pub max_read: usize,
     /// The longest `timeout_ms` a query may ask to wait for its read model.
     pub max_wait: Duration,
+    /// The most connections served at once; one more is answered 503
+    /// `too_many_connections` and closed. `None`: derived from the file descriptor limit
+    /// (see [`crate::derived_max_connections`]).
+    pub max_connections: Option<usize>,
+    /// How long a client has to send a request's head; also how long a kept-alive
+    /// connection may stay idle between requests.
+    pub header_timeout: Duration,
+    /// How long a request body may stop arriving before the request is refused.
+    pub body_timeout: Duration,
+    /// How long a client may take no bytes at all while the server has some to send
+    /// before its connection is closed.
+    pub send_timeout: Duration,
+    /// The most subscriptions served at once; one more is answered 503
+    /// `too_many_subscribers`.
+    pub max_subscribers: usize,
+    /// How long a subscriber may leave an event untaken before it is sent a last
+    /// `subscriber_too_slow` event and disconnected.
+    pub subscriber_stall: Duration,
 }
 
 impl Default for Limits {
@@ -36,6 +68,12 @@ impl Default for Limits {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_read: 1000,
             max_wait: Duration::from_secs(30),
+            max_connections: None,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
+            subscriber_stall: DEFAULT_SUBSCRIBER_STALL,
         }
     }
 }
@@ -54,6 +92,8 @@ struct Inner {
     limits: Limits,
     stats: Stats,
     shutdown: watch::Sender<bool>,
+    /// One permit per subscription being served.
+    subscribers: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -101,6 +141,12 @@ impl AppState {
     /// when graceful shutdown begins, so in-flight requests can finish.
     pub fn begin_shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// A permit to serve one more subscription, or `None` when
+    /// [`Limits::max_subscribers`] are being served.
+    pub(crate) fn subscriber_permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.inner.subscribers.clone().try_acquire_owned().ok()
     }
 
     /// A receiver that turns true when shutdown begins.
@@ -169,6 +215,7 @@ impl AppStateBuilder {
                 limits: self.limits,
                 stats: Stats::new(),
                 shutdown,
+                subscribers: Arc::new(Semaphore::new(self.limits.max_subscribers)),
             }),
         }
     }

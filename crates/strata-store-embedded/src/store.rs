@@ -219,6 +219,29 @@ impl Shared {
         self.inject_failure.swap(false, Ordering::AcqRel)
     }
 
+    /// The error an append would meet now, if any: closed, poisoned, or the data
+    /// directory gone from under the store.
+    pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
+        self.check_open()?;
+        if let Some(err) = self.poison_error() {
+            return Err(err);
+        }
+        self.check_dir()
+    }
+
+    /// Whether the data directory is still there: deleting it under a running store
+    /// would otherwise let appends be acknowledged into files nobody can open again.
+    pub(crate) fn check_dir(&self) -> Result<(), StoreError> {
+        if self.fs.is_dir(&self.dir) {
+            Ok(())
+        } else {
+            Err(StoreError::io(
+                format!("the data directory {} is gone", self.dir.display()),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ))
+        }
+    }
+
     fn check_open(&self) -> Result<(), StoreError> {
         if self.closed.load(Ordering::Acquire) {
             Err(StoreError::Closed)
@@ -940,6 +963,10 @@ impl EventStore for EmbeddedStore {
 
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.handle.shared.head.subscribe()
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.handle.shared.check_writable()
     }
 
     fn subscribe(&self, after: Position, filter: ReadFilter) -> EventStream {

@@ -606,6 +606,14 @@ impl Syncer {
         if batches.is_empty() {
             return;
         }
+        // NOTE: the directory is checked once per group, before anything in it is made
+        // durable or acknowledged: a store whose directory was deleted would otherwise
+        // acknowledge events into files no one can open again.
+        if self.shared.poison_error().is_none()
+            && let Err(err) = self.shared.check_dir()
+        {
+            self.shared.poison(&err);
+        }
         if self.shared.poison_error().is_none()
             && self.shared.options.durability == Durability::Sync
         {

@@ -160,6 +160,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// A watch of the head position, updated after each commit becomes readable.
     fn watch_head(&self) -> watch::Receiver<Position>;
 
+    /// Whether the store can take appends now: `Ok`, or the error an append would meet
+    /// (closed, poisoned, its storage gone). Cheap enough for every health check: at most
+    /// a metadata lookup. The default says yes, for backends with nothing to check.
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Yields every committed event selected by `filter` with a position above `after`,
     /// exactly once and in position order: first the history, then live events as they
     /// commit. Memory is bounded (events are fetched in pages as the consumer pulls) and

@@ -57,6 +57,8 @@ async fn decided_events_are_stored_and_folded(fx: Fixture) {
         assert_eq!(stored.event_type, reported.event_type);
         assert_eq!(stored.data, reported.data);
         assert_eq!(stored.metadata, reported.metadata);
+        // One time everywhere: the answer carries the store's recording time.
+        assert_eq!(stored.recorded_at, reported.recorded_at);
     }
     let types: Vec<_> = stored.iter().map(|e| e.event_type.to_string()).collect();
     assert_eq!(types, ["opened", "deposited", "withdrawn"]);

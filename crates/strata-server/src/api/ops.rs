@@ -28,18 +28,25 @@ pub(crate) struct Health {
     version: &'static str,
 }
 
-/// Whether the server can read its store.
+/// Whether the server can read and write its store. A store that is closed, poisoned
+/// (after a failed write or fdatasync) or whose data directory is gone answers 503 with
+/// the store's own code (`store_closed`, `store_poisoned`, `io_error`) and the reason.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "operations",
     responses(
         (status = 200, description = "Healthy", body = Health),
-        (status = 503, description = "The store is closed or failed", body = ErrorEnvelope),
+        (status = 503, description = "The store is closed, poisoned or its data directory is gone", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    let head = state.store().head().await?;
+    let unhealthy = |err: strata_store::StoreError| {
+        tracing::warn!(error = %err, "health check: the store cannot take appends");
+        ApiError::unavailable(err.code(), err.to_string())
+    };
+    state.store().check().await.map_err(unhealthy)?;
+    let head = state.store().head().await.map_err(unhealthy)?;
     Ok(Json(Health {
         status: "ok",
         head: head.0,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// The strata binary to run.
-fn strata_bin() -> PathBuf {
+pub(crate) fn strata_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("STRATA_BIN") {
         return PathBuf::from(path);
     }
@@ -39,13 +39,13 @@ fn strata_bin() -> PathBuf {
     bin
 }
 
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
 
 /// One HTTP/1.1 request on a fresh connection; the status and body.
-fn request(
+pub(crate) fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,

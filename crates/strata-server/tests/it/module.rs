@@ -197,7 +197,11 @@ async fn a_module_from_outside_mounts_with_its_state_roles_errors_and_freshness(
     assert!(!broken.text().contains("/srv/secret"), "{}", broken.text());
 
     // The roles are the ones the module declared.
-    let tokens = Tokens::parse("w write\na admin\n", "tokens").unwrap();
+    let tokens = Tokens::parse(
+        "writer-0123456789 write\nadmin-0123456789 admin\n",
+        "tokens",
+    )
+    .unwrap();
     let secured = app(AppState::builder(store)
         .module(Arc::new(module))
         .tokens(Some(tokens))
@@ -209,11 +213,11 @@ async fn a_module_from_outside_mounts_with_its_state_roles_errors_and_freshness(
             .unwrap()
     };
     assert_eq!(
-        send(&secured, reset_as("w")).await.status,
+        send(&secured, reset_as("writer-0123456789")).await.status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        send(&secured, reset_as("a")).await.status,
+        send(&secured, reset_as("admin-0123456789")).await.status,
         StatusCode::CONFLICT
     );
     let doc = get(&open, "/openapi.json").await.json();

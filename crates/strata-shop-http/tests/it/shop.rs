@@ -456,7 +456,11 @@ async fn listings_page_with_a_cursor_and_a_capped_limit() {
 
 #[tokio::test]
 async fn the_actor_is_the_tokens_name_with_tokens_and_the_header_without() {
-    let tokens = Tokens::parse("w-token write clerk-7\nr-token read\n", "tokens").unwrap();
+    let tokens = Tokens::parse(
+        "w-token-0123456789 write clerk-7\nr-token-0123456789 read\n",
+        "tokens",
+    )
+    .unwrap();
     let server = ShopServer::start_with(|builder| builder.tokens(Some(tokens)));
     let app = &server.app;
     let post = |uri: &str, token: &str, actor: Option<&str>| {
@@ -470,15 +474,19 @@ async fn the_actor_is_the_tokens_name_with_tokens_and_the_header_without() {
             .body(Body::from(json!({"customer": "ann"}).to_string()))
             .unwrap()
     };
-    let created = send(app, post("/shop/orders/o-1", "w-token", None)).await;
+    let created = send(app, post("/shop/orders/o-1", "w-token-0123456789", None)).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.text());
     assert_eq!(
-        send(app, post("/shop/orders/o-2", "r-token", None))
+        send(app, post("/shop/orders/o-2", "r-token-0123456789", None))
             .await
             .status,
         StatusCode::FORBIDDEN
     );
-    let claimed = send(app, post("/shop/orders/o-3", "w-token", Some("boss"))).await;
+    let claimed = send(
+        app,
+        post("/shop/orders/o-3", "w-token-0123456789", Some("boss")),
+    )
+    .await;
     assert_eq!(
         claimed.status,
         StatusCode::BAD_REQUEST,
@@ -488,7 +496,7 @@ async fn the_actor_is_the_tokens_name_with_tokens_and_the_header_without() {
     let history = send(
         app,
         Request::get("/shop/orders/o-1/history")
-            .header(header::AUTHORIZATION, "Bearer r-token")
+            .header(header::AUTHORIZATION, "Bearer r-token-0123456789")
             .body(Body::empty())
             .unwrap(),
     )
