@@ -380,7 +380,8 @@ pub(crate) fn decode_index_file(bytes: &[u8]) -> Result<SegmentIndexFile, String
         streams.push(name.to_vec());
         at += 1 + len;
     }
-    if body.len() - at != count * 24 {
+    // A count so large that its table's length overflows is as wrong as any other.
+    if count.checked_mul(24) != Some(body.len() - at) {
         return Err("event table length does not match its count".to_owned());
     }
     let mut events = Vec::with_capacity(count);
