@@ -454,6 +454,50 @@ struct ExportLine<'a> {
     recorded_at: Cow<'a, str>,
 }
 
+/// `strata import`'s reading and parsing of `input`, without a store: the lines split as
+/// the reader thread splits them (at most `max_line` bytes each), each turned into
+/// appends or a refusal. Returns the events taken and the bad line it stopped at, and
+/// checks on the way what the importer relies on: nothing follows a refusal, and every
+/// group is a non-empty run of one stream's consecutive versions, from version 1 on.
+///
+/// The entry point of the `import_lines` fuzz target in `fuzz/`, which builds this module
+/// with `--cfg fuzzing`; it is not part of the binary.
+#[cfg(fuzzing)]
+pub(crate) fn parse_for_fuzzing(
+    input: &[u8],
+    max_line: usize,
+    max_event_bytes: usize,
+) -> (u64, Option<u64>) {
+    let mut events = 0u64;
+    let mut stopped = None;
+    for job in lines::read_all_lines(input, ImportParser::new(max_event_bytes), max_line) {
+        assert!(
+            stopped.is_none(),
+            "a job follows the refusal of line {stopped:?}"
+        );
+        match job {
+            Job::Append(group) => {
+                assert!(!group.events.is_empty(), "an empty group");
+                assert_eq!(group.events.len(), group.recorded_at.len());
+                assert!(group.first_version >= 1, "a group from version 0");
+                assert!(
+                    group
+                        .first_version
+                        .checked_add(group.events.len() as u64 - 1)
+                        .is_some(),
+                    "a group past the last version"
+                );
+                for event in &group.events {
+                    assert!(event.size() <= max_event_bytes, "an event over the limit");
+                }
+                events += group.events.len() as u64;
+            }
+            Job::Fail { line, .. } => stopped = Some(line),
+        }
+    }
+    (events, stopped)
+}
+
 /// Parses export lines and groups them on the reader thread.
 struct ImportParser {
     group: Option<Group>,

@@ -221,7 +221,10 @@ pub(crate) fn utf8(number: u64, line: &[u8]) -> Result<&str, String> {
     })
 }
 
-#[cfg(test)]
+/// Reads all of `input` on this thread, as the reader thread would, and collects the
+/// items (for the unit tests, and for the `import_lines` fuzz target in `fuzz/`, which
+/// builds these modules with `--cfg fuzzing`).
+#[cfg(any(test, fuzzing))]
 pub(crate) fn read_all_lines<P: LineParser>(
     input: &[u8],
     parser: P,

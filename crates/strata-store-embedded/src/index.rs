@@ -352,6 +352,11 @@ pub(crate) fn write_index_file(
 /// Reads and checks an index file; `Err` says why it cannot be used.
 pub(crate) fn read_index_file(fs: &dyn Fs, path: &Path) -> Result<SegmentIndexFile, String> {
     let bytes = fs.read(path).map_err(|e| e.to_string())?;
+    decode_index_file(&bytes)
+}
+
+/// Decodes and checks the bytes of an index file.
+pub(crate) fn decode_index_file(bytes: &[u8]) -> Result<SegmentIndexFile, String> {
     if bytes.len() < 40 || &bytes[..8] != INDEX_MAGIC {
         return Err("not an index file".to_owned());
     }
@@ -375,7 +380,8 @@ pub(crate) fn read_index_file(fs: &dyn Fs, path: &Path) -> Result<SegmentIndexFi
         streams.push(name.to_vec());
         at += 1 + len;
     }
-    if body.len() - at != count * 24 {
+    // A count so large that its table's length overflows is as wrong as any other.
+    if count.checked_mul(24) != Some(body.len() - at) {
         return Err("event table length does not match its count".to_owned());
     }
     let mut events = Vec::with_capacity(count);

@@ -8,6 +8,9 @@
 
 mod bloom;
 mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod io;
 mod lock;

@@ -60,7 +60,8 @@ pub(crate) fn read_mark(fs: &dyn Fs, dir: &Path) -> Result<Option<Mark>, String>
     decode(&bytes).map(Some)
 }
 
-fn decode(bytes: &[u8]) -> Result<Mark, String> {
+/// Decodes and checks the bytes of a mark file.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Mark, String> {
     if bytes.len() < FIXED_LEN || &bytes[..8] != MAGIC {
         return Err("not a high-water mark file".to_owned());
     }

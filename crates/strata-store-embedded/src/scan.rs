@@ -7,7 +7,8 @@ use std::path::Path;
 use strata_store::StoreError;
 
 use crate::format::{
-    BATCH_HEADER_LEN, FrameError, RecordView, SEGMENT_HEADER_LEN, parse_batch_header, parse_record,
+    BATCH_HEADER_LEN, FrameError, PAYLOAD_FIXED_LEN, RECORD_FRAME_LEN, RecordView,
+    SEGMENT_HEADER_LEN, parse_batch_header, parse_record,
 };
 use crate::io::FileIo;
 
@@ -156,8 +157,22 @@ pub(crate) fn scan_segment(
                 ),
             });
         }
+        // Positions are u64: a batch whose last position would not fit is corrupt (only a
+        // damaged or crafted segment header starts that close to the end).
+        let Some(next_position) = header.first_position.checked_add(u64::from(header.count)) else {
+            return Err(StoreError::Corrupt {
+                file: path.to_owned(),
+                offset,
+                reason: format!(
+                    "batch of {} events from position {} runs past the last position",
+                    header.count, header.first_position
+                ),
+            });
+        };
         let body = &buf[rel + BATCH_HEADER_LEN..rel + total];
-        let mut records = Vec::with_capacity(header.count as usize);
+        // The count is the header's claim: no more records fit than the body has bytes for.
+        let fit = body.len() / (RECORD_FRAME_LEN + PAYLOAD_FIXED_LEN);
+        let mut records = Vec::with_capacity((header.count as usize).min(fit));
         let mut cursor = 0usize;
         let mut failure = None;
         for i in 0..header.count as usize {
@@ -215,7 +230,7 @@ pub(crate) fn scan_segment(
         }
         on_batch(&records)?;
         outcome.end = offset + total as u64;
-        outcome.next_position = header.first_position + u64::from(header.count);
+        outcome.next_position = next_position;
         outcome.batches += 1;
     }
 }
@@ -294,3 +309,6 @@ fn tail_or_corrupt(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

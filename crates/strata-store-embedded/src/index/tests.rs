@@ -79,3 +79,31 @@ fn a_stream_interned_without_an_event_is_not_listed() {
     add(&mut index, "done-1", 1);
     assert_eq!(listed(&index, "", None), [("done-1".to_owned(), 1, 1)]);
 }
+
+/// An index file whose checksum holds but whose event count is absurd: found by the
+/// `index_files` fuzz target (the table length `count * 24` overflowed, and a count that
+/// wrapped to the table's real length asked for an impossible allocation).
+#[test]
+fn an_index_file_with_an_overflowing_event_count_is_refused() {
+    for count in [u64::MAX, u64::MAX / 8, (1u64 << 61) + 1] {
+        let mut file = Vec::new();
+        file.extend_from_slice(b"STRATIX1");
+        file.extend_from_slice(&1u64.to_le_bytes()); // first position
+        file.extend_from_slice(&count.to_le_bytes());
+        file.extend_from_slice(&4096u64.to_le_bytes()); // segment length
+        file.extend_from_slice(&1u32.to_le_bytes()); // one stream
+        file.push(3);
+        file.extend_from_slice(b"a-1");
+        // One event's worth of table.
+        file.extend_from_slice(&0u32.to_le_bytes());
+        file.extend_from_slice(&16u32.to_le_bytes());
+        file.extend_from_slice(&[9u8; 16]);
+        let crc = crc32c::crc32c(&file);
+        file.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            super::decode_index_file(&file).err().as_deref(),
+            Some("event table length does not match its count"),
+            "count {count}"
+        );
+    }
+}
