@@ -26,7 +26,8 @@ use crate::scan::{TailMode, scan_segment};
 pub enum Tail {
     /// A sealed segment: every invalid byte is corruption.
     Sealed,
-    /// The last segment of a store opened for writing: a torn last batch may be cut.
+    /// The last segment of a store opened for writing without a high-water mark: only a
+    /// torn last batch may be cut.
     Last,
     /// The last segment of a store another process writes: stop before an invalid tail.
     Following,
@@ -90,7 +91,7 @@ pub fn scan(segment: &[u8], tail: Tail) -> Result<Scanned, StoreError> {
     })?;
     let mode = match tail {
         Tail::Sealed => TailMode::Sealed,
-        Tail::Last => TailMode::Last,
+        Tail::Last => TailMode::Last { acknowledged: None },
         Tail::Following => TailMode::Following,
     };
     let file: crate::io::FileRef = std::sync::Arc::new(MemFile(segment.to_vec()));

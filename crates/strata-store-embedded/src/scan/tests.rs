@@ -53,7 +53,14 @@ fn scan(bytes: &[u8], mode: TailMode) -> Result<u64, StoreError> {
 #[test]
 fn a_batch_past_the_last_position_is_corrupt() {
     for (first, records) in [(u64::MAX, 1), (u64::MAX - 1, 2)] {
-        for mode in [TailMode::Sealed, TailMode::Last, TailMode::Following] {
+        for mode in [
+            TailMode::Sealed,
+            TailMode::Last { acknowledged: None },
+            TailMode::Last {
+                acknowledged: Some(0),
+            },
+            TailMode::Following,
+        ] {
             let found = scan(&segment(first, records, records as u32), mode);
             assert!(
                 matches!(&found, Err(StoreError::Corrupt { reason, .. }) if reason.contains("runs past the last position")),
