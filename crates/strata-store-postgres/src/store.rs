@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use parking_lot::Mutex;
 use strata_core::{
     EventId, EventType, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Timestamp,
     Version,
@@ -65,7 +66,9 @@ pub struct PostgresStore {
 struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
-    head: watch::Sender<Position>,
+    /// The watched head; `None` once closed, so that (with the follower's clone gone)
+    /// every watcher sees the channel close and every subscription ends.
+    head: Mutex<Option<watch::Sender<Position>>>,
     follower: AbortHandle,
     closed: AtomicBool,
     max_event_bytes: usize,
@@ -127,7 +130,7 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
-                head,
+                head: Mutex::new(Some(head)),
                 follower,
                 closed: AtomicBool::new(false),
                 max_event_bytes: options.max_event_bytes,
@@ -141,12 +144,21 @@ impl PostgresStore {
     }
 
     /// Closes the store: every handle's later operations fail with
-    /// [`StoreError::Closed`], pooled connections close as they are returned, and the
-    /// head follower stops (subscriptions end with `Closed`).
+    /// [`StoreError::Closed`], pooled connections close as they are returned, the head
+    /// follower stops, and subscriptions end with `Closed` once they have yielded what
+    /// they had fetched.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.pool.close();
         self.inner.follower.abort();
+        self.inner.head.lock().take();
+    }
+
+    /// Raises the watched head to `position`; nothing once closed.
+    fn publish(&self, position: Position) {
+        if let Some(head) = self.inner.head.lock().as_ref() {
+            follow::publish(head, position);
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -307,6 +319,7 @@ impl EventStore for PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         check_event_sizes(stream, &events, self.inner.max_event_bytes)?;
+        refuse_repeated_ids(stream, &events)?;
         let client = self.client().await?;
         // The version a write refused by the event-id index was decided against.
         let mut refused_by_id_at = None;
@@ -320,7 +333,7 @@ impl EventStore for PostgresStore {
                 Ok(result) => {
                     // Every position below this one has committed (the head row was
                     // held until this commit), so it is safe to publish.
-                    follow::publish(&self.inner.head, result.position);
+                    self.publish(result.position);
                     return Ok(result);
                 }
                 Err(constraint) if constraint == "events_stream_id_key" => {
@@ -493,12 +506,16 @@ impl EventStore for PostgresStore {
         let statement = client.prepare_cached(sql::HEAD).await.map_err(backend)?;
         let row = client.query_one(&statement, &[]).await.map_err(backend)?;
         let head = position_of(row.get(0));
-        follow::publish(&self.inner.head, head);
+        self.publish(head);
         Ok(head)
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        self.inner.head.subscribe()
+        match self.inner.head.lock().as_ref() {
+            Some(head) => head.subscribe(),
+            // Closed: a watch whose sender is already gone.
+            None => watch::channel(Position::ZERO).1,
+        }
     }
 
     fn subscribe(&self, after: Position, filter: ReadFilter) -> EventStream {
@@ -522,6 +539,20 @@ pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// An append that names one event id twice could never be stored (the stream's ids are
+/// unique) nor repeated idempotently: refuse it as malformed.
+fn refuse_repeated_ids(stream: &StreamName, events: &[NewEvent]) -> Result<(), StoreError> {
+    let mut ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id.0).collect();
+    ids.sort_unstable();
+    match ids.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(StoreError::InvalidAppend {
+            stream: stream.clone(),
+            reason: format!("event id {} appears twice in one append", pair[0]),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {

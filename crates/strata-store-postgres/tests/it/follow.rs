@@ -1,5 +1,6 @@
 //! Following the head across store handles (as across processes): a NOTIFY wakes another
-//! handle's subscriber, and losing the LISTEN connection costs no event.
+//! handle's subscriber, losing the LISTEN connection costs no event, and closing a store
+//! ends its subscriptions. Also the append checks that need no other handle.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 use strata_core::Position;
 use strata_core::{EventType, ExpectedVersion, NewEvent, StreamName};
-use strata_store::{EventStore, EventStream, ReadFilter};
+use strata_store::{EventStore, EventStream, ReadFilter, StoreError};
 use strata_store_postgres::PostgresStore;
 
 use crate::support::{Databases, connect, options};
@@ -96,4 +97,51 @@ async fn a_lost_listen_connection_is_reestablished() {
             .expect("append");
         assert_eq!(next_position(&mut subscription).await, n);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_ends_subscriptions_and_refuses_operations() {
+    let Some(databases) = Databases::new("closing_ends_subscriptions_and_refuses_operations")
+    else {
+        return;
+    };
+    let store = databases.store(options(NO_POLL)).await;
+    let stream = StreamName::new("closed-1").expect("a valid name");
+    store
+        .append(&stream, ExpectedVersion::Any, one(1))
+        .await
+        .expect("append");
+    let mut subscription = store.subscribe(Position::ZERO, ReadFilter::all());
+    assert_eq!(next_position(&mut subscription).await, 1);
+    store.close();
+    let end = tokio::time::timeout(DEADLINE, subscription.next())
+        .await
+        .expect("the subscription ended in time");
+    assert!(
+        matches!(end, Some(Err(StoreError::Closed))),
+        "a subscription of a closed store ends with Closed, got {end:?}"
+    );
+    assert!(matches!(
+        store.append(&stream, ExpectedVersion::Any, one(2)).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(store.head().await, Err(StoreError::Closed)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_naming_one_id_twice_is_refused() {
+    let Some(databases) = Databases::new("an_append_naming_one_id_twice_is_refused") else {
+        return;
+    };
+    let store = databases.store(options(NO_POLL)).await;
+    let stream = StreamName::new("twice-1").expect("a valid name");
+    let event = one(1).remove(0);
+    let result = store
+        .append(&stream, ExpectedVersion::Any, vec![event.clone(), event])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::InvalidAppend { .. })),
+        "got {result:?}"
+    );
+    assert_eq!(store.head().await.expect("head"), Position::ZERO);
 }
