@@ -181,14 +181,10 @@ impl PostgresStore {
         events: &[NewEvent],
     ) -> Result<AppendCheck, StoreError> {
         let Some(first) = events.first() else {
-            return check_append(
-                stream,
-                expected,
-                Version(0),
-                events,
-                |_| unreachable_lookup(stream),
-                |_| Ok(None),
-            );
+            return Ok(AppendCheck::Refuse(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: "an append needs at least one event".to_owned(),
+            }));
         };
         let statement = client
             .prepare_cached(sql::APPEND_STATE)
@@ -257,8 +253,8 @@ impl PostgresStore {
         )
     }
 
-    /// Writes an append decided against version `current`. `Ok(None)`: a unique index
-    /// refused it (the named constraint), so another append raced this one.
+    /// Writes an append decided against version `current`. `Ok(Err(constraint))`: the
+    /// named unique index refused it, so another append raced this one's decision.
     async fn write(
         &self,
         client: &deadpool_postgres::Object,
@@ -594,12 +590,6 @@ fn version_of(value: i64) -> u64 {
 /// A count or bound as a `bigint`, saturating (no stored value comes near `i64::MAX`).
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn unreachable_lookup(stream: &StreamName) -> Result<(EventId, Position), StoreError> {
-    Err(StoreError::internal(format!(
-        "an empty append to stream {stream} looked up a version"
-    )))
 }
 
 fn backend(err: tokio_postgres::Error) -> StoreError {
