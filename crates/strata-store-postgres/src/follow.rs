@@ -112,7 +112,7 @@ async fn refresh(pool: &Pool, head: &watch::Sender<Position>) {
             .query_one(sql::HEAD, &[])
             .await
             .map_err(|err| err.to_string())?;
-        Ok::<i64, String>(row.get(0))
+        row.try_get::<_, i64>(0).map_err(|err| err.to_string())
     }
     .await;
     match result {

@@ -42,7 +42,7 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<u32, PostgresError> {
         )
         .await
         .map_err(PostgresError::migrate)?;
-    let found: i32 = row.get(0);
+    let found: i32 = row.try_get(0).map_err(PostgresError::migrate)?;
     let found = u32::try_from(found).unwrap_or(0);
     if found > latest {
         return Err(PostgresError::SchemaTooNew {

@@ -23,6 +23,7 @@ use strata_store::{
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::FromSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::{PostgresError, follow, migrate, sql};
@@ -116,7 +117,7 @@ impl PostgresStore {
                 .query_one(sql::HEAD, &[])
                 .await
                 .map_err(PostgresError::Migrate)?;
-            position_of(row.get(0))
+            position_of(row.try_get(0).map_err(PostgresError::Migrate)?)
         };
         let (head, _) = watch::channel(head);
         let follower = tokio::spawn(follow::follow_head(
@@ -194,8 +195,8 @@ impl PostgresStore {
             .query_one(&statement, &[&stream.as_str(), &first.id.0])
             .await
             .map_err(backend)?;
-        let current = Version(version_of(row.get(0)));
-        let first_id_version: Option<i64> = row.get(1);
+        let current = Version(version_of(column(&row, 0)?));
+        let first_id_version: Option<i64> = column(&row, 1)?;
         let first_id_version = first_id_version.map(|v| Version(version_of(v)));
         // Where a repeat of these events would start, as `check_append` will reason.
         let repeat_start = match expected.exact() {
@@ -220,9 +221,9 @@ impl PostgresStore {
                     .map_err(backend)?;
                 for row in rows {
                     known.push((
-                        Version(version_of(row.get(0))),
-                        EventId(row.get(1)),
-                        position_of(row.get(2)),
+                        Version(version_of(column(&row, 0)?)),
+                        EventId(column(&row, 1)?),
+                        position_of(column(&row, 2)?),
                     ));
                 }
             }
@@ -288,7 +289,7 @@ impl PostgresStore {
             .await;
         match result {
             Ok(row) => {
-                let base = position_of(row.get(0)).0;
+                let base = position_of(column(&row, 0)?).0;
                 Ok(Ok(AppendResult {
                     first_version: Version(current.0 + 1),
                     last_version: Version(current.0 + count),
@@ -410,13 +411,13 @@ impl EventStore for PostgresStore {
             )
             .await
             .map_err(backend)?;
-        let head = rows
+        let first = rows
             .first()
-            .map(|row| position_of(row.get(0)))
             .ok_or_else(|| StoreError::internal("the strata.head row is missing"))?;
+        let head = position_of(column(first, 0)?);
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
-            let position: Option<i64> = row.get(1);
+            let position: Option<i64> = column(row, 1)?;
             if position.is_some() {
                 events.push(row_to_event(row, 1)?);
             }
@@ -460,7 +461,7 @@ impl EventStore for PostgresStore {
             .query_one(&statement, &[&stream.as_str()])
             .await
             .map_err(backend)?;
-        Ok(Version(version_of(row.get(0))))
+        Ok(Version(version_of(column(&row, 0)?)))
     }
 
     async fn list_streams(
@@ -487,11 +488,11 @@ impl EventStore for PostgresStore {
             .map_err(backend)?;
         rows.iter()
             .map(|row| {
-                let name: &str = row.get(0);
+                let name: &str = column(row, 0)?;
                 Ok(StreamSummary {
                     stream: stored_name(name)?,
-                    version: Version(version_of(row.get(1))),
-                    last_position: position_of(row.get(2)),
+                    version: Version(version_of(column(row, 1)?)),
+                    last_position: position_of(column(row, 2)?),
                 })
             })
             .collect()
@@ -501,7 +502,7 @@ impl EventStore for PostgresStore {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql::HEAD).await.map_err(backend)?;
         let row = client.query_one(&statement, &[]).await.map_err(backend)?;
-        let head = position_of(row.get(0));
+        let head = position_of(column(&row, 0)?);
         self.publish(head);
         Ok(head)
     }
@@ -552,14 +553,14 @@ fn refuse_repeated_ids(stream: &StreamName, events: &[NewEvent]) -> Result<(), S
 }
 
 fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
-    let position: i64 = row.get(offset);
-    let stream: &str = row.get(offset + 1);
-    let version: i64 = row.get(offset + 2);
-    let id: uuid::Uuid = row.get(offset + 3);
-    let event_type: &str = row.get(offset + 4);
-    let data: &[u8] = row.get(offset + 5);
-    let metadata: &[u8] = row.get(offset + 6);
-    let recorded_at: time::OffsetDateTime = row.get(offset + 7);
+    let position: i64 = column(row, offset)?;
+    let stream: &str = column(row, offset + 1)?;
+    let version: i64 = column(row, offset + 2)?;
+    let id: uuid::Uuid = column(row, offset + 3)?;
+    let event_type: &str = column(row, offset + 4)?;
+    let data: &[u8] = column(row, offset + 5)?;
+    let metadata: &[u8] = column(row, offset + 6)?;
+    let recorded_at: time::OffsetDateTime = column(row, offset + 7)?;
     Ok(RecordedEvent {
         position: position_of(position),
         stream: stored_name(stream)?,
@@ -571,6 +572,15 @@ fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
         data: Bytes::copy_from_slice(data),
         metadata: Bytes::copy_from_slice(metadata),
         recorded_at: Timestamp::from_datetime(recorded_at),
+    })
+}
+
+/// Column `index` of a row the store's own SQL returned. A type that does not match means
+/// the schema is not the one the migrations made (another client altered it): an
+/// internal fault to report, not a panic.
+fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {
+    row.try_get(index).map_err(|err| {
+        StoreError::internal_from(format!("column {index} of a row of the strata schema"), err)
     })
 }
 
