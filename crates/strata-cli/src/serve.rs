@@ -1,4 +1,5 @@
-//! `strata serve`: the whole system in one process. Opens the embedded store, the shop's
+//! `strata serve`: the whole system in one process. Opens the event store (the embedded
+//! one in the data directory, or PostgreSQL with `--store postgres://...`), the shop's
 //! SQLite read models and process managers, mounts the shop on the HTTP server, and serves
 //! until SIGINT or SIGTERM; then finishes in-flight requests, stops the projections at a
 //! checkpoint, and closes the store.
@@ -20,6 +21,8 @@ use strata_server::{AppState, Limits, ReadSide, Tokens, check_exposure};
 use strata_shop::{FakePaymentProvider, Shop};
 use strata_shop_http::ShopModule;
 use strata_store::EventStore;
+use strata_store_embedded::EmbeddedStore;
+use strata_store_postgres::{PostgresOptions, PostgresStore};
 
 /// `strata serve`.
 #[derive(Debug, Args)]
@@ -80,8 +83,77 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
 
+    /// Where events are stored: a `postgres://` (or `postgresql://`) URL. Unset, the
+    /// embedded store in the data directory. The read models and snapshots stay in the
+    /// data directory either way.
+    #[arg(long, env = "STRATA_STORE", value_name = "URL")]
+    pub(crate) store: Option<String>,
+
     #[command(flatten)]
     pub(crate) write: crate::args::WriteArgs,
+}
+
+/// The event store a server runs on, kept to close it at the end.
+enum Store {
+    Embedded(EmbeddedStore),
+    Postgres(PostgresStore),
+}
+
+impl Store {
+    async fn open(dir: &Path, args: &ServeArgs) -> anyhow::Result<(Self, Arc<dyn EventStore>)> {
+        let Some(url) = args.store.as_deref() else {
+            let store = crate::open_writer(dir, &args.write)?;
+            let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+            return Ok((Store::Embedded(store), shared));
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            anyhow::bail!("--store takes a postgres:// URL, not {:?}", redacted(url));
+        }
+        let store = PostgresStore::connect(url, PostgresOptions::default())
+            .await
+            .with_context(|| format!("cannot open the event store at {}", redacted(url)))?;
+        let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+        Ok((Store::Postgres(store), shared))
+    }
+
+    async fn close(self, dir: &Path) -> anyhow::Result<()> {
+        match self {
+            Store::Embedded(store) => crate::close(store, dir).await,
+            Store::Postgres(store) => {
+                store.close();
+                Ok(())
+            }
+        }
+    }
+
+    fn describe(&self, dir: &Path) -> String {
+        match self {
+            Store::Embedded(_) => format!("the embedded store in {}", dir.display()),
+            Store::Postgres(store) => format!(
+                "postgres database {} on {}",
+                store.config().get_dbname().unwrap_or("(default)"),
+                store
+                    .config()
+                    .get_hosts()
+                    .iter()
+                    .map(|host| format!("{host:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+}
+
+/// A connection URL without its password, for messages.
+pub(crate) fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The shape of log lines.
@@ -120,8 +192,7 @@ pub(crate) async fn run(
     let tokens = args.tokens.as_deref().map(Tokens::from_file).transpose()?;
     check_exposure(args.listen, tokens.is_some(), args.insecure)?;
 
-    let store = crate::open_writer(dir, &args.write)?;
-    let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    let (store, shared) = Store::open(dir, &args).await?;
     let read = read_dir(dir);
     let snapshots = SqliteSnapshots::open(read.join("snapshots.sqlite"))
         .context("cannot open the snapshot database")?;
@@ -158,10 +229,11 @@ pub(crate) async fn run(
     let addr = listener.local_addr().unwrap_or(args.listen);
     tracing::info!(
         data_dir = %dir.display(),
+        store = %store.describe(dir),
         "strata is serving on http://{addr} (console at http://{addr}/)"
     );
     let served = strata_server::serve(listener, state, shutdown).await;
-    let closed = crate::close(store, dir).await;
+    let closed = store.close(dir).await;
     served?;
     closed?;
     tracing::info!("strata stopped");

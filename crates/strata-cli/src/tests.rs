@@ -1140,3 +1140,22 @@ fn names_are_validated_once_and_bad_ones_every_time() {
     assert_eq!(names.event_type("Placed").unwrap().as_str(), "Placed");
     assert!(names.event_type("a\nb").is_err());
 }
+
+// --- serve ---
+
+#[test]
+fn a_store_url_is_shown_without_its_password() {
+    use crate::serve::redacted;
+    assert_eq!(
+        redacted("postgres://ann:secret@db.example:5432/shop"),
+        "postgres://ann@db.example:5432/shop"
+    );
+    assert_eq!(
+        redacted("postgres://ann@db.example/shop"),
+        "postgres://ann@db.example/shop"
+    );
+    assert_eq!(
+        redacted("postgres://db.example/shop"),
+        "postgres://db.example/shop"
+    );
+}

@@ -67,6 +67,10 @@ pub async fn run<F: Future<Output = ()>>(case: &str, body: F) {
 ///
 /// The invoking crate needs `tokio` with the `macros` and `rt-multi-thread` features.
 ///
+/// A backend that needs an outside server takes `optional`: `conformance_tests!(optional
+/// backend)` calls a function returning `Option<B>`, and a case whose backend is `None`
+/// passes without running (the function says why it was skipped).
+///
 /// ```
 /// use async_trait::async_trait;
 /// use strata_store::MemoryStore;
@@ -98,8 +102,14 @@ pub async fn run<F: Future<Output = ()>>(case: &str, body: F) {
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
+    (optional $backend:path) => {
+        $crate::conformance_tests!(@list optional $backend);
+    };
     ($backend:path) => {
-        $crate::conformance_tests!(@cases $backend;
+        $crate::conformance_tests!(@list required $backend);
+    };
+    (@list $mode:ident $backend:path) => {
+        $crate::conformance_tests!(@cases $mode $backend;
             append_assigns_consecutive_versions_and_positions,
             expected_any_appends_whatever_the_version,
             expected_no_stream_requires_a_missing_stream,
@@ -141,11 +151,26 @@ macro_rules! conformance_tests {
             list_streams_while_streams_are_created,
         );
     };
-    (@cases $backend:path; $($case:ident),* $(,)?) => {
+    (@cases required $backend:path; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let backend = $backend();
+                $crate::conformance::run(
+                    stringify!($case),
+                    $crate::conformance::$case(&backend),
+                )
+                .await;
+            }
+        )*
+    };
+    (@cases optional $backend:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(backend) = $backend() else {
+                    return;
+                };
                 $crate::conformance::run(
                     stringify!($case),
                     $crate::conformance::$case(&backend),

@@ -77,6 +77,18 @@ const RULES: &[Rule] = &[
         why: "the store's contract knows nothing of files or SQL",
     },
     Rule {
+        who: BACKENDS,
+        must_not_use: BACKENDS,
+        kinds: BUILT_WITH,
+        why: "a backend builds on strata-store alone, never on another backend",
+    },
+    Rule {
+        who: Crates::Named("strata-server"),
+        must_not_use: BACKENDS,
+        kinds: BUILT_WITH,
+        why: "the server runs on the EventStore trait; the binary picks the backend",
+    },
+    Rule {
         who: Crates::Named("strata-projection"),
         must_not_use: BACKENDS,
         kinds: BUILT_WITH,

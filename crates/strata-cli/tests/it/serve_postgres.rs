@@ -1,0 +1,208 @@
+//! `strata serve --store postgres://...`: the server runs on PostgreSQL, and what it
+//! acknowledged is in the database, served again by a second server with an empty data
+//! directory (its read models rebuilt from the database). Needs `STRATA_TEST_POSTGRES_URL`;
+//! says it is skipped without it. Runs in a database made for it and dropped after.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr as _;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio_postgres::NoTls;
+
+/// One HTTP/1.1 request on a fresh connection: the status and the body (the server
+/// answers these small bodies with a Content-Length, and closes).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(rest).unwrap_or(Value::Null)))
+}
+
+/// A request that must answer 200.
+fn ok(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
+    match request(addr, method, path, body) {
+        Some((200, answer)) => answer,
+        other => panic!("{method} {path} answered {other:?}"),
+    }
+}
+
+/// A running `strata serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data_dir: &Path, store: &str) -> Server {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", &addr.to_string(), "--store", store])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("strata serve starts");
+    let server = Server { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some((200, _)) = request(addr, "GET", "/health", None) {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("strata serve --store postgres did not answer /health within 60 s");
+}
+
+/// Runs `sql` on the server of `config`, in a runtime of its own; the first column of
+/// the first row, if it has one.
+fn admin(config: &tokio_postgres::Config, sql: &str) -> Option<i64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (client, connection) = config.connect(NoTls).await.expect("connect to PostgreSQL");
+        tokio::spawn(connection);
+        let messages = client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+        messages.iter().find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
+    })
+}
+
+/// A database made for the test, dropped with it (with any connection left to it).
+struct Database {
+    admin: tokio_postgres::Config,
+    name: String,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        admin(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+#[test]
+fn serve_runs_on_postgres_and_a_second_server_sees_what_the_first_acknowledged() {
+    let url = match std::env::var("STRATA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            println!("skipped serve on postgres: STRATA_TEST_POSTGRES_URL is unset");
+            return;
+        }
+    };
+    let config = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
+    let name = format!("strata_cli_test_{}", uuid::Uuid::new_v4().simple());
+    admin(&config, &format!("CREATE DATABASE \"{name}\""));
+    let database = Database {
+        admin: config.clone(),
+        name: name.clone(),
+    };
+    let mut store_config = config.clone();
+    store_config.dbname(&name);
+    let store_url = match url.rsplit_once('/') {
+        Some((base, _)) if base.contains("://") => format!("{base}/{name}"),
+        _ => panic!("STRATA_TEST_POSTGRES_URL names no database to replace: {url}"),
+    };
+
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let first = serve(&scratch.path().join("first"), &store_url);
+    let appended = ok(
+        first.addr,
+        "POST",
+        "/streams/pgserve-1",
+        Some(&json!({"events": [{"type": "Pinged", "data": {"n": 1}}]})),
+    );
+    assert_eq!(
+        appended["position"], 1,
+        "the first event of a fresh database: {appended}"
+    );
+    ok(
+        first.addr,
+        "POST",
+        "/shop/products/mug",
+        Some(&json!({"name": "Blue mug", "description": "a blue ceramic mug", "price": 1250})),
+    );
+    let received = ok(
+        first.addr,
+        "POST",
+        "/shop/inventory/mug/receive",
+        Some(&json!({"quantity": 5})),
+    );
+    let position = received["position"].as_u64().expect("a consistency token");
+    let product = ok(
+        first.addr,
+        "GET",
+        &format!("/shop/products/mug?after={position}"),
+        None,
+    );
+    assert_eq!(
+        product["available"], 5,
+        "the read model on the first server: {product}"
+    );
+    drop(first);
+
+    let stored = admin(&store_config, "SELECT count(*) FROM strata.events").expect("a count");
+    assert_eq!(
+        stored as u64, position,
+        "every acknowledged event is in PostgreSQL"
+    );
+
+    // A second server with an empty data directory: the events come from PostgreSQL and
+    // its read models are rebuilt from them.
+    let second = serve(&scratch.path().join("second"), &store_url);
+    let stream = ok(second.addr, "GET", "/streams/pgserve-1", None);
+    assert!(
+        stream.to_string().contains("Pinged"),
+        "the second server reads the first one's event: {stream}"
+    );
+    let product = ok(
+        second.addr,
+        "GET",
+        &format!("/shop/products/mug?after={position}"),
+        None,
+    );
+    assert_eq!(product["available"], 5, "the rebuilt read model: {product}");
+    drop(second);
+    drop(database);
+}

@@ -1,0 +1,21 @@
+//! strata's event store on PostgreSQL (13 or later): [`PostgresStore`] implements the
+//! [`strata_store::EventStore`] contract in its own `strata` schema of a database it
+//! shares with any other client.
+//!
+//! Global positions are gapless and handed out in commit order by a one-row allocator
+//! whose lock an append holds only from allocation to its commit; docs/design.md explains
+//! why readers never see a gap and what that costs. Subscribers follow the head with
+//! LISTEN/NOTIFY as a wake-up hint and a poll as the fallback. This crate does not hold
+//! read models, checkpoints or leases.
+
+mod error;
+mod follow;
+mod migrate;
+mod sql;
+mod store;
+
+pub use error::PostgresError;
+pub use store::{PostgresOptions, PostgresStore};
+
+#[cfg(test)]
+mod tests;

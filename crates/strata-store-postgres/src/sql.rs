@@ -1,0 +1,117 @@
+//! The SQL the store runs, in one place so that the statements and the reasoning about
+//! their locks can be read together. Holds no logic.
+
+/// The channel appends notify with their last position. Only a wake-up hint: followers
+/// re-read the head row, so a lost or coalesced notification costs latency, not events.
+pub(crate) const HEAD_CHANNEL: &str = "strata_head";
+
+/// The stream's version and the version of the stream's event with a given id, in one
+/// snapshot: everything an append needs to decide, read without locks.
+pub(crate) const APPEND_STATE: &str = "\
+SELECT coalesce((SELECT version FROM strata.streams WHERE name = $1::text), 0),
+       (SELECT version FROM strata.events WHERE stream = $1::text AND id = $2::uuid)";
+
+/// The ids and positions of a range of the stream's versions (for idempotent repeats).
+pub(crate) const STREAM_IDS: &str = "\
+SELECT version, id, position FROM strata.events
+ WHERE stream = $1::text AND version BETWEEN $2::bigint AND $3::bigint
+ ORDER BY version";
+
+/// The write of one append, as a single autocommitted statement.
+///
+/// The `UPDATE` of the head row runs first (every other part reads its result), so the
+/// row lock it takes is the statement's first lock, and it is held until the implicit
+/// commit at the end of the statement: positions are handed out in commit order and a
+/// rolled-back append returns its positions with its update. The unique index on
+/// `(stream, version)` then refuses an append whose version check raced another's; by
+/// then that other append has committed (it held the head row until it did), so the
+/// refusal never waits. `$2` is the stream's version before the append and `$6` the
+/// number of events. It notifies [`HEAD_CHANNEL`] (spelled out here; a unit test keeps the
+/// two equal); PostgreSQL delivers the notification at commit, in commit order.
+pub(crate) const APPEND_WRITE: &str = "\
+WITH alloc AS (
+    UPDATE strata.head
+       SET position = position + $6::bigint,
+           recorded_at = greatest(recorded_at, clock_timestamp())
+     RETURNING position - $6::bigint AS base, recorded_at
+), inserted AS (
+    INSERT INTO strata.events
+           (position, stream, version, id, type, category, data, metadata, recorded_at)
+    SELECT alloc.base + e.ord, $1::text, $2::bigint + e.ord, e.id, e.type, $7::text,
+           e.data, e.metadata, alloc.recorded_at
+      FROM alloc,
+           unnest($3::uuid[], $4::text[], $5::bytea[], $8::bytea[])
+               WITH ORDINALITY AS e(id, type, data, metadata, ord)
+), stream_row AS (
+    INSERT INTO strata.streams (name, version, last_position)
+    SELECT $1::text, $2::bigint + $6::bigint, alloc.base + $6::bigint FROM alloc
+    ON CONFLICT (name) DO UPDATE
+       SET version = excluded.version, last_position = excluded.last_position
+)
+SELECT alloc.base, pg_notify('strata_head', (alloc.base + $6::bigint)::text)::text
+  FROM alloc";
+
+/// The last committed position.
+pub(crate) const HEAD: &str = "SELECT position FROM strata.head";
+
+/// The columns of an event row, in the order `row_to_event` reads them.
+macro_rules! event_columns {
+    () => {
+        "position, stream, version, id, type, data, metadata, recorded_at"
+    };
+}
+
+/// A page of the global log and the head, in one snapshot. The head row and the events
+/// come from the same snapshot, and an append's events commit with its head update, so
+/// the page is a prefix of the committed log: no event at or below the returned head can
+/// appear later. The head is returned even when no event is.
+pub(crate) const READ_ALL: &str = concat!(
+    "SELECT h.position AS head, e.* FROM strata.head h LEFT JOIN LATERAL (
+    SELECT ",
+    event_columns!(),
+    " FROM strata.events
+     WHERE position >= $1::bigint AND position <= h.position
+       AND (cardinality($2::text[]) = 0 OR category = ANY($2::text[]))
+       AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
+     ORDER BY position
+     LIMIT $4::bigint
+) e ON true ORDER BY e.position"
+);
+
+/// A stream's events oldest first, from a version.
+pub(crate) const READ_FORWARD: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM strata.events WHERE stream = $1::text AND version >= $2::bigint
+ ORDER BY version LIMIT $3::bigint"
+);
+
+/// A stream's events newest first, from a version.
+pub(crate) const READ_BACKWARD: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM strata.events WHERE stream = $1::text AND version <= $2::bigint
+ ORDER BY version DESC LIMIT $3::bigint"
+);
+
+/// One event of a stream by id.
+pub(crate) const EVENT_BY_ID: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM strata.events WHERE stream = $1::text AND id = $2::uuid"
+);
+
+/// A stream's version.
+pub(crate) const STREAM_VERSION: &str =
+    "SELECT coalesce((SELECT version FROM strata.streams WHERE name = $1::text), 0)";
+
+/// A page of the stream listing: names in `[$1, $3)` (the prefix's range; `$3` null when
+/// it has no upper bound) after `$2`, in byte order. The primary key's index is in the
+/// "C" collation, so this is one index range scan of at most `$4` entries.
+pub(crate) const LIST_STREAMS: &str = "\
+SELECT name, version, last_position FROM strata.streams
+ WHERE name >= $1::text
+   AND ($2::text IS NULL OR name > $2::text)
+   AND ($3::text IS NULL OR name < $3::text)
+ ORDER BY name COLLATE \"C\"
+ LIMIT $4::bigint";
