@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use strata_core::StreamName;
-use strata_store::{Direction, ReadFilter};
+use strata_core::{StreamName, Version};
+use strata_store::{Direction, EventStore as _, ReadFilter};
 use strata_store_embedded::{EmbeddedStore, LostData, Options};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -51,10 +51,27 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", one_line(&err));
-            ExitCode::FAILURE
+            if err.downcast_ref::<NotFound>().is_some() {
+                ExitCode::from(args::EXIT_NOT_FOUND)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// What a command was asked to read is not in the store: the failure that exits with
+/// [`args::EXIT_NOT_FOUND`] rather than 1, so a script can tell it from a fault.
+#[derive(Debug)]
+struct NotFound(String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -109,7 +126,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &mut stdout(),
             )
             .await;
-            quiet_broken_pipe(printed).map(drop)
+            if quiet_broken_pipe(printed)? == Some(0)
+                && store
+                    .stream_version(&stream)
+                    .await
+                    .with_context(|| format!("cannot read stream {stream}"))?
+                    == Version(0)
+            {
+                return Err(NotFound(format!(
+                    "stream {stream} does not exist in {}",
+                    dir.display()
+                ))
+                .into());
+            }
+            Ok(())
         }
         Command::ReadAll(args) => {
             let store = open_reader(dir)?;

@@ -1033,7 +1033,7 @@ fn the_verify_summary_counts_everything_and_mentions_a_torn_tail() {
     let line = verify::summary(dir, &report);
     assert_eq!(
         line,
-        "the store in /data is intact: 2 segments, 10 batches, 30 events, 4 streams, 1 index files"
+        "the store in /data is intact: 2 segments, 10 batches, 30 events, 4 streams, 1 index file"
     );
     report.torn_tail = Some(strata_store_embedded::TornTail {
         file: "/data/1.seg".into(),

@@ -8,12 +8,20 @@ use crate::support::{Strata, append_line};
 fn every_command_has_help() {
     let strata = Strata::new();
     for command in [
-        "append", "read", "read-all", "tail", "verify", "export", "import", "bench",
+        "append", "read", "read-all", "tail", "verify", "export", "import", "bench", "serve",
     ] {
         let run = strata.run(&[command, "--help"], "");
         run.assert_success();
         assert!(run.stdout().contains("Usage"), "{command}: {run:?}");
+        let help = run.stdout();
+        for code in ["Exit codes:", "  0  ", "  1  ", "  2  "] {
+            assert!(help.contains(code), "{command} lists {code:?}: {help}");
+        }
     }
+    let read = strata.run(&["read", "--help"], "").stdout();
+    assert!(read.contains("  3  the stream does not exist"), "{read}");
+    let top = strata.run(&["--help"], "").stdout();
+    assert!(top.contains("  3  not found"), "{top}");
     let import = strata.run(&["import", "--help"], "");
     assert!(import.stdout().contains("non-empty store"), "{import:?}");
 }
