@@ -12,6 +12,7 @@ mod lines;
 mod names;
 mod payload;
 mod pipeline;
+mod progress;
 mod read;
 mod serve;
 mod tail;
@@ -34,6 +35,7 @@ use strata_store_embedded::{EmbeddedStore, LostData, Options};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::{Cli, Command, FilterArgs, WriteArgs};
+use crate::progress::{CountLines, Unit};
 use crate::read::{LineForm, OnDamage};
 
 /// The size of the buffer in front of standard output.
@@ -79,6 +81,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(progress::colour())
         .with_target(false)
         .init();
 }
@@ -163,6 +166,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 OnDamage::Stop
             };
+            let head = store.head().await.ok().map(|head| head.0);
+            let bar = progress::bar(head, Unit::Events);
             let read = read::all(
                 &store,
                 1,
@@ -170,9 +175,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &ReadFilter::all(),
                 LineForm::Export,
                 on_damage,
-                &mut stdout(),
+                &mut CountLines::new(stdout(), bar.clone()),
             )
             .await;
+            bar.finish_and_clear();
             check_read(&store, quiet_broken_pipe(read)?, on_damage)
         }
         Command::Tail(args) => {
@@ -184,19 +190,30 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Verify => {
             check_exists(dir)?;
-            verify::run(dir, &mut stdout())
+            let spinner = progress::spinner(format!("verifying {}", dir.display()));
+            let verified = verify::run(dir, &mut stdout(), || spinner.finish_and_clear());
+            spinner.finish_and_clear();
+            verified
         }
         Command::Import(args) => {
-            let input: Box<dyn io::Read + Send> =
-                match &args.file {
-                    Some(path) => Box::new(std::fs::File::open(path).with_context(|| {
+            let (input, bar): (Box<dyn io::Read + Send>, _) = match &args.file {
+                Some(path) => {
+                    let file = std::fs::File::open(path).with_context(|| {
                         format!("cannot open the import file {}", path.display())
-                    })?),
-                    None => Box::new(io::stdin()),
-                };
+                    })?;
+                    let size = file.metadata().ok().map(|m| m.len());
+                    let bar = progress::bar(size, Unit::Bytes);
+                    (Box::new(bar.wrap_read(file)), bar)
+                }
+                None => {
+                    let bar = progress::bar(None, Unit::Bytes);
+                    (Box::new(bar.wrap_read(io::stdin())), bar)
+                }
+            };
             let store = open_writer(dir, &args.write)?;
             let started = Instant::now();
             let result = import::run(&store, input, Options::default().max_event_bytes).await;
+            bar.finish_and_clear();
             let closed = close(store, dir).await;
             let summary = result?;
             closed?;

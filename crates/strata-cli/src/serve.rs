@@ -69,7 +69,10 @@ pub(crate) fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Text => builder
+            .with_ansi(crate::progress::colour())
+            .with_target(false)
+            .init(),
         LogFormat::Json => builder.json().init(),
     }
 }

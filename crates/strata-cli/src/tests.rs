@@ -1140,3 +1140,32 @@ fn names_are_validated_once_and_bad_ones_every_time() {
     assert_eq!(names.event_type("Placed").unwrap().as_str(), "Placed");
     assert!(names.event_type("a\nb").is_err());
 }
+
+#[test]
+fn every_progress_template_parses() {
+    use crate::progress::{SPINNER_TEMPLATE, Unit, bar_template};
+    for total in [true, false] {
+        for unit in [Unit::Events, Unit::Bytes] {
+            let template = bar_template(total, unit);
+            assert!(
+                indicatif::ProgressStyle::with_template(&template).is_ok(),
+                "{template}"
+            );
+        }
+    }
+    assert!(indicatif::ProgressStyle::with_template(SPINNER_TEMPLATE).is_ok());
+}
+
+#[test]
+fn a_line_counting_writer_moves_the_bar_once_per_line_and_passes_the_bytes_on() {
+    let bar = indicatif::ProgressBar::hidden();
+    let mut out = crate::progress::CountLines::new(Vec::new(), bar.clone());
+    out.write_all(b"{\"a\":1}\n{\"b\":2}\n{\"c\"").unwrap();
+    out.write_all(b":3}\n").unwrap();
+    out.flush().unwrap();
+    assert_eq!(bar.position(), 3);
+    assert_eq!(
+        String::from_utf8(out.inner_for_tests().clone()).unwrap(),
+        "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n"
+    );
+}

@@ -8,10 +8,12 @@ use anyhow::Context as _;
 use strata_store_embedded::VerifyReport;
 
 /// Verifies the store in `dir`. Prints a summary line when it is intact; otherwise
-/// prints each problem as `file:offset: message` and fails.
-pub(crate) fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
-    let report = strata_store_embedded::verify(dir)
-        .with_context(|| format!("cannot verify the store in {}", dir.display()))?;
+/// prints each problem as `file:offset: message` and fails. `checked` runs once the
+/// check is done, before anything is printed (it clears what showed the check going on).
+pub(crate) fn run(dir: &Path, out: &mut impl Write, checked: impl FnOnce()) -> anyhow::Result<()> {
+    let report = strata_store_embedded::verify(dir);
+    checked();
+    let report = report.with_context(|| format!("cannot verify the store in {}", dir.display()))?;
     if report.problems.is_empty() {
         writeln!(out, "{}", summary(dir, &report)).context("cannot write to standard output")?;
         return Ok(());
