@@ -173,6 +173,37 @@ pub(crate) enum Command {
         common_exits!(),
     ))]
     Serve(crate::serve::ServeArgs),
+
+    /// Prints a shell completion script for strata.
+    ///
+    /// For example `strata completions bash > /etc/bash_completion.d/strata`, or
+    /// `strata completions zsh > "${fpath[1]}/_strata"`.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  the script was printed\n",
+        "  1  standard output cannot be written\n",
+        common_exits!(),
+    ))]
+    Completions(CompletionsArgs),
+
+    /// Prints strata's manual page (roff), for `man`.
+    ///
+    /// For example `strata man > /usr/local/share/man/man1/strata.1`.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  the page was printed\n",
+        "  1  standard output cannot be written\n",
+        common_exits!(),
+    ))]
+    Man,
+}
+
+/// `strata completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// `strata read`.

@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use strata_core::{StreamName, Version};
 use strata_store::{Direction, EventStore as _, ReadFilter};
 use strata_store_embedded::{EmbeddedStore, LostData, Options};
@@ -226,6 +226,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => Ok(strata_bench::run(dir, &args.scenario, &mut stdout())?),
         Command::Serve(args) => serve::run(dir, args, shutdown_signal()?).await,
+        Command::Completions(args) => {
+            let mut out = stdout();
+            let mut cli = Cli::command();
+            clap_complete::generate(args.shell, &mut cli, "strata", &mut out);
+            out.flush().context("cannot write to standard output")
+        }
+        Command::Man => {
+            let mut out = stdout();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .context("cannot write to standard output")?;
+            out.flush().context("cannot write to standard output")
+        }
     }
 }
 
