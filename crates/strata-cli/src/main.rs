@@ -6,6 +6,7 @@
 
 mod append;
 mod args;
+mod config;
 mod export;
 mod import;
 mod lines;
@@ -28,7 +29,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::{CommandFactory as _, Parser as _};
+use clap::{CommandFactory as _, FromArgMatches as _};
 use strata_core::{StreamName, Version};
 use strata_store::{Direction, EventStore as _, ReadFilter};
 use strata_store_embedded::{EmbeddedStore, LostData, Options};
@@ -44,7 +45,17 @@ const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    if let Cli {
+        data_dir,
+        command: Command::Serve(args),
+    } = &mut cli
+        && let Err(err) = config::apply(data_dir, args, &matches)
+    {
+        eprintln!("error: {}", one_line(&err));
+        return ExitCode::FAILURE;
+    }
     match &cli.command {
         Command::Serve(args) => serve::init_logging(args.log_format),
         _ => init_tracing(),

@@ -23,6 +23,12 @@ use strata_store::EventStore;
 /// `strata serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
+    /// A TOML file setting any of these options (and --data-dir), by their long names:
+    /// `listen = "127.0.0.1:7700"`. A flag or its environment variable wins over the file;
+    /// relative paths in it are relative to its directory. docs/strata.toml is an example.
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
     /// The address to listen on. Without tokens only a loopback address is accepted
     /// (unless --insecure).
     #[arg(
@@ -53,7 +59,8 @@ pub(crate) struct ServeArgs {
 }
 
 /// The shape of log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum LogFormat {
     /// For people.
     Text,
