@@ -5,9 +5,32 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The exit code of a read of something the store does not hold (`strata read` of a
+/// stream that does not exist).
+pub(crate) const EXIT_NOT_FOUND: u8 = 3;
+
+/// The exit codes every command shares, closing each command's table.
+macro_rules! common_exits {
+    () => {
+        "  2  the command line is wrong (an unknown option, a missing or malformed value)\n"
+    };
+}
+
 /// strata's event store tools.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about, propagate_version = true)]
+#[command(
+    name = "strata",
+    version,
+    about,
+    propagate_version = true,
+    after_help = concat!(
+        "Exit codes (each command's --help gives its own):\n",
+        "  0  done\n",
+        "  1  failed: one line on standard error says why\n",
+        common_exits!(),
+        "  3  not found: what was asked for is not in the store (strata read)",
+    )
+)]
 pub(crate) struct Cli {
     /// The store's data directory.
     #[arg(
@@ -37,26 +60,57 @@ pub(crate) enum Command {
     /// line is printed: {"stream", "first_version", "last_version", "position"} or
     /// {"error": {"code", "message"}}. A failed line does not stop the others; the exit
     /// code is 0 unless the store cannot be opened or the input or output fails.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  every line was answered, refused appends included\n",
+        "  1  the store cannot be opened or closed, or the input or output fails\n",
+        common_exits!(),
+    ))]
     Append(WriteArgs),
 
     /// Prints the events of one stream as JSON lines.
     ///
     /// An event that cannot be read stops it with exit code 1 and its version.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  the events were printed (none when --from is past the end)\n",
+        "  1  there is no store, or an event cannot be read\n",
+        common_exits!(),
+        "  3  the stream does not exist",
+    ))]
     Read(ReadArgs),
 
     /// Prints events of the whole log, in position order, as JSON lines.
     ///
     /// An event that cannot be read, or a damaged last batch, stops it with exit code 1
     /// and the position where it stopped.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  the events were printed\n",
+        "  1  there is no store, an event cannot be read, or the last batch is damaged\n",
+        common_exits!(),
+    ))]
     ReadAll(ReadAllArgs),
 
     /// Prints events from a position on, then follows new events until interrupted.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  stopped by SIGINT or SIGTERM, or standard output was closed\n",
+        "  1  there is no store, or reading or writing fails\n",
+        common_exits!(),
+    ))]
     Tail(TailArgs),
 
     /// Checks every checksum, batch and index file of the store.
     ///
     /// Exits 0 with a one-line summary when the store is intact; otherwise prints each
     /// problem as `file:offset: message` and exits 1.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  the store is intact\n",
+        "  1  there is no store, or it has problems (each printed on standard output)\n",
+        common_exits!(),
+    ))]
     Verify,
 
     /// Prints every event of the store as JSON lines, in position order (the import
@@ -67,6 +121,12 @@ pub(crate) enum Command {
     /// `metadata_base64` carry them exactly, so an import gives back every byte. An event
     /// that cannot be read, or a damaged last batch, stops the export with exit code 1
     /// and the position where it stopped, unless --salvage is given.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  every event was exported (with --salvage: every readable one)\n",
+        "  1  there is no store, or an event cannot be read and --salvage is not given\n",
+        common_exits!(),
+    ))]
     Export(ExportArgs),
 
     /// Imports events in the export format, keeping streams, versions, ids, recording
@@ -82,10 +142,22 @@ pub(crate) enum Command {
     /// how many events were imported, skipped and refused. Importing into a non-empty
     /// store is allowed, but the events then get other global positions than in the
     /// export.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  every line was imported or skipped as already present\n",
+        "  1  a line was refused (named on standard error; what came before it stays)\n",
+        common_exits!(),
+    ))]
     Import(ImportArgs),
 
     /// Measures performance: one JSON line per result, each beside the ceiling that
     /// bounds it (see docs/benchmarks.md).
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  every measurement ran\n",
+        "  1  a measurement failed\n",
+        common_exits!(),
+    ))]
     Bench(strata_bench::BenchArgs),
 
     /// Runs the server: the HTTP API, the shop with its read models and checkout, and
@@ -94,7 +166,44 @@ pub(crate) enum Command {
     /// Read models live under <data-dir>/read/. SIGINT or SIGTERM stop it gracefully:
     /// in-flight requests finish, projections store their checkpoints, the store closes,
     /// and the exit code is 0.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  stopped gracefully by SIGINT or SIGTERM\n",
+        "  1  it cannot start (the store, the address, the tokens file) or fails\n",
+        common_exits!(),
+    ))]
     Serve(crate::serve::ServeArgs),
+
+    /// Prints a shell completion script for strata.
+    ///
+    /// For example `strata completions bash > /etc/bash_completion.d/strata`, or
+    /// `strata completions zsh > "${fpath[1]}/_strata"`.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  the script was printed\n",
+        "  1  standard output cannot be written\n",
+        common_exits!(),
+    ))]
+    Completions(CompletionsArgs),
+
+    /// Prints strata's manual page (roff), for `man`.
+    ///
+    /// For example `strata man > /usr/local/share/man/man1/strata.1`.
+    #[command(after_help = concat!(
+        "Exit codes:\n",
+        "  0  the page was printed\n",
+        "  1  standard output cannot be written\n",
+        common_exits!(),
+    ))]
+    Man,
+}
+
+/// `strata completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// `strata read`.

@@ -6,12 +6,14 @@
 
 mod append;
 mod args;
+mod config;
 mod export;
 mod import;
 mod lines;
 mod names;
 mod payload;
 mod pipeline;
+mod progress;
 mod read;
 mod serve;
 mod tail;
@@ -27,13 +29,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::Parser as _;
-use strata_core::StreamName;
-use strata_store::{Direction, ReadFilter};
+use clap::{CommandFactory as _, FromArgMatches as _};
+use strata_core::{StreamName, Version};
+use strata_store::{Direction, EventStore as _, ReadFilter};
 use strata_store_embedded::{EmbeddedStore, LostData, Options};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::{Cli, Command, FilterArgs, WriteArgs};
+use crate::progress::{CountLines, Unit};
 use crate::read::{LineForm, OnDamage};
 
 /// The size of the buffer in front of standard output.
@@ -42,7 +45,17 @@ const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    if let Cli {
+        data_dir,
+        command: Command::Serve(args),
+    } = &mut cli
+        && let Err(err) = config::apply(data_dir, args, &matches)
+    {
+        eprintln!("error: {}", one_line(&err));
+        return ExitCode::FAILURE;
+    }
     match &cli.command {
         Command::Serve(args) => serve::init_logging(args.log_format),
         _ => init_tracing(),
@@ -51,10 +64,27 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", one_line(&err));
-            ExitCode::FAILURE
+            if err.downcast_ref::<NotFound>().is_some() {
+                ExitCode::from(args::EXIT_NOT_FOUND)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// What a command was asked to read is not in the store: the failure that exits with
+/// [`args::EXIT_NOT_FOUND`] rather than 1, so a script can tell it from a fault.
+#[derive(Debug)]
+struct NotFound(String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -62,6 +92,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(progress::colour())
         .with_target(false)
         .init();
 }
@@ -109,7 +140,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &mut stdout(),
             )
             .await;
-            quiet_broken_pipe(printed).map(drop)
+            if quiet_broken_pipe(printed)? == Some(0)
+                && store
+                    .stream_version(&stream)
+                    .await
+                    .with_context(|| format!("cannot read stream {stream}"))?
+                    == Version(0)
+            {
+                return Err(NotFound(format!(
+                    "stream {stream} does not exist in {}",
+                    dir.display()
+                ))
+                .into());
+            }
+            Ok(())
         }
         Command::ReadAll(args) => {
             let store = open_reader(dir)?;
@@ -133,6 +177,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 OnDamage::Stop
             };
+            let head = store.head().await.ok().map(|head| head.0);
+            let bar = progress::bar(head, Unit::Events);
             let read = read::all(
                 &store,
                 1,
@@ -140,9 +186,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &ReadFilter::all(),
                 LineForm::Export,
                 on_damage,
-                &mut stdout(),
+                &mut CountLines::new(stdout(), bar.clone()),
             )
             .await;
+            bar.finish_and_clear();
             check_read(&store, quiet_broken_pipe(read)?, on_damage)
         }
         Command::Tail(args) => {
@@ -154,19 +201,30 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Verify => {
             check_exists(dir)?;
-            verify::run(dir, &mut stdout())
+            let spinner = progress::spinner(format!("verifying {}", dir.display()));
+            let verified = verify::run(dir, &mut stdout(), || spinner.finish_and_clear());
+            spinner.finish_and_clear();
+            verified
         }
         Command::Import(args) => {
-            let input: Box<dyn io::Read + Send> =
-                match &args.file {
-                    Some(path) => Box::new(std::fs::File::open(path).with_context(|| {
+            let (input, bar): (Box<dyn io::Read + Send>, _) = match &args.file {
+                Some(path) => {
+                    let file = std::fs::File::open(path).with_context(|| {
                         format!("cannot open the import file {}", path.display())
-                    })?),
-                    None => Box::new(io::stdin()),
-                };
+                    })?;
+                    let size = file.metadata().ok().map(|m| m.len());
+                    let bar = progress::bar(size, Unit::Bytes);
+                    (Box::new(bar.wrap_read(file)), bar)
+                }
+                None => {
+                    let bar = progress::bar(None, Unit::Bytes);
+                    (Box::new(bar.wrap_read(io::stdin())), bar)
+                }
+            };
             let store = open_writer(dir, &args.write)?;
             let started = Instant::now();
             let result = import::run(&store, input, Options::default().max_event_bytes).await;
+            bar.finish_and_clear();
             let closed = close(store, dir).await;
             let summary = result?;
             closed?;
@@ -179,6 +237,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => Ok(strata_bench::run(dir, &args.scenario, &mut stdout())?),
         Command::Serve(args) => serve::run(dir, args, shutdown_signal()?).await,
+        Command::Completions(args) => {
+            let mut out = stdout();
+            let mut cli = Cli::command();
+            clap_complete::generate(args.shell, &mut cli, "strata", &mut out);
+            out.flush().context("cannot write to standard output")
+        }
+        Command::Man => {
+            let mut out = stdout();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .context("cannot write to standard output")?;
+            out.flush().context("cannot write to standard output")
+        }
     }
 }
 

@@ -27,6 +27,12 @@ use strata_store_postgres::{PostgresOptions, PostgresStore};
 /// `strata serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
+    /// A TOML file setting any of these options (and --data-dir), by their long names:
+    /// `listen = "127.0.0.1:7700"`. A flag or its environment variable wins over the file;
+    /// relative paths in it are relative to its directory. docs/strata.toml is an example.
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
     /// The address to listen on. Without tokens only a loopback address is accepted
     /// (unless --insecure).
     #[arg(
@@ -157,7 +163,8 @@ pub(crate) fn redacted(url: &str) -> String {
 }
 
 /// The shape of log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum LogFormat {
     /// For people.
     Text,
@@ -173,7 +180,10 @@ pub(crate) fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Text => builder
+            .with_ansi(crate::progress::colour())
+            .with_target(false)
+            .init(),
         LogFormat::Json => builder.json().init(),
     }
 }

@@ -1033,7 +1033,7 @@ fn the_verify_summary_counts_everything_and_mentions_a_torn_tail() {
     let line = verify::summary(dir, &report);
     assert_eq!(
         line,
-        "the store in /data is intact: 2 segments, 10 batches, 30 events, 4 streams, 1 index files"
+        "the store in /data is intact: 2 segments, 10 batches, 30 events, 4 streams, 1 index file"
     );
     report.torn_tail = Some(strata_store_embedded::TornTail {
         file: "/data/1.seg".into(),
@@ -1157,5 +1157,124 @@ fn a_store_url_is_shown_without_its_password() {
     assert_eq!(
         redacted("postgres://db.example/shop"),
         "postgres://db.example/shop"
+    );
+}
+
+#[test]
+fn every_progress_template_parses() {
+    use crate::progress::{SPINNER_TEMPLATE, Unit, bar_template};
+    for total in [true, false] {
+        for unit in [Unit::Events, Unit::Bytes] {
+            let template = bar_template(total, unit);
+            assert!(
+                indicatif::ProgressStyle::with_template(&template).is_ok(),
+                "{template}"
+            );
+        }
+    }
+    assert!(indicatif::ProgressStyle::with_template(SPINNER_TEMPLATE).is_ok());
+}
+
+#[test]
+fn a_line_counting_writer_moves_the_bar_once_per_line_and_passes_the_bytes_on() {
+    let bar = indicatif::ProgressBar::hidden();
+    let mut out = crate::progress::CountLines::new(Vec::new(), bar.clone());
+    out.write_all(b"{\"a\":1}\n{\"b\":2}\n{\"c\"").unwrap();
+    out.write_all(b":3}\n").unwrap();
+    out.flush().unwrap();
+    assert_eq!(bar.position(), 3);
+    assert_eq!(
+        String::from_utf8(out.inner_for_tests().clone()).unwrap(),
+        "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n"
+    );
+}
+
+/// `strata serve` parsed from `args` with the config applied: the data directory and
+/// the serve arguments.
+fn serve_with_config(
+    args: &[&str],
+) -> anyhow::Result<(std::path::PathBuf, crate::serve::ServeArgs)> {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = crate::args::Cli::command().try_get_matches_from(args)?;
+    let cli = crate::args::Cli::from_arg_matches(&matches)?;
+    let crate::args::Cli {
+        mut data_dir,
+        command: crate::args::Command::Serve(mut serve),
+    } = cli
+    else {
+        panic!("not serve: {args:?}");
+    };
+    crate::config::apply(&mut data_dir, &mut serve, &matches)?;
+    Ok((data_dir, serve))
+}
+
+#[test]
+fn the_example_config_file_loads_and_matches_the_defaults() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/strata.toml");
+    let (dir, serve) = serve_with_config(&["strata", "serve", "--config", example]).unwrap();
+    assert!(dir.ends_with("docs/../strata-data"), "{dir:?}");
+    assert_eq!(serve.listen.to_string(), "127.0.0.1:7700");
+    assert_eq!(serve.tokens, None);
+    assert!(!serve.insecure);
+    assert!(!serve.write.accept_data_loss);
+}
+
+#[test]
+fn a_flag_wins_over_the_config_file_and_the_file_over_the_default() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("strata.toml");
+    std::fs::write(
+        &file,
+        "data-dir = \"data\"\nlisten = \"127.0.0.1:9001\"\ntokens = \"/etc/tokens\"\nlog-format = \"json\"\naccept-data-loss = true\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (dir, serve) = serve_with_config(&["strata", "serve", "--config", path]).unwrap();
+    assert_eq!(dir, scratch.path().join("data"));
+    assert_eq!(serve.listen.to_string(), "127.0.0.1:9001");
+    assert_eq!(serve.tokens, Some("/etc/tokens".into()));
+    assert_eq!(serve.log_format, crate::serve::LogFormat::Json);
+    assert!(serve.write.accept_data_loss);
+
+    let (dir, serve) = serve_with_config(&[
+        "strata",
+        "--data-dir",
+        "/elsewhere",
+        "serve",
+        "--config",
+        path,
+        "--listen",
+        "127.0.0.1:9002",
+        "--log-format",
+        "text",
+    ])
+    .unwrap();
+    assert_eq!(dir, std::path::PathBuf::from("/elsewhere"));
+    assert_eq!(serve.listen.to_string(), "127.0.0.1:9002");
+    assert_eq!(serve.log_format, crate::serve::LogFormat::Text);
+    assert_eq!(serve.tokens, Some("/etc/tokens".into()));
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_or_a_bad_value_is_refused_naming_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("strata.toml");
+    for (text, needle) in [
+        ("listn = \"127.0.0.1:1\"\n", "listn"),
+        ("listen = \"nowhere\"\n", "listen"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let err = serve_with_config(&["strata", "serve", "--config", file.to_str().unwrap()])
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("is not valid"), "{message}");
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    let missing = scratch.path().join("none.toml");
+    let err =
+        serve_with_config(&["strata", "serve", "--config", missing.to_str().unwrap()]).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("cannot read the config file"),
+        "{err:#}"
     );
 }

@@ -79,6 +79,11 @@ pub(crate) struct OrderQuery {
     /// the log (`after` then needs no wait).
     #[param(value_type = Option<String>)]
     as_of: Option<AsOfParam>,
+    /// Waits (up to `timeout_ms`) until checkout has settled a placed order, so its
+    /// status is `confirmed` or `cancelled`; when the time runs out first, the order as
+    /// it is then (still `placed`).
+    #[serde(default)]
+    settled: bool,
 }
 
 /// An order: now from its read model, or as it was with `as_of`.
@@ -104,7 +109,12 @@ pub(crate) async fn order(
         return Ok(Json(OrderAnswer::AsOf(OrderAsOfJson::new(id, past))));
     }
     let fresh = query.freshness;
-    let view = shop.order(&id, fresh.after(), fresh.timeout()).await?;
+    let view = if query.params.settled {
+        shop.settled_order(&id, fresh.after(), fresh.timeout())
+            .await?
+    } else {
+        shop.order(&id, fresh.after(), fresh.timeout()).await?
+    };
     Ok(Json(OrderAnswer::Now(OrderJson::from(view))))
 }
 

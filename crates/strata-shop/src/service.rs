@@ -542,6 +542,48 @@ impl Shop {
             })
     }
 
+    /// The order `id` once checkout has settled it (its status is no longer `placed`:
+    /// confirmed, cancelled, or shipped), waiting up to `timeout` in all; when the time
+    /// runs out first, the order as it is then. `after` is waited for first, like on
+    /// [`Shop::order`], and a read model that cannot get there is an error.
+    pub async fn settled_order(
+        &self,
+        id: &str,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<OrderView, ShopError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.caught_up(ORDERS, after, timeout).await?;
+        loop {
+            // The checkpoint is taken before the order is read, so the order read is at
+            // least that fresh: if it is still placed, whatever settles it comes after
+            // `seen`, and waiting for the next position cannot step over it.
+            let seen = self
+                .projections
+                .status()
+                .into_iter()
+                .find(|status| status.name == ORDERS)
+                .map_or(Position(0), |status| status.checkpoint);
+            let view = self.order(id, None, timeout).await?;
+            if view.status != OrderStatus::Placed {
+                return Ok(view);
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(view);
+            }
+            match self
+                .projections
+                .wait_for(ORDERS, Position(seen.0.saturating_add(1)), left)
+                .await
+            {
+                Ok(()) => {}
+                Err(ProjectionError::Timeout { .. }) => return Ok(view),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
     /// A page of the orders of `customer`, oldest first (empty if none).
     pub async fn customer_orders(
         &self,

@@ -8,12 +8,30 @@ use crate::support::{Strata, append_line};
 fn every_command_has_help() {
     let strata = Strata::new();
     for command in [
-        "append", "read", "read-all", "tail", "verify", "export", "import", "bench",
+        "append",
+        "read",
+        "read-all",
+        "tail",
+        "verify",
+        "export",
+        "import",
+        "bench",
+        "serve",
+        "completions",
+        "man",
     ] {
         let run = strata.run(&[command, "--help"], "");
         run.assert_success();
         assert!(run.stdout().contains("Usage"), "{command}: {run:?}");
+        let help = run.stdout();
+        for code in ["Exit codes:", "  0  ", "  1  ", "  2  "] {
+            assert!(help.contains(code), "{command} lists {code:?}: {help}");
+        }
     }
+    let read = strata.run(&["read", "--help"], "").stdout();
+    assert!(read.contains("  3  the stream does not exist"), "{read}");
+    let top = strata.run(&["--help"], "").stdout();
+    assert!(top.contains("  3  not found"), "{top}");
     let import = strata.run(&["import", "--help"], "");
     assert!(import.stdout().contains("non-empty store"), "{import:?}");
 }
@@ -60,4 +78,27 @@ fn without_flag_or_environment_the_data_dir_is_strata_data_here() {
         .current_dir(strata.scratch());
     crate::support::run(command, line.as_bytes()).assert_success();
     assert!(strata.scratch().join("strata-data").is_dir());
+}
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_command_line_definitions() {
+    let strata = Strata::new();
+    for (shell, marker) in [
+        ("bash", "_strata()"),
+        ("zsh", "#compdef strata"),
+        ("fish", "complete -c strata"),
+    ] {
+        let run = strata.run(&["completions", shell], "");
+        run.assert_success();
+        let script = run.stdout();
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["read-all", "import", "verify", "completions"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let man = strata.run(&["man"], "");
+    man.assert_success();
+    assert!(man.stdout().contains(".TH strata 1"), "{man:?}");
+    assert!(man.stdout().contains("Exit codes"), "{man:?}");
+    assert_eq!(strata.run(&["completions", "nope"], "").code(), Some(2));
 }

@@ -8,6 +8,7 @@ mod damage;
 mod export_import;
 mod layering;
 mod read;
+mod readme;
 mod serve_postgres;
 mod support;
 mod tail;

@@ -60,11 +60,16 @@ fn read_forward_backward_from_and_limit() {
 }
 
 #[test]
-fn reading_a_missing_stream_prints_nothing_and_succeeds() {
+fn reading_a_missing_stream_says_so_and_exits_3() {
     let strata = store();
     let run = strata.run(&["read", "no-such-stream"], "");
-    run.assert_success();
+    run.assert_failure(3, "stream no-such-stream does not exist");
     assert_eq!(run.stdout(), "");
+    assert!(run.stderr().starts_with("error: "), "{run:?}");
+    // A stream that exists but has nothing from --from on is not missing.
+    let past = strata.run(&["read", "order-1", "--from", "99"], "");
+    past.assert_success();
+    assert_eq!(past.stdout(), "");
 }
 
 #[test]

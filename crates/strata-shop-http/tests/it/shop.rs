@@ -48,6 +48,16 @@ async fn an_order_goes_from_draft_to_confirmed_and_reads_back_with_after() {
         "{order}"
     );
 
+    // Checkout confirms later, at a position the client does not know: `settled` waits
+    // for it.
+    let settled = get(
+        app,
+        &format!("/shop/orders/o-1?after={position}&settled=true"),
+    )
+    .await;
+    assert_eq!(settled.status, StatusCode::OK, "{}", settled.text());
+    assert_eq!(settled.json()["status"], "confirmed");
+
     let product = get(app, &format!("/shop/products/mug?after={position}"))
         .await
         .json();
@@ -249,6 +259,14 @@ async fn a_line_is_removed_and_an_order_cancelled() {
         .json();
     assert_eq!(order["status"], "cancelled");
     assert_eq!(order["lines"], json!([]));
+
+    // An order that is not placed is settled already: no wait.
+    let settled = get(app, "/shop/orders/o-5?settled=true&timeout_ms=600000").await;
+    assert_eq!(settled.json()["status"], "cancelled");
+    ok(app, "/shop/orders/o-6", Some(json!({"customer": "c-5"}))).await;
+    let draft = get(app, "/shop/orders/o-6?settled=true&timeout_ms=600000").await;
+    assert_eq!(draft.status, StatusCode::OK, "{}", draft.text());
+    assert_eq!(draft.json()["status"], "draft");
 }
 
 #[tokio::test]
