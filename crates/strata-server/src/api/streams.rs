@@ -82,7 +82,7 @@ struct Ack<'a> {
     responses(
         (status = 200, description = "Appended and durable", body = AppendResponse),
         (status = 400, description = "Malformed body, invalid stream name, type, id or metadata", body = ErrorEnvelope),
-        (status = 409, description = "wrong_expected_version, with `expected` and `actual`", body = ErrorEnvelope),
+        (status = 409, description = "wrong_expected_version, with `expected` and `actual`; or duplicate_event_id: an event id the log already holds (`id`, `existing_position`) or one given to two events of the append", body = ErrorEnvelope),
         (status = 413, description = "too_large: the body or one event is over its limit", body = ErrorEnvelope),
     )
 )]

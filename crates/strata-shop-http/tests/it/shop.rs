@@ -139,6 +139,67 @@ async fn an_idempotency_key_applies_a_command_once() {
     assert_eq!(c.code(), "order_exists");
 }
 
+/// A key is bound to the request it first came with: the same key on another order,
+/// another route of the same order, or another body is refused with 422
+/// `idempotency_key_reused` and writes nothing; the first request still repeats.
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_request_is_refused() {
+    let server = ShopServer::start();
+    let app = &server.app;
+    let key = "one key for everything";
+    let created = command(
+        app,
+        "/shop/orders/o-20",
+        Some(json!({"customer": "c-20"})),
+        Some(key),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let head = get(app, "/all?limit=1000").await.json()["events"]
+        .as_array()
+        .map(Vec::len);
+
+    let reuses = [
+        ("/shop/orders/o-21", Some(json!({"customer": "c-20"}))),
+        ("/shop/orders/o-20", Some(json!({"customer": "c-99"}))),
+        ("/shop/orders/o-20/cancel", None),
+    ];
+    for (uri, body) in reuses {
+        let answer = command(app, uri, body, Some(key)).await;
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            "{uri}: {}",
+            answer.text()
+        );
+    }
+    assert_eq!(
+        get(app, "/all?limit=1000").await.json()["events"]
+            .as_array()
+            .map(Vec::len),
+        head,
+        "nothing was written"
+    );
+    let order = get(
+        app,
+        &format!("/shop/orders/o-20?after={}", created.json()["position"]),
+    )
+    .await;
+    assert_eq!(order.json()["customer"], "c-20", "{}", order.text());
+    assert_ne!(order.json()["status"], "cancelled", "{}", order.text());
+
+    let again = command(
+        app,
+        "/shop/orders/o-20",
+        Some(json!({"customer": "c-20"})),
+        Some(key),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert_eq!(again.json()["duplicate"], true);
+    assert_eq!(again.json()["position"], created.json()["position"]);
+}
+
 #[tokio::test]
 async fn refusals_are_422_with_the_rule_and_bad_input_is_400() {
     let server = ShopServer::start();
