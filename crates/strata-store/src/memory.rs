@@ -58,6 +58,12 @@ impl MemoryStore {
         }
     }
 
+    /// The position of the event whose id is `id`, in any stream (ids are unique across
+    /// the log).
+    pub fn position_of_id(&self, id: EventId) -> Option<Position> {
+        self.inner.state.lock().ids.get(&id).copied()
+    }
+
     /// Appends synchronously (the in-memory store never waits).
     pub fn append_now(
         &self,
