@@ -41,7 +41,7 @@ pub use error::{
 pub use extract::{Body, JsonBody, Path, Query, json_error, parse_json};
 pub use freshness::{DEFAULT_WAIT, FreshQuery, Freshness};
 pub use metrics::{LatencyBucket, Stats, StatsSnapshot};
-pub use module::{Module, ModuleRoutes, ModuleState, Routes};
+pub use module::{CATEGORY_OWNED, Module, ModuleRoutes, ModuleState, Routes};
 pub use projections::{
     ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, READ_MODEL_STOPPED,
     RunnerStatus,

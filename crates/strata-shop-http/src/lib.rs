@@ -53,6 +53,12 @@ impl Module for ShopModule {
         "shop"
     }
 
+    /// Products, inventory, orders and payments are written only through the shop's
+    /// commands: a raw append could put an event there that no rule allowed.
+    fn owned_categories(&self) -> &[&str] {
+        &Shop::CATEGORIES
+    }
+
     fn routes(&self, host: &AppState) -> ModuleRoutes {
         Routes::<ShopState>::new()
             .route(Role::Write, routes!(commands::create_product))

@@ -19,7 +19,7 @@ use strata_store::StoreError;
 
 use crate::domain::{
     CancelReason, Inventory, InventoryCommand, InventoryError, Money, Order, OrderCommand,
-    OrderError, OrderStatus, Product, ProductCommand, ProductError,
+    OrderError, OrderStatus, Payment, Product, ProductCommand, ProductError,
 };
 use crate::process::{CheckoutProcess, CheckoutSender};
 use crate::provider::PaymentProvider;
@@ -328,6 +328,15 @@ pub struct Shop {
 }
 
 impl Shop {
+    /// The stream categories the shop's aggregates write: their events come only through
+    /// its commands, which keep its rules (an edge refuses other writes into them).
+    pub const CATEGORIES: [&'static str; 4] = [
+        Product::CATEGORY,
+        Inventory::CATEGORY,
+        Order::CATEGORY,
+        Payment::CATEGORY,
+    ];
+
     /// Builds the shop over `handler`, registering its read models with `projections`
     /// and its checkout process manager with `processes` (checkout asks `provider` to
     /// authorize payments). Starting the hosts is the caller's job, as for any module.

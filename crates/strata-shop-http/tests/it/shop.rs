@@ -568,3 +568,67 @@ async fn the_actor_is_the_tokens_name_with_tokens_and_the_header_without() {
     assert_eq!(history["events"][0]["actor"], "ann's assistant");
     open.stop().await;
 }
+
+/// The categories the shop owns are written only through its commands: a raw append of
+/// an event no rule allowed (`A` into `product-zz`) is 403 `category_owned` naming the
+/// shop and writes nothing; other categories stay open to raw appends, and an admin
+/// token may still append into an owned one.
+#[tokio::test]
+async fn a_raw_append_into_a_category_the_shop_owns_is_refused() {
+    let raw = |uri: &str, token: Option<&str>| {
+        let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request
+            .body(Body::from(
+                json!({"events": [{"type": "A", "data": {"price": -5}}]}).to_string(),
+            ))
+            .unwrap()
+    };
+    let server = ShopServer::start();
+    let app = &server.app;
+    for stream in ["product-zz", "order-o-1", "inventory-mug", "payment-o-1"] {
+        let refused = send(app, raw(&format!("/streams/{stream}"), None)).await;
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (StatusCode::FORBIDDEN, "category_owned"),
+            "{stream}: {}",
+            refused.text()
+        );
+        assert_eq!(refused.json()["error"]["module"], "shop");
+    }
+    assert_eq!(
+        get(app, "/all").await.json()["events"]
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "nothing was written"
+    );
+    let open = send(app, raw("/streams/notes-1", None)).await;
+    assert_eq!(open.status, StatusCode::OK, "{}", open.text());
+    // The read side goes on: a product created after the attempts is listed.
+    let created = ok(
+        app,
+        "/shop/products/mug",
+        Some(json!({"name": "Mug", "description": "a mug", "price": 1250})),
+    )
+    .await;
+    let product = get(
+        app,
+        &format!("/shop/products/mug?after={}", created["position"]),
+    )
+    .await;
+    assert_eq!(product.status, StatusCode::OK, "{}", product.text());
+    server.stop().await;
+
+    let tokens = Tokens::parse("w-token write\na-token admin\n", "tokens").unwrap();
+    let server = ShopServer::start_with(|builder| builder.tokens(Some(tokens)));
+    let app = &server.app;
+    let writer = send(app, raw("/streams/product-zz", Some("w-token"))).await;
+    assert_eq!(writer.status, StatusCode::FORBIDDEN, "{}", writer.text());
+    assert_eq!(writer.code(), "category_owned");
+    let admin = send(app, raw("/streams/product-zz", Some("a-token"))).await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.text());
+    server.stop().await;
+}
