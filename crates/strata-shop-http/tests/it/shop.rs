@@ -632,3 +632,78 @@ async fn a_raw_append_into_a_category_the_shop_owns_is_refused() {
     assert_eq!(admin.status, StatusCode::OK, "{}", admin.text());
     server.stop().await;
 }
+
+/// A read model that stopped for good answers a waiting query with 503
+/// `read_model_stopped` naming it, never a 500: here the catalog's checkpoint is beyond
+/// the head of the store it is started over (the log it was built from is gone), so it
+/// refuses to run; the log then grows past that checkpoint.
+#[tokio::test]
+async fn a_waiting_query_on_a_stopped_read_model_is_503_naming_it() {
+    let product = |name: &str| json!({"name": name, "description": "a mug", "price": 1250});
+    let server = ShopServer::start();
+    let mut built = Value::Null;
+    for sku in ["a", "b", "c"] {
+        built = ok(
+            &server.app,
+            &format!("/shop/products/{sku}"),
+            Some(product(sku)),
+        )
+        .await;
+    }
+    let caught_up = get(
+        &server.app,
+        &format!("/shop/products/c?after={}", built["position"]),
+    )
+    .await;
+    assert_eq!(caught_up.status, StatusCode::OK, "{}", caught_up.text());
+    let dir = server.stop_keeping_files().await;
+
+    let store: std::sync::Arc<dyn strata_store::EventStore> =
+        std::sync::Arc::new(strata_store::MemoryStore::new());
+    let server = ShopServer::start_over(dir, store, |builder| builder);
+    let app = &server.app;
+    let catalog_failed = async {
+        loop {
+            let listed = get(app, "/projections").await.json();
+            let failed = listed["projections"].as_array().is_some_and(|all| {
+                all.iter().any(|p| {
+                    p["name"].as_str().is_some_and(|n| n.contains("catalog"))
+                        && p["state"] == "failed"
+                })
+            });
+            if failed {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), catalog_failed)
+        .await
+        .expect("the catalog refuses a checkpoint beyond the head");
+    let mut later = Value::Null;
+    for sku in ["d", "e", "f", "g"] {
+        later = ok(app, &format!("/shop/products/{sku}"), Some(product(sku))).await;
+    }
+    let answer = get(
+        app,
+        &format!(
+            "/shop/products/g?after={}&timeout_ms=5000",
+            later["position"]
+        ),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "read_model_stopped"),
+        "{}",
+        answer.text()
+    );
+    assert!(
+        answer.json()["error"]["read_model"]
+            .as_str()
+            .is_some_and(|name| name.contains("catalog")),
+        "{}",
+        answer.text()
+    );
+    server.stop().await;
+}
