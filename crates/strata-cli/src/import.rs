@@ -5,7 +5,9 @@
 //! Every group is checked against the store before it is queued: the import holds the
 //! store's only writer, so it knows each stream's version and can tell ahead of time
 //! which events are already there (skipped, once their ids are compared), which follow on
-//! (written) and which cannot be imported (the import stops at their line). Only a fault
+//! (written) and which cannot be imported (the import stops at their line): a gap, another
+//! event at a stored version, or an id the log already holds in another stream (or an
+//! earlier line of the input carries), since ids are unique across the log. Only a fault
 //! of the store itself is learnt from its answer.
 
 use std::borrow::Cow;
@@ -22,7 +24,7 @@ use futures::StreamExt as _;
 use futures::stream::FuturesOrdered;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use strata_core::{ExpectedVersion, NewEvent, StreamName, Timestamp, Version};
+use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
 use strata_store::{AppendResult, Direction, EventStore, StoreError};
 use strata_store_embedded::{BatchAppend, EmbeddedStore};
 
@@ -50,11 +52,19 @@ pub(crate) trait ImportTarget: EventStore {
     /// Queues `appends` behind everything queued before; resolves once they are queued,
     /// to the future of their outcomes in order.
     fn submit(&self, appends: Vec<BatchAppend>) -> impl Future<Output = Acks>;
+
+    /// The position of the stored event whose id is `id`, in any stream. Cheap for an id
+    /// the store does not hold: it is asked once per event written.
+    fn position_of_id(&self, id: EventId) -> Result<Option<Position>, StoreError>;
 }
 
 impl ImportTarget for EmbeddedStore {
     async fn submit(&self, appends: Vec<BatchAppend>) -> Acks {
         Box::pin(self.submit_batch(appends).await.wait())
+    }
+
+    fn position_of_id(&self, id: EventId) -> Result<Option<Position>, StoreError> {
+        EmbeddedStore::position_of_id(self, id)
     }
 }
 
@@ -165,6 +175,8 @@ struct Queued {
     line: u64,
     events: u64,
     bytes: usize,
+    /// Its event ids, forgotten from [`Importer::unsettled_ids`] once it is answered.
+    ids: Vec<EventId>,
 }
 
 /// A queued batch once the store has answered it.
@@ -179,6 +191,10 @@ struct Importer<'t, T: ?Sized> {
     target: &'t T,
     /// Each stream's version once everything queued is written, for streams seen so far.
     versions: HashMap<StreamName, u64>,
+    /// The ids of the events decided to be written and not yet answered, with their input
+    /// lines: the store only knows an id once its append is answered, and ids are unique
+    /// across the log.
+    unsettled_ids: HashMap<EventId, u64>,
     /// Appends decided but not yet queued.
     pending: Vec<BatchAppend>,
     pending_meta: Vec<Queued>,
@@ -197,6 +213,7 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
         Self {
             target,
             versions: HashMap::new(),
+            unsettled_ids: HashMap::new(),
             pending: Vec::new(),
             pending_meta: Vec::new(),
             in_flight: FuturesOrdered::new(),
@@ -253,13 +270,88 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
         if events.is_empty() {
             return Ok(());
         }
-        let first = first_version + present as u64;
+        // An id the log (or this import, ahead of it) already holds stops the import at
+        // its line; the events before it in the group are still written.
+        let line = line + present as u64;
+        let taken = self.first_taken_id(line, &events)?;
+        if let Some((at, _)) = &taken {
+            let good = usize::try_from(at - line).unwrap_or(usize::MAX);
+            events.truncate(good);
+            recorded_at.truncate(good);
+        }
+        if !events.is_empty() {
+            self.queue(
+                stream,
+                first_version + present as u64,
+                events,
+                recorded_at,
+                line,
+                bytes,
+            )
+            .await?;
+        }
+        match taken {
+            Some((at, cause)) => Err(Stop::line(at, cause)),
+            None => Ok(()),
+        }
+    }
+
+    /// The line of the first of `events` (starting at input line `line`) whose id is
+    /// already taken, by a stored event or by one this import is writing, and why; the
+    /// ids before it are recorded as this import's.
+    fn first_taken_id(
+        &mut self,
+        line: u64,
+        events: &[NewEvent],
+    ) -> Result<Option<(u64, anyhow::Error)>, Stop> {
+        for (i, event) in events.iter().enumerate() {
+            let at = line + i as u64;
+            if let Some(&earlier) = self.unsettled_ids.get(&event.id) {
+                return Ok(Some((
+                    at,
+                    anyhow::anyhow!(
+                        "line {at}: event id {} is already the id of line {earlier}",
+                        event.id
+                    ),
+                )));
+            }
+            let stored = self
+                .target
+                .position_of_id(event.id)
+                .with_context(|| format!("cannot look up event id {}", event.id))
+                .map_err(|cause| Stop::line(at, cause))?;
+            if let Some(position) = stored {
+                return Ok(Some((
+                    at,
+                    anyhow::anyhow!(
+                        "line {at}: event id {} is already the id of the stored event at position {position}",
+                        event.id
+                    ),
+                )));
+            }
+            self.unsettled_ids.insert(event.id, at);
+        }
+        Ok(None)
+    }
+
+    /// Queues `events` of `stream` from version `first` (from input line `line`) to be
+    /// written.
+    async fn queue(
+        &mut self,
+        stream: StreamName,
+        first: u64,
+        events: Vec<NewEvent>,
+        recorded_at: Vec<Timestamp>,
+        line: u64,
+        bytes: usize,
+    ) -> Result<(), Stop> {
         self.versions
             .insert(stream.clone(), first - 1 + events.len() as u64);
         self.pending_meta.push(Queued {
-            line: line + present as u64,
+            line,
             events: events.len() as u64,
             bytes,
+            ids: events.iter().map(|e| e.id).collect(),
         });
         self.pending.push(BatchAppend {
             stream,
@@ -371,6 +463,9 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
         self.bytes_in_flight -= answered.bytes;
         let mut stop = None;
         for (queued, outcome) in answered.appends.into_iter().zip(answered.outcomes) {
+            for id in &queued.ids {
+                self.unsettled_ids.remove(id);
+            }
             match outcome {
                 Ok(_) => {
                     self.summary.imported += queued.events;

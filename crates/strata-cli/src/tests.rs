@@ -611,6 +611,13 @@ impl ImportTarget for MemoryStore {
         }
         Box::pin(std::future::ready(outcomes))
     }
+
+    fn position_of_id(
+        &self,
+        id: strata_core::EventId,
+    ) -> Result<Option<strata_core::Position>, strata_store::StoreError> {
+        Ok(MemoryStore::position_of_id(self, id))
+    }
 }
 
 async fn export(store: &MemoryStore) -> Vec<u8> {
@@ -818,6 +825,68 @@ async fn an_import_stops_at_a_refused_event_with_nothing_after_it_written() {
         "{message}"
     );
     assert_eq!(target.head().await.unwrap(), Position(500));
+}
+
+/// Event ids are unique across the log: a line whose id the store holds in another
+/// stream, or an earlier line of the input already carries, stops the import at that
+/// line with everything before it written and nothing after it.
+#[tokio::test]
+async fn an_import_stops_at_a_reused_event_id_with_nothing_after_it_written() {
+    let exported = interleaved_export(1000, 50).await;
+    let id_of = |line: &[u8]| json_lines(line)[0]["id"].as_str().unwrap().to_owned();
+    let with_id = |line: &[u8], id: &str| {
+        let mut value = json_lines(line).remove(0);
+        value["id"] = json!(id);
+        let mut text = serde_json::to_vec(&value).unwrap();
+        text.push(b'\n');
+        text
+    };
+    let lines: Vec<Vec<u8>> = lines_of(&exported).iter().map(|l| l.to_vec()).collect();
+
+    // The store holds line 500's id in a stream the input does not name.
+    let target = MemoryStore::new();
+    let taken: strata_core::EventId = id_of(&lines[499]).parse().unwrap();
+    target
+        .append(
+            &stream("elsewhere-1"),
+            ExpectedVersion::Any,
+            vec![event("T", json!(0)).with_id(taken)],
+        )
+        .await
+        .unwrap();
+    let err = import::run(&target, Box::new(Cursor::new(exported.clone())), MAX_EVENT)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("import stopped at line 500, nothing after it written"),
+        "{message}"
+    );
+    assert!(
+        message.contains("is already the id of the stored event at position 1"),
+        "{message}"
+    );
+    assert!(message.contains("imported 499 events"), "{message}");
+    assert_eq!(target.head().await.unwrap(), Position(500));
+
+    // Line 700 carries line 300's id.
+    let mut reused = lines.clone();
+    reused[699] = with_id(&lines[699], &id_of(&lines[299]));
+    let target = MemoryStore::new();
+    let err = import::run(&target, Box::new(Cursor::new(reused.concat())), MAX_EVENT)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("import stopped at line 700, nothing after it written"),
+        "{message}"
+    );
+    assert!(
+        message.contains("is already the id of line 300"),
+        "{message}"
+    );
+    assert!(message.contains("imported 699 events"), "{message}");
+    assert_eq!(target.head().await.unwrap(), Position(699));
 }
 
 #[tokio::test]

@@ -7,6 +7,9 @@ use uuid::Uuid;
 
 /// The metadata key holding the id of the command that caused an event.
 pub const COMMAND_ID_KEY: &str = "command_id";
+/// The metadata key holding the digest of the request a command came with (see
+/// [`CommandContext::request_digest`]).
+pub const REQUEST_DIGEST_KEY: &str = "request_digest";
 
 /// The context of one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +25,13 @@ pub struct CommandContext {
     pub actor: Option<String>,
     /// The tenant.
     pub tenant: Option<String>,
+    /// What the command id is bound to: a digest of the request it first came with (an
+    /// edge's route, target and body, say). Stored in the metadata of the command's
+    /// events; a later command with the same id but another digest is refused
+    /// ([`crate::CommandError::CommandIdReused`]) instead of answering the first
+    /// outcome. `None` binds nothing.
+    #[serde(default)]
+    pub request_digest: Option<String>,
 }
 
 impl CommandContext {
@@ -38,6 +48,7 @@ impl CommandContext {
             causation_id: None,
             actor: None,
             tenant: None,
+            request_digest: None,
         }
     }
 
@@ -66,6 +77,7 @@ impl CommandContext {
             causation_id: Some(event.id.to_string()),
             actor: text(metadata_keys::ACTOR),
             tenant: text(metadata_keys::TENANT),
+            request_digest: None,
         }
     }
 
@@ -93,6 +105,9 @@ impl CommandContext {
         }
         if let Some(tenant) = &self.tenant {
             map.insert(metadata_keys::TENANT.into(), tenant.clone().into());
+        }
+        if let Some(digest) = &self.request_digest {
+            map.insert(REQUEST_DIGEST_KEY.into(), digest.clone().into());
         }
         map.insert(crate::SCHEMA_VERSION_KEY.into(), schema_version.into());
         map

@@ -12,8 +12,8 @@ use strata_core::{
 use strata_store::{Direction, EventStore, StoreError};
 
 use crate::{
-    Aggregate, COMMAND_ID_KEY, CodecError, CommandContext, EventCodec, Snapshot, SnapshotError,
-    SnapshotStore, Upcasters, derived_event_id,
+    Aggregate, COMMAND_ID_KEY, CodecError, CommandContext, EventCodec, REQUEST_DIGEST_KEY,
+    Snapshot, SnapshotError, SnapshotStore, Upcasters, derived_event_id,
 };
 
 /// Events read per page while loading.
@@ -40,6 +40,19 @@ pub enum CommandError<E> {
     /// A stored event could not be decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// The command id was already used for another command: another aggregate (its
+    /// event ids are taken in the log), or the same aggregate with another request
+    /// digest. Nothing was written; the caller reused an idempotency key and must send
+    /// this command under a new one.
+    #[error("command id {command_id} was already used for another command ({reason})")]
+    CommandIdReused {
+        /// The reused command id.
+        command_id: uuid::Uuid,
+        /// The stream this command was meant for.
+        stream: StreamName,
+        /// How the reuse showed.
+        reason: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -238,6 +251,20 @@ impl CommandHandler {
                     }
                     return Err(CommandError::Conflict { stream, attempts });
                 }
+                // Every id of the append derives from the command id: one taken elsewhere
+                // in the log means the command id was used for another aggregate.
+                Err(StoreError::DuplicateEventId {
+                    existing: Some(position),
+                    ..
+                }) => {
+                    return Err(CommandError::CommandIdReused {
+                        command_id: context.command_id,
+                        stream,
+                        reason: format!(
+                            "its first event is already stored at position {position}, outside this command's stream"
+                        ),
+                    });
+                }
                 Err(err) => return Err(CommandError::Store(err)),
             }
         }
@@ -293,6 +320,22 @@ impl CommandHandler {
         let Some(first) = self.store.event_by_id(stream, first_id).await? else {
             return Ok(None);
         };
+        // A command id bound to a request answers only that request's repeats. A first
+        // event without a digest bound nothing (a command from a caller that gives none).
+        if let Some(digest) = &context.request_digest {
+            let metadata = first.metadata_json();
+            let stored = metadata.get(REQUEST_DIGEST_KEY).and_then(|v| v.as_str());
+            if stored.is_some_and(|stored| stored != digest) {
+                return Err(CommandError::CommandIdReused {
+                    command_id: context.command_id,
+                    stream: stream.clone(),
+                    reason: format!(
+                        "the event at position {} answered another request to {stream}",
+                        first.position
+                    ),
+                });
+            }
+        }
         let command_id = context.command_id.to_string();
         let mut events = vec![first.clone()];
         let mut next = first.version.next();

@@ -16,7 +16,7 @@ pub mod testing;
 
 pub use aggregate::{Aggregate, DomainError};
 pub use codec::{CodecError, EventCodec, SCHEMA_VERSION_KEY, TaggedEvent, Upcaster, Upcasters};
-pub use context::{COMMAND_ID_KEY, CommandContext, derived_event_id};
+pub use context::{COMMAND_ID_KEY, CommandContext, REQUEST_DIGEST_KEY, derived_event_id};
 pub use handler::{
     CommandError, CommandHandler, CommandOutcome, HandlerOptions, History, HistoryEntry, Loaded,
 };

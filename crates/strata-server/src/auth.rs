@@ -277,6 +277,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub(crate) struct Caller {
     /// The name the tokens file gives the caller's token, if any.
     pub(crate) name: Option<String>,
+    /// The token's role.
+    pub(crate) role: Role,
 }
 
 /// What the token check needs: the tokens and the access each route declared.
@@ -346,6 +348,7 @@ pub(crate) async fn require_token(
     }
     let caller = Caller {
         name: entry.name.clone(),
+        role: entry.role,
     };
     request.extensions_mut().insert(caller);
     next.run(request).await

@@ -1,5 +1,6 @@
 //! What every domain's command routes share: the command headers read into a
-//! [`CommandContext`] ([`CommandHeaders`]), and the answer built from a
+//! [`CommandContext`] ([`CommandHeaders`]), the digest that binds an `Idempotency-Key` to
+//! the request it came with ([`digest_request`]), and the answer built from a
 //! [`CommandOutcome`] ([`CommandAnswer`], through [`run_command`], which also counts the
 //! command in the metrics).
 //!
@@ -9,9 +10,10 @@ use std::future::Future;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use strata_core::RecordedEvent;
@@ -22,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::{ApiError, ApiResult, AppState};
+use crate::{ApiError, ApiResult, AppState, Body};
 
 /// The header that names a command: a UUID, or any other string (hashed to one).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -32,15 +34,61 @@ pub const CORRELATION_ID: &str = "x-correlation-id";
 /// actor is the name the tokens file gives the bearer token).
 pub const ACTOR: &str = "x-actor";
 
+/// The code of the 422 a module answers for an `Idempotency-Key` reused for another
+/// request (a `strata_domain::CommandError::CommandIdReused`).
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+
 /// The namespace of command ids derived from idempotency keys that are not UUIDs.
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6a1c_0d4e_5b2f_4c1a_9e3d_7f80_2b5c_91e4);
+/// The namespace of request digests.
+const DIGEST_NAMESPACE: Uuid = Uuid::from_u128(0x0b7e_2f6a_91c4_4d3e_8a15_c2d9_6e40_f371);
 /// The longest header value accepted.
 const MAX_HEADER_BYTES: usize = 255;
+
+/// The digest of a request that carries an `Idempotency-Key`, left in its extensions by
+/// [`digest_request`] for [`CommandHeaders`].
+#[derive(Debug, Clone)]
+struct RequestDigest(String);
+
+/// Middleware: for a request with an `Idempotency-Key`, reads its body (under the body
+/// limit) and records a digest of its method, path, query and body bytes, which
+/// [`CommandHeaders`] puts in the command context. The domain stores it with the
+/// command's first event and refuses the key for any request with another digest, so a
+/// key stays bound to its first request after a restart too.
+///
+/// The digest is a name-based UUID (SHA-1): it tells a retry from another request sent
+/// under the same key, nothing more; a client can only collide with its own key. A
+/// request without the header passes untouched, its body unread.
+pub(crate) async fn digest_request(request: Request, next: Next) -> Response {
+    if !request.headers().contains_key(IDEMPOTENCY_KEY) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = match Body::from_request(Request::from_parts(parts.clone(), body), &()).await {
+        Ok(Body(bytes)) => bytes,
+        Err(err) => return err.into_response(),
+    };
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    let mut named =
+        Vec::with_capacity(parts.method.as_str().len() + target.len() + bytes.len() + 2);
+    named.extend_from_slice(parts.method.as_str().as_bytes());
+    named.push(b' ');
+    named.extend_from_slice(target.as_bytes());
+    named.push(b'\n');
+    named.extend_from_slice(&bytes);
+    let digest = Uuid::new_v5(&DIGEST_NAMESPACE, &named);
+    parts.extensions.insert(RequestDigest(digest.to_string()));
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
 
 /// The command context of a request, read from its headers:
 ///
 /// - the command id from `Idempotency-Key` (a UUID as given; any other string is hashed
 ///   to a UUID v5, so repeating a key repeats the command id); a fresh id without it;
+/// - the request digest (see [`digest_request`]), binding the key to this request: the
+///   key reused for another route, target or body answers 422
+///   [`IDEMPOTENCY_KEY_REUSED`] (the module maps the domain's refusal to it);
 /// - the correlation id from `X-Correlation-Id`;
 /// - the actor: with tokens configured, the name the tokens file gives the bearer token
 ///   (a request that also sends `X-Actor` is refused, so nobody can act as someone
@@ -56,7 +104,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let caller = parts.extensions.get::<Caller>();
-        context(&parts.headers, caller).map(CommandHeaders)
+        let mut context = context(&parts.headers, caller)?;
+        if parts.headers.contains_key(IDEMPOTENCY_KEY) {
+            context.request_digest = parts.extensions.get::<RequestDigest>().map(|d| d.0.clone());
+        }
+        Ok(CommandHeaders(context))
     }
 }
 
@@ -115,8 +167,10 @@ impl IntoParams for CommandHeaders {
         vec![
             header(
                 "Idempotency-Key",
-                "The command id: a UUID, or any string (hashed to one). Repeating it applies \
-                 the command once and answers its first outcome.",
+                "The command id: a UUID, or any string (hashed to one). Repeating it with the \
+                 same request applies the command once and answers its first outcome; \
+                 reusing it for another request (route, target or body) answers 422 \
+                 `idempotency_key_reused`.",
             ),
             header(
                 "X-Correlation-Id",

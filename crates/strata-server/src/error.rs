@@ -204,6 +204,17 @@ impl From<StoreError> for ApiError {
                 .with_detail("actual", actual.0),
             StoreError::Invalid(_) | StoreError::InvalidAppend { .. } => Self::invalid(message),
             StoreError::EventTooLarge { .. } => Self::too_large(message),
+            // The id is taken by a stored event (or twice in the append): a conflict with
+            // the log's state, like a version conflict, named so a client can tell them
+            // apart.
+            StoreError::DuplicateEventId { id, existing, .. } => {
+                let error = Self::new(StatusCode::CONFLICT, err.code(), message)
+                    .with_detail("id", id.to_string());
+                match existing {
+                    Some(position) => error.with_detail("existing_position", position.0),
+                    None => error,
+                }
+            }
             StoreError::Closed
             | StoreError::Poisoned { .. }
             | StoreError::ReadOnly { .. }

@@ -31,7 +31,8 @@ pub use api::app;
 pub use api::schema::{ErrorDetail, ErrorEnvelope};
 pub use auth::{MIN_TOKEN_BYTES, Role, Tokens, TokensError};
 pub use command::{
-    ACTOR, CORRELATION_ID, CommandAnswer, CommandHeaders, IDEMPOTENCY_KEY, run_command,
+    ACTOR, CORRELATION_ID, CommandAnswer, CommandHeaders, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_REUSED,
+    run_command,
 };
 pub use error::{
     ApiError, ApiResult, CONSISTENCY_TIMEOUT, ErrorMapping, INTERNAL, INVALID_INPUT, ModuleError,
@@ -40,9 +41,10 @@ pub use error::{
 pub use extract::{Body, JsonBody, Path, Query, json_error, parse_json};
 pub use freshness::{DEFAULT_WAIT, FreshQuery, Freshness};
 pub use metrics::{LatencyBucket, Stats, StatsSnapshot};
-pub use module::{Module, ModuleRoutes, ModuleState, Routes};
+pub use module::{CATEGORY_OWNED, Module, ModuleRoutes, ModuleState, Routes};
 pub use projections::{
-    ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, RunnerStatus,
+    ParkedEvent, ProjectionError, ProjectionHost, ProjectionStatus, READ_MODEL_STOPPED,
+    RunnerStatus,
 };
 pub use read_side::ReadSide;
 pub use serve::{

@@ -19,6 +19,10 @@ use crate::{AppState, Role};
 /// The name of the bearer-token security scheme in the OpenAPI document.
 pub(crate) const BEARER_SCHEME: &str = "bearer";
 
+/// The code of the 403 answered for a raw append into a category a module owns (see
+/// [`Module::owned_categories`]).
+pub const CATEGORY_OWNED: &str = "category_owned";
+
 /// A set of routes mounted on the server.
 ///
 /// A module builds its routes with [`Routes`]: each group from `utoipa_axum::routes!`
@@ -35,6 +39,15 @@ pub trait Module: Send + Sync + 'static {
     /// state (store, limits, counters), for a module that wants it beside its own (see
     /// [`ModuleState`]).
     fn routes(&self, host: &AppState) -> ModuleRoutes;
+
+    /// The stream categories whose events only this module's commands write (its
+    /// aggregates' categories, such as `order`). The server refuses a raw append
+    /// (`POST /streams/{stream}`) into them with 403 [`crate::CATEGORY_OWNED`] unless the
+    /// caller holds an admin token: the module's aggregates and read models trust those
+    /// events to have passed its rules. None by default.
+    fn owned_categories(&self) -> &[&str] {
+        &[]
+    }
 }
 
 /// A module's own state beside the host's: what its handlers extract as

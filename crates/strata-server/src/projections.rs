@@ -15,7 +15,7 @@ use crate::ApiError;
 
 /// The code of a 503 answered when a runner stopped for good (a poison event under
 /// policy `Stop`, a checkpoint beyond the log's head): waiting will not help.
-pub(crate) const READ_MODEL_STOPPED: &str = "read_model_stopped";
+pub const READ_MODEL_STOPPED: &str = "read_model_stopped";
 
 impl From<ProjectionError> for ApiError {
     fn from(err: ProjectionError) -> Self {

@@ -14,8 +14,8 @@ mod wire;
 
 use axum::http::StatusCode;
 use strata_server::{
-    ApiError, AppState, CONSISTENCY_TIMEOUT, ErrorMapping, Module, ModuleError, ModuleRoutes,
-    ModuleState, Role, Routes,
+    ApiError, AppState, CONSISTENCY_TIMEOUT, ErrorMapping, IDEMPOTENCY_KEY_REUSED, Module,
+    ModuleError, ModuleRoutes, ModuleState, Role, Routes,
 };
 use strata_shop::{Shop, ShopError};
 use utoipa_axum::routes;
@@ -51,6 +51,12 @@ type ShopFailure = ModuleError<ShopError, ShopModule>;
 impl Module for ShopModule {
     fn name(&self) -> &str {
         "shop"
+    }
+
+    /// Products, inventory, orders and payments are written only through the shop's
+    /// commands: a raw append could put an event there that no rule allowed.
+    fn owned_categories(&self) -> &[&str] {
+        &Shop::CATEGORIES
     }
 
     fn routes(&self, host: &AppState) -> ModuleRoutes {
@@ -89,7 +95,11 @@ impl ErrorMapping<ShopError> for ShopModule {
                 message,
             )
             .with_detail("after", position.0),
+            ShopError::CommandIdReused(_) => ApiError::domain(IDEMPOTENCY_KEY_REUSED, message),
             ShopError::Store(store) => ApiError::from(store),
+            // A read model stopped for good is 503 `read_model_stopped` naming it; any
+            // other failure of one is the server's fault.
+            ShopError::ReadModel(err) => ApiError::from(err),
             // A read model's failure, a stored event that does not decode: the server's
             // fault, answered opaquely with the cause in the log.
             _ => ApiError::internal(message),

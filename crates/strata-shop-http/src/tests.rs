@@ -1,5 +1,6 @@
 use axum::http::StatusCode;
 use strata_core::Position;
+use strata_projection::{ProjectionError, StopCause};
 use strata_server::ErrorMapping;
 use strata_shop::ShopError;
 
@@ -41,6 +42,24 @@ fn shop_errors_map_to_statuses_and_codes() {
             "consistency_timeout",
         ),
         (
+            ShopError::CommandIdReused(
+                "command id 7 was already used for another command".to_owned(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+        ),
+        (
+            ShopError::ReadModel(ProjectionError::Stopped {
+                name: "shop_catalog".to_owned(),
+                cause: StopCause::PoisonEvent {
+                    position: Position(4),
+                    error: "price -5".to_owned(),
+                },
+            }),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "read_model_stopped",
+        ),
+        (
             ShopError::Internal("cannot open /var/lib/strata/read/x.sqlite".to_owned()),
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -50,4 +69,17 @@ fn shop_errors_map_to_statuses_and_codes() {
         let api = ShopModule::api_error(error);
         assert_eq!((api.status(), api.code()), (status, code), "{api}");
     }
+}
+
+#[test]
+fn a_stopped_read_model_is_named_in_its_503() {
+    let api = ShopModule::api_error(ShopError::ReadModel(ProjectionError::Stopped {
+        name: "shop_search".to_owned(),
+        cause: StopCause::CheckpointAheadOfLog {
+            checkpoint: Position(9),
+            head: Position(3),
+        },
+    }));
+    assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(api.to_string().contains("shop_search"), "{api}");
 }

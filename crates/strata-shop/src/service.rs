@@ -19,7 +19,7 @@ use strata_store::StoreError;
 
 use crate::domain::{
     CancelReason, Inventory, InventoryCommand, InventoryError, Money, Order, OrderCommand,
-    OrderError, OrderStatus, Product, ProductCommand, ProductError,
+    OrderError, OrderStatus, Payment, Product, ProductCommand, ProductError,
 };
 use crate::process::{CheckoutProcess, CheckoutSender};
 use crate::provider::PaymentProvider;
@@ -144,6 +144,11 @@ pub enum ShopError {
         /// How many times the command was decided.
         attempts: u32,
     },
+    /// The command id was already used for another command: another aggregate, or the
+    /// same one with another request (HTTP 422). Nothing was written; send this command
+    /// under a new id.
+    #[error("{0}")]
+    CommandIdReused(String),
     /// A page cursor that no listing of this kind gave out (HTTP 400): start from the
     /// first page, or pass back the `next` of the previous page as it was.
     #[error("invalid page cursor {cursor:?}")]
@@ -165,7 +170,9 @@ pub enum ShopError {
     /// The event store failed (HTTP 500/503).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A read model failed: stopped on an event, or its database failed (HTTP 500).
+    /// A read model failed: stopped for good (`ProjectionError::Stopped`, HTTP 503 naming
+    /// it: waiting will not help until an operator acts), or its database failed (HTTP
+    /// 500).
     #[error(transparent)]
     ReadModel(ProjectionError),
     /// Anything else that is no fault of the caller: a stored event that does not decode,
@@ -184,8 +191,10 @@ impl ShopError {
             ShopError::InvalidId { .. } => "invalid_id",
             ShopError::InvalidCursor { .. } => "invalid_cursor",
             ShopError::Conflict { .. } => "conflict",
+            ShopError::CommandIdReused(_) => "command_id_reused",
             ShopError::NotCaughtUp { .. } => "consistency_timeout",
             ShopError::Store(_) => "store_error",
+            ShopError::ReadModel(ProjectionError::Stopped { .. }) => "read_model_stopped",
             ShopError::ReadModel(_) => "read_model_error",
             ShopError::Internal(_) => "internal",
         }
@@ -261,6 +270,7 @@ fn command_error<E: Refusal>(id: &str, err: CommandError<E>) -> ShopError {
             attempts,
         },
         CommandError::InvalidId(err) => invalid_id(id, &err),
+        err @ CommandError::CommandIdReused { .. } => ShopError::CommandIdReused(err.to_string()),
         CommandError::Store(err) => ShopError::Store(err),
         other => ShopError::Internal(other.to_string()),
     }
@@ -318,6 +328,15 @@ pub struct Shop {
 }
 
 impl Shop {
+    /// The stream categories the shop's aggregates write: their events come only through
+    /// its commands, which keep its rules (an edge refuses other writes into them).
+    pub const CATEGORIES: [&'static str; 4] = [
+        Product::CATEGORY,
+        Inventory::CATEGORY,
+        Order::CATEGORY,
+        Payment::CATEGORY,
+    ];
+
     /// Builds the shop over `handler`, registering its read models with `projections`
     /// and its checkout process manager with `processes` (checkout asks `provider` to
     /// authorize payments). Starting the hosts is the caller's job, as for any module.

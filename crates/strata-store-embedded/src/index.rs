@@ -249,6 +249,25 @@ impl Index {
         out
     }
 
+    /// Every committed position whose event id may be `id` (its fingerprint matches), in
+    /// any stream, ascending. Found without I/O, in one pass over the fingerprints: call it
+    /// only after the id filter said the id may be stored.
+    pub(crate) fn candidates_in_log(&self, id: &[u8; 16]) -> Vec<u64> {
+        let wanted = fingerprint(id);
+        let mut out = Vec::new();
+        for segment in &self.segments {
+            for (slot, _) in segment
+                .fingerprints
+                .iter()
+                .enumerate()
+                .filter(|&(_, &f)| f == wanted)
+            {
+                out.push(segment.first_position + slot as u64);
+            }
+        }
+        out
+    }
+
     /// How many events the store holds (fewer than `head` after an accepted loss).
     pub(crate) fn events(&self) -> u64 {
         self.segments.iter().map(|s| s.offsets.len() as u64).sum()

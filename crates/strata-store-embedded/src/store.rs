@@ -744,6 +744,32 @@ impl EmbeddedStore {
         Ok(None)
     }
 
+    /// The position of the event whose id is `id`, in any stream (ids are unique across
+    /// the log). The id filter answers almost every fresh id without I/O; on a possible
+    /// hit every event's fingerprint is compared in memory and only the events whose
+    /// fingerprint matches are read.
+    pub fn position_of_id(&self, id: EventId) -> Result<Option<Position>, StoreError> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let locations: Vec<Location> = {
+            let index = shared.index.read();
+            if !index.ids.may_contain(id.as_bytes()) {
+                return Ok(None);
+            }
+            index
+                .candidates_in_log(id.as_bytes())
+                .into_iter()
+                .map(|p| index.location(p))
+                .collect::<Result<_, _>>()?
+        };
+        for chunk in locations.chunks(256) {
+            if let Some(event) = read_locations(chunk)?.into_iter().find(|e| e.id == id) {
+                return Ok(Some(event.position));
+            }
+        }
+        Ok(None)
+    }
+
     /// Reads the global log synchronously (see [`EventStore::read_all`]).
     pub fn read_all_sync(
         &self,

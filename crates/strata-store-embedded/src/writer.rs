@@ -23,7 +23,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
-use strata_store::{AppendCheck, AppendResult, StoreError, check_append};
+use strata_store::{AppendCheck, AppendResult, StoreError, check_append, check_unique_ids};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Durability;
@@ -198,6 +198,7 @@ pub(crate) fn spawn(
         path: Arc::from(path.as_path()),
         len,
         overlay: HashMap::new(),
+        unpublished_ids: HashMap::new(),
         written: VecDeque::new(),
     };
     std::thread::Builder::new()
@@ -219,6 +220,9 @@ struct Writer {
     len: u64,
     /// Events written but perhaps not yet published, per stream, in position order.
     overlay: HashMap<StreamName, Vec<(EventId, u64)>>,
+    /// The same events by id (any stream), with their positions: the index's id filter
+    /// only learns an id when the syncer publishes it, and ids are unique across the log.
+    unpublished_ids: HashMap<EventId, u64>,
     /// The appends behind `overlay`, oldest first: last position and stream.
     written: VecDeque<(u64, StreamName)>,
 }
@@ -333,7 +337,9 @@ impl Writer {
             };
             if let Some(events) = self.overlay.get_mut(&stream) {
                 let done = events.partition_point(|&(_, p)| p <= published);
-                events.drain(..done);
+                for (id, _) in events.drain(..done) {
+                    self.unpublished_ids.remove(&id);
+                }
                 if events.is_empty() {
                     self.overlay.remove(&stream);
                 }
@@ -407,6 +413,23 @@ impl Writer {
             AppendCheck::AlreadyAppended(result) => return Ok(result),
             AppendCheck::Write { current } => current.0,
         };
+        // NOTE: only an id the filter may hold costs a search, and only a fingerprint match
+        // costs a read: a fresh id (the common case) is decided without I/O.
+        let unpublished_ids = &self.unpublished_ids;
+        check_unique_ids(&request.stream, &request.events, |id| {
+            if let Some(&position) = unpublished_ids.get(&id) {
+                return Ok(Some(Position(position)));
+            }
+            if !index.ids.may_contain(id.as_bytes()) {
+                return Ok(None);
+            }
+            for position in index.candidates_in_log(id.as_bytes()) {
+                if read_id(index, position)? == id {
+                    return Ok(Some(Position(position)));
+                }
+            }
+            Ok(None)
+        })?;
         let first = *next_position;
         let mut events = Vec::with_capacity(request.events.len());
         let overlay = self.overlay.entry(request.stream.clone()).or_default();
@@ -430,6 +453,7 @@ impl Writer {
                 },
             );
             overlay.push((event.id, first + i as u64));
+            self.unpublished_ids.insert(event.id, first + i as u64);
             events.push((offset, *event.id.as_bytes()));
         }
         let count = request.events.len() as u64;

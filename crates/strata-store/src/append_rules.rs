@@ -1,5 +1,8 @@
 //! The rules every backend applies to an append before writing it: sizes, the expected
-//! version, and idempotent repeats. Written once so that all backends agree.
+//! version, idempotent repeats, and event ids unique across the log. Written once so that
+//! all backends agree; it must not touch storage (backends answer its lookups).
+
+use std::collections::HashSet;
 
 use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Version};
 
@@ -113,4 +116,50 @@ pub fn check_append(
         first_position,
         position,
     }))
+}
+
+/// Appends at most this long look for an id given twice pair by pair; longer ones hash.
+const PAIRWISE_LIMIT: usize = 16;
+
+/// Refuses an append that [`check_append`] said to write if it would store one event id
+/// twice: two of its events share an id, or `find(id)` answers the position of a stored
+/// event (in any stream) that already has it.
+///
+/// Call it only for an append that will be written: an exact repeat was answered by
+/// `check_append` before and never reaches here. `find` is called once per event, so a
+/// backend should answer a miss without I/O (a filter of the ids it holds, say).
+pub fn check_unique_ids(
+    stream: &StreamName,
+    events: &[NewEvent],
+    mut find: impl FnMut(EventId) -> Result<Option<Position>, StoreError>,
+) -> Result<(), StoreError> {
+    let twice = |id: EventId| StoreError::DuplicateEventId {
+        stream: stream.clone(),
+        id,
+        existing: None,
+    };
+    if events.len() <= PAIRWISE_LIMIT {
+        for (i, event) in events.iter().enumerate() {
+            if events[..i].iter().any(|e| e.id == event.id) {
+                return Err(twice(event.id));
+            }
+        }
+    } else {
+        let mut seen = HashSet::with_capacity(events.len());
+        for event in events {
+            if !seen.insert(event.id) {
+                return Err(twice(event.id));
+            }
+        }
+    }
+    for event in events {
+        if let Some(position) = find(event.id)? {
+            return Err(StoreError::DuplicateEventId {
+                stream: stream.clone(),
+                id: event.id,
+                existing: Some(position),
+            });
+        }
+    }
+    Ok(())
 }

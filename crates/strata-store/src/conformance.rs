@@ -123,6 +123,8 @@ macro_rules! conformance_tests {
             idempotent_retry_with_any_and_exists,
             idempotent_partial_match_is_a_conflict,
             idempotent_retry_after_reopen,
+            event_ids_are_unique_across_the_log,
+            racing_appends_with_one_id_store_it_once,
             reopen_keeps_every_event,
             read_stream_forward,
             read_stream_backward,
@@ -734,6 +736,121 @@ pub async fn idempotent_retry_after_reopen<B: Backend>(backend: &B) {
         (r3.first_version, r3.position),
         (Version(4), before.head.next())
     );
+}
+
+/// An event id is stored once in the whole log: an append that reuses a stored id in
+/// another stream, or at another place in the same stream, or that gives one id to two of
+/// its events, is refused with `DuplicateEventId` naming the id (and the stored event's
+/// position) and writes nothing, also after a restart; an exact repeat still answers its
+/// first result.
+pub async fn event_ids_are_unique_across_the_log<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    let (s1, s2) = (stream("unique-1"), stream("unique-2"));
+    let first = numbered("E", 2);
+    let r1 = append_ok(&store, &s1, ExpectedVersion::NoStream, first.clone()).await;
+    let taken = first[0].id;
+    let reused = || event("Other", json!({"reused": true})).with_id(taken);
+    let twin = event("E", json!({"twin": 1}));
+
+    let before = snapshot(&store).await;
+    let refusals = [
+        (s2.clone(), ExpectedVersion::NoStream, vec![reused()]),
+        (s2.clone(), ExpectedVersion::Any, vec![reused()]),
+        (
+            s2.clone(),
+            ExpectedVersion::Any,
+            vec![event("E", json!({})), reused()],
+        ),
+        (s1.clone(), ExpectedVersion::Exact(2), vec![reused()]),
+        (
+            s1.clone(),
+            ExpectedVersion::Exact(2),
+            vec![event("E", json!({})), first[1].clone()],
+        ),
+    ];
+    for (s, expected, events) in refusals {
+        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+        match store.append(&s, expected, events).await {
+            Err(StoreError::DuplicateEventId {
+                stream,
+                id,
+                existing: Some(position),
+            }) => {
+                assert_eq!(stream, s, "the refusal names the stream appended to");
+                assert!(
+                    first.iter().any(|e| e.id == id),
+                    "the refusal names a reused id, not {id}"
+                );
+                let stored = store.event_by_id(&s1, id).await.unwrap();
+                assert_eq!(
+                    stored.map(|e| e.position),
+                    Some(position),
+                    "the refusal names the position of the event holding the id"
+                );
+            }
+            other => panic!(
+                "append of ids {ids:?} to {s} expecting {expected}, reusing ids stored in {s1}: \
+                 want DuplicateEventId, got {other:?}"
+            ),
+        }
+    }
+    let doubled = vec![twin.clone(), event("E", json!({})).with_id(twin.id)];
+    match store.append(&s2, ExpectedVersion::Any, doubled).await {
+        Err(StoreError::DuplicateEventId {
+            stream,
+            id,
+            existing: None,
+        }) => assert_eq!((stream, id), (s2.clone(), twin.id)),
+        other => {
+            panic!("an append giving one id to two events: want DuplicateEventId, got {other:?}")
+        }
+    }
+    assert_unchanged(&store, &before, "appends reusing event ids").await;
+    assert_eq!(
+        append_ok(&store, &s1, ExpectedVersion::NoStream, first.clone()).await,
+        r1,
+        "an exact repeat is still a repeat"
+    );
+
+    let Some(store) = backend.reopen(store).await else {
+        return;
+    };
+    assert!(
+        matches!(
+            store.append(&s2, ExpectedVersion::Any, vec![reused()]).await,
+            Err(StoreError::DuplicateEventId { existing: Some(p), .. }) if p == r1.first_position
+        ),
+        "after a restart an id stored before is still taken"
+    );
+    assert_unchanged(&store, &before, "appends reusing event ids after a restart").await;
+}
+
+/// Appends racing into different streams with one event id: exactly one stores it, every
+/// other is refused with `DuplicateEventId`, whatever batch each lands in.
+pub async fn racing_appends_with_one_id_store_it_once<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    for round in 0..20 {
+        let id = EventId::new();
+        let tasks: Vec<_> = (0..4)
+            .map(|w| {
+                let store = store.clone();
+                let s = stream(&format!("race{round}-{w}"));
+                let new = event("E", json!({ "w": w })).with_id(id);
+                tokio::spawn(async move { store.append(&s, ExpectedVersion::Any, vec![new]).await })
+            })
+            .collect();
+        let mut stored = 0;
+        for task in tasks {
+            match within("a racing append", task).await.expect("append task") {
+                Ok(_) => stored += 1,
+                Err(StoreError::DuplicateEventId { id: refused, .. }) => assert_eq!(refused, id),
+                Err(other) => panic!("a racing append with a shared id failed: {other}"),
+            }
+        }
+        assert_eq!(stored, 1, "round {round}: appends storing one id");
+    }
+    let log = assert_log_consistent(&store).await;
+    assert_eq!(log.len(), 20, "one event per round");
 }
 
 /// After a restart every acknowledged event reads back identical, stream versions and

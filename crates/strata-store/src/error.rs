@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use strata_core::{CoreError, ExpectedVersion, StreamName, Version};
+use strata_core::{CoreError, EventId, ExpectedVersion, Position, StreamName, Version};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,27 @@ pub enum StoreError {
         stream: StreamName,
         /// What is wrong.
         reason: String,
+    },
+    /// An event of the append carries an id the log already holds (in another stream, or
+    /// at another place in this one), or two events of the append share one id. Event ids
+    /// are unique across the whole log; an exact repeat of an earlier append is not this
+    /// error (it answers the first result). Nothing was written: the caller reused an id
+    /// it meant for something else and must give the events new ids.
+    #[error(
+        "event id {id} in the append to stream {stream} {}",
+        match existing {
+            Some(position) => format!("is already the id of the event at position {position}"),
+            None => "is given to two events of the append".to_owned(),
+        }
+    )]
+    DuplicateEventId {
+        /// The stream appended to.
+        stream: StreamName,
+        /// The id used twice.
+        id: EventId,
+        /// The position of the stored event that has the id; `None` when the append
+        /// itself holds it twice.
+        existing: Option<Position>,
     },
     /// An event is larger than the store's limit. Nothing was written.
     #[error(
@@ -145,6 +166,7 @@ impl StoreError {
             StoreError::WrongExpectedVersion { .. } => "wrong_expected_version",
             StoreError::Invalid(_) | StoreError::InvalidAppend { .. } => "invalid_input",
             StoreError::EventTooLarge { .. } => "too_large",
+            StoreError::DuplicateEventId { .. } => "duplicate_event_id",
             StoreError::Closed => "store_closed",
             StoreError::Poisoned { .. } => "store_poisoned",
             StoreError::ReadOnly { .. } => "store_read_only",
@@ -165,6 +187,7 @@ impl StoreError {
                 | StoreError::Invalid(_)
                 | StoreError::InvalidAppend { .. }
                 | StoreError::EventTooLarge { .. }
+                | StoreError::DuplicateEventId { .. }
         )
     }
 }

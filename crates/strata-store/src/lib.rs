@@ -16,7 +16,7 @@ mod memory;
 mod store;
 mod subscription;
 
-pub use append_rules::{AppendCheck, check_append, check_event_sizes};
+pub use append_rules::{AppendCheck, check_append, check_event_sizes, check_unique_ids};
 pub use error::StoreError;
 pub use filter::ReadFilter;
 pub use listing::listed;

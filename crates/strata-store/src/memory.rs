@@ -1,7 +1,7 @@
 //! An in-memory [`EventStore`]: the reference model the conformance suite and property
 //! tests compare real backends against, and a store for unit tests of code above it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::{
     AllPage, AppendCheck, AppendResult, DEFAULT_MAX_EVENT_BYTES, Direction, EventStore,
     EventStream, ReadFilter, StoreError, StreamSummary, catch_up_subscription, check_append,
-    check_event_sizes, listed,
+    check_event_sizes, check_unique_ids, listed,
 };
 
 /// An event store that keeps everything in memory. Cloning gives another handle to the
@@ -37,6 +37,8 @@ struct State {
     /// Each stream's event positions, version v at index v - 1; ordered by name for
     /// listings.
     streams: BTreeMap<StreamName, Vec<Position>>,
+    /// The position of every event by its id: ids are unique across the log.
+    ids: HashMap<EventId, Position>,
 }
 
 impl MemoryStore {
@@ -54,6 +56,12 @@ impl MemoryStore {
                 max_event_bytes,
             }),
         }
+    }
+
+    /// The position of the event whose id is `id`, in any stream (ids are unique across
+    /// the log).
+    pub fn position_of_id(&self, id: EventId) -> Option<Position> {
+        self.inner.state.lock().ids.get(&id).copied()
     }
 
     /// Appends synchronously (the in-memory store never waits).
@@ -88,6 +96,7 @@ impl MemoryStore {
             AppendCheck::Refuse(err) => Err(err),
             AppendCheck::AlreadyAppended(result) => Ok(result),
             AppendCheck::Write { current } => {
+                check_unique_ids(stream, &events, |id| Ok(state.ids.get(&id).copied()))?;
                 let now = Timestamp::from_datetime(time_now());
                 let first_position = Position(state.log.len() as u64 + 1);
                 let count = events.len() as u64;
@@ -95,6 +104,7 @@ impl MemoryStore {
                 for (i, event) in events.into_iter().enumerate() {
                     let position = Position(first_position.0 + i as u64);
                     new_positions.push(position);
+                    state.ids.insert(event.id, position);
                     state.log.push(RecordedEvent {
                         position,
                         stream: stream.clone(),
@@ -210,13 +220,12 @@ impl EventStore for MemoryStore {
         id: EventId,
     ) -> Result<Option<RecordedEvent>, StoreError> {
         let state = self.inner.state.lock();
-        Ok(state.streams.get(stream).and_then(|positions| {
-            positions
-                .iter()
-                .map(|p| &state.log[(p.0 - 1) as usize])
-                .find(|event| event.id == id)
-                .cloned()
-        }))
+        Ok(state
+            .ids
+            .get(&id)
+            .map(|p| &state.log[(p.0 - 1) as usize])
+            .filter(|event| event.stream == *stream)
+            .cloned())
     }
 
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {

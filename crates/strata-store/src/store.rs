@@ -83,6 +83,10 @@ pub trait EventStore: Send + Sync + 'static {
     ///   version (or, for `Any`/`Exists`, anywhere in the stream, consecutively), the
     ///   original result is returned and nothing is written, also after a restart.
     ///   A partial match is a conflict.
+    /// - Unique ids: an append that is not such a repeat and carries an id the log already
+    ///   holds (in any stream, or elsewhere in this one), or gives one id to two of its
+    ///   events, is [`StoreError::DuplicateEventId`]; nothing is written. Among concurrent
+    ///   appends with one id, at most one stores it.
     /// - Limits: an empty append is [`StoreError::InvalidAppend`]; an event over the
     ///   backend's size limit is [`StoreError::EventTooLarge`].
     /// - After [`StoreError::Poisoned`] or [`StoreError::Closed`] every later append fails

@@ -84,6 +84,7 @@ fn a_caused_context_carries_correlation_actor_and_tenant_over() {
             causation_id: Some(event.id.to_string()),
             actor: Some("ann".into()),
             tenant: Some("acme".into()),
+            request_digest: None,
         }
     );
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use strata_core::{RecordedEvent, Version};
-use strata_domain::{CommandContext, CommandHandler, CommandOutcome, MemorySnapshots};
+use strata_domain::{
+    CommandContext, CommandError, CommandHandler, CommandOutcome, MemorySnapshots,
+};
 use strata_store::EventStore;
 use tokio::sync::Barrier;
 
@@ -21,6 +23,7 @@ on_both_stores!(
     concurrent_duplicates_apply_once,
     a_duplicate_landing_right_after_the_lookup_applies_once,
     a_duplicate_landing_right_after_the_lookup_is_not_refused,
+    a_command_id_reused_for_another_request_is_refused,
 );
 
 /// What must be equal between an outcome and its repeat. The recording time is left
@@ -117,12 +120,79 @@ async fn the_same_command_id_twice_answers_the_first_outcome(fx: Fixture) {
         handler.load::<Account>("gus").await.unwrap().state.balance,
         31
     );
-    // The same id on another aggregate is another command.
-    handler
+    // The same id on another aggregate is refused: its event ids are taken in the log.
+    let head = fx.store.head().await.unwrap();
+    match handler
         .handle::<Account>("hal", &open("hal"), &context)
         .await
-        .map(|o| assert!(!o.duplicate))
+    {
+        Err(CommandError::CommandIdReused {
+            command_id, stream, ..
+        }) => assert_eq!(
+            (command_id, stream.as_str()),
+            (context.command_id, "account-hal")
+        ),
+        other => panic!("a command id reused on another aggregate: {other:?}"),
+    }
+    assert_eq!(fx.store.head().await.unwrap(), head, "nothing was written");
+}
+
+/// A command id bound to a request digest answers only repeats with that digest: another
+/// request under the id is refused, on the same aggregate or another, and still after a
+/// restart.
+async fn a_command_id_reused_for_another_request_is_refused(mut fx: Fixture) {
+    let bound = |digest: &str| CommandContext {
+        request_digest: Some(digest.to_owned()),
+        ..CommandContext::with_id(uuid::Uuid::from_u128(7))
+    };
+    let first = {
+        let handler = fx.handler();
+        open_with(&handler, "jo", 100).await;
+        let first = handler
+            .handle::<Account>("jo", &withdraw(30), &bound("withdraw 30"))
+            .await
+            .unwrap();
+        let repeat = handler
+            .handle::<Account>("jo", &withdraw(30), &bound("withdraw 30"))
+            .await
+            .unwrap();
+        assert!(repeat.duplicate);
+        same_outcome(&first, &repeat);
+        first
+    };
+    let head = fx.store.head().await.unwrap();
+    fx.reopen().await;
+
+    let handler = fx.handler();
+    let reused = |result: Result<CommandOutcome, CommandError<_>>, what: &str| match result {
+        Err(CommandError::CommandIdReused { command_id, .. }) => {
+            assert_eq!(command_id, uuid::Uuid::from_u128(7), "{what}");
+        }
+        other => panic!("{what}: want CommandIdReused, got {other:?}"),
+    };
+    reused(
+        handler
+            .handle::<Account>("jo", &deposit(5), &bound("deposit 5"))
+            .await,
+        "another request to the same aggregate",
+    );
+    reused(
+        handler
+            .handle::<Account>("kim", &open("kim"), &bound("open kim"))
+            .await,
+        "a request to another aggregate",
+    );
+    assert_eq!(fx.store.head().await.unwrap(), head, "nothing was written");
+    let repeat = handler
+        .handle::<Account>("jo", &withdraw(30), &bound("withdraw 30"))
+        .await
         .unwrap();
+    assert!(repeat.duplicate, "the first request still repeats");
+    same_outcome(&first, &repeat);
+    assert_eq!(
+        handler.load::<Account>("jo").await.unwrap().state.balance,
+        70
+    );
 }
 
 async fn a_duplicate_is_recognised_after_a_restart(mut fx: Fixture) {

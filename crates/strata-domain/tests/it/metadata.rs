@@ -24,6 +24,7 @@ async fn every_event_carries_its_command_context(fx: Fixture) {
         causation_id: Some("click-7".into()),
         actor: Some("alice".into()),
         tenant: Some("acme".into()),
+        request_digest: None,
     };
     let expected = |schema_version: u32| {
         json!({

@@ -92,6 +92,9 @@ pub fn app(state: AppState) -> Router {
         .layer(Extension(Arc::new(doc)))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        // Inside the token check: a request's body is read for its digest only once it
+        // may be served.
+        .layer(middleware::from_fn(crate::command::digest_request))
         .layer(middleware::from_fn_with_state(guard, auth::require_token))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))

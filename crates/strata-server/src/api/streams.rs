@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -18,8 +19,9 @@ use strata_store::{Direction, ReadFilter};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::schema::{AppendRequest, AppendResponse, ErrorEnvelope, EventsPage};
+use crate::auth::Caller;
 use crate::extract::{Body, Path, Query, json_error};
-use crate::{ApiError, ApiResult, AppState};
+use crate::{ApiError, ApiResult, AppState, CATEGORY_OWNED, Role};
 
 /// How many events a read returns when `limit` is not given.
 const DEFAULT_READ: usize = 100;
@@ -82,17 +84,23 @@ struct Ack<'a> {
     responses(
         (status = 200, description = "Appended and durable", body = AppendResponse),
         (status = 400, description = "Malformed body, invalid stream name, type, id or metadata", body = ErrorEnvelope),
-        (status = 409, description = "wrong_expected_version, with `expected` and `actual`", body = ErrorEnvelope),
+        (status = 409, description = "wrong_expected_version, with `expected` and `actual`; or duplicate_event_id: an event id the log already holds (`id`, `existing_position`) or one given to two events of the append", body = ErrorEnvelope),
+        (status = 403, description = "category_owned: a mounted module owns the stream's category (`module` names it); only an admin token may append into it", body = ErrorEnvelope),
         (status = 413, description = "too_large: the body or one event is over its limit", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn append(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     Path(stream): Path<String>,
     Body(body): Body,
 ) -> ApiResult<Response> {
     let started = Instant::now();
     let stream = stream_name(&stream)?;
+    let admin = caller.is_some_and(|Extension(caller)| caller.role >= Role::Admin);
+    if !admin {
+        refuse_owned_category(&state, &stream)?;
+    }
     let parsed: AppendBody<'_> = serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
     let events = parsed
         .events
@@ -115,6 +123,28 @@ pub(crate) async fn append(
         position: result.position.0,
     })
     .into_response())
+}
+
+/// Refuses a raw append into a category a mounted module owns: its events must come
+/// through the module's commands, which keep its rules.
+fn refuse_owned_category(state: &AppState, stream: &StreamName) -> ApiResult<()> {
+    let category = stream.category();
+    let owner = state
+        .modules()
+        .iter()
+        .find(|module| module.owned_categories().contains(&category));
+    match owner {
+        None => Ok(()),
+        Some(module) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            CATEGORY_OWNED,
+            format!(
+                "stream {stream} is in category {category}, which module {} owns: its events come only through the module's commands (an admin token may append)",
+                module.name()
+            ),
+        )
+        .with_detail("module", module.name().to_owned())),
+    }
 }
 
 fn new_event(event: EventBody<'_>) -> Result<NewEvent, CoreError> {

@@ -2,6 +2,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use uuid::Uuid;
 
 use super::{Caller, context};
+use crate::Role;
 
 fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -38,10 +39,14 @@ fn without_tokens_the_actor_is_the_header() {
 fn with_tokens_the_actor_is_the_tokens_name_and_the_header_is_refused() {
     let caller = Caller {
         name: Some("ops-bot".to_owned()),
+        role: Role::Write,
     };
     let ctx = context(&HeaderMap::new(), Some(&caller)).unwrap();
     assert_eq!(ctx.actor.as_deref(), Some("ops-bot"));
-    let nameless = Caller { name: None };
+    let nameless = Caller {
+        name: None,
+        role: Role::Write,
+    };
     assert_eq!(
         context(&HeaderMap::new(), Some(&nameless)).unwrap().actor,
         None

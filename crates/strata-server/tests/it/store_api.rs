@@ -55,6 +55,63 @@ async fn a_repeated_append_with_the_same_ids_is_idempotent() {
     assert_eq!(first.json(), second.json());
 }
 
+/// An event id is stored once in the log: reusing one in another stream, at another place
+/// in the same stream, or twice in one append is 409 `duplicate_event_id` naming the id,
+/// and writes nothing.
+#[tokio::test]
+async fn an_event_id_reused_is_409_duplicate_event_id() {
+    let (app, _) = memory_app();
+    let id = "0190f0c4-8a3e-7d2b-9b1e-3c4d5e6f7a9d";
+    let event = |kind: &str| json!({"type": kind, "data": {}, "id": id});
+    let first = post(
+        &app,
+        "/streams/acct-1",
+        json!({"expected_version": 0, "events": [event("Opened")]}),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    let attempts = [
+        (
+            "/streams/acct-2",
+            json!({"events": [event("Opened")]}),
+            true,
+        ),
+        (
+            "/streams/acct-1",
+            json!({"expected_version": 1, "events": [event("Closed")]}),
+            true,
+        ),
+        (
+            "/streams/acct-3",
+            json!({"events": [
+                {"type": "A", "data": {}, "id": "0190f0c4-8a3e-7d2b-9b1e-3c4d5e6f7a9e"},
+                {"type": "B", "data": {}, "id": "0190f0c4-8a3e-7d2b-9b1e-3c4d5e6f7a9e"}]}),
+            false,
+        ),
+    ];
+    for (uri, body, stored) in attempts {
+        let answer = post(&app, uri, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CONFLICT,
+            "{uri}: {}",
+            answer.text()
+        );
+        let error = &answer.json()["error"];
+        assert_eq!(error["code"], "duplicate_event_id");
+        if stored {
+            assert_eq!(error["id"], id);
+            assert_eq!(error["existing_position"], 1);
+        }
+    }
+    assert_eq!(
+        get(&app, "/all").await.json()["events"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
 #[tokio::test]
 async fn a_version_conflict_is_409_with_expected_and_actual() {
     let (app, _) = memory_app();

@@ -149,6 +149,67 @@ async fn an_idempotency_key_applies_a_command_once() {
     assert_eq!(c.code(), "order_exists");
 }
 
+/// A key is bound to the request it first came with: the same key on another order,
+/// another route of the same order, or another body is refused with 422
+/// `idempotency_key_reused` and writes nothing; the first request still repeats.
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_request_is_refused() {
+    let server = ShopServer::start();
+    let app = &server.app;
+    let key = "one key for everything";
+    let created = command(
+        app,
+        "/shop/orders/o-20",
+        Some(json!({"customer": "c-20"})),
+        Some(key),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let head = get(app, "/all?limit=1000").await.json()["events"]
+        .as_array()
+        .map(Vec::len);
+
+    let reuses = [
+        ("/shop/orders/o-21", Some(json!({"customer": "c-20"}))),
+        ("/shop/orders/o-20", Some(json!({"customer": "c-99"}))),
+        ("/shop/orders/o-20/cancel", None),
+    ];
+    for (uri, body) in reuses {
+        let answer = command(app, uri, body, Some(key)).await;
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            "{uri}: {}",
+            answer.text()
+        );
+    }
+    assert_eq!(
+        get(app, "/all?limit=1000").await.json()["events"]
+            .as_array()
+            .map(Vec::len),
+        head,
+        "nothing was written"
+    );
+    let order = get(
+        app,
+        &format!("/shop/orders/o-20?after={}", created.json()["position"]),
+    )
+    .await;
+    assert_eq!(order.json()["customer"], "c-20", "{}", order.text());
+    assert_ne!(order.json()["status"], "cancelled", "{}", order.text());
+
+    let again = command(
+        app,
+        "/shop/orders/o-20",
+        Some(json!({"customer": "c-20"})),
+        Some(key),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert_eq!(again.json()["duplicate"], true);
+    assert_eq!(again.json()["position"], created.json()["position"]);
+}
+
 #[tokio::test]
 async fn refusals_are_422_with_the_rule_and_bad_input_is_400() {
     let server = ShopServer::start();
@@ -532,4 +593,143 @@ async fn the_actor_is_the_tokens_name_with_tokens_and_the_header_without() {
     let history = get(&open.app, "/shop/orders/o-1/history").await.json();
     assert_eq!(history["events"][0]["actor"], "ann's assistant");
     open.stop().await;
+}
+
+/// The categories the shop owns are written only through its commands: a raw append of
+/// an event no rule allowed (`A` into `product-zz`) is 403 `category_owned` naming the
+/// shop and writes nothing; other categories stay open to raw appends, and an admin
+/// token may still append into an owned one.
+#[tokio::test]
+async fn a_raw_append_into_a_category_the_shop_owns_is_refused() {
+    let raw = |uri: &str, token: Option<&str>| {
+        let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request
+            .body(Body::from(
+                json!({"events": [{"type": "A", "data": {"price": -5}}]}).to_string(),
+            ))
+            .unwrap()
+    };
+    let server = ShopServer::start();
+    let app = &server.app;
+    for stream in ["product-zz", "order-o-1", "inventory-mug", "payment-o-1"] {
+        let refused = send(app, raw(&format!("/streams/{stream}"), None)).await;
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (StatusCode::FORBIDDEN, "category_owned"),
+            "{stream}: {}",
+            refused.text()
+        );
+        assert_eq!(refused.json()["error"]["module"], "shop");
+    }
+    assert_eq!(
+        get(app, "/all").await.json()["events"]
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "nothing was written"
+    );
+    let open = send(app, raw("/streams/notes-1", None)).await;
+    assert_eq!(open.status, StatusCode::OK, "{}", open.text());
+    // The read side goes on: a product created after the attempts is listed.
+    let created = ok(
+        app,
+        "/shop/products/mug",
+        Some(json!({"name": "Mug", "description": "a mug", "price": 1250})),
+    )
+    .await;
+    let product = get(
+        app,
+        &format!("/shop/products/mug?after={}", created["position"]),
+    )
+    .await;
+    assert_eq!(product.status, StatusCode::OK, "{}", product.text());
+    server.stop().await;
+
+    let tokens = Tokens::parse("w-token write\na-token admin\n", "tokens").unwrap();
+    let server = ShopServer::start_with(|builder| builder.tokens(Some(tokens)));
+    let app = &server.app;
+    let writer = send(app, raw("/streams/product-zz", Some("w-token"))).await;
+    assert_eq!(writer.status, StatusCode::FORBIDDEN, "{}", writer.text());
+    assert_eq!(writer.code(), "category_owned");
+    let admin = send(app, raw("/streams/product-zz", Some("a-token"))).await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.text());
+    server.stop().await;
+}
+
+/// A read model that stopped for good answers a waiting query with 503
+/// `read_model_stopped` naming it, never a 500: here the catalog's checkpoint is beyond
+/// the head of the store it is started over (the log it was built from is gone), so it
+/// refuses to run; the log then grows past that checkpoint.
+#[tokio::test]
+async fn a_waiting_query_on_a_stopped_read_model_is_503_naming_it() {
+    let product = |name: &str| json!({"name": name, "description": "a mug", "price": 1250});
+    let server = ShopServer::start();
+    let mut built = Value::Null;
+    for sku in ["a", "b", "c"] {
+        built = ok(
+            &server.app,
+            &format!("/shop/products/{sku}"),
+            Some(product(sku)),
+        )
+        .await;
+    }
+    let caught_up = get(
+        &server.app,
+        &format!("/shop/products/c?after={}", built["position"]),
+    )
+    .await;
+    assert_eq!(caught_up.status, StatusCode::OK, "{}", caught_up.text());
+    let dir = server.stop_keeping_files().await;
+
+    let store: std::sync::Arc<dyn strata_store::EventStore> =
+        std::sync::Arc::new(strata_store::MemoryStore::new());
+    let server = ShopServer::start_over(dir, store, |builder| builder);
+    let app = &server.app;
+    let catalog_failed = async {
+        loop {
+            let listed = get(app, "/projections").await.json();
+            let failed = listed["projections"].as_array().is_some_and(|all| {
+                all.iter().any(|p| {
+                    p["name"].as_str().is_some_and(|n| n.contains("catalog"))
+                        && p["state"] == "failed"
+                })
+            });
+            if failed {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), catalog_failed)
+        .await
+        .expect("the catalog refuses a checkpoint beyond the head");
+    let mut later = Value::Null;
+    for sku in ["d", "e", "f", "g"] {
+        later = ok(app, &format!("/shop/products/{sku}"), Some(product(sku))).await;
+    }
+    let answer = get(
+        app,
+        &format!(
+            "/shop/products/g?after={}&timeout_ms=5000",
+            later["position"]
+        ),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "read_model_stopped"),
+        "{}",
+        answer.text()
+    );
+    assert!(
+        answer.json()["error"]["read_model"]
+            .as_str()
+            .is_some_and(|name| name.contains("catalog")),
+        "{}",
+        answer.text()
+    );
+    server.stop().await;
 }

@@ -32,8 +32,20 @@ impl ShopServer {
     /// The same, with the server's state set up further by `configure` (tokens,
     /// limits).
     pub(crate) fn start_with(configure: impl FnOnce(AppStateBuilder) -> AppStateBuilder) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        Self::start_over(
+            tempfile::tempdir().unwrap(),
+            Arc::new(MemoryStore::new()),
+            configure,
+        )
+    }
+
+    /// The same over a given store, with the read models kept in `dir` (perhaps built
+    /// over another store before).
+    pub(crate) fn start_over(
+        dir: tempfile::TempDir,
+        store: Arc<dyn EventStore>,
+        configure: impl FnOnce(AppStateBuilder) -> AppStateBuilder,
+    ) -> Self {
         let handler = Arc::new(CommandHandler::new(
             store.clone(),
             Arc::new(MemorySnapshots::new()),
@@ -62,8 +74,14 @@ impl ShopServer {
 
     /// Stops the read side, its checkpoints stored.
     pub(crate) async fn stop(self) {
+        self.stop_keeping_files().await;
+    }
+
+    /// Stops the read side and hands back the directory of its read models.
+    pub(crate) async fn stop_keeping_files(self) -> tempfile::TempDir {
         use strata_server::ProjectionHost as _;
         self.read_side.shutdown().await;
+        self._dir
     }
 }
 

@@ -83,6 +83,50 @@ async fn appends_survive_reopen_across_many_segments() {
     assert_eq!(result.position, Position(301));
 }
 
+/// `position_of_id` finds an event by id in any stream, across segments and after a
+/// reopen, and answers `None` for an id the log does not hold.
+#[tokio::test]
+async fn an_event_is_found_by_id_in_any_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), small_segments()).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..200u64 {
+        let stream = StreamName::new(format!("order-{}", i % 5)).unwrap();
+        let e = event("Placed", i);
+        ids.push(e.id);
+        store
+            .append(&stream, ExpectedVersion::Any, vec![e])
+            .await
+            .unwrap();
+    }
+    assert_found(&store, &ids, "before a reopen");
+    store.close().await.unwrap();
+    let store = EmbeddedStore::open(dir.path(), small_segments()).unwrap();
+    assert!(
+        store.open_report().segments > 1,
+        "{:?}",
+        store.open_report()
+    );
+    assert_found(&store, &ids, "after a reopen");
+    store.close().await.unwrap();
+}
+
+fn assert_found(store: &EmbeddedStore, ids: &[strata_core::EventId], when: &str) {
+    for (i, id) in ids.iter().enumerate().step_by(7) {
+        assert_eq!(
+            store.position_of_id(*id).unwrap(),
+            Some(Position(i as u64 + 1)),
+            "{when}: the event at position {}",
+            i + 1
+        );
+    }
+    assert_eq!(
+        store.position_of_id(strata_core::EventId::new()).unwrap(),
+        None,
+        "{when}: an id never stored"
+    );
+}
+
 #[tokio::test]
 async fn second_writer_is_refused_and_named() {
     let dir = tempfile::tempdir().unwrap();
