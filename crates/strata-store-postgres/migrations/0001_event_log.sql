@@ -17,8 +17,9 @@ CREATE TABLE strata.events (
     recorded_at timestamptz NOT NULL,
     -- The arbiter of optimistic concurrency: exactly one append wins each version.
     CONSTRAINT events_stream_version_key UNIQUE (stream, version),
-    -- Idempotency by event id, durable across restarts.
-    CONSTRAINT events_stream_id_key UNIQUE (stream, id)
+    -- An event id is stored once in the whole log (idempotent repeats are recognised
+    -- before writing); durable across restarts.
+    CONSTRAINT events_id_key UNIQUE (id)
 );
 
 -- One row per stream: its version and last position, for version checks and listings.

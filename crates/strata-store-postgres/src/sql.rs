@@ -11,6 +11,10 @@ pub(crate) const APPEND_STATE: &str = "\
 SELECT coalesce((SELECT version FROM strata.streams WHERE name = $1::text), 0),
        (SELECT version FROM strata.events WHERE stream = $1::text AND id = $2::uuid)";
 
+/// The first stored event holding one of the ids (for refusing a reused id).
+pub(crate) const FIRST_HOLDER: &str = "\
+SELECT id, position FROM strata.events WHERE id = ANY($1::uuid[]) ORDER BY position LIMIT 1";
+
 /// The ids and positions of a range of the stream's versions (for idempotent repeats).
 pub(crate) const STREAM_IDS: &str = "\
 SELECT version, id, position FROM strata.events

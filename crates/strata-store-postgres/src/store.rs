@@ -18,7 +18,7 @@ use strata_core::{
 use strata_store::{
     AllPage, AppendCheck, AppendResult, DEFAULT_MAX_EVENT_BYTES, Direction, EventStore,
     EventStream, ReadFilter, StoreError, StreamSummary, catch_up_subscription, check_append,
-    check_event_sizes,
+    check_event_sizes, check_unique_ids,
 };
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
@@ -254,6 +254,36 @@ impl PostgresStore {
         )
     }
 
+    /// The refusal of an append the event-id index refused twice against one version:
+    /// the stored event holding one of its ids.
+    async fn reused_id(
+        &self,
+        client: &deadpool_postgres::Object,
+        stream: &StreamName,
+        events: &[NewEvent],
+    ) -> Result<StoreError, StoreError> {
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id.0).collect();
+        let statement = client
+            .prepare_cached(sql::FIRST_HOLDER)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&ids])
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| {
+                StoreError::internal(format!(
+                    "an append to stream {stream} was refused by the event-id index, \
+                     but no stored event holds its ids"
+                ))
+            })?;
+        Ok(StoreError::DuplicateEventId {
+            stream: stream.clone(),
+            id: EventId(column(&row, 0)?),
+            existing: Some(position_of(column(&row, 1)?)),
+        })
+    }
+
     /// Writes an append decided against version `current`. `Ok(Err(constraint))`: the
     /// named unique index refused it, so another append raced this one's decision.
     async fn write(
@@ -316,7 +346,8 @@ impl EventStore for PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         check_event_sizes(stream, &events, self.inner.max_event_bytes)?;
-        refuse_repeated_ids(stream, &events)?;
+        // One id given to two of these events; ids stored already are the unique index's.
+        check_unique_ids(stream, &events, |_| Ok(None))?;
         let client = self.client().await?;
         // The version a write refused by the event-id index was decided against.
         let mut refused_by_id_at = None;
@@ -333,15 +364,12 @@ impl EventStore for PostgresStore {
                     self.publish(result.position);
                     return Ok(result);
                 }
-                Err(constraint) if constraint == "events_stream_id_key" => {
-                    // One of these ids is already the stream's, but not where a repeat
-                    // would put it. If the stream did not move since, that is final.
+                Err(constraint) if constraint == "events_id_key" => {
+                    // One of these ids is already stored, but not where a repeat would
+                    // put it (or a racing append stored it first: deciding again tells a
+                    // repeat). Refused again against the same version, that is final.
                     if refused_by_id_at == Some(current) {
-                        return Err(StoreError::WrongExpectedVersion {
-                            stream: stream.clone(),
-                            expected,
-                            actual: current,
-                        });
+                        return Err(self.reused_id(&client, stream, &events).await?);
                     }
                     refused_by_id_at = Some(current);
                 }
@@ -536,20 +564,6 @@ pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// An append that names one event id twice could never be stored (the stream's ids are
-/// unique) nor repeated idempotently: refuse it as malformed.
-fn refuse_repeated_ids(stream: &StreamName, events: &[NewEvent]) -> Result<(), StoreError> {
-    let mut ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id.0).collect();
-    ids.sort_unstable();
-    match ids.windows(2).find(|pair| pair[0] == pair[1]) {
-        Some(pair) => Err(StoreError::InvalidAppend {
-            stream: stream.clone(),
-            reason: format!("event id {} appears twice in one append", pair[0]),
-        }),
-        None => Ok(()),
-    }
 }
 
 fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
