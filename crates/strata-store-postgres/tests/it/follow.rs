@@ -140,7 +140,10 @@ async fn an_append_naming_one_id_twice_is_refused() {
         .append(&stream, ExpectedVersion::Any, vec![event.clone(), event])
         .await;
     assert!(
-        matches!(result, Err(StoreError::DuplicateEventId { existing: None, .. })),
+        matches!(
+            result,
+            Err(StoreError::DuplicateEventId { existing: None, .. })
+        ),
         "got {result:?}"
     );
     assert_eq!(store.head().await.expect("head"), Position::ZERO);
