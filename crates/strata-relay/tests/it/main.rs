@@ -3,7 +3,9 @@
 //! plainly when it skips. Every test uses its own subjects, stream and exchange, and
 //! cuts a broker away through its own TCP proxy, so the machine's brokers keep running.
 
+#[cfg(any(feature = "nats", feature = "amqp"))]
 mod common;
+#[cfg(any(feature = "nats", feature = "amqp"))]
 mod proxy;
 
 #[cfg(feature = "amqp")]
