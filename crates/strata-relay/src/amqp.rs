@@ -3,6 +3,8 @@
 //! channel with publisher confirms. It must not recover a connection by itself (lapin's
 //! auto-recovery stays off): the relay reconnects and republishes from its checkpoint.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
@@ -17,6 +19,13 @@ use crate::{BrokerSink, RelayError, amqp_routing_key, envelope};
 
 /// AMQP's delivery mode for a message the broker writes to disk.
 const PERSISTENT: u8 = 2;
+/// How long connecting (with the channel and the exchange) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a batch's confirmations may take: a broker that went silent without closing
+/// the connection must not hold the relay forever.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long closing a previous connection may take (it is likely gone already).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Publishes to a RabbitMQ topic exchange.
 pub(crate) struct AmqpSink {
@@ -56,8 +65,33 @@ impl BrokerSink for AmqpSink {
     async fn connect(&mut self) -> Result<(), RelayError> {
         if let Some((connection, _)) = self.session.take() {
             // Best effort: the connection is likely gone already.
-            let _ = connection.close(200, "reconnecting".into()).await;
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "reconnecting".into()))
+                    .await;
         }
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await {
+            Ok(result) => result,
+            Err(_) => Err(self.error(format!(
+                "no connection within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
+        match tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_confirmed(events)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.error(format!(
+                "the batch was not confirmed within {} s",
+                CONFIRM_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+impl AmqpSink {
+    /// Connects, opens a channel with publisher confirms and declares the exchange.
+    async fn open(&mut self) -> Result<(), RelayError> {
         let connection = Connection::connect(&self.url, ConnectionProperties::default())
             .await
             .map_err(|e| self.error(format!("cannot connect: {e}")))?;
@@ -92,7 +126,8 @@ impl BrokerSink for AmqpSink {
         Ok(())
     }
 
-    async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
+    /// Publishes `events` and waits for every confirmation.
+    async fn publish_confirmed(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
         let Some((_, channel)) = self.session.as_ref() else {
             return Err(self.error("not connected"));
         };

@@ -185,17 +185,23 @@ async fn nothing_is_lost_while_rabbitmq_is_away() {
     let (connection, mut consumer) = bind_all(&url, &exchange).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::new());
+    // Given a history the relay is catching up with…
+    for round in 0..200 {
+        append_round(&store, round).await;
+    }
     let proxy = Proxy::start(host_port(&url)).await;
     let relays = Relays::new(store.clone(), dir.path());
     relays
         .start(config(&with_address(&url, proxy.addr), &exchange))
         .unwrap();
-    let head = append_round(&store, 0).await;
-    relays.wait_for("amqp_test", head, WAIT).await.unwrap();
+    relays
+        .wait_until("amqp_test", WAIT, |s| s.checkpoint.0 > 0)
+        .await
+        .unwrap();
 
-    // When the broker goes away while events keep coming…
+    // When the broker goes away in the middle of it, while events keep coming…
     proxy.cut();
-    for round in 1..6 {
+    for round in 200..205 {
         append_round(&store, round).await;
     }
     let status = relays
@@ -206,7 +212,7 @@ async fn nothing_is_lost_while_rabbitmq_is_away() {
 
     // …and comes back, the relay catches up and nothing is lost.
     proxy.restore();
-    let head = append_round(&store, 6).await;
+    let head = append_round(&store, 205).await;
     relays.wait_for("amqp_test", head, WAIT).await.unwrap();
     relays.shutdown().await;
 

@@ -121,17 +121,23 @@ async fn nothing_is_lost_while_nats_is_away() {
     let id = unique();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::new());
+    // Given a history the relay is catching up with…
+    for round in 0..200 {
+        append_round(&store, round).await;
+    }
     let proxy = Proxy::start(host_port(&url)).await;
     let relays = Relays::new(store.clone(), dir.path());
     relays
         .start(config(&with_address(&url, proxy.addr), &id))
         .unwrap();
-    let head = append_round(&store, 0).await;
-    relays.wait_for("nats_test", head, WAIT).await.unwrap();
+    relays
+        .wait_until("nats_test", WAIT, |s| s.checkpoint.0 > 0)
+        .await
+        .unwrap();
 
-    // When the broker goes away while events keep coming…
+    // When the broker goes away in the middle of it, while events keep coming…
     proxy.cut();
-    for round in 1..6 {
+    for round in 200..205 {
         append_round(&store, round).await;
     }
     let status = relays
@@ -143,7 +149,7 @@ async fn nothing_is_lost_while_nats_is_away() {
 
     // …and comes back, the relay catches up and nothing is lost.
     proxy.restore();
-    let head = append_round(&store, 6).await;
+    let head = append_round(&store, 205).await;
     relays.wait_for("nats_test", head, WAIT).await.unwrap();
     relays.shutdown().await;
 
