@@ -120,18 +120,20 @@ pub(crate) async fn run(
     .context("cannot set up the shop")?;
     projections.start();
     processes.start();
-    let relays = Relays::new(shared.clone(), dir.join("relays"));
-    for config in relay_configs {
-        let target = config.destination.target();
-        relays.start(config)?;
-        tracing::info!("relaying events to {target}");
-    }
 
+    let relays = Relays::new(shared.clone(), dir.join("relays"));
     let state = AppState::builder(shared)
         .projections(Arc::new(ReadSide::new(projections, Some(processes))))
         .module(Arc::new(ShopModule::new(shop)))
         .tokens(tokens)
         .build();
+    // NOTE: after the state is built, which installs the metrics recorder the relays count
+    // into.
+    for config in relay_configs {
+        let target = config.destination.target();
+        relays.start(config)?;
+        tracing::info!("relaying events to {target}");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -136,15 +136,16 @@ impl Relays {
         }
     }
 
-    /// Starts a relay for `config` on the current tokio runtime, publishing from its
-    /// stored checkpoint. Opens the checkpoint file (a short blocking call).
+    /// Starts a relay for `config` on the current tokio runtime (call it from inside one),
+    /// publishing from its stored checkpoint. Opens the checkpoint file (a short blocking
+    /// call).
     pub fn start(&self, config: RelayConfig) -> Result<(), RelayError> {
         let sink = sink_for(&config.destination);
         self.start_with(&config.name, sink)
     }
 
     /// Starts a relay named `name` that publishes through `sink` (a broker of one's own,
-    /// or a test's).
+    /// or a test's), on the current tokio runtime.
     pub fn start_with(&self, name: &str, sink: Box<dyn BrokerSink>) -> Result<(), RelayError> {
         validate_name(name)?;
         let mut running = self.running.lock();
