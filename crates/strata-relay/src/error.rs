@@ -54,6 +54,14 @@ pub enum RelayError {
         /// The SQLite error.
         source: rusqlite::Error,
     },
+    /// The directory that holds the checkpoints could not be created.
+    #[error("relay checkpoint directory {}: {source}", path.display())]
+    CheckpointDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// Reading the event log failed; the relay retries from its checkpoint.
     #[error("relay cannot read the event log: {0}")]
     Store(#[from] StoreError),

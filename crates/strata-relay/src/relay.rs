@@ -153,9 +153,9 @@ impl Relays {
             return Err(RelayError::AlreadyRunning(name.to_owned()));
         }
         let path = checkpoint_path(&self.dir, name);
-        std::fs::create_dir_all(&self.dir).map_err(|e| RelayError::Checkpoint {
-            path: path.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        std::fs::create_dir_all(&self.dir).map_err(|source| RelayError::CheckpointDir {
+            path: self.dir.clone(),
+            source,
         })?;
         let checkpoint = CheckpointFile::open(&path)?;
         let position = checkpoint.load()?;
