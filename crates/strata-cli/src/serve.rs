@@ -1,8 +1,8 @@
 //! `strata serve`: the whole system in one process. Opens the event store (the embedded
 //! one in the data directory, or PostgreSQL with `--store postgres://...`), the shop's
-//! SQLite read models and process managers, mounts the shop on the HTTP server, and serves
-//! until SIGINT or SIGTERM; then finishes in-flight requests, stops the projections at a
-//! checkpoint, and closes the store.
+//! SQLite read models and process managers, starts the relays to message brokers, mounts
+//! the shop on the HTTP server, and serves until SIGINT or SIGTERM; then finishes in-flight
+//! requests, stops the projections and relays at a checkpoint, and closes the store.
 //!
 //! It wires components together; the HTTP edge is strata-server's, the shop is
 //! strata-shop's and its routes are strata-shop-http's.
@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use strata_domain::CommandHandler;
 use strata_projection::{ProcessManagers, Projections, SqliteSnapshots};
+use strata_relay::{RelayConfig, Relays};
 use strata_server::{AppState, Limits, ReadSide, Tokens, check_exposure};
 use strata_shop::{FakePaymentProvider, Shop};
 use strata_shop_http::ShopModule;
@@ -94,6 +95,13 @@ pub(crate) struct ServeArgs {
     /// data directory either way.
     #[arg(long, env = "STRATA_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
+    /// Publish every event to a message broker, in order, from a checkpoint kept in the
+    /// data directory (repeatable): `nats://HOST:4222` (JetStream, subjects
+    /// `strata.events.<category>.<stream>`) or `amqp://USER:PASSWORD@HOST:5672/%2f`
+    /// (topic exchange `strata.events`, routing key `<category>.<type>`). See
+    /// docs/relays.md.
+    #[arg(long = "relay", value_name = "URL")]
+    pub(crate) relays: Vec<String>,
 
     #[command(flatten)]
     pub(crate) write: crate::args::WriteArgs,
@@ -201,6 +209,11 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let tokens = args.tokens.as_deref().map(Tokens::from_file).transpose()?;
     check_exposure(args.listen, tokens.is_some(), args.insecure)?;
+    let relay_configs = args
+        .relays
+        .iter()
+        .map(|url| RelayConfig::from_url(url))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let (store, shared) = Store::open(dir, &args).await?;
     let read = read_dir(dir);
@@ -219,6 +232,7 @@ pub(crate) async fn run(
     projections.start();
     processes.start();
 
+    let relays = Relays::new(shared.clone(), dir.join("relays"));
     let state = AppState::builder(shared)
         .projections(Arc::new(ReadSide::new(projections, Some(processes))))
         .module(Arc::new(ShopModule::new(shop)))
@@ -233,6 +247,13 @@ pub(crate) async fn run(
             ..Limits::default()
         })
         .build();
+    // NOTE: after the state is built, which installs the metrics recorder the relays count
+    // into.
+    for config in relay_configs {
+        let target = config.destination.target();
+        relays.start(config)?;
+        tracing::info!("relaying events to {target}");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -243,6 +264,7 @@ pub(crate) async fn run(
         "strata is serving on http://{addr} (console at http://{addr}/)"
     );
     let served = strata_server::serve(listener, state, shutdown).await;
+    relays.shutdown().await;
     let closed = store.close(dir).await;
     served?;
     closed?;

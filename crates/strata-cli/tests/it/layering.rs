@@ -118,6 +118,24 @@ const RULES: &[Rule] = &[
         kinds: BUILT_WITH,
         why: "a domain is built on the public APIs, whichever backend runs it",
     },
+    Rule {
+        who: Crates::Named("strata-relay"),
+        must_not_use: BACKENDS,
+        kinds: BUILT_WITH,
+        why: "a relay reads the log through the EventStore trait, not from a backend",
+    },
+    Rule {
+        who: Crates::Named("strata-relay"),
+        must_not_use: DOMAINS,
+        kinds: ANY,
+        why: "a relay carries every event as bytes and knows no domain",
+    },
+    Rule {
+        who: Crates::Named("strata-relay"),
+        must_not_use: Crates::Named("strata-server"),
+        kinds: ANY,
+        why: "relays know nothing of HTTP",
+    },
 ];
 
 /// The package name and the dependencies of a manifest.
@@ -213,6 +231,7 @@ fn no_crate_depends_on_what_the_architecture_forbids() {
         "strata-store",
         "strata-domain",
         "strata-projection",
+        "strata-relay",
         "strata-server",
         "strata-shop",
         "strata-shop-http",

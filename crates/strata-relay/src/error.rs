@@ -1,0 +1,96 @@
+//! [`RelayError`]: everything a relay can fail on. It must not carry broker client types,
+//! so the API stays the same whichever brokers are compiled in.
+
+use std::path::PathBuf;
+
+use strata_core::Position;
+use strata_store::StoreError;
+
+/// What went wrong in a relay.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// A `--relay` URL could not be read: fix the URL.
+    #[error("invalid relay url {url}: {reason}")]
+    InvalidUrl {
+        /// The URL as given, credentials removed.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL names a broker this build leaves out (its cargo feature is off).
+    #[error("relay url {url}: this build has no {broker} support")]
+    BrokerNotBuilt {
+        /// The URL as given, credentials removed.
+        url: String,
+        /// The broker's name.
+        broker: &'static str,
+    },
+    /// A relay name is not 1 to 64 of `a-z 0-9 _` (it names a file).
+    #[error("invalid relay name {0:?}: use 1 to 64 of a-z, 0-9 and _")]
+    InvalidName(String),
+    /// Two relays share a name (and so a checkpoint file).
+    #[error("relay {0} is already running")]
+    AlreadyRunning(String),
+    /// No relay has this name.
+    #[error("no relay named {0}")]
+    Unknown(String),
+    /// The broker refused, dropped or did not confirm something; the relay reconnects and
+    /// publishes again from its checkpoint.
+    #[error("{broker} at {target}: {message}")]
+    Broker {
+        /// The broker's name (`nats`, `amqp`).
+        broker: &'static str,
+        /// Where it is (credentials removed).
+        target: String,
+        /// What happened.
+        message: String,
+    },
+    /// The checkpoint file could not be opened, read or written; the relay retries.
+    #[error("relay checkpoint {}: {source}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The directory that holds the checkpoints could not be created.
+    #[error("relay checkpoint directory {}: {source}", path.display())]
+    CheckpointDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Reading the event log failed; the relay retries from its checkpoint.
+    #[error("relay cannot read the event log: {0}")]
+    Store(#[from] StoreError),
+    /// The checkpoint is beyond the log's head: the log lost events the relay had
+    /// published, or the checkpoint belongs to another store. The relay stops until an
+    /// operator looks; running from it would skip events.
+    #[error("relay checkpoint {checkpoint} is beyond the log's head {head}")]
+    CheckpointAheadOfLog {
+        /// The stored checkpoint.
+        checkpoint: Position,
+        /// The log's head.
+        head: Position,
+    },
+    /// A wait on a relay's checkpoint ran out of time.
+    #[error("relay {name} did not reach position {position} in time (at {checkpoint})")]
+    Timeout {
+        /// The relay.
+        name: String,
+        /// The position waited for.
+        position: Position,
+        /// Where its checkpoint was.
+        checkpoint: Position,
+    },
+    /// The relay stopped for good (see its status) before reaching what was waited for.
+    #[error("relay {name} stopped: {cause}")]
+    Stopped {
+        /// The relay.
+        name: String,
+        /// Why it stopped.
+        cause: String,
+    },
+}

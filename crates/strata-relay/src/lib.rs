@@ -1,0 +1,46 @@
+//! Relays: strata's event log published to message brokers (DESIGN §1, "relays").
+//!
+//! A relay follows the log from its checkpoint and publishes every event, in position
+//! order, to one broker; the checkpoint advances only after the broker confirmed the
+//! events below it. The log is the outbox: nothing is written twice, and a relay that
+//! restarts (or whose broker went away) publishes again from its checkpoint, so a
+//! consumer sees every event at least once, with the event id as the message id for the
+//! broker's (or the consumer's) de-duplication.
+//!
+//! - [`Relays`] runs relays: one task each, reconnecting with backoff, reporting a
+//!   [`RelayStatus`].
+//! - [`RelayConfig`] says where a relay publishes; [`RelayConfig::from_url`] reads the
+//!   `--relay URL` form.
+//! - [`BrokerSink`] is the seam a broker implements: connect, publish a batch and return
+//!   once every message of it is confirmed.
+//! - [`envelope`] is the versioned JSON message every broker carries.
+//!
+//! Brokers are cargo features: `nats` (NATS JetStream) and `amqp` (RabbitMQ). This crate
+//! reads the log only through the `EventStore` trait, never writes to it, and knows
+//! nothing of HTTP.
+
+mod checkpoint;
+mod config;
+mod envelope;
+mod error;
+mod names;
+mod relay;
+mod sink;
+
+#[cfg(feature = "amqp")]
+mod amqp;
+#[cfg(feature = "nats")]
+mod nats;
+
+pub use config::{
+    DEFAULT_AMQP_EXCHANGE, DEFAULT_NATS_DUPLICATE_WINDOW, DEFAULT_NATS_PREFIX, DEFAULT_NATS_STREAM,
+    Destination, RelayConfig,
+};
+pub use envelope::{ENVELOPE_FORMAT, envelope};
+pub use error::RelayError;
+pub use names::{amqp_routing_key, nats_subject, subject_token};
+pub use relay::{RelayState, RelayStatus, Relays};
+pub use sink::BrokerSink;
+
+#[cfg(test)]
+mod tests;

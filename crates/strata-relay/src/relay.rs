@@ -1,0 +1,465 @@
+//! [`Relays`]: runs relays, one task each, and reports their [`RelayStatus`]. A relay's
+//! loop: connect, refuse a checkpoint beyond the head, follow the log from the
+//! checkpoint in batches, publish each batch, and only once the broker confirmed it,
+//! store the checkpoint; any fault ends the session, and the next one starts after a
+//! backoff from the stored checkpoint.
+//!
+//! It must not decide how a broker publishes (that is the [`BrokerSink`]'s business) and
+//! never writes to the event log.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt as _, StreamExt as _};
+use parking_lot::Mutex;
+use serde::Serialize;
+use strata_core::{Position, RecordedEvent};
+use strata_store::{EventStore, ReadFilter};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::checkpoint::CheckpointFile;
+use crate::config::validate_name;
+use crate::{BrokerSink, Destination, RelayConfig, RelayError};
+
+/// The most events one publish carries: enough to pipeline, few enough that a retried
+/// batch is small.
+const BATCH: usize = 256;
+/// The first delay after a fault; it doubles up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// The longest delay between sessions.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// What a relay is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayState {
+    /// Connecting to its broker.
+    Connecting,
+    /// Publishing events the log had before it caught up.
+    CatchingUp,
+    /// Caught up with the head, publishing events as they commit.
+    Live,
+    /// Waiting to reconnect after a fault (see `last_error`).
+    Retrying,
+    /// Not running (shut down).
+    Stopped,
+    /// Stopped for good: see `last_error`; only a restart runs it again.
+    Failed,
+}
+
+/// A relay's health at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelayStatus {
+    /// The relay's name.
+    pub name: String,
+    /// Its broker (`nats`, `amqp`).
+    pub broker: &'static str,
+    /// Where it publishes, without credentials.
+    pub target: String,
+    /// The last position the broker confirmed (0: nothing yet).
+    pub checkpoint: Position,
+    /// Events committed to the log and not yet confirmed by the broker.
+    pub lag_events: u64,
+    /// What it is doing.
+    pub state: RelayState,
+    /// The last fault it met, if any since it last published.
+    pub last_error: Option<String>,
+    /// Events confirmed by the broker since the process started (republished ones
+    /// count again).
+    pub published: u64,
+}
+
+/// What a relay task shares with the host.
+struct Shared {
+    name: String,
+    broker: &'static str,
+    target: String,
+    inner: watch::Sender<Inner>,
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
+    checkpoint: Position,
+    state: RelayState,
+    last_error: Option<String>,
+    published: u64,
+}
+
+impl Shared {
+    fn update(&self, f: impl FnOnce(&mut Inner)) {
+        self.inner.send_modify(f);
+    }
+
+    fn status(&self, head: Position) -> RelayStatus {
+        let inner = self.inner.borrow().clone();
+        RelayStatus {
+            name: self.name.clone(),
+            broker: self.broker,
+            target: self.target.clone(),
+            checkpoint: inner.checkpoint,
+            lag_events: head.0.saturating_sub(inner.checkpoint.0),
+            state: inner.state,
+            last_error: inner.last_error,
+            published: inner.published,
+        }
+    }
+}
+
+struct Running {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The relays of one process, over one event store. Cheap to clone.
+#[derive(Clone)]
+pub struct Relays {
+    store: Arc<dyn EventStore>,
+    dir: PathBuf,
+    head: watch::Receiver<Position>,
+    running: Arc<Mutex<BTreeMap<String, Running>>>,
+}
+
+impl Relays {
+    /// No relays yet, over `store`, keeping checkpoints in `dir` (created when the first
+    /// relay starts).
+    pub fn new(store: Arc<dyn EventStore>, dir: impl Into<PathBuf>) -> Self {
+        let head = store.watch_head();
+        Self {
+            store,
+            dir: dir.into(),
+            head,
+            running: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    /// Starts a relay for `config` on the current tokio runtime (call it from inside one),
+    /// publishing from its stored checkpoint. Opens the checkpoint file (a short blocking
+    /// call).
+    pub fn start(&self, config: RelayConfig) -> Result<(), RelayError> {
+        let sink = sink_for(&config.destination);
+        self.start_with(&config.name, sink)
+    }
+
+    /// Starts a relay named `name` that publishes through `sink` (a broker of one's own,
+    /// or a test's), on the current tokio runtime.
+    pub fn start_with(&self, name: &str, sink: Box<dyn BrokerSink>) -> Result<(), RelayError> {
+        validate_name(name)?;
+        let mut running = self.running.lock();
+        if running.get(name).is_some_and(|r| !r.task.is_finished()) {
+            return Err(RelayError::AlreadyRunning(name.to_owned()));
+        }
+        let path = checkpoint_path(&self.dir, name);
+        std::fs::create_dir_all(&self.dir).map_err(|source| RelayError::CheckpointDir {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let checkpoint = CheckpointFile::open(&path)?;
+        let position = checkpoint.load()?;
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            broker: sink.broker(),
+            target: sink.target(),
+            inner: watch::Sender::new(Inner {
+                checkpoint: position,
+                state: RelayState::Connecting,
+                last_error: None,
+                published: 0,
+            }),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(
+            self.store.clone(),
+            sink,
+            checkpoint,
+            shared.clone(),
+            stop_rx,
+        ));
+        running.insert(name.to_owned(), Running { shared, stop, task });
+        Ok(())
+    }
+
+    /// Every relay's status, by name.
+    pub fn status(&self) -> Vec<RelayStatus> {
+        let head = *self.head.borrow();
+        self.running
+            .lock()
+            .values()
+            .map(|r| r.shared.status(head))
+            .collect()
+    }
+
+    /// Waits until `name`'s status satisfies `done`, or until `timeout`; answers the
+    /// status that satisfied it. Fails at once when the relay stopped for good.
+    pub async fn wait_until(
+        &self,
+        name: &str,
+        timeout: Duration,
+        done: impl Fn(&RelayStatus) -> bool,
+    ) -> Result<RelayStatus, RelayError> {
+        let shared = self
+            .running
+            .lock()
+            .get(name)
+            .map(|r| r.shared.clone())
+            .ok_or_else(|| RelayError::Unknown(name.to_owned()))?;
+        let mut changes = shared.inner.subscribe();
+        let mut head = self.head.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let status = shared.status(*head.borrow_and_update());
+            changes.borrow_and_update();
+            if done(&status) {
+                return Ok(status);
+            }
+            if status.state == RelayState::Failed {
+                return Err(RelayError::Stopped {
+                    name: name.to_owned(),
+                    cause: status.last_error.unwrap_or_default(),
+                });
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = head.changed() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(RelayError::Timeout {
+                        name: name.to_owned(),
+                        position: *head.borrow(),
+                        checkpoint: status.checkpoint,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits until `name` has published everything up to `position`.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<RelayStatus, RelayError> {
+        self.wait_until(name, timeout, |s| s.checkpoint >= position)
+            .await
+            .map_err(|err| match err {
+                RelayError::Timeout {
+                    name, checkpoint, ..
+                } => RelayError::Timeout {
+                    name,
+                    position,
+                    checkpoint,
+                },
+                other => other,
+            })
+    }
+
+    /// Asks every relay to stop after its current batch and waits for them.
+    pub async fn shutdown(&self) {
+        let running = std::mem::take(&mut *self.running.lock());
+        for r in running.values() {
+            r.stop.send_replace(true);
+        }
+        for (_, r) in running {
+            let _ = r.task.await;
+        }
+    }
+}
+
+/// Where relay `name` keeps its checkpoint.
+fn checkpoint_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.sqlite"))
+}
+
+/// The sink of a destination this build supports.
+fn sink_for(destination: &Destination) -> Box<dyn BrokerSink> {
+    match destination {
+        #[cfg(feature = "nats")]
+        Destination::Nats {
+            url,
+            subject_prefix,
+            stream,
+            duplicate_window,
+        } => Box::new(crate::nats::NatsSink::new(
+            url,
+            subject_prefix,
+            stream,
+            *duplicate_window,
+        )),
+        #[cfg(feature = "amqp")]
+        Destination::Amqp { url, exchange } => Box::new(crate::amqp::AmqpSink::new(url, exchange)),
+        #[allow(unreachable_patterns)]
+        other => Box::new(Unsupported(other.broker(), other.target())),
+    }
+}
+
+/// A destination whose broker this build leaves out: every session fails, saying so.
+struct Unsupported(&'static str, String);
+
+#[async_trait::async_trait]
+impl BrokerSink for Unsupported {
+    fn broker(&self) -> &'static str {
+        self.0
+    }
+    fn target(&self) -> String {
+        self.1.clone()
+    }
+    async fn connect(&mut self) -> Result<(), RelayError> {
+        Err(RelayError::BrokerNotBuilt {
+            url: self.1.clone(),
+            broker: self.0,
+        })
+    }
+    async fn publish(&mut self, _: &[RecordedEvent]) -> Result<(), RelayError> {
+        self.connect().await
+    }
+}
+
+/// How a session ended.
+enum End {
+    Stopped,
+    Fault(RelayError),
+}
+
+/// One relay's task: sessions with a backoff between them, until stopped or failed.
+async fn run(
+    store: Arc<dyn EventStore>,
+    mut sink: Box<dyn BrokerSink>,
+    checkpoint: CheckpointFile,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut delay = BACKOFF_FIRST;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match session(
+            &store,
+            &mut *sink,
+            &checkpoint,
+            &shared,
+            &mut stop,
+            &mut delay,
+        )
+        .await
+        {
+            End::Stopped => break,
+            End::Fault(
+                err @ (RelayError::CheckpointAheadOfLog { .. } | RelayError::BrokerNotBuilt { .. }),
+            ) => {
+                tracing::error!(relay = %shared.name, error = %err, "relay stopped until restarted");
+                shared.update(|i| {
+                    i.state = RelayState::Failed;
+                    i.last_error = Some(err.to_string());
+                });
+                return;
+            }
+            End::Fault(err) => {
+                tracing::warn!(relay = %shared.name, error = %err, "relay reconnects after an error");
+                shared.update(|i| {
+                    i.state = RelayState::Retrying;
+                    i.last_error = Some(err.to_string());
+                });
+                let stopped = tokio::select! {
+                    () = tokio::time::sleep(delay) => false,
+                    _ = stop.wait_for(|s| *s) => true,
+                };
+                if stopped {
+                    break;
+                }
+                delay = (delay * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+    shared.update(|i| i.state = RelayState::Stopped);
+}
+
+/// One connection's worth of publishing, from the stored checkpoint.
+async fn session(
+    store: &Arc<dyn EventStore>,
+    sink: &mut dyn BrokerSink,
+    checkpoint: &CheckpointFile,
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+    delay: &mut Duration,
+) -> End {
+    shared.update(|i| i.state = RelayState::Connecting);
+    if let Err(err) = sink.connect().await {
+        return End::Fault(err);
+    }
+    // DESIGN §6, as for projections: a checkpoint beyond the head means the log lost
+    // events this relay published; following from it would skip new ones.
+    let from = shared.inner.borrow().checkpoint;
+    let head = match store.head().await {
+        Ok(head) => head,
+        Err(err) => return End::Fault(err.into()),
+    };
+    if from > head {
+        return End::Fault(RelayError::CheckpointAheadOfLog {
+            checkpoint: from,
+            head,
+        });
+    }
+    let live_at = |position: Position| {
+        if position >= head {
+            RelayState::Live
+        } else {
+            RelayState::CatchingUp
+        }
+    };
+    shared.update(|i| i.state = live_at(from));
+    let mut events = store.subscribe(from, ReadFilter::all());
+    loop {
+        let first = tokio::select! {
+            next = events.next() => next,
+            _ = stop.wait_for(|s| *s) => return End::Stopped,
+        };
+        let mut batch = match first {
+            Some(Ok(event)) => vec![event],
+            Some(Err(err)) => return End::Fault(err.into()),
+            // A subscription only ends after an error, or when the store closes.
+            None => return End::Fault(RelayError::Store(strata_store::StoreError::Closed)),
+        };
+        let mut read_error = None;
+        while batch.len() < BATCH {
+            match events.next().now_or_never() {
+                Some(Some(Ok(event))) => batch.push(event),
+                Some(Some(Err(err))) => {
+                    read_error = Some(err);
+                    break;
+                }
+                Some(None) | None => break,
+            }
+        }
+        if let Err(err) = sink.publish(&batch).await {
+            return End::Fault(err);
+        }
+        let through = batch.last().map_or(from, |e| e.position);
+        // NOTE: only now, after the broker confirmed every event of the batch.
+        if let Err(err) = checkpoint.store(through).await {
+            return End::Fault(err);
+        }
+        *delay = BACKOFF_FIRST;
+        let count = batch.len() as u64;
+        metrics::counter!("strata_relay_published_total", "relay" => shared.name.clone())
+            .increment(count);
+        metrics::gauge!("strata_relay_checkpoint", "relay" => shared.name.clone())
+            .set(through.0 as f64);
+        shared.update(|i| {
+            i.checkpoint = through;
+            i.published += count;
+            i.last_error = None;
+            i.state = if through >= head {
+                RelayState::Live
+            } else {
+                RelayState::CatchingUp
+            };
+        });
+        if let Some(err) = read_error {
+            return End::Fault(err.into());
+        }
+    }
+}

@@ -1,0 +1,312 @@
+use bytes::Bytes;
+use strata_core::{EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version};
+
+use crate::{
+    Destination, RelayConfig, RelayError, amqp_routing_key, envelope, nats_subject, subject_token,
+};
+
+fn event(stream: &str, event_type: &str, data: &str) -> RecordedEvent {
+    RecordedEvent {
+        position: Position(42),
+        stream: StreamName::new(stream).unwrap(),
+        version: Version(3),
+        id: EventId::new(),
+        event_type: EventType::new(event_type).unwrap(),
+        data: Bytes::copy_from_slice(data.as_bytes()),
+        metadata: Bytes::from_static(br#"{"actor":"ann"}"#),
+        recorded_at: Timestamp::from_unix_nanos(1_700_000_000_000_000_000),
+    }
+}
+
+#[test]
+fn envelope_is_the_json_line_with_a_format_first() {
+    let e = event("order-7", "OrderPlaced", r#"{"total": 5}"#);
+    let bytes = envelope(&e);
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(text.starts_with(r#"{"format":1,"position":42,"#), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["format"], 1);
+    assert_eq!(v["stream"], "order-7");
+    assert_eq!(v["version"], 3);
+    assert_eq!(v["id"], e.id.to_string());
+    assert_eq!(v["type"], "OrderPlaced");
+    assert_eq!(v["data"]["total"], 5);
+    assert_eq!(v["metadata"]["actor"], "ann");
+    assert!(v["recorded_at"].is_string());
+    assert!(!text.contains('\n'));
+}
+
+#[test]
+fn a_payload_that_is_not_json_travels_as_a_string() {
+    let v: serde_json::Value =
+        serde_json::from_slice(&envelope(&event("a-1", "T", "not json"))).unwrap();
+    assert_eq!(v["data"], "not json");
+}
+
+#[test]
+fn tokens_keep_plain_names_and_escape_the_rest() {
+    assert_eq!(subject_token("order-7_x"), "order-7_x");
+    assert_eq!(subject_token("a.b"), "a~2Eb");
+    assert_eq!(subject_token("*>#~ "), "~2A~3E~23~7E~20");
+    assert_eq!(subject_token("é"), "~C3~A9");
+    assert_eq!(subject_token(""), "~");
+}
+
+#[test]
+fn subjects_and_routing_keys_follow_the_documented_shape() {
+    let e = event("order-7.1", "shop.OrderPlaced", "{}");
+    assert_eq!(
+        nats_subject("strata.events", &e),
+        "strata.events.order.order-7~2E1"
+    );
+    assert_eq!(amqp_routing_key(&e), "order.shop~2EOrderPlaced");
+    let no_category = event("-x", "T", "{}");
+    assert_eq!(nats_subject("p", &no_category), "p.~.-x");
+}
+
+#[test]
+fn a_long_routing_key_is_cut_outside_an_escape() {
+    let long = ".".repeat(200);
+    let key = amqp_routing_key(&event("c-1", &long, "{}"));
+    assert!(key.len() <= 255);
+    assert!(key.ends_with("~2E"), "{key}");
+}
+
+#[test]
+fn urls_name_their_relay_and_lose_their_password() {
+    let nats = RelayConfig::from_url("nats://127.0.0.1:4222").unwrap();
+    assert_eq!(nats.name, "nats_127_0_0_1_4222");
+    assert!(
+        matches!(nats.destination, Destination::Nats { ref subject_prefix, .. } if subject_prefix == "strata.events")
+    );
+    let amqp = RelayConfig::from_url("amqp://guest:secret@127.0.0.1:5672/%2f").unwrap();
+    assert_eq!(amqp.name, "amqp_127_0_0_1_5672");
+    assert_eq!(amqp.destination.target(), "amqp://guest@127.0.0.1:5672/%2f");
+    assert!(
+        matches!(amqp.destination, Destination::Amqp { ref exchange, .. } if exchange == "strata.events")
+    );
+    let err = RelayConfig::from_url("kafka://u:pw@h:9092").unwrap_err();
+    assert!(
+        matches!(err, RelayError::InvalidUrl { ref url, .. } if url == "kafka://u@h:9092"),
+        "{err}"
+    );
+    assert!(RelayConfig::from_url("127.0.0.1:4222").is_err());
+    assert!(RelayConfig::from_url("nats://").is_err());
+}
+
+mod runner {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+    use strata_core::{EventType, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName};
+    use strata_store::{EventStore, MemoryStore};
+    use tokio::sync::{Notify, Semaphore};
+
+    use crate::{BrokerSink, RelayError, RelayState, Relays};
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// A broker in memory: it records what it received, fails the publishes it is told
+    /// to (after taking half the batch), and confirms only when the test lets it.
+    #[derive(Default)]
+    struct Broker {
+        received: Mutex<Vec<RecordedEvent>>,
+        failures: Mutex<usize>,
+        connects: Mutex<usize>,
+    }
+
+    struct FakeSink {
+        broker: Arc<Broker>,
+        entered: Arc<Notify>,
+        confirms: Arc<Semaphore>,
+    }
+
+    #[async_trait]
+    impl BrokerSink for FakeSink {
+        fn broker(&self) -> &'static str {
+            "fake"
+        }
+        fn target(&self) -> String {
+            "memory".to_owned()
+        }
+        async fn connect(&mut self) -> Result<(), RelayError> {
+            *self.broker.connects.lock() += 1;
+            Ok(())
+        }
+        async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
+            self.entered.notify_one();
+            let fail = {
+                let mut failures = self.broker.failures.lock();
+                let fail = *failures > 0;
+                *failures = failures.saturating_sub(1);
+                fail
+            };
+            if fail {
+                let half = events.len().div_ceil(2);
+                self.broker
+                    .received
+                    .lock()
+                    .extend_from_slice(&events[..half]);
+                return Err(RelayError::Broker {
+                    broker: "fake",
+                    target: "memory".to_owned(),
+                    message: "connection lost".to_owned(),
+                });
+            }
+            self.broker.received.lock().extend_from_slice(events);
+            let permit = self
+                .confirms
+                .acquire()
+                .await
+                .expect("the semaphore stays open");
+            permit.forget();
+            Ok(())
+        }
+    }
+
+    fn sink(
+        broker: &Arc<Broker>,
+        entered: &Arc<Notify>,
+        confirms: &Arc<Semaphore>,
+    ) -> Box<FakeSink> {
+        Box::new(FakeSink {
+            broker: broker.clone(),
+            entered: entered.clone(),
+            confirms: confirms.clone(),
+        })
+    }
+
+    async fn append(store: &MemoryStore, n: usize) -> Position {
+        let mut last = Position::ZERO;
+        for i in 0..n {
+            let stream = StreamName::new(format!("s-{}", i % 3)).unwrap();
+            let event =
+                NewEvent::json(EventType::new("E").unwrap(), &serde_json::json!({ "i": i }));
+            last = store
+                .append(&stream, ExpectedVersion::Any, vec![event])
+                .await
+                .unwrap()
+                .position;
+        }
+        last
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_moves_only_after_the_broker_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let head = append(&store, 10).await;
+        let (broker, entered, confirms) = (
+            Arc::default(),
+            Arc::new(Notify::new()),
+            Arc::new(Semaphore::new(0)),
+        );
+        let relays = Relays::new(store.clone(), dir.path());
+        relays
+            .start_with("fake", sink(&broker, &entered, &confirms))
+            .unwrap();
+
+        // Given a batch handed to the broker and not confirmed yet…
+        entered.notified().await;
+        assert_eq!(relays.status()[0].checkpoint, Position::ZERO);
+        // …when it confirms, the checkpoint reaches the batch's end.
+        confirms.add_permits(100);
+        let status = relays.wait_for("fake", head, WAIT).await.unwrap();
+        assert_eq!(status.state, RelayState::Live);
+        relays.shutdown().await;
+
+        // The checkpoint is durable: a new host starts from it and publishes nothing again.
+        let relays = Relays::new(store.clone(), dir.path());
+        relays
+            .start_with("fake", sink(&broker, &entered, &confirms))
+            .unwrap();
+        assert_eq!(relays.status()[0].checkpoint, head);
+        relays.shutdown().await;
+        assert_eq!(broker.received.lock().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_is_published_again_from_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let head = append(&store, 20).await;
+        let broker = Arc::new(Broker::default());
+        *broker.failures.lock() = 2;
+        let (entered, confirms) = (Arc::new(Notify::new()), Arc::new(Semaphore::new(1000)));
+        let relays = Relays::new(store.clone(), dir.path());
+        relays
+            .start_with("fake", sink(&broker, &entered, &confirms))
+            .unwrap();
+        let status = relays.wait_for("fake", head, WAIT).await.unwrap();
+        relays.shutdown().await;
+
+        assert_eq!(*broker.connects.lock(), 3, "a new session after each fault");
+        assert_eq!(status.last_error, None, "a success clears the error");
+        // Every event arrived; after dropping repeats, in log order.
+        let mut seen = std::collections::HashSet::new();
+        let positions: Vec<u64> = broker
+            .received
+            .lock()
+            .iter()
+            .filter(|e| seen.insert(e.id))
+            .map(|e| e.position.0)
+            .collect();
+        assert_eq!(positions, (1..=20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_beyond_the_head_stops_the_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let head = append(&store, 5).await;
+        let (broker, entered, confirms) = (
+            Arc::default(),
+            Arc::new(Notify::new()),
+            Arc::new(Semaphore::new(100)),
+        );
+        let relays = Relays::new(store, dir.path());
+        relays
+            .start_with("fake", sink(&broker, &entered, &confirms))
+            .unwrap();
+        relays.wait_for("fake", head, WAIT).await.unwrap();
+        relays.shutdown().await;
+
+        // The same checkpoint over another (empty) log.
+        let relays = Relays::new(Arc::new(MemoryStore::new()), dir.path());
+        relays
+            .start_with("fake", sink(&broker, &entered, &confirms))
+            .unwrap();
+        let err = relays
+            .wait_until("fake", WAIT, |_| false)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RelayError::Stopped { .. }), "{err}");
+        assert_eq!(relays.status()[0].state, RelayState::Failed);
+        relays.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn names_are_checked_and_not_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let relays = Relays::new(Arc::new(MemoryStore::new()), dir.path());
+        let (broker, entered, confirms) = (
+            Arc::default(),
+            Arc::new(Notify::new()),
+            Arc::new(Semaphore::new(0)),
+        );
+        assert!(matches!(
+            relays.start_with("Bad-Name", sink(&broker, &entered, &confirms)),
+            Err(RelayError::InvalidName(_))
+        ));
+        relays
+            .start_with("one", sink(&broker, &entered, &confirms))
+            .unwrap();
+        assert!(matches!(
+            relays.start_with("one", sink(&broker, &entered, &confirms)),
+            Err(RelayError::AlreadyRunning(_))
+        ));
+        relays.shutdown().await;
+    }
+}
