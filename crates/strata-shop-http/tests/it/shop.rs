@@ -324,8 +324,15 @@ async fn a_line_is_removed_and_an_order_cancelled() {
     // An order that is not placed is settled already: no wait.
     let settled = get(app, "/shop/orders/o-5?settled=true&timeout_ms=600000").await;
     assert_eq!(settled.json()["status"], "cancelled");
-    ok(app, "/shop/orders/o-6", Some(json!({"customer": "c-5"}))).await;
-    let draft = get(app, "/shop/orders/o-6?settled=true&timeout_ms=600000").await;
+    let created = ok(app, "/shop/orders/o-6", Some(json!({"customer": "c-5"}))).await;
+    let draft = get(
+        app,
+        &format!(
+            "/shop/orders/o-6?after={}&settled=true&timeout_ms=600000",
+            created["position"]
+        ),
+    )
+    .await;
     assert_eq!(draft.status, StatusCode::OK, "{}", draft.text());
     assert_eq!(draft.json()["status"], "draft");
 }
@@ -648,13 +655,17 @@ async fn a_raw_append_into_a_category_the_shop_owns_is_refused() {
     assert_eq!(product.status, StatusCode::OK, "{}", product.text());
     server.stop().await;
 
-    let tokens = Tokens::parse("w-token write\na-token admin\n", "tokens").unwrap();
+    let tokens = Tokens::parse(
+        "w-token-0123456789 write\na-token-0123456789 admin\n",
+        "tokens",
+    )
+    .unwrap();
     let server = ShopServer::start_with(|builder| builder.tokens(Some(tokens)));
     let app = &server.app;
-    let writer = send(app, raw("/streams/product-zz", Some("w-token"))).await;
+    let writer = send(app, raw("/streams/product-zz", Some("w-token-0123456789"))).await;
     assert_eq!(writer.status, StatusCode::FORBIDDEN, "{}", writer.text());
     assert_eq!(writer.code(), "category_owned");
-    let admin = send(app, raw("/streams/product-zz", Some("a-token"))).await;
+    let admin = send(app, raw("/streams/product-zz", Some("a-token-0123456789"))).await;
     assert_eq!(admin.status, StatusCode::OK, "{}", admin.text());
     server.stop().await;
 }
