@@ -72,6 +72,7 @@ impl Module for ShopModule {
             .route(Role::Write, routes!(commands::place))
             .route(Role::Write, routes!(commands::cancel))
             .route(Role::Write, routes!(commands::ship))
+            .route(Role::Read, routes!(queries::orders))
             .route(Role::Read, routes!(queries::customer_orders))
             .route(Role::Read, routes!(queries::daily_sales))
             .route(Role::Read, routes!(queries::order_history))

@@ -118,6 +118,30 @@ pub(crate) async fn order(
     Ok(Json(OrderAnswer::Now(OrderJson::from(view))))
 }
 
+/// A page of every order, newest first.
+#[utoipa::path(
+    get,
+    path = "/shop/orders",
+    tag = "shop",
+    params(Freshness, PageQuery),
+    responses(
+        (status = 200, description = "The orders, newest first, and the next page's cursor", body = OrdersPage),
+        (status = 503, description = "consistency_timeout", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn orders(
+    State(state): State<ShopState>,
+    query: FreshQuery<PageQuery>,
+) -> QueryResult<OrdersPage> {
+    let page = page(query.params.cursor, query.params.limit)?;
+    let fresh = query.freshness;
+    let orders = state
+        .module()
+        .orders(&page, fresh.after(), fresh.timeout())
+        .await?;
+    Ok(Json(orders.into()))
+}
+
 /// A page of a customer's orders, oldest first.
 #[utoipa::path(
     get,

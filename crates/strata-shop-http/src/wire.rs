@@ -303,12 +303,14 @@ pub enum OrderAnswer {
     AsOf(OrderAsOfJson),
 }
 
-/// One order in a customer's listing.
+/// One order in a listing.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderSummaryJson {
     /// The order id.
     pub id: String,
+    /// The customer.
+    pub customer: String,
     /// Its status.
     pub status: OrderStatusJson,
     /// How many lines it has.
@@ -321,6 +323,7 @@ impl From<OrderSummary> for OrderSummaryJson {
     fn from(summary: OrderSummary) -> Self {
         Self {
             id: summary.id,
+            customer: summary.customer,
             status: summary.status.into(),
             lines: summary.lines,
             total: summary.total.0,
@@ -328,7 +331,7 @@ impl From<OrderSummary> for OrderSummaryJson {
     }
 }
 
-/// A page of a customer's orders, oldest first.
+/// A page of orders: a customer's oldest first, or every order newest first.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrdersPage {

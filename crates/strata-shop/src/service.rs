@@ -631,6 +631,35 @@ impl Shop {
         Ok(Page::of(rows, limit, |o| o.created_position.to_string()))
     }
 
+    /// A page of every order, newest first; the cursor is the creation position of the
+    /// page's last order.
+    pub async fn orders(
+        &self,
+        page: &PageRequest,
+        after: Option<Position>,
+        timeout: Duration,
+    ) -> Result<Page<OrderSummary>, ShopError> {
+        let before = match &page.cursor {
+            None => None,
+            Some(cursor) => Some(
+                cursor
+                    .parse::<u64>()
+                    .map_err(|_| ShopError::InvalidCursor {
+                        cursor: cursor.clone(),
+                    })?,
+            ),
+        };
+        self.caught_up(ORDERS, after, timeout).await?;
+        let limit = page.limit();
+        let rows = self
+            .projections
+            .query(ORDERS, move |conn| {
+                OrderSummaries::orders(conn, before, limit + 1)
+            })
+            .await?;
+        Ok(Page::of(rows, limit, |o| o.created_position.to_string()))
+    }
+
     /// The product `sku` with its available stock.
     pub async fn product(
         &self,

@@ -431,6 +431,16 @@ async fn every_shop_answer_fits_its_documented_schema() {
         .await;
     c.call(get_.clone(), products, "/shop/products?limit=0", None)
         .await; // 400
+    let every = "/shop/orders";
+    c.call(
+        get_.clone(),
+        every,
+        &format!("/shop/orders?limit=1&after={shipped}"),
+        None,
+    )
+    .await;
+    c.call(get_.clone(), every, "/shop/orders?cursor=latest", None)
+        .await; // 400
     let customer = "/shop/customers/{customer}/orders";
     c.call(
         get_.clone(),

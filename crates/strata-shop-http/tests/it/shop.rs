@@ -503,6 +503,31 @@ async fn listings_page_with_a_cursor_and_a_capped_limit() {
     assert_eq!(rest["orders"][0]["id"], "o-3");
     assert_eq!(rest["next"], Value::Null);
 
+    // Every order, newest first, a page at a time.
+    let mut every = Vec::new();
+    let mut uri = format!("/shop/orders?limit=3&after={position}");
+    loop {
+        let page = get(app, &uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        let page = page.json();
+        for order in page["orders"].as_array().unwrap() {
+            every.push((order["id"].clone(), order["customer"].clone()));
+        }
+        match page["next"].as_str() {
+            Some(next) => uri = format!("/shop/orders?limit=3&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        every,
+        [
+            (json!("o-4"), json!("bob")),
+            (json!("o-3"), json!("ann")),
+            (json!("o-2"), json!("ann")),
+            (json!("o-1"), json!("ann")),
+        ]
+    );
+
     let search = get(
         app,
         &format!("/shop/products?q=blue&limit=3&after={position}"),
@@ -525,6 +550,8 @@ async fn listings_page_with_a_cursor_and_a_capped_limit() {
         "/shop/products?limit=1001",
         "/shop/products?cursor=zz",
         "/shop/customers/ann/orders?cursor=first",
+        "/shop/orders?cursor=latest",
+        "/shop/orders?limit=1001",
         "/shop/sales/daily?cursor=monday",
         "/shop/sales/daily?limit=-1",
     ] {

@@ -1,5 +1,5 @@
 //! Order summaries: one row per order (customer, status, total) with its lines, listed per
-//! customer. Built from the `order` category.
+//! customer and all together. Built from the `order` category.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -45,11 +45,13 @@ pub struct OrderLineView {
     pub total: Money,
 }
 
-/// One order in a customer's listing.
+/// One order in a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderSummary {
     /// The order id.
     pub id: String,
+    /// The customer.
+    pub customer: String,
     /// The global position of the order's creation: the listing's order.
     pub created_position: u64,
     /// The status.
@@ -69,8 +71,9 @@ impl SqliteProjection for OrderSummaries {
         ORDERS
     }
 
+    /// 2: orders are indexed by creation, for the listing of every order.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn filter(&self) -> ReadFilter {
@@ -88,6 +91,7 @@ impl SqliteProjection for OrderSummaries {
                  created_position INTEGER NOT NULL
              );
              CREATE INDEX orders_by_customer ON orders (customer, created_position);
+             CREATE INDEX orders_by_creation ON orders (created_position);
              CREATE TABLE order_lines (
                  order_id TEXT NOT NULL,
                  sku TEXT NOT NULL,
@@ -183,6 +187,24 @@ fn update_total(tx: &Transaction<'_>, order_id: &str) -> rusqlite::Result<usize>
     )
 }
 
+/// The columns [`summary`] reads, before a listing's `WHERE`.
+const SUMMARY: &str = "SELECT o.order_id, o.customer, o.status, o.total,
+        (SELECT COUNT(*) FROM order_lines l WHERE l.order_id = o.order_id),
+        o.created_position
+ FROM orders o";
+
+/// One row of a listing selected with [`SUMMARY`].
+fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<OrderSummary> {
+    Ok(OrderSummary {
+        id: row.get(0)?,
+        customer: row.get(1)?,
+        status: status_of(&row.get::<_, String>(2)?)?,
+        total: Money(unsigned(row.get(3)?)),
+        lines: row.get(4)?,
+        created_position: unsigned(row.get(5)?),
+    })
+}
+
 fn status_of(text: &str) -> rusqlite::Result<OrderStatus> {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -241,23 +263,29 @@ impl OrderSummaries {
         after: u64,
         limit: usize,
     ) -> rusqlite::Result<Vec<OrderSummary>> {
-        let mut statement = conn.prepare_cached(
-            "SELECT o.order_id, o.status, o.total,
-                    (SELECT COUNT(*) FROM order_lines l WHERE l.order_id = o.order_id),
-                    o.created_position
-             FROM orders o WHERE o.customer = ?1 AND o.created_position > ?2
-             ORDER BY o.created_position LIMIT ?3",
-        )?;
+        let mut statement = conn.prepare_cached(&format!(
+            "{SUMMARY} WHERE o.customer = ?1 AND o.created_position > ?2
+             ORDER BY o.created_position LIMIT ?3"
+        ))?;
         statement
-            .query_map(params![customer, sql(after), sql(limit as u64)], |row| {
-                Ok(OrderSummary {
-                    id: row.get(0)?,
-                    status: status_of(&row.get::<_, String>(1)?)?,
-                    total: Money(unsigned(row.get(2)?)),
-                    lines: row.get(3)?,
-                    created_position: unsigned(row.get(4)?),
-                })
-            })?
+            .query_map(params![customer, sql(after), sql(limit as u64)], summary)?
+            .collect()
+    }
+
+    /// At most `limit` orders of any customer created before position `before` (none:
+    /// from the latest), newest first.
+    pub fn orders(
+        conn: &rusqlite::Connection,
+        before: Option<u64>,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<OrderSummary>> {
+        let mut statement = conn.prepare_cached(&format!(
+            "{SUMMARY} WHERE o.created_position < ?1
+             ORDER BY o.created_position DESC LIMIT ?2"
+        ))?;
+        let before = before.map_or(i64::MAX, sql);
+        statement
+            .query_map(params![before, sql(limit as u64)], summary)?
             .collect()
     }
 

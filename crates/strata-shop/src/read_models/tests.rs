@@ -148,6 +148,35 @@ fn a_customer_lists_their_orders_oldest_first() {
 }
 
 #[test]
+fn every_order_is_listed_newest_first_a_page_at_a_time() {
+    let conn = model(&OrderSummaries, &order_events());
+    let orders = OrderSummaries::orders(&conn, None, 100).unwrap();
+    let listed: Vec<_> = orders
+        .iter()
+        .map(|o| (o.id.as_str(), o.customer.as_str(), o.status, o.lines))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("o2", "ada", OrderStatus::Cancelled, 0),
+            ("o1", "ada", OrderStatus::Placed, 2)
+        ]
+    );
+    // A page ends where the next one starts: before the last order's creation.
+    let first = OrderSummaries::orders(&conn, None, 1).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].id, "o2");
+    let rest = OrderSummaries::orders(&conn, Some(first[0].created_position), 10).unwrap();
+    let ids: Vec<_> = rest.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, ["o1"]);
+    assert!(
+        OrderSummaries::orders(&conn, Some(rest[0].created_position), 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn the_catalog_counts_available_stock() {
     let p = |pos, e: ProductEvent| recorded("product-mug", pos, NOON, &e);
     let i = |pos, e: InventoryEvent| recorded("inventory-mug", pos, NOON, &e);

@@ -261,6 +261,12 @@ async fn an_order_checks_out_ships_and_keeps_its_history() {
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.next, None);
     assert_eq!(listed.items[0].status, OrderStatus::Shipped);
+    let every = shop
+        .orders(&PageRequest::first(10), None, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(every.items, listed.items);
+    assert_eq!(every.next, None);
     let sales = shop
         .daily_sales(&PageRequest::first(10), Some(shipped.position), WAIT)
         .await
@@ -417,6 +423,10 @@ async fn listings_page_with_a_cursor_and_a_capped_limit() {
     };
     assert_eq!(
         shop.daily_sales(&bad, None, WAIT).await.unwrap_err().code(),
+        "invalid_cursor"
+    );
+    assert_eq!(
+        shop.orders(&bad, None, WAIT).await.unwrap_err().code(),
         "invalid_cursor"
     );
     assert_eq!(
