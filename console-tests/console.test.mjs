@@ -1,7 +1,10 @@
 // The web console, end to end: a real `strata serve` on a free loopback port, Debian's
-// Chromium driven headless by playwright-core. The console must load, list a stream
+// Chromium driven headless by playwright-core. The console must load (saying
+// "connecting" until the live tail answers), draw dark scrollbars, list a stream
 // appended over HTTP and show its events, show a live event arriving in the tail, list
-// the projections, and page through the streams of a prefix.
+// the projections, page through the streams of a prefix, and show the shop: orders with
+// their status and lines, products with stock, an order's history with its actors, and a
+// clear note when the shop is not mounted.
 //
 // STRATA_BIN names the binary (default: target/debug/strata, then target/release/strata);
 // CHROMIUM names the browser (default: /usr/bin/chromium); SCREENSHOT_DIR, if set,
@@ -40,10 +43,10 @@ function freePort() {
   });
 }
 
-async function http(method, path, body) {
+async function http(method, path, body, extraHeaders) {
   const res = await fetch(base + path, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers: Object.assign(body ? { 'content-type': 'application/json' } : {}, extraHeaders),
     body: body ? JSON.stringify(body) : undefined,
   });
   const json = await res.json();
@@ -93,11 +96,52 @@ after(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-test('the console loads from the binary', async () => {
+test('the console loads from the binary, "connecting" until the live tail answers', async () => {
+  // The live tail's request is held until the page has been looked at.
+  let release;
+  const gate = new Promise((ok) => { release = ok; });
+  let held = false;
+  const subscribe = (url) => url.pathname === '/subscribe';
+  await page.route(subscribe, async (route) => {
+    held = true;
+    await gate;
+    await route.continue();
+  });
   const response = await page.goto(base + '/');
   assert.equal(response.status(), 200);
   assert.equal(await page.title(), 'strata console');
+  for (const deadline = Date.now() + 10_000; !held;) {
+    assert.ok(Date.now() < deadline, 'the console never asked for /subscribe');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const conn = page.locator('#conn');
+  assert.equal(await conn.textContent(), 'connecting');
+  assert.equal(await conn.getAttribute('class'), 'pill wait');
+  release();
   await page.waitForSelector('#conn.on', { timeout: 10_000 });
+  assert.equal(await conn.textContent(), 'live');
+  await page.unroute(subscribe);
+});
+
+/** The channels of a computed `rgb(...)` colour, or null. */
+function rgb(text) {
+  const m = /rgba?\((\d+),\s*(\d+),\s*(\d+)/.exec(text);
+  return m ? m.slice(1, 4).map(Number) : null;
+}
+
+test('scrollbars are dark on the dark theme', async () => {
+  const style = await page.$eval('#tail-list', (node) => {
+    const computed = getComputedStyle(node);
+    return { color: computed.scrollbarColor, scheme: computed.colorScheme, overflow: computed.overflowY };
+  });
+  assert.equal(style.overflow, 'auto', 'the tail scrolls');
+  assert.equal(style.scheme, 'dark');
+  const [thumb, track] = style.color.split(/\)\s+/).map(rgb);
+  assert.ok(thumb && track, `scrollbar-color is ${style.color}`);
+  const light = (c) => (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255;
+  assert.ok(light(track) < 0.15, `the track ${style.color} is dark`);
+  assert.ok(light(thumb) < 0.4, `the thumb ${style.color} is not white`);
+  assert.ok(light(thumb) > light(track), `the thumb ${style.color} stands out from the track`);
 });
 
 test('a stream appended over HTTP is listed and its events shown', async () => {
@@ -154,6 +198,58 @@ test('the stream list pages by prefix', async () => {
   assert.equal(await page.locator('#streams-list li[data-stream]').count(), 205);
   assert.equal(await page.locator('#streams-list li.more').count(), 0, 'the last page offers no more');
   assert.match(await page.locator('#streams-shown').textContent(), /\(205\)/);
+});
+
+test('the shop view shows a placed order with its lines, the stock, and the order\'s history', async () => {
+  const ann = { 'x-actor': 'ann', 'x-correlation-id': 'cart-ann' };
+  await http('POST', '/shop/products/console-mug', { name: 'Console mug', description: 'a blue mug', price: 1250 });
+  await http('POST', '/shop/inventory/console-mug/receive', { quantity: 5 });
+  await http('POST', '/shop/orders/c-1', { customer: 'ann' }, ann);
+  await http('POST', '/shop/orders/c-1/lines', { sku: 'console-mug', quantity: 2 }, ann);
+  await http('POST', '/shop/orders/c-1/place', undefined, ann);
+
+  const row = page.locator('#shop-orders tr[data-order="c-1"]');
+  await row.waitFor({ timeout: 10_000 });
+  assert.match(await row.textContent(), /c-1\s*ann/);
+  // Checkout moves it on from placed by itself.
+  await page.locator('#shop-orders tr[data-order="c-1"] .status-confirmed').waitFor({ timeout: 10_000 });
+  // Checkout holds 2 of the 5 received.
+  const available = page.locator('#shop-products tr[data-sku="console-mug"] td.available', { hasText: /^3$/ });
+  await available.waitFor({ timeout: 10_000 });
+  assert.match(await page.locator('#shop-products tr[data-sku="console-mug"]').textContent(), /Console mug\s*12\.50/);
+
+  await row.click();
+  const line = page.locator('#shop-lines tr[data-sku="console-mug"]');
+  await line.waitFor({ timeout: 5_000 });
+  assert.deepEqual(await line.locator('td').allTextContents(), ['console-mug', '2', '12.50', '25.00']);
+  assert.match(await page.locator('#shop-order .order-facts').textContent(), /confirmed.*customer ann.*total 25\.00/);
+
+  const steps = page.locator('#shop-history li');
+  await page.locator('#shop-history li', { hasText: 'OrderConfirmed' }).waitFor({ timeout: 5_000 });
+  const created = steps.first();
+  assert.match(await created.locator('.type').textContent(), /^OrderCreated$/);
+  assert.equal(await created.locator('.actor').textContent(), 'by ann');
+  assert.match(await created.locator('.ids').textContent(), /correlation cart-ann/);
+  assert.ok(await created.locator('.when').textContent());
+  const types = await steps.locator('.type').allTextContents();
+  assert.deepEqual(types.slice(0, 3), ['OrderCreated', 'OrderLineAdded', 'OrderPlaced']);
+  assert.equal(await steps.nth(2).locator('.actor').textContent(), 'by ann');
+});
+
+test('without the shop mounted, the view says so', async () => {
+  const other = await browser.newPage();
+  try {
+    await other.route((url) => url.pathname.startsWith('/shop/'), (route) => route.fulfill({
+      status: 404,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'not_found', message: 'no route' } }),
+    }));
+    await other.goto(base + '/');
+    await other.locator('#shop-absent', { hasText: 'the shop is not mounted' }).waitFor({ timeout: 10_000 });
+    assert.equal(await other.locator('#shop-body').isHidden(), true);
+  } finally {
+    await other.close();
+  }
 });
 
 test('the charts draw and nothing failed in the page', async () => {

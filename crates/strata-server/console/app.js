@@ -14,6 +14,9 @@ const state = {
   lastId: null,
   samples: [], // {t, head, requests, sum_us, buckets}
   points: [], // {events, avg, p99}
+  shop: 'unknown', // 'mounted' or 'absent': whether the server answers the shop's routes
+  order: null, // the order the shop view shows
+  shopSeq: 0, // the latest shop load
 };
 
 function headers(extra) {
@@ -161,8 +164,11 @@ function addTail(event) {
   if (state.tail.length > state.tailMax) state.tail.length = state.tailMax;
   $('#tail-count').textContent = '(last ' + list.children.length + ')';
   if (event.stream === state.selected) loadStream();
+  if (SHOP_CATEGORIES.some((c) => event.stream.startsWith(c + '-'))) scheduleShop();
 }
 
+// The pill reads "connecting" (from the page itself) until the first attempt to follow
+// the log resolves; from then on it says whether the tail is live.
 function setConnected(on) {
   const pill = $('#conn');
   pill.textContent = on ? 'live' : 'offline';
@@ -209,6 +215,158 @@ async function follow() {
     setConnected(false);
     await new Promise((r) => setTimeout(r, 1500));
   }
+}
+
+// ----- shop -----------------------------------------------------------------------------
+
+// The shop view reads the shop's public routes (/shop/...) like any client. A server
+// without the shop module answers them 404: the view then says so and asks nothing more.
+const SHOP_CATEGORIES = ['order', 'product', 'inventory', 'payment'];
+const SHOP_PAGE = 100;
+
+function money(minor) {
+  return (Number(minor) / 100).toFixed(2);
+}
+
+function statusNode(status) {
+  return el('span', { class: 'status status-' + status }, status);
+}
+
+function dateTime(text) {
+  const d = new Date(text);
+  return isNaN(d) ? text : d.toLocaleString();
+}
+
+function shopAbsent() {
+  state.shop = 'absent';
+  $('#shop-body').hidden = true;
+  const note = $('#shop-absent');
+  note.textContent = 'the shop is not mounted on this server: its routes (/shop/...) answer 404';
+  note.hidden = false;
+}
+
+function scheduleShop() {
+  if (state.shop === 'absent') return;
+  clearTimeout(scheduleShop.timer);
+  scheduleShop.timer = setTimeout(loadShop, 200);
+}
+
+async function loadShop() {
+  if (state.shop === 'absent') return;
+  const seq = ++state.shopSeq;
+  try {
+    const [orders, products] = await Promise.all([
+      api('/shop/orders?limit=' + SHOP_PAGE),
+      api('/shop/products?limit=' + SHOP_PAGE),
+    ]);
+    if (seq !== state.shopSeq) return;
+    state.shop = 'mounted';
+    renderOrders(orders);
+    renderProducts(products);
+    if (state.order) await loadOrder();
+  } catch (err) {
+    if (err.status === 404) shopAbsent();
+    else handleError(err);
+  }
+}
+
+function renderOrders(page) {
+  $('#shop-orders-shown').textContent = page.orders.length
+    ? '(' + page.orders.length + (page.next ? '+, newest first' : '') + ')' : '';
+  const rows = page.orders.map((o) => {
+    const tr = el('tr', { 'data-order': o.id, onclick: () => selectOrder(o.id) },
+      el('td', { class: 'mono' }, o.id),
+      el('td', {}, o.customer),
+      el('td', { class: 'order-status' }, statusNode(o.status)),
+      el('td', { class: 'num' }, o.lines),
+      el('td', { class: 'num' }, money(o.total)));
+    if (o.id === state.order) tr.classList.add('selected');
+    return tr;
+  });
+  if (!rows.length) rows.push(el('tr', {}, el('td', { class: 'empty', colspan: 5 }, 'no orders yet')));
+  $('#shop-orders tbody').replaceChildren(...rows);
+}
+
+function renderProducts(page) {
+  $('#shop-products-shown').textContent = page.products.length
+    ? '(' + page.products.length + (page.next ? '+' : '') + ')' : '';
+  const rows = page.products.map((p) => el('tr', { 'data-sku': p.sku },
+    el('td', { class: 'mono' }, p.sku),
+    el('td', { title: p.description }, p.name),
+    el('td', { class: 'num' }, money(p.price)),
+    el('td', { class: 'num available' }, p.available),
+    el('td', { class: 'num' }, p.reserved),
+    el('td', { class: 'num' }, p.on_hand)));
+  if (!rows.length) rows.push(el('tr', {}, el('td', { class: 'empty', colspan: 6 }, 'no products yet')));
+  $('#shop-products tbody').replaceChildren(...rows);
+}
+
+async function selectOrder(id) {
+  state.order = id;
+  $('#shop-order-id').textContent = id;
+  for (const tr of document.querySelectorAll('#shop-orders tbody tr')) {
+    tr.classList.toggle('selected', tr.dataset.order === id);
+  }
+  await loadOrder();
+}
+
+async function loadOrder() {
+  const id = state.order;
+  if (!id) return;
+  const path = '/shop/orders/' + encodeURIComponent(id);
+  try {
+    const [order, history] = await Promise.all([api(path), api(path + '/history')]);
+    if (id !== state.order) return;
+    renderOrder(order);
+    renderHistory(history.events);
+  } catch (err) {
+    if (id !== state.order) return;
+    $('#shop-order').replaceChildren(el('div', { class: 'empty' }, err.message));
+    $('#shop-history').replaceChildren();
+  }
+}
+
+function cancelText(reason) {
+  if (!reason) return null;
+  if (reason.kind === 'insufficient_stock') return 'not enough ' + reason.sku;
+  if (reason.kind === 'payment_declined') return 'payment declined: ' + reason.reason;
+  return reason.kind;
+}
+
+function renderOrder(order) {
+  const why = cancelText(order.cancel_reason);
+  const facts = el('div', { class: 'order-facts' },
+    statusNode(order.status),
+    el('span', {}, 'customer ', el('strong', {}, order.customer)),
+    el('span', {}, 'total ', el('strong', {}, money(order.total))),
+    why ? el('span', { class: 'status-cancelled' }, why) : null);
+  const lines = el('table', { id: 'shop-lines' },
+    el('thead', {}, el('tr', {}, ...['sku', 'quantity', 'unit price', 'total'].map((h, i) => el('th', i ? { class: 'num' } : {}, h)))),
+    el('tbody', {}, ...order.lines.map((l) => el('tr', { 'data-sku': l.sku },
+      el('td', { class: 'mono' }, l.sku),
+      el('td', { class: 'num' }, l.quantity),
+      el('td', { class: 'num' }, money(l.unit_price)),
+      el('td', { class: 'num' }, money(l.total))))));
+  if (!order.lines.length) lines.tBodies[0].append(el('tr', {}, el('td', { class: 'empty', colspan: 4 }, 'no lines')));
+  $('#shop-order').replaceChildren(facts, lines);
+}
+
+// The order's history as a timeline: what happened, when, who asked (the actor) and why
+// (the command, what caused it, and the request it belongs to).
+function renderHistory(events) {
+  const ids = (e) => [
+    e.command_id && 'command ' + e.command_id,
+    e.causation_id && 'caused by ' + e.causation_id,
+    e.correlation_id && 'correlation ' + e.correlation_id,
+  ].filter(Boolean).join(' · ');
+  $('#shop-history').replaceChildren(...events.map((e) => el('li', { 'data-position': e.position },
+    el('div', { class: 'what' },
+      el('span', { class: 'type' }, e.type),
+      el('span', { class: 'when muted', title: e.recorded_at }, dateTime(e.recorded_at)),
+      e.actor ? el('span', { class: 'actor' }, 'by ', el('strong', {}, e.actor)) : el('span', { class: 'actor muted' }, 'no actor'),
+      el('span', { class: 'pos' }, '#' + e.position)),
+    ids(e) ? el('div', { class: 'ids mono' }, ids(e)) : null,
+    el('details', {}, el('summary', { class: 'muted' }, 'data'), el('pre', {}, pretty(e.data))))));
 }
 
 // ----- projections ----------------------------------------------------------------------
@@ -397,6 +555,7 @@ function start() {
   setInterval(loadStreams, 3000);
   setInterval(loadProjections, 2000);
   setInterval(sample, 1000);
+  setInterval(loadShop, 5000);
   follow();
 }
 
@@ -404,6 +563,7 @@ function refresh() {
   loadStreams();
   loadProjections();
   sample();
+  loadShop();
 }
 
 start();
