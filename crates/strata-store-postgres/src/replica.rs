@@ -75,8 +75,13 @@ pub enum ReplayError {
 }
 
 /// The shortest pause between two reads of the standby's head while it is behind the
-/// primary's: replay on a healthy standby takes about a millisecond.
+/// primary's. Replay waits for the standby's own WAL flush, a few milliseconds.
 const CHASE_MIN: Duration = Duration::from_millis(2);
+
+/// The longest pause between two reads of the standby's head while it is behind the
+/// primary's and makes no progress (the pause doubles from [`CHASE_MIN`]); never more
+/// than the poll interval.
+const CHASE_MAX: Duration = Duration::from_millis(16);
 
 /// An event store whose appends go to a PostgreSQL primary and whose reads, head and
 /// subscriptions are served by a hot standby of it.
@@ -389,7 +394,7 @@ fn describe(err: &tokio_postgres::Error) -> String {
 /// Runs until aborted: keeps `head` at the standby's replayed head. NOTIFY does not reach
 /// a standby (LISTEN is refused during recovery), so it polls: every `poll_interval`
 /// while the standby is level with `primary_head`, and from [`CHASE_MIN`] (doubling while
-/// the standby makes no progress, up to `poll_interval`) while it is behind. Appends of
+/// the standby makes no progress, up to [`CHASE_MAX`]) while it is behind. Appends of
 /// this process raise `primary_head` at once, so a read of one's own write waits about one
 /// replay, not one poll interval.
 pub(crate) async fn follow_standby(
@@ -403,7 +408,11 @@ pub(crate) async fn follow_standby(
         let before = *head.borrow();
         match read_head(&pool).await {
             Ok(position) => follow::publish(&head, position),
-            Err(err) => tracing::warn!(error = %err, "cannot read the postgres standby's head"),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the postgres standby's head");
+                tokio::time::sleep(poll_interval).await;
+                continue;
+            }
         }
         let replayed = *head.borrow();
         // NOTE: marked as seen before waiting, so a later append wakes the wait below.
@@ -412,7 +421,7 @@ pub(crate) async fn follow_standby(
             pause = if replayed > before {
                 CHASE_MIN
             } else {
-                (pause * 2).min(poll_interval)
+                (pause * 2).min(CHASE_MAX).min(poll_interval)
             };
             tokio::time::sleep(pause).await;
             continue;
