@@ -39,16 +39,29 @@ pg_query() { # port, sql: one value, or nothing when the server does not answer
   psql -X -h 127.0.0.1 -p "$1" -U postgres -d postgres -Atqc "$2" 2>/dev/null
 }
 
-standby_healthy() {
-  [ "$(pg_query "$STANDBY_PORT" 'SELECT pg_is_in_recovery()')" = t ] || return 1
-  local id='SELECT system_identifier FROM pg_control_system()'
-  [ "$(pg_query "$STANDBY_PORT" "$id")" = "$(pg_query 5432 "$id")" ] || return 1
-  [ "$(pg_query "$STANDBY_PORT" 'SELECT status FROM pg_stat_wal_receiver')" = streaming ]
+standby_state() { # streaming, waiting (may still connect), or broken
+  local id='SELECT system_identifier FROM pg_control_system()' recovery
+  recovery=$(pg_query "$STANDBY_PORT" 'SELECT pg_is_in_recovery()')
+  if [ -z "$recovery" ]; then echo waiting; return; fi
+  if [ "$recovery" != t ] ||
+    [ "$(pg_query "$STANDBY_PORT" "$id")" != "$(pg_query 5432 "$id")" ]; then
+    echo broken; return
+  fi
+  if [ "$(pg_query "$STANDBY_PORT" 'SELECT status FROM pg_stat_wal_receiver')" = streaming ]; then
+    echo streaming
+  else
+    echo waiting
+  fi
 }
 
 standby_streams() { # waits up to 15 s: the WAL receiver connects within a second or two
+  local state
   for _ in $(seq 1 30); do
-    if standby_healthy; then return 0; fi
+    state=$(standby_state)
+    case $state in
+      streaming) return 0 ;;
+      broken) return 1 ;;
+    esac
     sleep 0.5
   done
   return 1
