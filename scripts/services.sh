@@ -79,7 +79,14 @@ ensure_standby() {
       pg_ctlcluster --skip-systemctl-redirect "$version" "$STANDBY_NAME" start >&2 &&
         wait_for "PostgreSQL standby" port_open "$STANDBY_PORT"
     }; then
-      if standby_streams; then return 0; fi
+      if standby_streams; then
+        # A test pauses replay for a moment; one that died meanwhile left it paused.
+        if [ "$(pg_query "$STANDBY_PORT" 'SELECT pg_is_wal_replay_paused()')" = t ]; then
+          log "services: resuming replay on the PostgreSQL standby"
+          pg_query "$STANDBY_PORT" 'SELECT pg_wal_replay_resume()' >/dev/null
+        fi
+        return 0
+      fi
     fi
     log "services: the PostgreSQL standby is broken; making it again"
     pg_dropcluster --stop "$version" "$STANDBY_NAME" >&2 || true

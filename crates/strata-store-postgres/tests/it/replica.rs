@@ -15,7 +15,7 @@ use strata_core::{
 use strata_store::{Direction, EventStore, ReadFilter, StoreError};
 use strata_store_postgres::{PostgresError, ReplayError, ReplicaOptions, ReplicatedStore};
 
-use crate::support::{Databases, options};
+use crate::support::{Databases, connect, options};
 
 /// The variable naming the standby of the test server.
 const REPLICA_VARIABLE: &str = "STRATA_TEST_POSTGRES_REPLICA_URL";
@@ -224,4 +224,99 @@ async fn opening_says_why_the_standby_is_not_ready() {
         Err(other) => panic!("opening on a missing database answered {other}"),
         Ok(_) => panic!("opening on a missing database succeeded"),
     }
+}
+
+/// Replay on the standby paused until dropped (a test that dies in between leaves it
+/// paused; scripts/services.sh resumes it).
+struct ReplayPaused(tokio_postgres::Config);
+
+impl ReplayPaused {
+    async fn new(standby: &tokio_postgres::Config) -> Self {
+        connect(standby)
+            .await
+            .batch_execute("SELECT pg_wal_replay_pause()")
+            .await
+            .expect("pause replay on the standby");
+        Self(standby.clone())
+    }
+}
+
+impl Drop for ReplayPaused {
+    fn drop(&mut self) {
+        let standby = self.0.clone();
+        // Drop may run inside the test's runtime, which cannot be blocked on.
+        let resumer = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to resume replay");
+            runtime.block_on(async {
+                connect(&standby)
+                    .await
+                    .batch_execute("SELECT pg_wal_replay_resume()")
+                    .await
+            })
+        });
+        if !matches!(resumer.join(), Ok(Ok(_))) {
+            eprintln!("could not resume replay on the standby");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_waits_until_the_standby_has_replayed_the_primarys_head() {
+    let Some((databases, standby)) = servers("the replica catch-up test") else {
+        return;
+    };
+    // Opened once so that the standby has the database and the schema.
+    let first = replicated(&databases, &standby).await;
+    let (primary, mut standby) = (first.primary().clone(), standby.clone());
+    standby.dbname(primary.config().get_dbname().expect("a database name"));
+
+    // Written through the primary alone while the standby does not replay, as by a node
+    // that ran without the replica.
+    let paused = ReplayPaused::new(&standby).await;
+    let stream = StreamName::new("replica-before").expect("a valid stream name");
+    let written = primary
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            (0..50).map(event).collect(),
+        )
+        .await
+        .expect("a batch on the primary");
+    let mut impatient = replica_options();
+    impatient.catch_up_timeout = Duration::from_millis(300);
+    match ReplicatedStore::connect_with(primary.config().clone(), standby.clone(), impatient).await
+    {
+        Err(PostgresError::StandbyNotReady { reason, .. }) => assert!(
+            reason.contains(&format!("of the primary's {}", written.position)),
+            "the reason: {reason}"
+        ),
+        Err(other) => panic!("opening on a paused standby answered {other}"),
+        Ok(_) => panic!("opening on a paused standby did not wait for the primary's head"),
+    }
+    let opening = tokio::spawn(ReplicatedStore::connect_with(
+        primary.config().clone(),
+        standby,
+        replica_options(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !opening.is_finished(),
+        "opening waits while replay is paused"
+    );
+    drop(paused);
+    let store = opening
+        .await
+        .expect("the opening task")
+        .unwrap_or_else(|err| panic!("open once replay resumed: {err}"));
+    // No wait here: a checkpoint taken from the primary is never ahead of the standby.
+    assert!(store.head().await.expect("the standby's head") >= written.position);
+    assert_eq!(
+        store.stream_version(&stream).await.expect("its version"),
+        Version(50)
+    );
+    store.close();
+    first.close();
 }
