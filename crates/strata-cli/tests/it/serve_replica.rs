@@ -1,6 +1,7 @@
 //! `strata serve --store postgres://primary --replica postgres://standby`: a real server
 //! whose commands go to the primary and whose reads and read models come from a hot
-//! standby; a query with `after=` answers what the command wrote. Needs
+//! standby; a query with `after=` answers what the command wrote, and waits while the
+//! standby's replay is paused. Needs
 //! `STRATA_TEST_POSTGRES_URL` and `STRATA_TEST_POSTGRES_REPLICA_URL` (scripts/services.sh
 //! makes the standby); says it is skipped without them. Also checks, without any server,
 //! that a bad `--replica` is refused in one sentence.
@@ -123,6 +124,23 @@ impl Drop for Database {
     }
 }
 
+/// Replay on the standby paused until dropped (scripts/services.sh resumes a replay
+/// that a test which died left paused).
+struct ReplayPaused(tokio_postgres::Config);
+
+impl ReplayPaused {
+    fn new(standby: &tokio_postgres::Config) -> Self {
+        admin(standby, "SELECT pg_wal_replay_pause()");
+        Self(standby.clone())
+    }
+}
+
+impl Drop for ReplayPaused {
+    fn drop(&mut self) {
+        admin(&self.0, "SELECT pg_wal_replay_resume()");
+    }
+}
+
 /// `url` with its database replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
     match url.rsplit_once('/') {
@@ -203,19 +221,41 @@ fn serve_with_a_replica_answers_a_query_after_a_command_from_the_standby() {
         "the server reads from the standby ({connections} connections, one of them the count's)"
     );
 
-    // A position the primary never gave out: the usual bounded wait and 503.
-    let beyond = position + 1000;
+    // With replay paused, commands still load from and append to the primary (the
+    // second one decides on the first one's version), while the read side waits.
+    let paused = ReplayPaused::new(&standby_config);
+    ok(
+        server.addr,
+        "POST",
+        "/shop/inventory/mug/receive",
+        Some(&json!({"quantity": 2})),
+    );
+    let received = ok(
+        server.addr,
+        "POST",
+        "/shop/inventory/mug/receive",
+        Some(&json!({"quantity": 3})),
+    );
+    let later = received["position"].as_u64().expect("a consistency token");
     match request(
         server.addr,
         "GET",
-        &format!("/shop/products/mug?after={beyond}&timeout_ms=300"),
+        &format!("/shop/products/mug?after={later}&timeout_ms=300"),
         None,
     ) {
         Some((503, answer)) => {
-            assert_eq!(answer["error"]["code"], "consistency_timeout", "{answer}")
+            assert_eq!(answer["error"]["code"], "consistency_timeout", "{answer}");
         }
-        other => panic!("a query after a position beyond the log answered {other:?}"),
+        other => panic!("a query the standby cannot answer yet answered {other:?}"),
     }
+    drop(paused);
+    let product = ok(
+        server.addr,
+        "GET",
+        &format!("/shop/products/mug?after={later}"),
+        None,
+    );
+    assert_eq!(product["available"], 10, "once replayed: {product}");
     drop(server);
     drop(database);
 }
