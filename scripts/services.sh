@@ -18,6 +18,118 @@ wait_for() { # name, check command
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A hot standby of the local PostgreSQL server: a second cluster of the same version on
+# STANDBY_PORT, copied with pg_basebackup -R and following the primary by streaming
+# replication. Left alone when it runs and streams, started when it is stopped, made again
+# when it is broken (it does not start, is not in recovery, is a copy of another server,
+# or does not stream). The primary only gains a pg_hba.conf line for replication from
+# 127.0.0.1 (and a reload); wal_level replica is PostgreSQL's default.
+STANDBY_NAME=standby
+STANDBY_PORT=5433
+
+as_postgres() { # command...: run as the clusters' owner
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"
+  elif [ "$(id -un)" = postgres ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo -n -u postgres -- "$@"
+  else return 1
+  fi
+}
+
+pg_query() { # port, sql: one value, or nothing when the server does not answer
+  psql -X -h 127.0.0.1 -p "$1" -U postgres -d postgres -Atqc "$2" 2>/dev/null
+}
+
+standby_state() { # streaming, waiting (may still connect), or broken
+  local id='SELECT system_identifier FROM pg_control_system()' recovery
+  recovery=$(pg_query "$STANDBY_PORT" 'SELECT pg_is_in_recovery()')
+  if [ -z "$recovery" ]; then echo waiting; return; fi
+  if [ "$recovery" != t ] ||
+    [ "$(pg_query "$STANDBY_PORT" "$id")" != "$(pg_query 5432 "$id")" ]; then
+    echo broken; return
+  fi
+  if [ "$(pg_query "$STANDBY_PORT" 'SELECT status FROM pg_stat_wal_receiver')" = streaming ]; then
+    echo streaming
+  else
+    echo waiting
+  fi
+}
+
+standby_streams() { # waits up to 15 s: the WAL receiver connects within a second or two
+  local state
+  for _ in $(seq 1 30); do
+    state=$(standby_state)
+    case $state in
+      streaming) return 0 ;;
+      broken) return 1 ;;
+    esac
+    sleep 0.5
+  done
+  return 1
+}
+
+ensure_standby() {
+  local version primary_conf standby_conf data
+  version=$(ls /etc/postgresql | sort -n | tail -n1)
+  primary_conf=/etc/postgresql/$version/main
+  standby_conf=/etc/postgresql/$version/$STANDBY_NAME
+  data=/var/lib/postgresql/$version/$STANDBY_NAME
+  if [ -d "$standby_conf" ]; then
+    if port_open "$STANDBY_PORT" || {
+      log "services: starting the PostgreSQL standby"
+      pg_ctlcluster --skip-systemctl-redirect "$version" "$STANDBY_NAME" start >&2 &&
+        wait_for "PostgreSQL standby" port_open "$STANDBY_PORT"
+    }; then
+      if standby_streams; then
+        # A test pauses replay for a moment; one that died meanwhile left it paused.
+        if [ "$(pg_query "$STANDBY_PORT" 'SELECT pg_is_wal_replay_paused()')" = t ]; then
+          log "services: resuming replay on the PostgreSQL standby"
+          pg_query "$STANDBY_PORT" 'SELECT pg_wal_replay_resume()' >/dev/null
+        fi
+        return 0
+      fi
+    fi
+    log "services: the PostgreSQL standby is broken; making it again"
+    pg_dropcluster --stop "$version" "$STANDBY_NAME" >&2 || true
+  fi
+  if port_open "$STANDBY_PORT"; then
+    log "services: port $STANDBY_PORT is taken by something else; no PostgreSQL standby"
+    return 1
+  fi
+  # The primary must accept replication connections from loopback (the "all" database
+  # entry does not cover them).
+  if ! grep -Eq '^[[:space:]]*host[[:space:]]+replication[[:space:]]+(all|postgres)[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' \
+    "$primary_conf/pg_hba.conf"; then
+    log "services: allowing replication from 127.0.0.1 on the primary"
+    printf '%s\n' 'host replication postgres 127.0.0.1/32 trust' >>"$primary_conf/pg_hba.conf"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main reload >&2 || return 1
+  fi
+  log "services: copying the primary into a PostgreSQL standby on port $STANDBY_PORT"
+  rm -rf "$data"
+  # A new cluster for its configuration (not started), whose data directory is then
+  # replaced by a copy of the primary's.
+  pg_createcluster "$version" "$STANDBY_NAME" --port "$STANDBY_PORT" --start-conf manual >&2 ||
+    return 1
+  # The same access rules as the primary it copies; loopback only; feedback to the
+  # primary so that its cleanup does not cancel reads running on the standby.
+  cp "$primary_conf/pg_hba.conf" "$standby_conf/pg_hba.conf" || return 1
+  mkdir -p "$standby_conf/conf.d"
+  printf '%s\n' "listen_addresses = '127.0.0.1'" 'hot_standby = on' 'hot_standby_feedback = on' \
+    >"$standby_conf/conf.d/90-standby.conf" || return 1
+  find "$data" -mindepth 1 -delete
+  as_postgres pg_basebackup -h 127.0.0.1 -p 5432 -U postgres -D "$data" \
+    --write-recovery-conf --wal-method=stream --checkpoint=fast >&2 || {
+    log "services: pg_basebackup failed; no PostgreSQL standby"
+    pg_dropcluster "$version" "$STANDBY_NAME" >&2 || true
+    return 1
+  }
+  pg_ctlcluster --skip-systemctl-redirect "$version" "$STANDBY_NAME" start >&2 || return 1
+  wait_for "PostgreSQL standby" port_open "$STANDBY_PORT" || return 1
+  standby_streams || {
+    log "services: the PostgreSQL standby does not stream from the primary"
+    return 1
+  }
+}
+
 if command -v pg_ctlcluster >/dev/null 2>&1; then
   if ! port_open 5432; then
     log "services: starting PostgreSQL"
@@ -25,6 +137,9 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then
     wait_for PostgreSQL port_open 5432 || true
   fi
   port_open 5432 && echo "export STRATA_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:5432/test'"
+  if port_open 5432 && ensure_standby; then
+    echo "export STRATA_TEST_POSTGRES_REPLICA_URL='postgres://postgres@127.0.0.1:$STANDBY_PORT/test'"
+  fi
 fi
 
 if command -v redis-server >/dev/null 2>&1; then

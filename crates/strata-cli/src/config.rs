@@ -24,6 +24,8 @@ pub(crate) struct ServeConfig {
     insecure: Option<bool>,
     log_format: Option<LogFormat>,
     accept_data_loss: Option<bool>,
+    store: Option<String>,
+    replica: Option<String>,
 }
 
 impl ServeConfig {
@@ -94,6 +96,16 @@ pub(crate) fn apply(
         && unset(serve, "accept_data_loss")
     {
         args.write.accept_data_loss = accept;
+    }
+    if let Some(store) = config.store
+        && unset(serve, "store")
+    {
+        args.store = Some(store);
+    }
+    if let Some(replica) = config.replica
+        && unset(serve, "replica")
+    {
+        args.replica = Some(replica);
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ use strata_shop::{FakePaymentProvider, Shop};
 use strata_shop_http::ShopModule;
 use strata_store::EventStore;
 use strata_store_embedded::EmbeddedStore;
-use strata_store_postgres::{PostgresOptions, PostgresStore};
+use strata_store_postgres::{PostgresOptions, PostgresStore, ReplicaOptions, ReplicatedStore};
 
 /// `strata serve`.
 #[derive(Debug, Args)]
@@ -95,6 +95,12 @@ pub(crate) struct ServeArgs {
     /// data directory either way.
     #[arg(long, env = "STRATA_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
+    /// A hot standby of the --store database, as a `postgres://` URL: reads, `/streams`,
+    /// `/all`, subscriptions and so the read models are served from it, while commands
+    /// load from and append to the primary. A query's `after=` waits until the standby
+    /// has replayed that position.
+    #[arg(long, env = "STRATA_REPLICA", value_name = "URL")]
+    pub(crate) replica: Option<String>,
     /// Publish every event to a message broker, in order, from a checkpoint kept in the
     /// data directory (repeatable): `nats://HOST:4222` (JetStream, subjects
     /// `strata.events.<category>.<stream>`) or `amqp://USER:PASSWORD@HOST:5672/%2f`
@@ -111,17 +117,40 @@ pub(crate) struct ServeArgs {
 enum Store {
     Embedded(EmbeddedStore),
     Postgres(PostgresStore),
+    Replicated(ReplicatedStore),
 }
 
 impl Store {
     async fn open(dir: &Path, args: &ServeArgs) -> anyhow::Result<(Self, Arc<dyn EventStore>)> {
         let Some(url) = args.store.as_deref() else {
+            if args.replica.is_some() {
+                anyhow::bail!("--replica needs --store with the primary's postgres:// URL");
+            }
             let store = crate::open_writer(dir, &args.write)?;
             let shared: Arc<dyn EventStore> = Arc::new(store.clone());
             return Ok((Store::Embedded(store), shared));
         };
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !is_postgres(url) {
             anyhow::bail!("--store takes a postgres:// URL, not {:?}", redacted(url));
+        }
+        if let Some(replica) = args.replica.as_deref() {
+            if !is_postgres(replica) {
+                anyhow::bail!(
+                    "--replica takes a postgres:// URL, not {:?}",
+                    redacted(replica)
+                );
+            }
+            let store = ReplicatedStore::connect(url, replica, ReplicaOptions::default())
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the event store at {} with its standby at {}",
+                        redacted(url),
+                        redacted(replica)
+                    )
+                })?;
+            let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+            return Ok((Store::Replicated(store), shared));
         }
         let store = PostgresStore::connect(url, PostgresOptions::default())
             .await
@@ -137,25 +166,50 @@ impl Store {
                 store.close();
                 Ok(())
             }
+            Store::Replicated(store) => {
+                store.close();
+                Ok(())
+            }
+        }
+    }
+
+    /// The store commands load from and append to: the primary, whose streams are never
+    /// behind (a decision on a standby's stale stream would only conflict).
+    fn commands(&self, shared: &Arc<dyn EventStore>) -> Arc<dyn EventStore> {
+        match self {
+            Store::Replicated(store) => Arc::new(store.primary().clone()),
+            _ => shared.clone(),
         }
     }
 
     fn describe(&self, dir: &Path) -> String {
         match self {
             Store::Embedded(_) => format!("the embedded store in {}", dir.display()),
-            Store::Postgres(store) => format!(
-                "postgres database {} on {}",
-                store.config().get_dbname().unwrap_or("(default)"),
-                store
-                    .config()
-                    .get_hosts()
-                    .iter()
-                    .map(|host| format!("{host:?}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
+            Store::Postgres(store) => describe_postgres(store.config()),
+            Store::Replicated(store) => format!(
+                "{}, read from the standby {}",
+                describe_postgres(store.primary().config()),
+                describe_postgres(store.standby_config())
             ),
         }
     }
+}
+
+fn describe_postgres(config: &tokio_postgres::Config) -> String {
+    format!(
+        "postgres database {} on {}",
+        config.get_dbname().unwrap_or("(default)"),
+        config
+            .get_hosts()
+            .iter()
+            .map(|host| format!("{host:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// A connection URL without its password, for messages.
@@ -219,7 +273,10 @@ pub(crate) async fn run(
     let read = read_dir(dir);
     let snapshots = SqliteSnapshots::open(read.join("snapshots.sqlite"))
         .context("cannot open the snapshot database")?;
-    let handler = Arc::new(CommandHandler::new(shared.clone(), Arc::new(snapshots)));
+    let handler = Arc::new(CommandHandler::new(
+        store.commands(&shared),
+        Arc::new(snapshots),
+    ));
     let projections = Projections::new(shared.clone(), read.join("models"));
     let processes = ProcessManagers::new(shared.clone(), read.join("processes"));
     let shop = Shop::new(

@@ -1347,3 +1347,33 @@ fn a_config_file_with_an_unknown_key_or_a_bad_value_is_refused_naming_it() {
         "{err:#}"
     );
 }
+
+#[test]
+fn the_config_file_names_the_store_and_its_replica_and_a_flag_wins() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("strata.toml");
+    std::fs::write(
+        &file,
+        "store = \"postgres://app@primary/shop\"\nreplica = \"postgres://app@standby/shop\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (_, serve) = serve_with_config(&["strata", "serve", "--config", path]).unwrap();
+    assert_eq!(serve.store.as_deref(), Some("postgres://app@primary/shop"));
+    assert_eq!(
+        serve.replica.as_deref(),
+        Some("postgres://app@standby/shop")
+    );
+
+    let (_, serve) = serve_with_config(&[
+        "strata",
+        "serve",
+        "--config",
+        path,
+        "--replica",
+        "postgres://app@other/shop",
+    ])
+    .unwrap();
+    assert_eq!(serve.store.as_deref(), Some("postgres://app@primary/shop"));
+    assert_eq!(serve.replica.as_deref(), Some("postgres://app@other/shop"));
+}

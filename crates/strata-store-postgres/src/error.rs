@@ -39,6 +39,31 @@ pub enum PostgresError {
         /// The latest version this build knows.
         supported: u32,
     },
+    /// The primary's system identifier or head could not be read (for checking its
+    /// standby).
+    #[error("cannot read the primary's system identifier and head: {0}")]
+    Primary(#[source] tokio_postgres::Error),
+    /// The server given as the standby is not a copy of the primary: it belongs to
+    /// another database cluster. Point it at a standby made from the primary.
+    #[error(
+        "the replica is not a standby of the primary: its system identifier is {standby}, the primary's is {primary}"
+    )]
+    NotAStandby {
+        /// The primary's system identifier.
+        primary: i64,
+        /// The other server's.
+        standby: i64,
+    },
+    /// The standby could not be reached, or had not replayed the database, the schema or
+    /// the primary's head, within the wait. Check that it runs and streams from the
+    /// primary.
+    #[error("the standby is not ready after {waited:?}: {reason}")]
+    StandbyNotReady {
+        /// How long opening waited.
+        waited: std::time::Duration,
+        /// The last reason it was not ready.
+        reason: String,
+    },
 }
 
 impl PostgresError {

@@ -5,16 +5,20 @@
 //! Global positions are gapless and handed out in commit order by a one-row allocator
 //! whose lock an append holds only from allocation to its commit; docs/design.md explains
 //! why readers never see a gap and what that costs. Subscribers follow the head with
-//! LISTEN/NOTIFY as a wake-up hint and a poll as the fallback. This crate does not hold
-//! read models, checkpoints or leases.
+//! LISTEN/NOTIFY as a wake-up hint and a poll as the fallback. [`ReplicatedStore`] splits
+//! the contract over a primary and a hot standby of it: appends to the one, reads and
+//! subscriptions from the other. This crate does not hold read models, checkpoints or
+//! leases.
 
 mod error;
 mod follow;
 mod migrate;
+mod replica;
 mod sql;
 mod store;
 
 pub use error::PostgresError;
+pub use replica::{ReplayError, ReplicaOptions, ReplicatedStore};
 pub use store::{PostgresOptions, PostgresStore};
 
 #[cfg(test)]

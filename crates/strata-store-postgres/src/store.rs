@@ -26,7 +26,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::FromSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::{PostgresError, follow, migrate, sql};
+use crate::{PostgresError, follow, migrate, replica, sql};
 
 /// How a [`PostgresStore`] connects and what it allows.
 #[derive(Debug, Clone)]
@@ -56,6 +56,19 @@ impl Default for PostgresOptions {
 /// reports an internal fault. Every lost race means another append committed, so this
 /// bounds only pathological contention.
 const MAX_APPEND_ATTEMPTS: usize = 1000;
+
+/// Which server a [`PostgresStore`] handle is opened on.
+pub(crate) enum Role {
+    /// The primary: the schema is migrated and the head followed with LISTEN/NOTIFY.
+    Primary,
+    /// A hot standby of the primary, which only reads: nothing is migrated (the caller
+    /// waited for the schema to be replayed) and the head is polled, since NOTIFY does
+    /// not reach a standby; faster while the primary's head is ahead of it.
+    Standby {
+        /// The primary's watched head.
+        primary_head: watch::Receiver<Position>,
+    },
+}
 
 /// An event store in a PostgreSQL database, in its own `strata` schema. Cloning gives
 /// another handle to the same store; any number of processes may open the same database.
@@ -95,6 +108,15 @@ impl PostgresStore {
         config: tokio_postgres::Config,
         options: PostgresOptions,
     ) -> Result<Self, PostgresError> {
+        Self::open(config, options, Role::Primary).await
+    }
+
+    /// Opens a handle on the server `role` names (see [`Role`]).
+    pub(crate) async fn open(
+        config: tokio_postgres::Config,
+        options: PostgresOptions,
+        role: Role,
+    ) -> Result<Self, PostgresError> {
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -112,7 +134,9 @@ impl PostgresStore {
                 .get()
                 .await
                 .map_err(|err| PostgresError::Connect(err.to_string()))?;
-            migrate::migrate(&mut client).await?;
+            if let Role::Primary = role {
+                migrate::migrate(&mut client).await?;
+            }
             let row = client
                 .query_one(sql::HEAD, &[])
                 .await
@@ -120,12 +144,20 @@ impl PostgresStore {
             position_of(row.try_get(0).map_err(PostgresError::Migrate)?)
         };
         let (head, _) = watch::channel(head);
-        let follower = tokio::spawn(follow::follow_head(
-            config.clone(),
-            pool.clone(),
-            head.clone(),
-            options.poll_interval,
-        ))
+        let follower = match role {
+            Role::Primary => tokio::spawn(follow::follow_head(
+                config.clone(),
+                pool.clone(),
+                head.clone(),
+                options.poll_interval,
+            )),
+            Role::Standby { primary_head } => tokio::spawn(replica::follow_standby(
+                pool.clone(),
+                head.clone(),
+                primary_head,
+                options.poll_interval,
+            )),
+        }
         .abort_handle();
         Ok(Self {
             inner: Arc::new(Inner {

@@ -10,6 +10,7 @@ mod layering;
 mod read;
 mod readme;
 mod serve_postgres;
+mod serve_replica;
 mod support;
 mod tail;
 mod verify;
