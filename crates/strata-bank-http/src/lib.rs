@@ -21,6 +21,12 @@ use utoipa_axum::routes;
 
 pub use queries::{BalanceJson, TransferJson, TransferStatusJson};
 
+/// docs/guide.md, whose code blocks run as this crate's doc tests so that none of them
+/// stops compiling unnoticed.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide.md")]
+pub struct Guide;
+
 /// The bank, as a module of the server.
 #[derive(Clone)]
 pub struct BankModule {
