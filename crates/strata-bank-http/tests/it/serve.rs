@@ -225,3 +225,22 @@ fn the_bank_binary_serves_accounts_and_transfers() {
     let status = server.stop();
     assert!(status.success(), "strata-bank exited with {status}");
 }
+
+#[test]
+fn the_bank_binary_refuses_to_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_strata-bank"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0"),
+        "{stderr}"
+    );
+    // Nothing was opened or created.
+    assert!(!dir.path().join("data").exists());
+}
