@@ -1,5 +1,5 @@
-//! The arguments of the `strata bench` scenarios as clap types, with defaults matching
-//! the sizes the documented floors name. Nothing here runs anything.
+//! The arguments of the `strata bench` scenarios as clap types, with defaults at the
+//! sizes docs/benchmarks.md reports. Nothing here runs anything.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,8 +14,8 @@ pub struct Common {
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
 
-    /// Seconds each ceiling probe runs (a durable-write result takes two or three, a
-    /// read result one).
+    /// Seconds each ceiling probe runs. A durable-write result runs two or three probes,
+    /// a read result one.
     #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = positive_seconds)]
     pub(crate) probe_seconds: f64,
 }
@@ -51,7 +51,8 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 /// What the store scenarios' appends expect of their stream's version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Expect {
-    /// `any`: the store checks the new ids against the stream's (idempotency).
+    /// No expected version: the store only checks the new event ids against the
+    /// stream's (idempotency).
     #[default]
     Any,
     /// The exact version the writer last saw, as a command handler appends.
@@ -301,7 +302,7 @@ pub struct LoadAggregateArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..))]
     pub(crate) events: u64,
 
-    /// Loads timed, with and without the snapshot each.
+    /// How many loads are timed, each with and without the snapshot.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) loads: u32,
 
@@ -369,9 +370,9 @@ pub enum Scenario {
     /// Measures the raw disk: groups of records written then fdatasync'd once, for a
     /// fixed time. No store is opened.
     Disk(DiskArgs),
-    /// Durable bulk appends of batches of events, with 1 and with 4 in flight.
+    /// Appends batches of events durably, with 1 and with 4 appends in flight.
     AppendBulk(BulkArgs),
-    /// Concurrent writers, each appending one event and waiting for its durable ack.
+    /// Concurrent writers, each appending one event and waiting until it is durable.
     Writers(WritersArgs),
     /// Reads one long stream, whole.
     ReadStream(ReadStreamArgs),
@@ -384,18 +385,20 @@ pub enum Scenario {
     OpenChild(OpenChildArgs),
     /// Runs `strata import` on a generated export file.
     Import(ImportArgs),
-    /// Shop commands end to end (load, decide, durable append) from concurrent clients.
+    /// Runs shop commands end to end (load, decide, durable append) from concurrent
+    /// clients.
     ShopCommands(ShopCommandsArgs),
     /// Rebuilds the shop's read models from a log of shop events.
     Rebuild(RebuildArgs),
-    /// The lag from a command to its read model, at a paced command rate.
+    /// Measures the lag from a command to its read model, at a paced command rate.
     Lag(LagArgs),
     /// Loads a long aggregate, replaying every event and from a snapshot.
     LoadAggregate(LoadAggregateArgs),
-    /// HTTP load against a `strata serve` child: shop commands, queries, raw appends.
+    /// Puts HTTP load on a `strata serve` child process: shop commands, queries, raw
+    /// appends.
     Http(HttpArgs),
-    /// Every quick scenario at the documented sizes (--full: all of them; --quick: all,
-    /// tiny).
+    /// Runs the store and shop scenarios at the sizes in docs/benchmarks.md; --full adds
+    /// the long ones (open, import, rebuild, http), --quick runs them all tiny.
     All(AllArgs),
 }
 

@@ -138,8 +138,8 @@ fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
 /// How long each probe runs at most with `all --quick`.
 const QUICK_PROBE_SECONDS: f64 = 0.05;
 
-/// Sizes of `strata bench all`: the documented sizes, or tiny ones that only check that
-/// every scenario works.
+/// Sizes of `strata bench all`: the sizes in docs/benchmarks.md, or tiny ones that only
+/// check that every scenario works.
 struct Plan {
     common: Common,
     bulk: BulkArgs,
@@ -250,8 +250,9 @@ impl Plan {
     }
 }
 
-/// `strata bench all`: every quick scenario at the documented sizes (with `--full` also
-/// the long ones; with `--quick` everything, tiny). Each result probes its own ceiling.
+/// `strata bench all`: every quick scenario at the sizes in docs/benchmarks.md (with
+/// `--full` also the long ones; with `--quick` everything, tiny). Each result probes its
+/// own ceiling.
 fn all(data_dir: &Path, args: &AllArgs, out: &mut impl Write) -> Result<()> {
     let p = Plan::new(args);
     let c = &p.common;

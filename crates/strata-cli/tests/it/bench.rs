@@ -24,6 +24,12 @@ fn bench_has_help_listing_its_scenarios() {
         assert!(run.stdout().contains(scenario), "{scenario}: {run:?}");
     }
     assert!(!run.stdout().contains("open-child"), "{run:?}");
+    let all = Strata::new().run(&["bench", "all", "--help"], "");
+    all.assert_success();
+    assert!(
+        all.stdout().contains("at the sizes in docs/benchmarks.md"),
+        "{all:?}"
+    );
 }
 
 #[test]

@@ -29,6 +29,8 @@ enum Crates {
     Named(&'static str),
     /// Every crate whose name starts with this.
     Prefixed(&'static str),
+    /// Every crate any of these names.
+    AnyOf(&'static [Crates]),
 }
 
 impl Crates {
@@ -36,14 +38,19 @@ impl Crates {
         match self {
             Crates::Named(exact) => name == exact,
             Crates::Prefixed(prefix) => name.starts_with(prefix),
+            Crates::AnyOf(sets) => sets.iter().any(|set| set.matches(name)),
         }
     }
 }
 
 /// The crates that are a storage backend.
 const BACKENDS: Crates = Crates::Prefixed("strata-store-");
-/// The crates of a domain (the reference shop and its HTTP module).
-const DOMAINS: Crates = Crates::Prefixed("strata-shop");
+/// The crates of the reference shop and its HTTP module.
+const SHOP: Crates = Crates::Prefixed("strata-shop");
+/// The crates of the example bank and its HTTP module.
+const BANK: Crates = Crates::Prefixed("strata-bank");
+/// The crates of a domain.
+const DOMAINS: Crates = Crates::AnyOf(&[SHOP, BANK]);
 /// Every kind of dependency.
 const ANY: &[Kind] = &[Kind::Normal, Kind::Build, Kind::Dev];
 /// What the crate itself is built with (a backend in its tests is fine).
@@ -117,6 +124,36 @@ const RULES: &[Rule] = &[
         must_not_use: BACKENDS,
         kinds: BUILT_WITH,
         why: "a domain is built on the public APIs, whichever backend runs it",
+    },
+    Rule {
+        who: Crates::Named("strata-bank"),
+        must_not_use: Crates::Named("strata-server"),
+        kinds: ANY,
+        why: "the bank knows nothing of HTTP; its routes live in strata-bank-http",
+    },
+    Rule {
+        who: Crates::Named("strata-bank"),
+        must_not_use: Crates::Named("strata-bank-http"),
+        kinds: ANY,
+        why: "the bank knows nothing of HTTP; its routes live in strata-bank-http",
+    },
+    Rule {
+        who: Crates::Named("strata-bank"),
+        must_not_use: BACKENDS,
+        kinds: BUILT_WITH,
+        why: "a domain is built on the public APIs, whichever backend runs it",
+    },
+    Rule {
+        who: SHOP,
+        must_not_use: BANK,
+        kinds: ANY,
+        why: "a domain stands on strata's public APIs, never on another domain",
+    },
+    Rule {
+        who: BANK,
+        must_not_use: SHOP,
+        kinds: ANY,
+        why: "a domain stands on strata's public APIs, never on another domain",
     },
     Rule {
         who: Crates::Named("strata-relay"),
@@ -235,6 +272,8 @@ fn no_crate_depends_on_what_the_architecture_forbids() {
         "strata-server",
         "strata-shop",
         "strata-shop-http",
+        "strata-bank",
+        "strata-bank-http",
     ] {
         assert!(
             checked.iter().any(|c| c == expected),
@@ -289,5 +328,16 @@ fn the_checker_finds_forbidden_dependencies_however_they_are_declared() {
 
     let shop = "[package]\nname = \"strata-shop\"\n[dev-dependencies]\nstrata-server = \"0.1\"\n";
     let (name, dependencies) = read_manifest(shop).unwrap();
+    assert_eq!(violations(&name, &dependencies).len(), 1);
+
+    // The bank is held to the shop's rules, and neither domain builds on the other.
+    let bank = "[package]\nname = \"strata-bank\"\n\
+        [dependencies]\nstrata-server.workspace = true\nstrata-store-embedded.workspace = true\n\
+        [dev-dependencies]\nstrata-shop.workspace = true\n";
+    let (name, dependencies) = read_manifest(bank).unwrap();
+    assert_eq!(violations(&name, &dependencies).len(), 3);
+    let server =
+        "[package]\nname = \"strata-server\"\n[dev-dependencies]\nstrata-bank-http = \"0.1\"\n";
+    let (name, dependencies) = read_manifest(server).unwrap();
     assert_eq!(violations(&name, &dependencies).len(), 1);
 }
