@@ -1,11 +1,13 @@
 //! What scenarios work on, built before anything is timed: scratch directories, event
 //! payloads of a given size, logs of many streams, and a shop's history of events.
 
+use std::io::IsTerminal as _;
 use std::path::Path;
 
 use crate::error::{Context as _, Result};
 use bytes::Bytes;
 use futures::StreamExt as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use strata_core::{EventType, ExpectedVersion, NewEvent, StreamName};
 use strata_domain::{CommandContext, EventCodec};
 use strata_shop::domain::{
@@ -139,15 +141,35 @@ pub(crate) fn log_appends(
     })
 }
 
-/// Prints progress of a long build on standard error, every tenth.
+/// Shows the progress of a long build on standard error: a bar on a terminal, otherwise
+/// (a log file, CI) a line every tenth of a build of a million events or more. Standard
+/// output, where the report goes, is never touched.
 pub(crate) fn progress_printer(what: &'static str, total: u64) -> impl FnMut(u64) {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg}: {bar:40} {human_pos} of {human_len} events ({percent}%, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_message(format!("bench: {what}"));
+        bar
+    });
     let step = (total / 10).max(1);
     let mut next = step;
-    move |done| {
-        if total >= 1_000_000 && done >= next {
-            eprintln!("bench: {what}: {done} of {total} events written");
-            while next <= done {
-                next += step;
+    move |done| match &bar {
+        Some(bar) => {
+            bar.set_position(done);
+            if done >= total {
+                bar.finish_and_clear();
+            }
+        }
+        None => {
+            if total >= 1_000_000 && done >= next {
+                eprintln!("bench: {what}: {done} of {total} events written");
+                while next <= done {
+                    next += step;
+                }
             }
         }
     }
