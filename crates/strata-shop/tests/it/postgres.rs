@@ -161,7 +161,9 @@ async fn shop_day(shop: &Shop) {
         placed = shop.place(order, &ctx()).await.unwrap().position;
     }
     // o-4 asks for more cups than there are: checkout cancels it. o-5 stays a draft.
-    shop.settled_order("o-1", Some(placed), SETTLE).await.unwrap();
+    shop.settled_order("o-1", Some(placed), SETTLE)
+        .await
+        .unwrap();
     shop.ship("o-1", &ctx()).await.unwrap();
     shop.cancel("o-5", &ctx()).await.unwrap();
 }
