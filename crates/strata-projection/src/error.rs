@@ -19,7 +19,9 @@ use crate::StopCause;
 /// - unhandled ([`ApplyError::unhandled`]): the projection does not handle events of
 ///   this type at all; the runner steps over it (DESIGN §6), parking nothing;
 /// - transient (converted from a SQLite storage fault: disk full, I/O, a busy
-///   database): the event is not to blame, so the batch is retried with backoff.
+///   database; or, with the `postgres` feature, from a PostgreSQL fault of the
+///   connection or the server): the event is not to blame, so the batch is retried with
+///   backoff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyError {
     message: String,
@@ -184,8 +186,9 @@ pub enum ProjectionError {
     /// A projection (or process manager) of that name is already registered.
     #[error("a projection or process manager named {0} is already registered")]
     AlreadyRegistered(String),
-    /// The name cannot be used: names become file names, so they are 1 to 64 characters
-    /// of `a-z`, `0-9` and `_`.
+    /// The name cannot be used: names become file names (and schema names), so they are
+    /// 1 to 64 characters of `a-z`, `0-9` and `_` (at most 38 in a PostgreSQL read
+    /// store).
     #[error("invalid projection name {name:?}: {reason}")]
     InvalidName {
         /// The name given.
