@@ -432,3 +432,45 @@ async fn a_refusing_commit_fence_keeps_the_batch_and_its_checkpoint_out() {
     assert_eq!(query_model(&host).await, expected_model(&log, head.0, &[]));
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_beyond_the_head_is_refused_on_postgresql_too() {
+    let Some(db) = Database::create("pg ahead of log").await else {
+        return;
+    };
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let head = append_many(&*store, 12, 2).await;
+    let host = db.host(&store).await;
+    host.register(PgCounter::new(1, FailurePolicy::Stop))
+        .await
+        .unwrap();
+    host.start();
+    host.wait_for(NAME, head, WAIT).await.unwrap();
+    host.shutdown().await;
+
+    // The same read store over a log that lost events.
+    let shorter: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    append_many(&*shorter, 5, 2).await;
+    let host = db.host(&shorter).await;
+    host.register(PgCounter::new(1, FailurePolicy::Stop))
+        .await
+        .unwrap();
+    host.start();
+    // Reaching past the stored checkpoint needs the runner, which refuses to run.
+    let err = host
+        .wait_for(NAME, Position(head.0 + 1), WAIT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            strata_projection::ProjectionError::Stopped {
+                cause: strata_projection::StopCause::CheckpointAheadOfLog { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(host.status()[0].state, RunnerState::Failed);
+    host.shutdown().await;
+}
