@@ -47,6 +47,9 @@ mod supervise;
 mod worker;
 
 pub use as_of::build_as_of;
+/// The pool whose transactions [`PostgresProjection`]s are handed.
+#[cfg(feature = "postgres")]
+pub use deadpool_postgres;
 pub use error::{ApplyError, ProjectionError};
 pub use host::Projections;
 #[cfg(feature = "postgres")]

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use strata_core::{Position, RecordedEvent};
 use strata_store::ReadFilter;
-use tokio_postgres::Client;
 
 use super::host::{PgHost, PgSlot};
 use super::{PostgresProjection, sql};
@@ -64,7 +63,8 @@ impl PgGeneration {
     pub(crate) async fn open(&self) -> Result<(), ProjectionError> {
         let mut client = super::host::client(&self.pool).await?;
         if let Some(projection) = &self.projection {
-            let tx = Client::transaction(&mut client)
+            let tx = client
+                .transaction()
                 .await
                 .map_err(|e| self.error("create", e))?;
             let created = sql::create_generation(&tx, &self.schema, self.name, self.id)
@@ -137,6 +137,31 @@ enum Outcome {
     },
 }
 
+/// How a batch's events are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No savepoints: one round trip less per event, for the common batch where every
+    /// event applies. An event refused (or unhandled) makes the batch start over,
+    /// careful.
+    Optimistic,
+    /// A savepoint before each event, rolled back to when the event is refused.
+    Careful,
+}
+
+/// Why an attempt at a batch ended without committing.
+enum Abort {
+    /// A fault: retry the batch from the stored checkpoint after a backoff.
+    Fault(String),
+    /// An optimistic attempt met an event it must undo: apply the batch again, carefully.
+    Undo,
+}
+
+impl From<tokio_postgres::Error> for Abort {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self::Fault(err.to_string())
+    }
+}
+
 /// Applies `events` (ones at or below the stored checkpoint are skipped) and moves the
 /// checkpoint to the last of them, or to `through` if later, in one transaction with the
 /// parked events, after the fence agreed. Any `Err` left nothing committed.
@@ -147,36 +172,66 @@ async fn apply_batch(
     events: &[RecordedEvent],
     through: Position,
 ) -> Result<Outcome, String> {
+    match attempt(
+        host,
+        generation,
+        projection,
+        events,
+        through,
+        Mode::Optimistic,
+    )
+    .await
+    {
+        Ok(outcome) => Ok(outcome),
+        Err(Abort::Fault(err)) => Err(err),
+        Err(Abort::Undo) => {
+            match attempt(host, generation, projection, events, through, Mode::Careful).await {
+                Ok(outcome) => Ok(outcome),
+                Err(Abort::Fault(err)) => Err(err),
+                Err(Abort::Undo) => Err("a careful batch cannot start over".to_owned()),
+            }
+        }
+    }
+}
+
+/// One attempt at a batch, in one transaction (rolled back when dropped uncommitted).
+async fn attempt(
+    host: &PgHost,
+    generation: &PgGeneration,
+    projection: &dyn PostgresProjection,
+    events: &[RecordedEvent],
+    through: Position,
+    mode: Mode,
+) -> Result<Outcome, Abort> {
     let policy = projection.policy();
     let mut client = super::host::client(&generation.pool)
         .await
-        .map_err(|e| e.to_string())?;
-    let pg = |e: tokio_postgres::Error| e.to_string();
-    let tx = Client::transaction(&mut client).await.map_err(pg)?;
-    sql::set_search_path(&tx, &generation.schema)
-        .await
-        .map_err(pg)?;
+        .map_err(|e| Abort::Fault(e.to_string()))?;
+    let tx = client.transaction().await?;
+    sql::set_search_path(&tx, &generation.schema).await?;
     // NOTE: the stored checkpoint, read under its row lock, is the truth: should another
     // writer have moved it, events it covers are skipped, not repeated.
-    let stored = sql::read_checkpoint(&tx, true).await.map_err(pg)?;
+    let stored = sql::read_checkpoint(&*tx, true).await?;
     let mut last = stored;
     let mut parked = 0;
     let mut stopped = None;
+    let careful = mode == Mode::Careful;
     for event in events {
         if event.position <= last {
             continue;
         }
-        // A savepoint per event, so a refused event leaves no partial writes behind.
-        tx.batch_execute("SAVEPOINT strata_event")
-            .await
-            .map_err(pg)?;
+        if careful {
+            tx.batch_execute("SAVEPOINT strata_event").await?;
+        }
         match projection.apply(&tx, event).await {
-            Ok(()) => tx.batch_execute("RELEASE strata_event").await.map_err(pg)?,
-            Err(err) if err.is_transient() => return Err(err.to_string()),
+            Ok(()) if careful => tx.batch_execute("RELEASE strata_event").await?,
+            Ok(()) => {}
+            Err(err) if err.is_transient() => return Err(Abort::Fault(err.to_string())),
+            // Its writes may be in the transaction: undo them with savepoints.
+            Err(_) if !careful => return Err(Abort::Undo),
             Err(err) => {
                 tx.batch_execute("ROLLBACK TO strata_event; RELEASE strata_event")
-                    .await
-                    .map_err(pg)?;
+                    .await?;
                 if !err.is_unhandled() {
                     match policy {
                         FailurePolicy::Stop => {
@@ -184,7 +239,7 @@ async fn apply_batch(
                             break;
                         }
                         FailurePolicy::Park => {
-                            sql::park(&tx, event, &err).await.map_err(pg)?;
+                            sql::park(&*tx, event, &err).await?;
                             parked += 1;
                         }
                     }
@@ -198,14 +253,14 @@ async fn apply_batch(
         None => last.max(through),
     };
     if checkpoint > stored || parked > 0 {
-        sql::write_checkpoint(&tx, checkpoint).await.map_err(pg)?;
+        sql::write_checkpoint(&*tx, checkpoint).await?;
         if let Some(fence) = host.fence() {
             fence
                 .check(generation.name, &tx)
                 .await
-                .map_err(|e| format!("the commit fence refused the batch: {e}"))?;
+                .map_err(|e| Abort::Fault(format!("the commit fence refused the batch: {e}")))?;
         }
-        tx.commit().await.map_err(pg)?;
+        tx.commit().await?;
     }
     let checkpoint = checkpoint.max(stored);
     Ok(match stopped {

@@ -449,11 +449,11 @@ impl PostgresProjections {
             source,
         };
         let mut client = client(&self.inner.pool).await?;
-        let tx = Client::transaction(&mut client).await.map_err(pg)?;
+        let tx = client.transaction().await.map_err(pg)?;
         sql::set_search_path(&tx, &generation.schema)
             .await
             .map_err(pg)?;
-        let event = match sql::load_parked(&tx, position).await.map_err(pg)? {
+        let event = match sql::load_parked(&*tx, position).await.map_err(pg)? {
             None => {
                 return Err(ProjectionError::NotParked {
                     name: name.to_owned(),

@@ -11,15 +11,21 @@ mod host;
 mod sql;
 
 use async_trait::async_trait;
+use deadpool_postgres::Transaction;
 use strata_core::RecordedEvent;
 use strata_store::ReadFilter;
-use tokio_postgres::Transaction;
 
 pub use host::PostgresProjections;
 
 use crate::{ApplyError, FailurePolicy};
 
 /// A read model kept in PostgreSQL, in a schema of its own per version and generation.
+///
+/// Its methods get a pooled connection's transaction: it derefs to a
+/// [`tokio_postgres::Transaction`] (every query method is there) and adds
+/// `prepare_cached`, which prepares a statement once per connection — the same few
+/// statements run for every event, and preparing them each time doubles the round trips.
+/// A cached statement is planned again when the `search_path` (the generation) changes.
 ///
 /// The runner calls [`PostgresProjection::migrate`] once in a fresh schema, then
 /// [`PostgresProjection::apply`] for every selected event in position order, inside a
@@ -52,8 +58,10 @@ pub trait PostgresProjection: Send + Sync + 'static {
     /// Applies one event to the model. An error follows [`PostgresProjection::policy`],
     /// except [`ApplyError::unhandled`] (stepped over, nothing parked) and faults of the
     /// connection or the server (see `From<tokio_postgres::Error> for ApplyError`), which
-    /// are retried with backoff. A refused event's statements are rolled back to a
-    /// savepoint taken before it.
+    /// are retried with backoff. A refused (or unhandled) event's statements are undone:
+    /// the batch is applied again with a savepoint before each event, rolled back to
+    /// when the event is refused, so `apply` may run more than once for an event, always
+    /// in a transaction that is then rolled back or commits it once.
     async fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ApplyError>;
 }
 
@@ -67,5 +75,6 @@ pub trait PostgresProjection: Send + Sync + 'static {
 #[async_trait]
 pub trait CommitFence: Send + Sync + 'static {
     /// Checks that the batch of `runner` may commit; `Err` says why not.
-    async fn check(&self, runner: &str, tx: &Transaction<'_>) -> Result<(), String>;
+    async fn check(&self, runner: &str, tx: &tokio_postgres::Transaction<'_>)
+    -> Result<(), String>;
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::FutureExt as _;
 use strata_core::{Position, RecordedEvent};
-use strata_projection::tokio_postgres::{self, Client, NoTls, Transaction};
+use strata_projection::deadpool_postgres::Transaction;
+use strata_projection::tokio_postgres::{self, Client, NoTls};
 use strata_projection::{
     ApplyError, CommitFence, FailurePolicy, PostgresProjection, PostgresProjections, RunnerState,
 };
@@ -129,16 +130,22 @@ impl PostgresProjection for PgCounter {
     }
     async fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ApplyError> {
         let data: serde_json::Value = serde_json::from_slice(&event.data)?;
+        let applied = tx
+            .prepare_cached(
+                "INSERT INTO applied (position, times) VALUES ($1, 1)
+                 ON CONFLICT (position) DO UPDATE SET times = applied.times + 1",
+            )
+            .await?;
+        tx.execute(&applied, &[&(event.position.0 as i64)]).await?;
+        let totals = tx
+            .prepare_cached(
+                "INSERT INTO totals (stream, events, sum) VALUES ($1, 1, $2)
+                 ON CONFLICT (stream) DO UPDATE
+                 SET events = totals.events + 1, sum = totals.sum + excluded.sum",
+            )
+            .await?;
         tx.execute(
-            "INSERT INTO applied (position, times) VALUES ($1, 1)
-             ON CONFLICT (position) DO UPDATE SET times = applied.times + 1",
-            &[&(event.position.0 as i64)],
-        )
-        .await?;
-        tx.execute(
-            "INSERT INTO totals (stream, events, sum) VALUES ($1, 1, $2)
-             ON CONFLICT (stream) DO UPDATE
-             SET events = totals.events + 1, sum = totals.sum + excluded.sum",
+            &totals,
             &[&event.stream.as_str(), &data["n"].as_i64().unwrap_or(0)],
         )
         .await?;
@@ -377,7 +384,11 @@ struct Gate {
 
 #[async_trait]
 impl CommitFence for Gate {
-    async fn check(&self, runner: &str, tx: &Transaction<'_>) -> Result<(), String> {
+    async fn check(
+        &self,
+        runner: &str,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<(), String> {
         // It runs inside the batch's transaction: the checkpoint written is visible.
         tx.query_one("SELECT position FROM strata_checkpoint", &[])
             .await

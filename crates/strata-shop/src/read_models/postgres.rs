@@ -11,7 +11,9 @@
 
 use async_trait::async_trait;
 use strata_core::RecordedEvent;
-use strata_projection::tokio_postgres::{Client, Error, Row, Transaction};
+use strata_projection::deadpool_postgres::Transaction;
+use strata_projection::tokio_postgres::types::ToSql;
+use strata_projection::tokio_postgres::{Client, Error, Row};
 use strata_projection::{ApplyError, PostgresProjection, SqliteProjection};
 use strata_store::ReadFilter;
 
@@ -37,6 +39,17 @@ pub fn ts_query(text: &str) -> Option<String> {
         .map(|w| format!("{w}:*"))
         .collect();
     (!words.is_empty()).then(|| words.join(" & "))
+}
+
+/// Runs one statement of a projection's `apply`, prepared once per connection: the same
+/// few statements run for every event.
+async fn exec(
+    tx: &Transaction<'_>,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, Error> {
+    let statement = tx.prepare_cached(statement).await?;
+    tx.execute(&statement, params).await
 }
 
 fn status_of(text: &str) -> Result<OrderStatus, ApplyError> {
@@ -84,7 +97,8 @@ impl PostgresProjection for OrderSummaries {
 
     async fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ApplyError> {
         let update_total = |order_id: String| async move {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE orders SET total = (SELECT COALESCE(SUM(line_total), 0)::BIGINT
                                             FROM order_lines WHERE order_id = $1)
                  WHERE order_id = $1",
@@ -93,7 +107,8 @@ impl PostgresProjection for OrderSummaries {
             .await
         };
         let set_status = |order_id: String, status: OrderStatus| async move {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE orders SET status = $2 WHERE order_id = $1",
                 &[&order_id, &status.as_str()],
             )
@@ -101,7 +116,8 @@ impl PostgresProjection for OrderSummaries {
         };
         match decode::<OrderEvent>(event)? {
             OrderEvent::Created { order_id, customer } => {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO orders (order_id, customer, status, total, created_position)
                      VALUES ($1, $2, $3, 0, $4) ON CONFLICT (order_id) DO NOTHING",
                     &[
@@ -115,7 +131,8 @@ impl PostgresProjection for OrderSummaries {
             }
             OrderEvent::LineAdded { order_id, line } => {
                 let total = line.total().ok_or("a line total past the largest amount")?;
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO order_lines
                          (order_id, sku, quantity, unit_price, line_total, position)
                      VALUES ($1, $2, $3, $4, $5, $6)
@@ -137,7 +154,8 @@ impl PostgresProjection for OrderSummaries {
                 update_total(order_id).await?;
             }
             OrderEvent::LineRemoved { order_id, sku } => {
-                tx.execute(
+                exec(
+                    tx,
                     "DELETE FROM order_lines WHERE order_id = $1 AND sku = $2",
                     &[&order_id, &sku],
                 )
@@ -151,7 +169,8 @@ impl PostgresProjection for OrderSummaries {
                 set_status(order_id, OrderStatus::Confirmed).await?;
             }
             OrderEvent::Cancelled { order_id, reason } => {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE orders SET status = $2, cancel_reason = $3 WHERE order_id = $1",
                     &[
                         &order_id,
@@ -202,7 +221,8 @@ impl PostgresProjection for Catalog {
 
     async fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ApplyError> {
         let add = |sku: String, received: i64, reserved: i64, committed: i64| async move {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO catalog (sku, received, reserved, committed) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (sku) DO UPDATE SET
                      received = catalog.received + excluded.received,
@@ -220,7 +240,8 @@ impl PostgresProjection for Catalog {
                     description,
                     price,
                 } => {
-                    tx.execute(
+                    exec(
+                        tx,
                         "INSERT INTO catalog (sku, name, description, price)
                          VALUES ($1, $2, $3, $4)
                          ON CONFLICT (sku) DO UPDATE SET
@@ -232,7 +253,8 @@ impl PostgresProjection for Catalog {
                     .await?;
                 }
                 ProductEvent::PriceChanged { sku, price, .. } => {
-                    tx.execute(
+                    exec(
+                        tx,
                         "UPDATE catalog SET price = $2 WHERE sku = $1",
                         &[&sku, &sql(price.0)],
                     )
@@ -289,7 +311,8 @@ impl PostgresProjection for DailySales {
         let day = super::sales::utc_day(event.recorded_at);
         let (orders, revenue) = tx
             .query_opt(
-                "SELECT orders, revenue FROM daily_sales WHERE day = $1",
+                &tx.prepare_cached("SELECT orders, revenue FROM daily_sales WHERE day = $1")
+                    .await?,
                 &[&day],
             )
             .await?
@@ -297,7 +320,8 @@ impl PostgresProjection for DailySales {
             .unwrap_or_default();
         // A day's revenue past the largest amount stays at it rather than wrapping.
         let revenue = revenue.checked_add(total).unwrap_or(Money::MAX);
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO daily_sales (day, orders, revenue) VALUES ($1, $2, $3)
              ON CONFLICT (day) DO UPDATE SET orders = excluded.orders,
                                              revenue = excluded.revenue",
@@ -348,7 +372,8 @@ impl PostgresProjection for ProductSearch {
                 price,
             } => {
                 // A product is created once; a repeat changes nothing.
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO search_products (sku, name, description, price)
                      VALUES ($1, $2, $3, $4) ON CONFLICT (sku) DO NOTHING",
                     &[&sku, &name, &description, &sql(price.0)],
@@ -356,7 +381,8 @@ impl PostgresProjection for ProductSearch {
                 .await?;
             }
             ProductEvent::PriceChanged { sku, price, .. } => {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE search_products SET price = $2 WHERE sku = $1",
                     &[&sku, &sql(price.0)],
                 )
