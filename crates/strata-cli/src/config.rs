@@ -26,6 +26,7 @@ pub(crate) struct ServeConfig {
     accept_data_loss: Option<bool>,
     store: Option<String>,
     replica: Option<String>,
+    read_store: Option<String>,
 }
 
 impl ServeConfig {
@@ -91,6 +92,11 @@ pub(crate) fn apply(
         && unset(serve, "log_format")
     {
         args.log_format = format;
+    }
+    if let Some(url) = config.read_store
+        && unset(serve, "read_store")
+    {
+        args.read_store = Some(url);
     }
     if let Some(accept) = config.accept_data_loss
         && unset(serve, "accept_data_loss")

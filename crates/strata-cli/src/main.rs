@@ -15,6 +15,7 @@ mod payload;
 mod pipeline;
 mod progress;
 mod read;
+mod read_store;
 mod serve;
 mod tail;
 mod verify;

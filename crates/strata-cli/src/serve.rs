@@ -1,8 +1,9 @@
 //! `strata serve`: the whole system in one process. Opens the event store (the embedded
 //! one in the data directory, or PostgreSQL with `--store postgres://...`), the shop's
-//! SQLite read models and process managers, starts the relays to message brokers, mounts
-//! the shop on the HTTP server, and serves until SIGINT or SIGTERM; then finishes in-flight
-//! requests, stops the projections and relays at a checkpoint, and closes the store.
+//! read models (SQLite, or PostgreSQL with `--read-store postgres://...`) and process
+//! managers, starts the relays to message brokers, mounts the shop on the HTTP server, and
+//! serves until SIGINT or SIGTERM; then finishes in-flight requests, stops the projections
+//! and relays at a checkpoint, and closes the store.
 //!
 //! It wires components together; the HTTP edge is strata-server's, the shop is
 //! strata-shop's and its routes are strata-shop-http's.
@@ -16,10 +17,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use strata_domain::CommandHandler;
-use strata_projection::{ProcessManagers, Projections, SqliteSnapshots};
+use strata_projection::{ProcessManagers, SqliteSnapshots};
 use strata_relay::{RelayConfig, Relays};
-use strata_server::{AppState, Limits, ReadSide, Tokens, check_exposure};
-use strata_shop::{FakePaymentProvider, Shop};
+use strata_server::{AppState, Limits, Tokens, check_exposure};
 use strata_shop_http::ShopModule;
 use strata_store::EventStore;
 use strata_store_embedded::EmbeddedStore;
@@ -91,8 +91,8 @@ pub(crate) struct ServeArgs {
     pub(crate) log_format: LogFormat,
 
     /// Where events are stored: a `postgres://` (or `postgresql://`) URL. Unset, the
-    /// embedded store in the data directory. The read models and snapshots stay in the
-    /// data directory either way.
+    /// embedded store in the data directory. Snapshots stay in the data directory either
+    /// way; the read models too unless --read-store says otherwise.
     #[arg(long, env = "STRATA_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
     /// A hot standby of the --store database, as a `postgres://` URL: reads, `/streams`,
@@ -101,6 +101,11 @@ pub(crate) struct ServeArgs {
     /// has replayed that position.
     #[arg(long, env = "STRATA_REPLICA", value_name = "URL")]
     pub(crate) replica: Option<String>,
+    /// Where the shop's read models and their checkpoints live: a `postgres://` (or
+    /// `postgresql://`) URL, the event store's database or another one (schemas
+    /// `strata_read` and `rm_*`). Unset, SQLite files in the data directory.
+    #[arg(long, env = "STRATA_READ_STORE", value_name = "URL")]
+    pub(crate) read_store: Option<String>,
     /// Publish every event to a message broker, in order, from a checkpoint kept in the
     /// data directory (repeatable): `nats://HOST:4222` (JetStream, subjects
     /// `strata.events.<category>.<stream>`) or `amqp://USER:PASSWORD@HOST:5672/%2f`
@@ -277,21 +282,21 @@ pub(crate) async fn run(
         store.commands(&shared),
         Arc::new(snapshots),
     ));
-    let projections = Projections::new(shared.clone(), read.join("models"));
-    let processes = ProcessManagers::new(shared.clone(), read.join("processes"));
-    let shop = Shop::new(
-        handler,
-        projections.clone(),
-        &processes,
-        Arc::new(FakePaymentProvider::default()),
+    let read_store = crate::read_store::ReadStore::open(
+        args.read_store.as_deref(),
+        shared.clone(),
+        &read.join("models"),
     )
-    .context("cannot set up the shop")?;
-    projections.start();
+    .await?;
+    let processes = ProcessManagers::new(shared.clone(), read.join("processes"));
+    let shop = read_store.shop(handler, &processes).await?;
+    read_store.start();
     processes.start();
+    let read_models = read_store.describe();
 
     let relays = Relays::new(shared.clone(), dir.join("relays"));
     let state = AppState::builder(shared)
-        .projections(Arc::new(ReadSide::new(projections, Some(processes))))
+        .projections(Arc::new(read_store.read_side(processes)))
         .module(Arc::new(ShopModule::new(shop)))
         .tokens(tokens)
         .limits(Limits {
@@ -318,6 +323,7 @@ pub(crate) async fn run(
     tracing::info!(
         data_dir = %dir.display(),
         store = %store.describe(dir),
+        read_models = %read_models,
         "strata is serving on http://{addr} (console at http://{addr}/)"
     );
     let served = strata_server::serve(listener, state, shutdown).await;

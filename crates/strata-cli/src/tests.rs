@@ -1294,7 +1294,7 @@ fn a_flag_wins_over_the_config_file_and_the_file_over_the_default() {
     let file = scratch.path().join("strata.toml");
     std::fs::write(
         &file,
-        "data-dir = \"data\"\nlisten = \"127.0.0.1:9001\"\ntokens = \"/etc/tokens\"\nlog-format = \"json\"\naccept-data-loss = true\n",
+        "data-dir = \"data\"\nlisten = \"127.0.0.1:9001\"\ntokens = \"/etc/tokens\"\nlog-format = \"json\"\naccept-data-loss = true\nread-store = \"postgres://reader@db/read\"\n",
     )
     .unwrap();
     let path = file.to_str().unwrap();
@@ -1304,6 +1304,10 @@ fn a_flag_wins_over_the_config_file_and_the_file_over_the_default() {
     assert_eq!(serve.tokens, Some("/etc/tokens".into()));
     assert_eq!(serve.log_format, crate::serve::LogFormat::Json);
     assert!(serve.write.accept_data_loss);
+    assert_eq!(
+        serve.read_store.as_deref(),
+        Some("postgres://reader@db/read")
+    );
 
     let (dir, serve) = serve_with_config(&[
         "strata",
@@ -1316,8 +1320,14 @@ fn a_flag_wins_over_the_config_file_and_the_file_over_the_default() {
         "127.0.0.1:9002",
         "--log-format",
         "text",
+        "--read-store",
+        "postgres://other@db/read",
     ])
     .unwrap();
+    assert_eq!(
+        serve.read_store.as_deref(),
+        Some("postgres://other@db/read")
+    );
     assert_eq!(dir, std::path::PathBuf::from("/elsewhere"));
     assert_eq!(serve.listen.to_string(), "127.0.0.1:9002");
     assert_eq!(serve.log_format, crate::serve::LogFormat::Text);

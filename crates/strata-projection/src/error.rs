@@ -19,7 +19,9 @@ use crate::StopCause;
 /// - unhandled ([`ApplyError::unhandled`]): the projection does not handle events of
 ///   this type at all; the runner steps over it (DESIGN §6), parking nothing;
 /// - transient (converted from a SQLite storage fault: disk full, I/O, a busy
-///   database): the event is not to blame, so the batch is retried with backoff.
+///   database; or, with the `postgres` feature, from a PostgreSQL fault of the
+///   connection or the server): the event is not to blame, so the batch is retried with
+///   backoff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyError {
     message: String,
@@ -90,6 +92,42 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
+/// A PostgreSQL error from a projection's statement: a fault of the connection or the
+/// server (connection lost, serialization failure, deadlock, out of resources, shutting
+/// down) is transient and retried; anything else (a constraint, bad data, bad SQL) is a
+/// refusal that follows the projection's policy.
+#[cfg(feature = "postgres")]
+impl From<tokio_postgres::Error> for ApplyError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self {
+            kind: if is_transient_postgres(&err) {
+                ApplyErrorKind::Transient
+            } else {
+                ApplyErrorKind::Refused
+            },
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Whether a PostgreSQL error is a fault of the connection or the server rather than of
+/// the statement or the data.
+#[cfg(feature = "postgres")]
+pub(crate) fn is_transient_postgres(err: &tokio_postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    match err.code() {
+        // 08: connection exception; 40: transaction rollback (serialization, deadlock);
+        // 53: insufficient resources; 57: operator intervention; 58: system error.
+        Some(code) => ["08", "40", "53", "57", "58"]
+            .iter()
+            .any(|class| code.code().starts_with(class)),
+        // No SQLSTATE: the socket failed, or a value did not convert.
+        None => std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
 impl From<serde_json::Error> for ApplyError {
     fn from(err: serde_json::Error) -> Self {
         Self::new(err.to_string())
@@ -148,8 +186,9 @@ pub enum ProjectionError {
     /// A projection (or process manager) of that name is already registered.
     #[error("a projection or process manager named {0} is already registered")]
     AlreadyRegistered(String),
-    /// The name cannot be used: names become file names, so they are 1 to 64 characters
-    /// of `a-z`, `0-9` and `_`.
+    /// The name cannot be used: names become file names (and schema names), so they are
+    /// 1 to 64 characters of `a-z`, `0-9` and `_` (at most 38 in a PostgreSQL read
+    /// store).
     #[error("invalid projection name {name:?}: {reason}")]
     InvalidName {
         /// The name given.
@@ -223,6 +262,17 @@ pub enum ProjectionError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A PostgreSQL read store could not be reached, set up, read or written, or a
+    /// query's own statement failed there. Says what was being done.
+    #[cfg(feature = "postgres")]
+    #[error("{context}: {source}")]
+    Postgres {
+        /// What was being done, naming the projection or schema.
+        context: String,
+        /// The PostgreSQL client's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// A file operation in the read-model directory failed.
     #[error("{context}: {source}")]
     Io {
@@ -263,6 +313,14 @@ pub enum ProjectionError {
 impl ProjectionError {
     pub(crate) fn sqlite(context: impl Into<String>, source: rusqlite::Error) -> Self {
         Self::Sqlite {
+            context: context.into(),
+            source,
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres(context: impl Into<String>, source: tokio_postgres::Error) -> Self {
+        Self::Postgres {
             context: context.into(),
             source,
         }

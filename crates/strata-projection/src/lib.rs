@@ -5,6 +5,12 @@
 //!   batches, with the checkpoint and the dead-letter table in the same transaction as
 //!   the model, so a crash never skips nor repeats an event. Queries run on pooled
 //!   read-only connections and can wait for a consistency token.
+//! - [`PostgresProjections`] (the `postgres` feature) hosts [`PostgresProjection`]s the
+//!   same way in a PostgreSQL database: a schema per version and generation, each batch
+//!   with its checkpoint and parked events in one PostgreSQL transaction, and an optional
+//!   [`CommitFence`] checked in that transaction before it commits.
+//! - [`ReadModelHost`] is what edges need of either host: status, waits, rebuilds,
+//!   parked events.
 //! - [`build_as_of`] replays a read model up to a position into a temporary database.
 //! - [`ProcessManagers`] hosts [`ProcessManager`]s: per-instance state, durable timeouts
 //!   and an outbox of commands with ids derived from their cause, in one SQLite file each.
@@ -28,8 +34,11 @@ mod generation;
 mod host;
 mod lane;
 mod meta;
+#[cfg(feature = "postgres")]
+mod pg;
 mod process;
 mod projection;
+mod read_host;
 mod registry;
 mod runner;
 mod snapshots;
@@ -38,15 +47,24 @@ mod supervise;
 mod worker;
 
 pub use as_of::build_as_of;
+/// The pool whose transactions [`PostgresProjection`]s are handed.
+#[cfg(feature = "postgres")]
+pub use deadpool_postgres;
 pub use error::{ApplyError, ProjectionError};
 pub use host::Projections;
+#[cfg(feature = "postgres")]
+pub use pg::{CommitFence, PostgresProjection, PostgresProjections};
 pub use process::{CommandSender, ProcessManager, ProcessManagers, Reaction, SendError};
 pub use projection::{FailurePolicy, SqliteProjection};
+pub use read_host::ReadModelHost;
 pub use snapshots::SqliteSnapshots;
 pub use status::{
     ParkedEvent, ProcessStatus, ProjectionStatus, RebuildStatus, RunnerState, RunnerStatus,
     StopCause,
 };
+/// The PostgreSQL client the [`PostgresProjection`]s and queries are written against.
+#[cfg(feature = "postgres")]
+pub use tokio_postgres;
 
 /// The name of the table every read database keeps its checkpoint in.
 pub const CHECKPOINT_TABLE: &str = "strata_checkpoint";

@@ -1,12 +1,14 @@
-//! The [`ProjectionHost`] over strata-projection: the SQLite read models
-//! ([`Projections`]) and the process managers ([`ProcessManagers`]) as the operations
-//! routes show them. Both are listed; rebuilds and parked events concern projections,
-//! and a process manager answers them plainly (it cannot be rebuilt, it parks nothing)
-//! rather than as an unknown name.
+//! The [`ProjectionHost`] over strata-projection: the read models (any
+//! [`ReadModelHost`]: SQLite's `Projections`, or PostgreSQL's) and the process managers
+//! ([`ProcessManagers`]) as the operations routes show them. Both are listed; rebuilds
+//! and parked events concern projections, and a process manager answers them plainly (it
+//! cannot be rebuilt, it parks nothing) rather than as an unknown name.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use strata_core::Position;
-use strata_projection::{ProcessManagers, Projections};
+use strata_projection::{ProcessManagers, ReadModelHost};
 
 use crate::projections::RunnerStatus;
 use crate::{ParkedEvent, ProjectionError, ProjectionHost};
@@ -14,7 +16,7 @@ use crate::{ParkedEvent, ProjectionError, ProjectionHost};
 /// The read side of a server: its projections and, if any, its process managers.
 #[derive(Clone)]
 pub struct ReadSide {
-    projections: Projections,
+    projections: Arc<dyn ReadModelHost>,
     processes: Option<ProcessManagers>,
 }
 
@@ -26,16 +28,16 @@ enum Runner {
 
 impl ReadSide {
     /// The read side made of these hosts (started by the caller).
-    pub fn new(projections: Projections, processes: Option<ProcessManagers>) -> Self {
+    pub fn new(projections: impl ReadModelHost, processes: Option<ProcessManagers>) -> Self {
         Self {
-            projections,
+            projections: Arc::new(projections),
             processes,
         }
     }
 
     /// The projections host.
-    pub fn projections(&self) -> &Projections {
-        &self.projections
+    pub fn projections(&self) -> &dyn ReadModelHost {
+        &*self.projections
     }
 
     /// What `name` designates, or [`ProjectionError::Unknown`].
@@ -95,11 +97,7 @@ impl ProjectionHost for ReadSide {
         if let Runner::ProcessManager = self.find(name)? {
             return Ok(Vec::new());
         }
-        let projections = self.projections.clone();
-        let owned = name.to_owned();
-        tokio::task::spawn_blocking(move || projections.parked(&owned))
-            .await
-            .map_err(|_| ProjectionError::ShutDown)?
+        self.projections.parked(name).await
     }
 
     async fn retry_parked(&self, name: &str, position: Position) -> Result<(), ProjectionError> {

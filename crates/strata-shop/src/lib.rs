@@ -1,5 +1,6 @@
 //! The reference application of strata: a shop. Products, inventory, orders and payments
-//! as pure aggregates; a checkout process manager; read models in SQLite; and a [`Shop`]
+//! as pure aggregates; a checkout process manager; read models in SQLite (or, with the
+//! `postgres` feature, in PostgreSQL); and a [`Shop`]
 //! service that the server calls. It plugs into strata exactly the way a user's own
 //! domain would, through the public APIs of strata-domain, strata-store and
 //! strata-projection, and knows nothing of HTTP.
@@ -9,6 +10,7 @@ pub mod domain;
 mod process;
 mod provider;
 pub mod read_models;
+mod reads;
 mod service;
 #[cfg(test)]
 mod test_support;

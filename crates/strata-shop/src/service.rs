@@ -1,6 +1,7 @@
 //! [`Shop`]: the service the server calls. Commands go through the command handler and
 //! answer a [`CommandOutcome`] whose position is the consistency token; queries read the
-//! SQLite read models, first waiting (bounded) until they have caught up with a token.
+//! read models (SQLite, or PostgreSQL with the `postgres` feature, through the one seam
+//! `reads`), first waiting (bounded) until they have caught up with a token.
 //! History and time travel read the event log itself.
 //!
 //! It must not know HTTP: errors are a typed [`ShopError`] the edge maps to statuses.
@@ -27,6 +28,7 @@ use crate::read_models::{
     CATALOG, Catalog, DAILY_SALES, DailySales, DaySales, ORDERS, OrderLineView, OrderSummaries,
     OrderSummary, OrderView, PRODUCT_SEARCH, ProductSearch, ProductView, SearchHit,
 };
+use crate::reads::{Reads, SqliteReads};
 
 /// The most items one page of a listing (catalog, search, a customer's orders, daily
 /// sales) holds: a larger `limit` is cut to it, so no query reads a whole model.
@@ -324,7 +326,7 @@ fn order_view(id: &str, order: &Order) -> Option<OrderView> {
 #[derive(Clone)]
 pub struct Shop {
     handler: Arc<CommandHandler>,
-    projections: Projections,
+    reads: Arc<dyn Reads>,
 }
 
 impl Shop {
@@ -356,7 +358,31 @@ impl Shop {
         )?;
         Ok(Self {
             handler,
-            projections,
+            reads: Arc::new(SqliteReads(projections)),
+        })
+    }
+
+    /// Like [`Shop::new`], with the read models in PostgreSQL: registers them with
+    /// `projections` (creating their schemas). Every query answers what it answers on
+    /// SQLite; only a search hit's `score` is on PostgreSQL's scale (`ts_rank`).
+    #[cfg(feature = "postgres")]
+    pub async fn on_postgres(
+        handler: Arc<CommandHandler>,
+        projections: strata_projection::PostgresProjections,
+        processes: &ProcessManagers,
+        provider: Arc<dyn PaymentProvider>,
+    ) -> Result<Self, ShopError> {
+        projections.register(Arc::new(OrderSummaries)).await?;
+        projections.register(Arc::new(Catalog)).await?;
+        projections.register(Arc::new(DailySales)).await?;
+        projections.register(Arc::new(ProductSearch)).await?;
+        processes.register(
+            Arc::new(CheckoutProcess),
+            Arc::new(CheckoutSender::new(handler.clone(), provider)),
+        )?;
+        Ok(Self {
+            handler,
+            reads: Arc::new(crate::reads::PostgresReads(projections)),
         })
     }
 
@@ -535,9 +561,7 @@ impl Shop {
         timeout: Duration,
     ) -> Result<(), ShopError> {
         if let Some(position) = after {
-            self.projections
-                .wait_for(read_model, position, timeout)
-                .await?;
+            self.reads.wait_for(read_model, position, timeout).await?;
         }
         Ok(())
     }
@@ -551,9 +575,8 @@ impl Shop {
         timeout: Duration,
     ) -> Result<OrderView, ShopError> {
         self.caught_up(ORDERS, after, timeout).await?;
-        let key = id.to_owned();
-        self.projections
-            .query(ORDERS, move |conn| OrderSummaries::order(conn, &key))
+        self.reads
+            .order(id.to_owned())
             .await?
             .ok_or_else(|| ShopError::NotFound {
                 what: "order",
@@ -577,12 +600,7 @@ impl Shop {
             // The checkpoint is taken before the order is read, so the order read is at
             // least that fresh: if it is still placed, whatever settles it comes after
             // `seen`, and waiting for the next position cannot step over it.
-            let seen = self
-                .projections
-                .status()
-                .into_iter()
-                .find(|status| status.name == ORDERS)
-                .map_or(Position(0), |status| status.checkpoint);
+            let seen = self.reads.checkpoint(ORDERS);
             let view = self.order(id, None, timeout).await?;
             if view.status != OrderStatus::Placed {
                 return Ok(view);
@@ -592,13 +610,13 @@ impl Shop {
                 return Ok(view);
             }
             match self
-                .projections
+                .reads
                 .wait_for(ORDERS, Position(seen.0.saturating_add(1)), left)
                 .await
             {
                 Ok(()) => {}
-                Err(ProjectionError::Timeout { .. }) => return Ok(view),
-                Err(err) => return Err(err.into()),
+                Err(ShopError::NotCaughtUp { .. }) => return Ok(view),
+                Err(err) => return Err(err),
             }
         }
     }
@@ -620,13 +638,10 @@ impl Shop {
                 })?,
         };
         self.caught_up(ORDERS, after, timeout).await?;
-        let customer = customer.to_owned();
         let limit = page.limit();
         let rows = self
-            .projections
-            .query(ORDERS, move |conn| {
-                OrderSummaries::customer_orders(conn, &customer, from, limit + 1)
-            })
+            .reads
+            .customer_orders(customer.to_owned(), from, limit + 1)
             .await?;
         Ok(Page::of(rows, limit, |o| o.created_position.to_string()))
     }
@@ -651,12 +666,7 @@ impl Shop {
         };
         self.caught_up(ORDERS, after, timeout).await?;
         let limit = page.limit();
-        let rows = self
-            .projections
-            .query(ORDERS, move |conn| {
-                OrderSummaries::orders(conn, before, limit + 1)
-            })
-            .await?;
+        let rows = self.reads.orders(before, limit + 1).await?;
         Ok(Page::of(rows, limit, |o| o.created_position.to_string()))
     }
 
@@ -668,9 +678,8 @@ impl Shop {
         timeout: Duration,
     ) -> Result<ProductView, ShopError> {
         self.caught_up(CATALOG, after, timeout).await?;
-        let key = sku.to_owned();
-        self.projections
-            .query(CATALOG, move |conn| Catalog::product(conn, &key))
+        self.reads
+            .product(sku.to_owned())
             .await?
             .ok_or_else(|| ShopError::NotFound {
                 what: "product",
@@ -693,12 +702,7 @@ impl Shop {
         };
         self.caught_up(CATALOG, after, timeout).await?;
         let limit = page.limit();
-        let rows = self
-            .projections
-            .query(CATALOG, move |conn| {
-                Catalog::products(conn, &from, limit + 1)
-            })
-            .await?;
+        let rows = self.reads.products(from, limit + 1).await?;
         Ok(Page::of(rows, limit, |p| sku_cursor(&p.sku)))
     }
 
@@ -721,14 +725,8 @@ impl Shop {
                 })?,
         };
         self.caught_up(PRODUCT_SEARCH, after, timeout).await?;
-        let q = q.to_owned();
         let limit = page.limit();
-        let rows = self
-            .projections
-            .query(PRODUCT_SEARCH, move |conn| {
-                ProductSearch::search(conn, &q, offset, limit + 1)
-            })
-            .await?;
+        let rows = self.reads.search(q.to_owned(), offset, limit + 1).await?;
         let next = (offset + limit).to_string();
         Ok(Page::of(rows, limit, |_| next.clone()))
     }
@@ -751,12 +749,7 @@ impl Shop {
         };
         self.caught_up(DAILY_SALES, after, timeout).await?;
         let limit = page.limit();
-        let rows = self
-            .projections
-            .query(DAILY_SALES, move |conn| {
-                DailySales::days(conn, &from, limit + 1)
-            })
-            .await?;
+        let rows = self.reads.days(from, limit + 1).await?;
         Ok(Page::of(rows, limit, |d| d.day.clone()))
     }
 

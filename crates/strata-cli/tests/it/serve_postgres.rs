@@ -1,6 +1,8 @@
 //! `strata serve --store postgres://...`: the server runs on PostgreSQL, and what it
 //! acknowledged is in the database, served again by a second server with an empty data
-//! directory (its read models rebuilt from the database). Needs `STRATA_TEST_POSTGRES_URL`;
+//! directory (its read models rebuilt from the database). With `--read-store
+//! postgres://...` the shop's read models and their checkpoints live in PostgreSQL too,
+//! with either event store. Needs `STRATA_TEST_POSTGRES_URL`;
 //! says it is skipped without it. Runs in a database made for it and dropped after.
 
 use std::io::{Read as _, Write as _};
@@ -62,6 +64,11 @@ impl Drop for Server {
 }
 
 fn serve(data_dir: &Path, store: &str) -> Server {
+    serve_with(data_dir, &["--store", store], &[])
+}
+
+/// `strata serve` with these arguments and environment variables besides the address.
+fn serve_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
     let addr = TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port");
@@ -69,7 +76,9 @@ fn serve(data_dir: &Path, store: &str) -> Server {
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--listen", &addr.to_string(), "--store", store])
+        .args(["--listen", &addr.to_string()])
+        .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -83,7 +92,7 @@ fn serve(data_dir: &Path, store: &str) -> Server {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("strata serve --store postgres did not answer /health within 60 s");
+    panic!("strata serve {args:?} did not answer /health within 60 s");
 }
 
 /// Runs `sql` on the server of `config`, in a runtime of its own; the first column of
@@ -205,4 +214,178 @@ fn serve_runs_on_postgres_and_a_second_server_sees_what_the_first_acknowledged()
     assert_eq!(product["available"], 5, "the rebuilt read model: {product}");
     drop(second);
     drop(database);
+}
+
+/// A fresh database on the server of `url`: its guard and its URL.
+fn fresh_database(config: &tokio_postgres::Config, url: &str) -> (Database, String) {
+    let name = format!("strata_cli_test_{}", uuid::Uuid::new_v4().simple());
+    admin(config, &format!("CREATE DATABASE \"{name}\""));
+    let database = Database {
+        admin: config.clone(),
+        name: name.clone(),
+    };
+    let url = match url.rsplit_once('/') {
+        Some((base, _)) if base.contains("://") => format!("{base}/{name}"),
+        _ => panic!("STRATA_TEST_POSTGRES_URL names no database to replace: {url}"),
+    };
+    (database, url)
+}
+
+/// Runs `sql` on the database at `url`; the first column of the first row, if any.
+fn query(url: &str, sql: &str) -> Option<i64> {
+    admin(&tokio_postgres::Config::from_str(url).expect("a URL"), sql)
+}
+
+#[test]
+fn serve_keeps_the_read_models_in_postgres_with_either_event_store() {
+    let url = match std::env::var("STRATA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            println!("skipped serve --read-store postgres: STRATA_TEST_POSTGRES_URL is unset");
+            return;
+        }
+    };
+    let config = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
+    let (store_db, store_url) = fresh_database(&config, &url);
+    let (read_db, read_url) = fresh_database(&config, &url);
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+
+    // The write side and the read side in two PostgreSQL databases.
+    let data_dir = scratch.path().join("pg");
+    let server = serve_with(
+        &data_dir,
+        &["--store", &store_url, "--read-store", &read_url],
+        &[],
+    );
+    ok(
+        server.addr,
+        "POST",
+        "/shop/products/lamp",
+        Some(&json!({"name": "Desk lamp", "description": "a brass desk lamp", "price": 4200})),
+    );
+    let received = ok(
+        server.addr,
+        "POST",
+        "/shop/inventory/lamp/receive",
+        Some(&json!({"quantity": 3})),
+    );
+    let position = received["position"].as_u64().expect("a consistency token");
+    let product = ok(
+        server.addr,
+        "GET",
+        &format!("/shop/products/lamp?after={position}"),
+        None,
+    );
+    assert_eq!(product["available"], 3, "the read model answers: {product}");
+    let hits = ok(
+        server.addr,
+        "GET",
+        &format!("/shop/products?q=bras&after={position}"),
+        None,
+    );
+    assert!(
+        hits.to_string().contains("\"lamp\""),
+        "full-text search on PostgreSQL: {hits}"
+    );
+    let status = ok(server.addr, "GET", "/projections", None);
+    assert!(
+        status.to_string().contains("shop_catalog"),
+        "the operations routes list the PostgreSQL read models: {status}"
+    );
+    drop(server);
+
+    // The answer came from PostgreSQL: the model and its checkpoint are there, and the
+    // data directory holds no read-model file.
+    assert_eq!(
+        query(
+            &read_url,
+            "SELECT received FROM rm_shop_catalog_v1_g1.catalog WHERE sku = 'lamp'"
+        ),
+        Some(3)
+    );
+    let checkpoint = query(
+        &read_url,
+        "SELECT position FROM rm_shop_catalog_v1_g1.strata_checkpoint",
+    )
+    .expect("a checkpoint");
+    assert!(checkpoint as u64 >= position, "checkpoint {checkpoint}");
+    let models = data_dir.join("read").join("models");
+    let files: Vec<_> = std::fs::read_dir(&models)
+        .map(|dir| dir.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.to_string_lossy().starts_with("shop_")),
+        "no SQLite read model in {}: {files:?}",
+        models.display()
+    );
+
+    // Killed while its read models follow a stream of receipts, the server restarts
+    // from the stored checkpoints: stock counts add up event by event, so a receipt
+    // skipped or applied twice would show.
+    let pg_args = [
+        "--store",
+        store_url.as_str(),
+        "--read-store",
+        read_url.as_str(),
+    ];
+    let server = serve_with(&data_dir, &pg_args, &[]);
+    let mut last = 0;
+    for _ in 0..40 {
+        let received = ok(
+            server.addr,
+            "POST",
+            "/shop/inventory/lamp/receive",
+            Some(&json!({"quantity": 1})),
+        );
+        last = received["position"].as_u64().expect("a consistency token");
+    }
+    drop(server);
+    let server = serve_with(&data_dir, &pg_args, &[]);
+    let product = ok(
+        server.addr,
+        "GET",
+        &format!("/shop/products/lamp?after={last}"),
+        None,
+    );
+    assert_eq!(
+        product["available"], 43,
+        "every receipt counted once across the kill: {product}"
+    );
+    drop(server);
+
+    // The embedded event store with its read models in PostgreSQL (set by the
+    // environment variable): a database that already holds another store's models.
+    let (embedded_read_db, embedded_read_url) = fresh_database(&config, &url);
+    let server = serve_with(
+        &scratch.path().join("embedded"),
+        &[],
+        &[("STRATA_READ_STORE", embedded_read_url.as_str())],
+    );
+    let created = ok(
+        server.addr,
+        "POST",
+        "/shop/products/kettle",
+        Some(&json!({"name": "Kettle", "description": "steel", "price": 3000})),
+    );
+    let position = created["position"].as_u64().expect("a consistency token");
+    let product = ok(
+        server.addr,
+        "GET",
+        &format!("/shop/products/kettle?after={position}"),
+        None,
+    );
+    assert_eq!(product["name"], "Kettle", "{product}");
+    drop(server);
+    assert_eq!(
+        query(
+            &embedded_read_url,
+            "SELECT count(*) FROM rm_shop_catalog_v1_g1.catalog WHERE sku = 'kettle'"
+        ),
+        Some(1)
+    );
+    drop(embedded_read_db);
+    drop(read_db);
+    drop(store_db);
 }

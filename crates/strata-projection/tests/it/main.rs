@@ -1,5 +1,6 @@
 //! strata-projection's integration tests, against `MemoryStore` and `EmbeddedStore`, with
-//! real SQLite files in temporary directories.
+//! real SQLite files in temporary directories; with the `postgres` feature, PostgreSQL
+//! read models against the server named by `STRATA_TEST_POSTGRES_URL`.
 
 mod ahead_of_log;
 mod as_of;
@@ -8,6 +9,8 @@ mod exactly_once;
 mod faults;
 mod follow;
 mod policy;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod process;
 mod rebuild;
 mod snapshots;

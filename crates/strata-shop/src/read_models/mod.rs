@@ -1,15 +1,21 @@
 //! The shop's read models, each a SQLite projection with its queries: order summaries
 //! (per order and per customer), the catalog with available stock, daily sales, and
-//! product search (FTS5). A model is built only from events, in `apply`, through the
-//! runner's transaction; queries only read.
+//! product search (FTS5). With the `postgres` feature each is a PostgreSQL projection
+//! too (`postgres`), whose queries answer the same (search with PostgreSQL's full-text
+//! search). A model is built only from events, in `apply`, through the runner's
+//! transaction; queries only read.
 
 mod catalog;
 mod orders;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod sales;
 mod search;
 
 pub use catalog::{CATALOG, Catalog, ProductView};
 pub use orders::{ORDERS, OrderLineView, OrderSummaries, OrderSummary, OrderView};
+#[cfg(feature = "postgres")]
+pub use postgres::ts_query;
 pub use sales::{DAILY_SALES, DailySales, DaySales};
 pub use search::{PRODUCT_SEARCH, ProductSearch, SearchHit, fts_query};
 

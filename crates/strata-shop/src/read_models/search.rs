@@ -19,7 +19,7 @@ pub const PRODUCT_SEARCH: &str = "shop_search";
 const NAME_WEIGHT: f64 = 10.0;
 
 /// The most words a query keeps.
-const MAX_QUERY_WORDS: usize = 16;
+pub(super) const MAX_QUERY_WORDS: usize = 16;
 
 /// A product found by a search.
 #[derive(Debug, Clone, PartialEq, Serialize)]
