@@ -255,6 +255,15 @@ pub enum ProjectionError {
         /// The older version still answering.
         version: u32,
     },
+    /// The PostgreSQL home of runner state could not be reached, migrated or used.
+    #[error("{context}: {source}")]
+    Postgres {
+        /// What was being done.
+        context: String,
+        /// The driver's or the pool's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The host is shutting down or its runner stopped; the operation did not happen.
     #[error("the runner is not running (the host is shut down or not started)")]
     ShutDown,
@@ -265,6 +274,17 @@ impl ProjectionError {
         Self::Sqlite {
             context: context.into(),
             source,
+        }
+    }
+
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn postgres(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Postgres {
+            context: context.into(),
+            source: source.into(),
         }
     }
 

@@ -8,6 +8,7 @@ mod exactly_once;
 mod faults;
 mod follow;
 mod policy;
+mod postgres;
 mod process;
 mod rebuild;
 mod snapshots;
