@@ -16,7 +16,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use strata_domain::CommandHandler;
-use strata_projection::{ProcessManagers, Projections, SqliteSnapshots};
+use strata_projection::{
+    PostgresHome, PostgresHomeOptions, ProcessManagers, Projections, SqliteSnapshots,
+};
 use strata_relay::{RelayConfig, Relays};
 use strata_server::{AppState, Limits, ReadSide, Tokens, check_exposure};
 use strata_shop::{FakePaymentProvider, Shop};
@@ -95,6 +97,11 @@ pub(crate) struct ServeArgs {
     /// data directory either way.
     #[arg(long, env = "STRATA_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
+    /// This server's name among the servers sharing one --store postgres:// database,
+    /// shown as the holder of the process managers' leases. Unique per process; default:
+    /// the host name and the process id.
+    #[arg(long, env = "STRATA_NODE_ID", value_name = "ID")]
+    pub(crate) node_id: Option<String>,
     /// Publish every event to a message broker, in order, from a checkpoint kept in the
     /// data directory (repeatable): `nats://HOST:4222` (JetStream, subjects
     /// `strata.events.<category>.<stream>`) or `amqp://USER:PASSWORD@HOST:5672/%2f`
@@ -140,6 +147,31 @@ impl Store {
         }
     }
 
+    /// The process managers' host: their state in the data directory, or in the event
+    /// store's PostgreSQL database, shared with every server on it (each process manager
+    /// runs on the one server holding its lease).
+    async fn processes(
+        &self,
+        shared: Arc<dyn EventStore>,
+        read: &Path,
+        node_id: Option<String>,
+    ) -> anyhow::Result<ProcessManagers> {
+        match self {
+            Store::Embedded(_) => Ok(ProcessManagers::new(shared, read.join("processes"))),
+            Store::Postgres(store) => {
+                let node = node_id.unwrap_or_else(default_node_id);
+                let home = PostgresHome::connect(
+                    store.config().clone(),
+                    node,
+                    PostgresHomeOptions::default(),
+                )
+                .await
+                .context("cannot keep the process managers' state in postgres")?;
+                Ok(ProcessManagers::on_postgres(shared, home))
+            }
+        }
+    }
+
     fn describe(&self, dir: &Path) -> String {
         match self {
             Store::Embedded(_) => format!("the embedded store in {}", dir.display()),
@@ -156,6 +188,16 @@ impl Store {
             ),
         }
     }
+}
+
+/// This process's name among servers: the host name and the process id.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// A connection URL without its password, for messages.
@@ -221,7 +263,9 @@ pub(crate) async fn run(
         .context("cannot open the snapshot database")?;
     let handler = Arc::new(CommandHandler::new(shared.clone(), Arc::new(snapshots)));
     let projections = Projections::new(shared.clone(), read.join("models"));
-    let processes = ProcessManagers::new(shared.clone(), read.join("processes"));
+    let processes = store
+        .processes(shared.clone(), &read, args.node_id.clone())
+        .await?;
     let shop = Shop::new(
         handler,
         projections.clone(),
