@@ -1,5 +1,6 @@
 //! strata-projection's integration tests, against `MemoryStore` and `EmbeddedStore`, with
-//! real SQLite files in temporary directories.
+//! real SQLite files in temporary directories, and (with the `postgres` feature and
+//! `STRATA_TEST_POSTGRES_URL`) process managers and leases in a fresh PostgreSQL database.
 
 mod ahead_of_log;
 mod as_of;
@@ -7,6 +8,7 @@ mod crash;
 mod exactly_once;
 mod faults;
 mod follow;
+mod leases;
 mod policy;
 mod postgres;
 mod process;
