@@ -1,6 +1,6 @@
 //! Three `strata serve --store postgres://...` processes on one database: the checkout
 //! process manager runs on the one holding its lease; when that process is killed
-//! (SIGKILL) mid-run another takes over within seconds, every order completes checkout,
+//! (SIGKILL) while orders keep arriving at the others, another takes over within seconds, every order completes checkout,
 //! and the log holds each of checkout's effects exactly once per order (nothing skipped,
 //! nothing acted on twice). Needs `STRATA_TEST_POSTGRES_URL`; says it is skipped without
 //! it. Runs in a database made for it and dropped after.
@@ -11,13 +11,18 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio_postgres::NoTls;
 
-/// The orders driven through checkout; the holder is killed after the first half.
-const ORDERS: usize = 12;
+/// The orders driven through checkout; the holder is killed after a quarter of them.
+const ORDERS: usize = 24;
+
+/// The pause between two orders, so that they keep arriving through the takeover.
+const PACE: Duration = Duration::from_millis(200);
 
 /// The checkout process manager's name.
 const CHECKOUT: &str = "shop_checkout";
@@ -241,10 +246,7 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
     );
 
     let ids: Vec<String> = (1..=ORDERS).map(|i| format!("f{i}")).collect();
-    for (i, id) in ids[..ORDERS / 2].iter().enumerate() {
-        place_order(servers[i % servers.len()].addr, id);
-    }
-    // Kill the holder of checkout's lease while it works on the first half.
+    place_order(first, &ids[0]);
     let deadline = Instant::now() + Duration::from_secs(15);
     let holder = loop {
         if let Some(index) = servers.iter().position(holds_checkout) {
@@ -253,14 +255,33 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
         assert!(Instant::now() < deadline, "no server took checkout's lease");
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Orders keep arriving at the other servers, before, during and after the kill.
+    let others: Vec<SocketAddr> = (0..servers.len())
+        .filter(|&i| i != holder)
+        .map(|i| servers[i].addr)
+        .collect();
+    let placed = Arc::new(AtomicUsize::new(1));
+    let driver = {
+        let ids = ids.clone();
+        let placed = placed.clone();
+        std::thread::spawn(move || {
+            for (i, id) in ids.iter().enumerate().skip(1) {
+                place_order(others[i % others.len()], id);
+                placed.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(PACE);
+            }
+        })
+    };
+    // Kill the holder of checkout's lease while it works on them.
+    while placed.load(Ordering::SeqCst) < ORDERS / 4 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut killed = servers.remove(holder);
     killed.child.kill().expect("SIGKILL the lease holder");
     killed.child.wait().expect("the killed server is reaped");
     let killed_at = Instant::now();
+    let at_kill = placed.load(Ordering::SeqCst);
 
-    for (i, id) in ids[ORDERS / 2..].iter().enumerate() {
-        place_order(servers[i % servers.len()].addr, id);
-    }
     let taken_over = loop {
         if let Some(server) = servers.iter().find(|s| holds_checkout(s)) {
             break (server.node.clone(), killed_at.elapsed());
@@ -273,11 +294,12 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
         std::thread::sleep(Duration::from_millis(50));
     };
     println!(
-        "{} took checkout over {} ms after {} was killed",
+        "{} took checkout over {} ms after {} was killed with {at_kill} of {ORDERS} orders placed",
         taken_over.0,
         taken_over.1.as_millis(),
         killed.node
     );
+    driver.join().expect("every order was placed");
     assert!(
         taken_over.1 < Duration::from_secs(10),
         "the takeover took {:?}",
