@@ -2,7 +2,7 @@
 //! time, renewed, and taken over with a higher epoch once expired; a holder that lost it
 //! cannot commit (the fence), and a takeover waits for a guarded commit in flight; two
 //! hosts on one database run a process manager on one node, each command sent once, and
-//! the other takes over. Needs `STRATA_TEST_POSTGRES_URL` and the `postgres` feature;
+//! the other takes over, durable timeouts included. Needs `STRATA_TEST_POSTGRES_URL` and the `postgres` feature;
 //! says it is skipped without them. Each test runs in a database made for it.
 
 #[cfg(not(feature = "postgres"))]
@@ -291,5 +291,47 @@ mod with_postgres {
         assert_eq!(ids.len(), 8, "no command was sent twice");
         assert!(status_of(standby).lease.unwrap().held_here);
         standby.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_durable_timeout_fires_once_on_postgres_after_the_holder_goes_away() {
+        let Some(db) = Database::new("timeouts on postgres") else {
+            return;
+        };
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let ttl = Duration::from_secs(1);
+        let pay_within = Duration::from_millis(1500);
+        let first = Arc::new(Recorder::default());
+        let host_a = ProcessManagers::on_postgres(store.clone(), db.home("node-a", ttl).await);
+        host_a
+            .register(Arc::new(Checkout { pay_within }), first.clone())
+            .unwrap();
+        host_a.start();
+        append(&*store, "order-1", "Placed", json!({})).await;
+        assert!(eventually(WAIT, || first.count() == 1).await);
+        assert_eq!(status_of(&host_a).pending_timeouts, 1);
+        // The holder stops before the deadline; another node, started only now, finds
+        // the timeout in the database and fires it.
+        host_a.shutdown().await;
+        let second = Arc::new(Recorder::default());
+        let host_b = ProcessManagers::on_postgres(store.clone(), db.home("node-b", ttl).await);
+        host_b
+            .register(Arc::new(Checkout { pay_within }), second.clone())
+            .unwrap();
+        host_b.start();
+        assert!(
+            eventually(WAIT, || second.count() == 1).await,
+            "the timeout fires on the new holder: {:?}",
+            status_of(&host_b)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!((first.count(), second.count()), (1, 1));
+        assert!(matches!(second.sent.lock()[0].0, Cmd::Cancel(_)));
+        let status = status_of(&host_b);
+        assert_eq!(
+            (status.instances, status.pending_timeouts, status.outbox),
+            (0, 0, 0)
+        );
+        host_b.shutdown().await;
     }
 }
