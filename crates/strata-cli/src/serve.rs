@@ -98,9 +98,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "STRATA_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
     /// This server's name among the servers sharing one --store postgres:// database,
-    /// shown as the holder of the process managers' leases. Unique per process; default:
-    /// the host name and the process id.
-    #[arg(long, env = "STRATA_NODE_ID", value_name = "ID")]
+    /// shown as the holder of the process managers' leases (unused on the embedded store).
+    /// Unique per process; default: the host name and the process id.
+    #[arg(long, env = "STRATA_NODE_ID", value_name = "ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub(crate) node_id: Option<String>,
     /// Publish every event to a message broker, in order, from a checkpoint kept in the
     /// data directory (repeatable): `nats://HOST:4222` (JetStream, subjects
