@@ -6,11 +6,14 @@
 //! It wires components together and holds no read-model logic of its own.
 
 use std::path::Path;
+use std::str::FromStr as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use strata_domain::CommandHandler;
-use strata_projection::{PostgresProjections, ProcessManagers, Projections};
+use strata_projection::{
+    PostgresHome, PostgresHomeOptions, PostgresProjections, ProcessManagers, Projections,
+};
 use strata_server::ReadSide;
 use strata_shop::{FakePaymentProvider, Shop};
 use strata_store::EventStore;
@@ -27,11 +30,15 @@ pub(crate) enum ReadStore {
 
 impl ReadStore {
     /// The host `url` names (`None`: SQLite in `dir`). Connects to PostgreSQL and creates
-    /// the `strata_read` schema there if it is missing.
+    /// the `strata_read` schema there if it is missing. `node` names this server when
+    /// several share the event store: each PostgreSQL read model then runs on one of them
+    /// at a time, under a lease kept in the read store's own database (the fence is
+    /// checked in the transaction of every batch, so it must live beside the models).
     pub(crate) async fn open(
         url: Option<&str>,
         store: Arc<dyn EventStore>,
         dir: &Path,
+        node: Option<&str>,
     ) -> anyhow::Result<Self> {
         let Some(url) = url else {
             return Ok(Self::Sqlite(Projections::new(store, dir)));
@@ -45,6 +52,16 @@ impl ReadStore {
         let host = PostgresProjections::connect(store, url)
             .await
             .with_context(|| format!("cannot open the read store at {}", redacted(url)))?;
+        if let Some(node) = node {
+            let config = tokio_postgres::Config::from_str(url)
+                .with_context(|| format!("--read-store {} is not valid", redacted(url)))?;
+            let home = PostgresHome::connect(config, node, PostgresHomeOptions::default())
+                .await
+                .with_context(|| {
+                    format!("cannot keep the read models' leases in {}", redacted(url))
+                })?;
+            host.set_leases(Some(home.leases()));
+        }
         Ok(Self::Postgres(host, redacted(url)))
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use strata_domain::CommandHandler;
-use strata_projection::{ProcessManagers, SqliteSnapshots};
+use strata_projection::{PostgresHome, PostgresHomeOptions, ProcessManagers, SqliteSnapshots};
 use strata_relay::{RelayConfig, Relays};
 use strata_server::{AppState, Limits, Tokens, check_exposure};
 use strata_shop_http::ShopModule;
@@ -106,6 +106,11 @@ pub(crate) struct ServeArgs {
     /// `strata_read` and `rm_*`). Unset, SQLite files in the data directory.
     #[arg(long, env = "STRATA_READ_STORE", value_name = "URL")]
     pub(crate) read_store: Option<String>,
+    /// This server's name among the servers sharing one --store postgres:// database,
+    /// shown as the holder of the process managers' leases (unused on the embedded store).
+    /// Unique per process; default: the host name and the process id.
+    #[arg(long, env = "STRATA_NODE_ID", value_name = "ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub(crate) node_id: Option<String>,
     /// Publish every event to a message broker, in order, from a checkpoint kept in the
     /// data directory (repeatable): `nats://HOST:4222` (JetStream, subjects
     /// `strata.events.<category>.<stream>`) or `amqp://USER:PASSWORD@HOST:5672/%2f`
@@ -187,6 +192,36 @@ impl Store {
         }
     }
 
+    /// The process managers' host: their state in the data directory, or in the event
+    /// store's PostgreSQL database, shared with every server on it (each process manager
+    /// runs on the one server holding its lease).
+    async fn processes(
+        &self,
+        shared: Arc<dyn EventStore>,
+        read: &Path,
+        node_id: Option<String>,
+    ) -> anyhow::Result<ProcessManagers> {
+        // NOTE: the state is written, so it lives on the primary, never on a standby.
+        let primary = match self {
+            Store::Embedded(_) => None,
+            Store::Postgres(store) => Some(store.config()),
+            Store::Replicated(store) => Some(store.primary().config()),
+        };
+        let Some(config) = primary else {
+            return Ok(ProcessManagers::new(shared, read.join("processes")));
+        };
+        let node = node_id.unwrap_or_else(default_node_id);
+        let home = PostgresHome::connect(config.clone(), node, PostgresHomeOptions::default())
+            .await
+            .context("cannot keep the process managers' state in postgres")?;
+        Ok(ProcessManagers::on_postgres(shared, home))
+    }
+
+    /// Whether other servers may share this event store (a PostgreSQL database).
+    fn shared(&self) -> bool {
+        !matches!(self, Store::Embedded(_))
+    }
+
     fn describe(&self, dir: &Path) -> String {
         match self {
             Store::Embedded(_) => format!("the embedded store in {}", dir.display()),
@@ -215,6 +250,16 @@ fn describe_postgres(config: &tokio_postgres::Config) -> String {
 
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// This process's name among servers: the host name and the process id.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// A connection URL without its password, for messages.
@@ -282,13 +327,22 @@ pub(crate) async fn run(
         store.commands(&shared),
         Arc::new(snapshots),
     ));
+    // A server sharing its event store with others has a name, the holder of its leases.
+    let node = store
+        .shared()
+        .then(|| args.node_id.clone().unwrap_or_else(default_node_id));
     let read_store = crate::read_store::ReadStore::open(
         args.read_store.as_deref(),
         shared.clone(),
         &read.join("models"),
+        node.as_deref(),
     )
     .await?;
-    let processes = ProcessManagers::new(shared.clone(), read.join("processes"));
+    // NOTE: process managers follow the primary: their checkpoints are written there, and
+    // a standby behind them would look like a log behind its checkpoint.
+    let processes = store
+        .processes(store.commands(&shared), &read, node.clone())
+        .await?;
     let shop = read_store.shop(handler, &processes).await?;
     read_store.start();
     processes.start();

@@ -262,17 +262,6 @@ pub enum ProjectionError {
         #[source]
         source: rusqlite::Error,
     },
-    /// A PostgreSQL read store could not be reached, set up, read or written, or a
-    /// query's own statement failed there. Says what was being done.
-    #[cfg(feature = "postgres")]
-    #[error("{context}: {source}")]
-    Postgres {
-        /// What was being done, naming the projection or schema.
-        context: String,
-        /// The PostgreSQL client's error.
-        #[source]
-        source: tokio_postgres::Error,
-    },
     /// A file operation in the read-model directory failed.
     #[error("{context}: {source}")]
     Io {
@@ -305,6 +294,17 @@ pub enum ProjectionError {
         /// The older version still answering.
         version: u32,
     },
+    /// A PostgreSQL read store or the PostgreSQL home of runner state could not be
+    /// reached, set up, migrated, read or written, or a query's own statement failed
+    /// there. Says what was being done.
+    #[error("{context}: {source}")]
+    Postgres {
+        /// What was being done, naming the projection, schema or runner.
+        context: String,
+        /// The driver's or the pool's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The host is shutting down or its runner stopped; the operation did not happen.
     #[error("the runner is not running (the host is shut down or not started)")]
     ShutDown,
@@ -318,11 +318,14 @@ impl ProjectionError {
         }
     }
 
-    #[cfg(feature = "postgres")]
-    pub(crate) fn postgres(context: impl Into<String>, source: tokio_postgres::Error) -> Self {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn postgres(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         Self::Postgres {
             context: context.into(),
-            source,
+            source: source.into(),
         }
     }
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::db::now;
+use crate::lease::LeaseStatus;
 use crate::{ProjectionError, RunnerState, StopCause};
 
 /// What a runner publishes besides its checkpoint.
@@ -28,6 +29,8 @@ pub(crate) struct RunInfo {
     pub(crate) pending_since: Option<Timestamp>,
     /// Why it stopped for good, while it is `Failed`.
     pub(crate) stopped_by: Option<StopCause>,
+    /// Who holds its lease, as last seen, if it is leased.
+    pub(crate) lease: Option<LeaseStatus>,
 }
 
 /// The health of a lane at one moment, measured against the store's head.
@@ -74,6 +77,7 @@ impl Lane {
                 retrying: false,
                 pending_since: None,
                 stopped_by: None,
+                lease: None,
             }),
             stop: watch::Sender::new(false),
             running: AtomicBool::new(false),

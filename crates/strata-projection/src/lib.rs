@@ -15,6 +15,10 @@
 //! - [`ProcessManagers`] hosts [`ProcessManager`]s: per-instance state, durable timeouts
 //!   and an outbox of commands with ids derived from their cause, in one SQLite file each.
 //! - [`SqliteSnapshots`] keeps the command side's snapshots durable.
+//! - [`Leases`] let one node at a time run a runner whose state several nodes share;
+//!   with the `postgres` feature, [`PostgresHome`] keeps process managers' state and the
+//!   leases ([`PgLeases`]) in PostgreSQL, and [`check_fence`] refuses a commit of a
+//!   holder that lost its lease.
 //!
 //! Both hosts run their runners the same way: one registry of named slots and one
 //! supervise loop over a small sink seam (`supervise`), so starting, stopping,
@@ -33,6 +37,7 @@ mod feed;
 mod generation;
 mod host;
 mod lane;
+mod lease;
 mod meta;
 #[cfg(feature = "postgres")]
 mod pg;
@@ -52,8 +57,12 @@ pub use as_of::build_as_of;
 pub use deadpool_postgres;
 pub use error::{ApplyError, ProjectionError};
 pub use host::Projections;
+pub use lease::{Acquired, Fence, HeldLease, LeaseError, LeaseStatus, LeaseTimings, Leases, Taken};
 #[cfg(feature = "postgres")]
-pub use pg::{CommitFence, PostgresProjection, PostgresProjections};
+pub use pg::{
+    CommitFence, PgLeases, PostgresHome, PostgresHomeOptions, PostgresProjection,
+    PostgresProjections, check_fence,
+};
 pub use process::{CommandSender, ProcessManager, ProcessManagers, Reaction, SendError};
 pub use projection::{FailurePolicy, SqliteProjection};
 pub use read_host::ReadModelHost;

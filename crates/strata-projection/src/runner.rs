@@ -18,6 +18,7 @@ use crate::core::BatchOutcome;
 use crate::generation::Generation;
 use crate::host::{Host, Slot};
 use crate::lane::Lane;
+use crate::lease::Fence;
 use crate::supervise::{Exit, Sink};
 
 /// One generation of a projection, as its runner sees it.
@@ -41,7 +42,7 @@ impl Sink for GenerationSink {
         self.generation.projection.as_ref().map(|p| p.filter())
     }
 
-    async fn open(self: Arc<Self>) -> Result<(), String> {
+    async fn open(self: Arc<Self>, _fence: Option<Fence>) -> Result<(), String> {
         let generation = self.generation.clone();
         match tokio::task::spawn_blocking(move || generation.writer()).await {
             Ok(Ok(_)) => Ok(()),

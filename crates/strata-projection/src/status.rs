@@ -7,6 +7,8 @@ use serde::Serialize;
 use strata_core::{Position, Timestamp};
 use utoipa::ToSchema;
 
+use crate::lease::LeaseStatus;
+
 /// Where a runner is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -22,6 +24,9 @@ pub enum RunnerState {
     Failed,
     /// A new generation is being built beside the one that answers queries.
     Rebuilding,
+    /// Leased, and another node holds the lease: it waits to take over (its checkpoint
+    /// is the one the holder committed).
+    Standby,
 }
 
 /// Why a runner stopped for good. Storage faults are never a cause: they are retried.
@@ -214,4 +219,8 @@ pub struct ProcessStatus {
     pub pending_timeouts: u64,
     /// Commands decided but not yet sent.
     pub outbox: u64,
+    /// Who holds its lease when it runs on one node at a time (state shared by several
+    /// nodes); absent when it runs on every node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseStatus>,
 }

@@ -1,7 +1,9 @@
 //! The one supervise loop every runner shares, over a small [`Sink`] seam: open the
 //! sink, refuse a checkpoint beyond the log's head, take steps from the shared `feed`,
 //! hand each batch to the sink, retry faults with backoff, and publish the checkpoint,
-//! the lag and the state on the runner's [`Lane`].
+//! the lag and the state on the runner's [`Lane`]. A leased sink runs a session only
+//! while this node holds its lease: meanwhile it stands by, and a lost lease ends the
+//! session.
 //!
 //! It must not know what a sink does with a batch (a read model, a process manager's
 //! outbox): that is the sink's business. It stops only between batches.
@@ -17,6 +19,7 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, sleep_or_stop};
 use crate::feed::{Feed, Next, note_pending};
 use crate::lane::Lane;
+use crate::lease::{Fence, HeldLease, LeaseStatus, Leases, Taken};
 use crate::{RunnerState, StopCause};
 
 /// How a sink's step ends a following session.
@@ -44,8 +47,15 @@ pub(crate) trait Sink: Send + Sync + 'static {
     /// The events it wants; `None` means it has nothing to run (an answering generation
     /// whose code is no longer registered).
     fn filter(&self) -> Option<ReadFilter>;
+    /// The leases it runs under and its lease's name, if it must run on one node at a
+    /// time (its state is shared by several nodes); `None` runs it on every node.
+    fn lease(&self) -> Option<(Arc<dyn Leases>, String)> {
+        None
+    }
     /// Opens its storage (if closed) and publishes the stored checkpoint on the lane.
-    async fn open(self: Arc<Self>) -> Result<(), String>;
+    /// `fence` is the lease grant the session runs under (`None` while standing by, or
+    /// when not leased): every commit of a leased sink checks it in its transaction.
+    async fn open(self: Arc<Self>, fence: Option<Fence>) -> Result<(), String>;
     /// Work due between batches (timeouts, an outbox); returns when to wake for more.
     async fn between_batches(
         &self,
@@ -90,7 +100,8 @@ pub(crate) async fn supervise<S: Sink>(store: Arc<dyn EventStore>, sink: Arc<S>)
 }
 
 /// Follows the log session after session, with a backoff between sessions that end on
-/// a fault, until stopped (`None`) or failed for good (the cause).
+/// a fault, until stopped (`None`) or failed for good (the cause). A leased sink waits
+/// for its lease before each session, and its session ends when the lease is lost.
 async fn sessions<S: Sink>(
     store: &Arc<dyn EventStore>,
     sink: &Arc<S>,
@@ -103,12 +114,43 @@ async fn sessions<S: Sink>(
         if *stop.borrow() {
             return None;
         }
-        let exit = match sink.clone().open().await {
-            Ok(()) => follow(store, &**sink, filter.clone(), &mut stop, &mut backoff).await,
+        let held = match sink.lease() {
+            None => None,
+            Some((leases, name)) => Some(stand_by(sink, leases, &name, &stop).await?),
+        };
+        let mut session_stop = held
+            .as_ref()
+            .map_or_else(|| stop.clone(), HeldLease::signal);
+        let fence = held.as_ref().map(|held| held.fence().clone());
+        let exit = match sink.clone().open(fence).await {
+            Ok(()) => {
+                follow(
+                    store,
+                    &**sink,
+                    filter.clone(),
+                    &mut session_stop,
+                    &mut backoff,
+                )
+                .await
+            }
             Err(err) => Exit::Retry(err),
         };
+        // NOTE: released before any backoff, so another node may take over meanwhile.
+        if let Some(held) = held {
+            held.release().await;
+        }
         match exit {
-            Exit::Stop => return None,
+            Exit::Stop if *stop.borrow() => return None,
+            Exit::Stop => {
+                // Only a lost lease ends a session this way: stand by again.
+                tracing::warn!(runner = sink.name(), "runner lost its lease and stands by");
+                lane.update(|info| {
+                    info.last_error = Some("the lease was lost".to_owned());
+                    if let Some(lease) = info.lease.as_mut() {
+                        lease.held_here = false;
+                    }
+                });
+            }
             Exit::Failed(cause) => {
                 tracing::error!(runner = sink.name(), %cause, "runner stopped until restarted");
                 return Some(cause);
@@ -124,6 +166,70 @@ async fn sessions<S: Sink>(
                 }
             }
         }
+    }
+}
+
+/// Waits until this node holds the lease `name`, standing by meanwhile: the lane says
+/// who holds it, and the sink is reopened without a fence each time so that the lane
+/// shows the checkpoint the holder committed. `None` when asked to stop first.
+async fn stand_by<S: Sink>(
+    sink: &Arc<S>,
+    leases: Arc<dyn Leases>,
+    name: &str,
+    stop: &watch::Receiver<bool>,
+) -> Option<HeldLease> {
+    let lane = sink.lane();
+    let node = leases.node().to_owned();
+    let retry = leases.timings().retry_every;
+    let mut stop = stop.clone();
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        match HeldLease::try_take(leases.clone(), name, &stop).await {
+            Ok(Taken::Held(held)) => {
+                let fence = held.fence();
+                tracing::info!(runner = sink.name(), %fence, "runner took its lease");
+                let lease = lease_status(&node, fence, true);
+                lane.update(|info| {
+                    info.lease = Some(lease);
+                    info.state = RunnerState::CatchingUp;
+                });
+                return Some(held);
+            }
+            Ok(Taken::HeldBy(other)) => {
+                let lease = lease_status(&node, &other, false);
+                let refreshed = sink.clone().open(None).await;
+                lane.update(|info| {
+                    info.lease = Some(lease);
+                    info.state = RunnerState::Standby;
+                    info.retrying = false;
+                    info.pending_since = None;
+                    if let Err(err) = refreshed {
+                        info.last_error = Some(err);
+                    }
+                });
+            }
+            Err(err) => {
+                tracing::warn!(runner = sink.name(), error = %err, "runner cannot ask for its lease");
+                lane.update(|info| {
+                    info.state = RunnerState::Standby;
+                    info.last_error = Some(err.to_string());
+                });
+            }
+        }
+        if sleep_or_stop(retry, &mut stop).await {
+            return None;
+        }
+    }
+}
+
+fn lease_status(node: &str, fence: &Fence, held_here: bool) -> LeaseStatus {
+    LeaseStatus {
+        holder: Some(fence.holder.clone()),
+        epoch: Some(fence.epoch),
+        held_here,
+        node: node.to_owned(),
     }
 }
 

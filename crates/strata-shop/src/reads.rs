@@ -190,7 +190,7 @@ mod postgres {
             answer.map_err(|err| match err {
                 QueryError::Postgres(source) => ShopError::ReadModel(ProjectionError::Postgres {
                     context: format!("query on projection {} failed", $name),
-                    source,
+                    source: source.into(),
                 }),
                 QueryError::Invalid(message) => ShopError::Internal(message),
             })

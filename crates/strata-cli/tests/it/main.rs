@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod damage;
 mod export_import;
+mod failover;
 mod layering;
 mod read;
 mod readme;

@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
+use parking_lot::Mutex;
 use strata_core::{Position, RecordedEvent};
 use strata_store::ReadFilter;
 
 use super::host::{PgHost, PgSlot};
 use super::{PostgresProjection, sql};
 use crate::lane::Lane;
+use crate::lease::{Fence, Leases};
 use crate::meta::GenerationId;
 use crate::supervise::{Exit, Sink};
 use crate::{FailurePolicy, ProjectionError, StopCause};
@@ -165,27 +167,26 @@ impl From<tokio_postgres::Error> for Abort {
 /// Applies `events` (ones at or below the stored checkpoint are skipped) and moves the
 /// checkpoint to the last of them, or to `through` if later, in one transaction with the
 /// parked events, after the fence agreed. Any `Err` left nothing committed.
+/// What one batch applies: its events, the checkpoint it ends at, and the lease grant it
+/// commits under (if the host is leased).
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    events: &'a [RecordedEvent],
+    through: Position,
+    grant: Option<&'a Fence>,
+}
+
 async fn apply_batch(
     host: &PgHost,
     generation: &PgGeneration,
     projection: &dyn PostgresProjection,
-    events: &[RecordedEvent],
-    through: Position,
+    batch: Batch<'_>,
 ) -> Result<Outcome, String> {
-    match attempt(
-        host,
-        generation,
-        projection,
-        events,
-        through,
-        Mode::Optimistic,
-    )
-    .await
-    {
+    match attempt(host, generation, projection, batch, Mode::Optimistic).await {
         Ok(outcome) => Ok(outcome),
         Err(Abort::Fault(err)) => Err(err),
         Err(Abort::Undo) => {
-            match attempt(host, generation, projection, events, through, Mode::Careful).await {
+            match attempt(host, generation, projection, batch, Mode::Careful).await {
                 Ok(outcome) => Ok(outcome),
                 Err(Abort::Fault(err)) => Err(err),
                 Err(Abort::Undo) => Err("a careful batch cannot start over".to_owned()),
@@ -199,10 +200,14 @@ async fn attempt(
     host: &PgHost,
     generation: &PgGeneration,
     projection: &dyn PostgresProjection,
-    events: &[RecordedEvent],
-    through: Position,
+    batch: Batch<'_>,
     mode: Mode,
 ) -> Result<Outcome, Abort> {
+    let Batch {
+        events,
+        through,
+        grant,
+    } = batch;
     let policy = projection.policy();
     let mut client = super::host::client(&generation.pool)
         .await
@@ -254,6 +259,11 @@ async fn attempt(
     };
     if checkpoint > stored || parked > 0 {
         sql::write_checkpoint(&*tx, checkpoint).await?;
+        if let Some(grant) = grant {
+            super::check_fence(&*tx, grant)
+                .await
+                .map_err(|e| Abort::Fault(format!("the lease refused the batch: {e}")))?;
+        }
         if let Some(fence) = host.fence() {
             fence
                 .check(generation.name, &tx)
@@ -278,6 +288,8 @@ pub(crate) struct PgGenerationSink {
     pub(crate) host: Arc<PgHost>,
     pub(crate) slot: Arc<PgSlot>,
     pub(crate) generation: Arc<PgGeneration>,
+    /// The lease grant the session commits under, when the host is leased.
+    pub(crate) grant: Mutex<Option<Fence>>,
 }
 
 #[async_trait]
@@ -294,7 +306,13 @@ impl Sink for PgGenerationSink {
         self.generation.projection.as_ref().map(|p| p.filter())
     }
 
-    async fn open(self: Arc<Self>) -> Result<(), String> {
+    fn lease(&self) -> Option<(Arc<dyn Leases>, String)> {
+        let leases = self.host.leases()?;
+        Some((leases, format!("projection/{}", self.generation.schema)))
+    }
+
+    async fn open(self: Arc<Self>, fence: Option<Fence>) -> Result<(), String> {
+        *self.grant.lock() = fence;
         self.generation.open().await.map_err(|e| e.to_string())
     }
 
@@ -303,7 +321,21 @@ impl Sink for PgGenerationSink {
         let Some(projection) = &generation.projection else {
             return Err(Exit::Stop);
         };
-        match apply_batch(&self.host, generation, &**projection, &events, through).await {
+        // NOTE: a leased sink commits only under its grant; a session without one (it was
+        // lost) must not commit at all.
+        let grant = self.grant.lock().clone();
+        if self.host.leases().is_some() && grant.is_none() {
+            return Err(Exit::Retry(format!(
+                "{} holds no lease to commit under",
+                generation.schema
+            )));
+        }
+        let batch = Batch {
+            events: &events,
+            through,
+            grant: grant.as_ref(),
+        };
+        match apply_batch(&self.host, generation, &**projection, batch).await {
             Err(err) => Err(Exit::Retry(err)),
             Ok(Outcome::Applied { checkpoint, parked }) => {
                 generation.parked.fetch_add(parked, Ordering::AcqRel);

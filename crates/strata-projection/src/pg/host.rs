@@ -25,6 +25,7 @@ use tokio_postgres::{Client, NoTls};
 use super::generation::{PgGeneration, PgGenerationSink};
 use super::{CommitFence, PostgresProjection, sql};
 use crate::lane::{WaitEnd, wait_error};
+use crate::lease::Leases;
 use crate::meta::{Entry, GenerationId};
 use crate::registry::{Registry, validate_name};
 use crate::{
@@ -50,6 +51,8 @@ pub(crate) struct PgHost {
     registry: Registry<PgSlot>,
     pool: Pool,
     fence: RwLock<Option<Arc<dyn CommitFence>>>,
+    /// The leases its runners take, when several nodes share the read store.
+    leases: RwLock<Option<Arc<dyn Leases>>>,
 }
 
 /// One registered projection.
@@ -140,6 +143,7 @@ impl PostgresProjections {
                 registry: Registry::new(store, PathBuf::new()),
                 pool,
                 fence: RwLock::new(None),
+                leases: RwLock::new(None),
             }),
         })
     }
@@ -148,6 +152,16 @@ impl PostgresProjections {
     /// held, say); `None` removes it. Applies from the next batch on.
     pub fn set_fence(&self, fence: Option<Arc<dyn CommitFence>>) {
         *self.inner.fence.write() = fence;
+    }
+
+    /// Runs each projection's runner on one node at a time, for a read store that several
+    /// nodes share: a runner takes the lease `projection/<schema>` before it applies
+    /// anything, stands by while another node holds it, and every batch's transaction
+    /// checks the grant ([`crate::check_fence`]) before it commits. Set it before
+    /// [`PostgresProjections::start`]; without it every node runs every projection (safe,
+    /// since a batch skips what the stored checkpoint covers, but each node does the work).
+    pub fn set_leases(&self, leases: Option<Arc<dyn Leases>>) {
+        *self.inner.leases.write() = leases;
     }
 
     /// Registers a projection: creates its schema (migrating it) if there is none for
@@ -351,9 +365,8 @@ impl PostgresProjections {
         let slot = self.inner.registry.get(name)?;
         let generation = slot.active.borrow().clone();
         let client = client(&self.inner.pool).await?;
-        let failed = |source| ProjectionError::Postgres {
-            context: format!("query on projection {name} failed"),
-            source,
+        let failed = |source: tokio_postgres::Error| {
+            ProjectionError::postgres(format!("query on projection {name} failed"), source)
         };
         client
             .batch_execute(&format!("SET search_path TO {}", generation.schema))
@@ -421,9 +434,11 @@ impl PostgresProjections {
         let client = client(&self.inner.pool).await?;
         sql::list_parked(&**client, &generation.schema)
             .await
-            .map_err(|source| ProjectionError::Postgres {
-                context: format!("cannot list the parked events of {name}"),
-                source,
+            .map_err(|source: tokio_postgres::Error| {
+                ProjectionError::postgres(
+                    format!("cannot list the parked events of {name}"),
+                    source,
+                )
             })
     }
 
@@ -444,9 +459,8 @@ impl PostgresProjections {
                 version: generation.id.version,
             });
         };
-        let pg = |source| ProjectionError::Postgres {
-            context: format!("cannot retry a parked event of {name}"),
-            source,
+        let pg = |source: tokio_postgres::Error| {
+            ProjectionError::postgres(format!("cannot retry a parked event of {name}"), source)
         };
         let mut client = client(&self.inner.pool).await?;
         let tx = client.transaction().await.map_err(pg)?;
@@ -525,6 +539,10 @@ impl PgHost {
         self.fence.read().clone()
     }
 
+    pub(crate) fn leases(&self) -> Option<Arc<dyn Leases>> {
+        self.leases.read().clone()
+    }
+
     fn generations(&self) -> Vec<Arc<PgGeneration>> {
         let mut out = Vec::new();
         for slot in self.registry.all() {
@@ -559,6 +577,7 @@ impl PgHost {
                 host: self.clone(),
                 slot: slot.clone(),
                 generation: generation.clone(),
+                grant: Mutex::new(None),
             }),
         );
     }
@@ -566,9 +585,8 @@ impl PgHost {
     async fn new_building(&self, slot: &PgSlot) -> Result<Arc<PgGeneration>, ProjectionError> {
         let projection = slot.projection.clone();
         let name = projection.name();
-        let pg = |source| ProjectionError::Postgres {
-            context: format!("cannot start rebuilding {name}"),
-            source,
+        let pg = |source: tokio_postgres::Error| {
+            ProjectionError::postgres(format!("cannot start rebuilding {name}"), source)
         };
         let client = client(&self.pool).await?;
         let entry = sql::get_entry(&**client, name).await.map_err(pg)?;
@@ -621,9 +639,11 @@ impl PgHost {
         let client = client(&self.pool).await?;
         sql::set_entry(&**client, name, entry)
             .await
-            .map_err(|source| ProjectionError::Postgres {
-                context: format!("cannot switch {name} to its rebuilt read model"),
-                source,
+            .map_err(|source: tokio_postgres::Error| {
+                ProjectionError::postgres(
+                    format!("cannot switch {name} to its rebuilt read model"),
+                    source,
+                )
             })?;
         *slot.building.lock() = None;
         let old = slot.active.send_replace(generation.clone());

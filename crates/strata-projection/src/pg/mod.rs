@@ -1,13 +1,21 @@
-//! Read models in PostgreSQL (the `postgres` feature): the [`PostgresProjection`] trait a
-//! model implements, the [`CommitFence`] hook checked inside every batch's transaction,
-//! and the [`PostgresProjections`] host, which runs each generation through the same
-//! registry, lanes and supervise loop as the SQLite host.
+//! PostgreSQL (the `postgres` feature), for the read side and for runner state that
+//! several nodes share. Read models: the [`PostgresProjection`] trait a model implements,
+//! the [`CommitFence`] hook checked inside every batch's transaction, and the
+//! [`PostgresProjections`] host, which runs each generation through the same registry,
+//! lanes and supervise loop as the SQLite host. Shared runner state: [`PostgresHome`]
+//! (process managers' state in `strata_process`, leases in `strata_lease`), [`PgLeases`]
+//! (the [`crate::Leases`] seam on a table) and [`check_fence`], the hook a sink runs inside
+//! its commit so that a holder that lost its lease cannot commit.
 //!
 //! It must not know an event store backend: the log is read through the `EventStore`
-//! trait only, and the read database is its own connection pool.
+//! trait only, and its databases are its own connection pools.
 
 mod generation;
+mod home;
 mod host;
+mod leases;
+mod migrate;
+mod process;
 mod sql;
 
 use async_trait::async_trait;
@@ -15,7 +23,10 @@ use deadpool_postgres::Transaction;
 use strata_core::RecordedEvent;
 use strata_store::ReadFilter;
 
+pub use home::{PostgresHome, PostgresHomeOptions};
 pub use host::PostgresProjections;
+pub use leases::{PgLeases, check_fence};
+pub(crate) use process::PgProcessState;
 
 use crate::{ApplyError, FailurePolicy};
 

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS pm_outbox (
 ";
 
 /// The most due timeouts fired in one transaction.
-const TIMEOUT_BATCH: usize = 256;
+pub(crate) const TIMEOUT_BATCH: usize = 256;
 
 /// The error behind a fault, kept as it was so that its source chain reaches the log.
 pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -88,6 +88,39 @@ pub(crate) struct Counts {
 /// The namespace of the ids of commands sent from timeouts.
 fn timeout_namespace() -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_URL, b"strata:process-manager-timeout")
+}
+
+/// The correlation id of the commands an event leads to: its own, or its id.
+pub(crate) fn correlation_of(event: &RecordedEvent) -> String {
+    event
+        .metadata_json()
+        .get(metadata_keys::CORRELATION_ID)
+        .and_then(|v| v.as_str())
+        .map_or_else(|| event.id.to_string(), str::to_owned)
+}
+
+/// The context of the `index`th command of a timeout's firing.
+///
+/// Ids derive from (process, instance, timeout, deadline): the same firing always sends
+/// the same ids, and re-arming the timeout later sends new ones.
+pub(crate) fn timeout_context(
+    process: &str,
+    instance: &str,
+    timeout: &str,
+    deadline: i64,
+    correlation: Option<String>,
+) -> impl Fn(u32) -> CommandContext + use<> {
+    let cause = Uuid::new_v5(
+        &timeout_namespace(),
+        format!("{process}\u{0}{instance}\u{0}{timeout}\u{0}{deadline}").as_bytes(),
+    );
+    let causation = format!("timeout:{process}/{instance}/{timeout}");
+    move |index| {
+        let mut context = CommandContext::with_id(derived_event_id(cause, index).0);
+        context.correlation_id = correlation.clone();
+        context.causation_id = Some(causation.clone());
+        context
+    }
 }
 
 pub(crate) struct ProcessCore {
@@ -153,11 +186,7 @@ impl ProcessCore {
                     format!("instance {instance} at position {}: {e}", event.position).into(),
                 )
             })?;
-            let correlation = event
-                .metadata_json()
-                .get(metadata_keys::CORRELATION_ID)
-                .and_then(|v| v.as_str())
-                .map_or_else(|| event.id.to_string(), str::to_owned);
+            let correlation = correlation_of(event);
             record(&tx, &instance, reaction, Some(&correlation), |index| {
                 CommandContext::caused_by(event, index)
             })?;
@@ -203,19 +232,8 @@ impl ProcessCore {
                 .map_err(|e| {
                     Fault::Fatal(format!("instance {instance}, timeout {timeout}: {e}").into())
                 })?;
-            // Ids derive from (process, instance, timeout, deadline): the same firing
-            // always sends the same ids, and re-arming the timeout later sends new ones.
-            let cause = Uuid::new_v5(
-                &timeout_namespace(),
-                format!("{name}\u{0}{instance}\u{0}{timeout}\u{0}{deadline}").as_bytes(),
-            );
-            let causation = format!("timeout:{name}/{instance}/{timeout}");
-            record(&tx, instance, reaction, None, |index| {
-                let mut context = CommandContext::with_id(derived_event_id(cause, index).0);
-                context.correlation_id = correlation.clone();
-                context.causation_id = Some(causation.clone());
-                context
-            })?;
+            let context = timeout_context(name, instance, timeout, *deadline, correlation);
+            record(&tx, instance, reaction, None, context)?;
         }
         tx.commit()?;
         Ok(due.len())

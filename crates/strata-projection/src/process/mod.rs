@@ -5,9 +5,9 @@
 //! Nothing here decides domain rules: a process manager only turns events (and timeouts)
 //! into commands; the command side accepts or refuses them.
 
-mod core;
+pub(crate) mod core;
 mod host;
-mod typed;
+pub(crate) mod typed;
 
 use std::fmt;
 

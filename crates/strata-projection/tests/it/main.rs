@@ -1,6 +1,7 @@
 //! strata-projection's integration tests, against `MemoryStore` and `EmbeddedStore`, with
-//! real SQLite files in temporary directories; with the `postgres` feature, PostgreSQL
-//! read models against the server named by `STRATA_TEST_POSTGRES_URL`.
+//! real SQLite files in temporary directories, and (with the `postgres` feature and
+//! `STRATA_TEST_POSTGRES_URL`) read models, process managers and leases in a fresh
+//! PostgreSQL database.
 
 mod ahead_of_log;
 mod as_of;
@@ -8,9 +9,11 @@ mod crash;
 mod exactly_once;
 mod faults;
 mod follow;
+mod leases;
 mod policy;
+mod postgres_process;
 #[cfg(feature = "postgres")]
-mod postgres;
+mod postgres_read_models;
 mod process;
 mod rebuild;
 mod snapshots;

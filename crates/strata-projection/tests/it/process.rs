@@ -21,13 +21,13 @@ use strata_store::ReadFilter;
 use crate::support::{Fixture, Kind, WAIT, append, both_stores, eventually, read_log};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct OrderState {
+pub(crate) struct OrderState {
     placed: bool,
     notes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum Cmd {
+pub(crate) enum Cmd {
     Reserve(String),
     Confirm(String),
     Cancel(String),
@@ -35,8 +35,8 @@ enum Cmd {
 
 /// Placed → reserve and wait for payment; Paid → confirm, done; no payment in time →
 /// cancel, done.
-struct Checkout {
-    pay_within: Duration,
+pub(crate) struct Checkout {
+    pub(crate) pay_within: Duration,
 }
 
 impl ProcessManager for Checkout {
@@ -79,8 +79,8 @@ impl ProcessManager for Checkout {
 
 /// Records what it is sent; fails the first `fail` sends.
 #[derive(Default)]
-struct Recorder {
-    sent: Mutex<Vec<(Cmd, CommandContext)>>,
+pub(crate) struct Recorder {
+    pub(crate) sent: Mutex<Vec<(Cmd, CommandContext)>>,
     fail: AtomicU32,
     attempts: AtomicU32,
 }
@@ -102,7 +102,7 @@ impl CommandSender<Cmd> for Recorder {
 }
 
 impl Recorder {
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.sent.lock().len()
     }
 }

@@ -1,7 +1,8 @@
 //! PostgreSQL read models (`PostgresProjections`) against a real server: a batch and its
 //! checkpoint commit together, a restart resumes without skipping or repeating, refused
 //! events are parked in the same transaction, a rebuild takes over and drops the old
-//! schema, and a commit fence that refuses keeps the checkpoint where it was. Needs
+//! schema, a commit fence that refuses keeps the checkpoint where it was, and a leased
+//! model runs on one node at a time and is taken over without a repeat. Needs
 //! `STRATA_TEST_POSTGRES_URL`; each test makes a database of its own and drops it.
 
 use std::str::FromStr as _;
@@ -15,7 +16,8 @@ use strata_core::{Position, RecordedEvent};
 use strata_projection::deadpool_postgres::Transaction;
 use strata_projection::tokio_postgres::{self, Client, NoTls};
 use strata_projection::{
-    ApplyError, CommitFence, FailurePolicy, PostgresProjection, PostgresProjections, RunnerState,
+    ApplyError, CommitFence, FailurePolicy, LeaseTimings, PostgresHome, PostgresHomeOptions,
+    PostgresProjection, PostgresProjections, RunnerState,
 };
 use strata_store::{EventStore, MemoryStore, ReadFilter};
 
@@ -484,4 +486,62 @@ async fn a_checkpoint_beyond_the_head_is_refused_on_postgresql_too() {
     );
     assert_eq!(host.status()[0].state, RunnerState::Failed);
     host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leased_read_model_runs_on_one_node_and_another_takes_over_without_repeating() {
+    let Some(db) = Database::create("pg leased read model").await else {
+        return;
+    };
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let first = append_many(&*store, 100, 7).await;
+    let mut nodes = Vec::new();
+    for node in ["node-a", "node-b"] {
+        let mut options = PostgresHomeOptions::default();
+        options.lease_timings = LeaseTimings::with_ttl(Duration::from_secs(2));
+        let home = PostgresHome::connect(db.config.clone(), node, options)
+            .await
+            .expect("leases on the test database");
+        let host = db.host(&store).await;
+        host.set_leases(Some(home.leases()));
+        host.register(PgCounter::new(1, FailurePolicy::Stop))
+            .await
+            .unwrap();
+        host.start();
+        nodes.push(host);
+    }
+
+    // Both answer read-your-writes waits: the holder applies, the other follows the
+    // stored checkpoint.
+    for host in &nodes {
+        host.wait_for(NAME, first, WAIT).await.unwrap();
+    }
+    // The standby refreshes its state once a second; give it a moment to say so.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let running: Vec<_> = nodes
+        .iter()
+        .map(|host| host.status()[0].state != RunnerState::Standby)
+        .collect();
+    assert_eq!(
+        running.iter().filter(|r| **r).count(),
+        1,
+        "exactly one node runs the projection: {running:?}"
+    );
+    let holder = running.iter().position(|r| *r).unwrap();
+    let other = nodes.remove(1 - holder);
+    nodes.remove(0).shutdown().await;
+
+    // The holder is gone: the other takes the lease over and goes on from the checkpoint.
+    let head = append_many(&*store, 60, 5).await;
+    other
+        .wait_for(NAME, head, Duration::from_secs(20))
+        .await
+        .expect("the other node takes over");
+    let log = read_log(&*store).await;
+    assert_eq!(
+        query_model(&other).await,
+        expected_model(&log, head.0, &[]),
+        "every event applied exactly once across the two nodes"
+    );
+    other.shutdown().await;
 }

@@ -1,0 +1,395 @@
+//! Three `strata serve --store postgres://...` processes on one database: the checkout
+//! process manager runs on the one holding its lease; when that process is killed
+//! (SIGKILL) while orders keep arriving at the others, another takes over within seconds, every order completes checkout,
+//! and the log holds each of checkout's effects exactly once per order (nothing skipped,
+//! nothing acted on twice). Needs `STRATA_TEST_POSTGRES_URL`; says it is skipped without
+//! it. Runs in a database made for it and dropped after.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio_postgres::NoTls;
+
+/// The orders driven through checkout; the holder is killed after a quarter of them.
+const ORDERS: usize = 24;
+
+/// The pause between two orders, so that they keep arriving through the takeover.
+const PACE: Duration = Duration::from_millis(200);
+
+/// The checkout process manager's name.
+const CHECKOUT: &str = "shop_checkout";
+
+/// One HTTP/1.1 request on a fresh connection: the status and the JSON body.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(rest).unwrap_or(Value::Null)))
+}
+
+fn ok(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
+    match request(addr, method, path, body) {
+        Some((200, answer)) => answer,
+        other => panic!("{method} {path} on {addr} answered {other:?}"),
+    }
+}
+
+/// A running `strata serve`, killed when dropped.
+struct Server {
+    node: String,
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data_dir: &Path, store: &str, node: &str) -> Server {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--store",
+            store,
+            "--node-id",
+            node,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("strata serve starts");
+    Server {
+        node: node.to_owned(),
+        child,
+        addr,
+    }
+}
+
+fn wait_healthy(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some((200, _)) = request(server.addr, "GET", "/health", None) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} did not answer /health within 30 s", server.node);
+}
+
+/// The checkout process manager's status on `server`, if it answers.
+fn checkout_status(server: &Server) -> Option<Value> {
+    let (status, body) = request(server.addr, "GET", "/projections", None)?;
+    if status != 200 {
+        return None;
+    }
+    body["projections"]
+        .as_array()?
+        .iter()
+        .find(|p| p["kind"] == "process_manager" && p["name"] == CHECKOUT)
+        .cloned()
+}
+
+/// The node holding the checkout lease, as `server` sees it while holding it.
+fn holds_checkout(server: &Server) -> bool {
+    checkout_status(server).is_some_and(|s| s["lease"]["held_here"] == true)
+}
+
+/// Rows of text from `sql` on the database of `config`.
+fn query(config: &tokio_postgres::Config, sql: &str) -> Vec<Vec<String>> {
+    let config = config.clone();
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let (client, connection) = config.connect(NoTls).await.expect("connect to PostgreSQL");
+            tokio::spawn(connection);
+            let messages = client
+                .simple_query(&sql)
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err}"));
+            messages
+                .iter()
+                .filter_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).unwrap_or_default().to_owned())
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .expect("the query ran")
+}
+
+/// A database made for the test, dropped with it (with any connection left to it).
+struct Database {
+    admin: tokio_postgres::Config,
+    name: String,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        query(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Creates, adds a line to and places order `id` through `addr`.
+fn place_order(addr: SocketAddr, id: &str) {
+    ok(
+        addr,
+        "POST",
+        &format!("/shop/orders/{id}"),
+        Some(&json!({"customer": "ann"})),
+    );
+    ok(
+        addr,
+        "POST",
+        &format!("/shop/orders/{id}/lines"),
+        Some(&json!({"sku": "mug", "quantity": 1})),
+    );
+    ok(addr, "POST", &format!("/shop/orders/{id}/place"), None);
+}
+
+#[test]
+fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
+    let url = match std::env::var("STRATA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            println!("skipped the failover test: STRATA_TEST_POSTGRES_URL is unset");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let admin = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
+    let name = format!("strata_failover_test_{}", uuid::Uuid::new_v4().simple());
+    query(&admin, &format!("CREATE DATABASE \"{name}\""));
+    let database = Database {
+        admin: admin.clone(),
+        name: name.clone(),
+    };
+    let mut config = admin.clone();
+    config.dbname(&name);
+    let store_url = match url.rsplit_once('/') {
+        Some((base, _)) if base.contains("://") => format!("{base}/{name}"),
+        _ => panic!("STRATA_TEST_POSTGRES_URL names no database to replace: {url}"),
+    };
+
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let mut servers: Vec<Server> = (1..=3)
+        .map(|n| {
+            serve(
+                &scratch.path().join(format!("node-{n}")),
+                &store_url,
+                &format!("node-{n}"),
+            )
+        })
+        .collect();
+    servers.iter().for_each(wait_healthy);
+    let first = servers[0].addr;
+    ok(
+        first,
+        "POST",
+        "/shop/products/mug",
+        Some(&json!({"name": "Blue mug", "description": "a blue ceramic mug", "price": 1250})),
+    );
+    ok(
+        first,
+        "POST",
+        "/shop/inventory/mug/receive",
+        Some(&json!({"quantity": 1000})),
+    );
+
+    let ids: Vec<String> = (1..=ORDERS).map(|i| format!("f{i}")).collect();
+    place_order(first, &ids[0]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let holder = loop {
+        if let Some(index) = servers.iter().position(holds_checkout) {
+            break index;
+        }
+        assert!(Instant::now() < deadline, "no server took checkout's lease");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Orders keep arriving at the other servers, before, during and after the kill.
+    let others: Vec<SocketAddr> = (0..servers.len())
+        .filter(|&i| i != holder)
+        .map(|i| servers[i].addr)
+        .collect();
+    let placed = Arc::new(AtomicUsize::new(1));
+    let driver = {
+        let ids = ids.clone();
+        let placed = placed.clone();
+        std::thread::spawn(move || {
+            for (i, id) in ids.iter().enumerate().skip(1) {
+                place_order(others[i % others.len()], id);
+                placed.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(PACE);
+            }
+        })
+    };
+    // Kill the holder of checkout's lease while it works on them.
+    while placed.load(Ordering::SeqCst) < ORDERS / 4 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut killed = servers.remove(holder);
+    killed.child.kill().expect("SIGKILL the lease holder");
+    killed.child.wait().expect("the killed server is reaped");
+    let killed_at = Instant::now();
+    let at_kill = placed.load(Ordering::SeqCst);
+
+    let taken_over = loop {
+        if let Some(server) = servers.iter().find(|s| holds_checkout(s)) {
+            break (server.node.clone(), killed_at.elapsed());
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "no server took checkout over within 20 s of {} being killed",
+            killed.node
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!(
+        "{} took checkout over {} ms after {} was killed with {at_kill} of {ORDERS} orders placed",
+        taken_over.0,
+        taken_over.1.as_millis(),
+        killed.node
+    );
+    driver.join().expect("every order was placed");
+    assert!(
+        taken_over.1 < Duration::from_secs(10),
+        "the takeover took {:?}",
+        taken_over.1
+    );
+
+    // Every order completes checkout, seen from each surviving server's read models.
+    for id in &ids {
+        for server in &servers {
+            let order = ok(
+                server.addr,
+                "GET",
+                &format!("/shop/orders/{id}?settled=true&timeout_ms=15000"),
+                None,
+            );
+            assert_eq!(
+                order["status"], "confirmed",
+                "order {id} on {}: {order}",
+                server.node
+            );
+        }
+    }
+
+    // Checkout comes to rest: its checkpoint, stored once for all servers, reaches the
+    // head, with nothing left to send (it commits the reservations after confirming).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let head = query(&config, "SELECT max(position) FROM strata.events")[0][0].clone();
+        let stored = query(
+            &config,
+            "SELECT position, (SELECT count(*) FROM strata_process.outbox WHERE process = 'shop_checkout')
+               FROM strata_process.checkpoints WHERE process = 'shop_checkout'",
+        );
+        if stored[0][0] == head && stored[0][1] == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checkout's checkpoint and outbox {stored:?} never reached the head {head}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Each of checkout's effects is in the log exactly once per order, and nothing
+    // compensated: no event was skipped and no command acted on twice.
+    let rows = query(
+        &config,
+        "SELECT type,
+                coalesce(convert_from(data, 'UTF8')::jsonb->>'order_id',
+                         substring(stream from position('-' in stream) + 1)),
+                count(*)
+           FROM strata.events
+          WHERE category IN ('order', 'payment', 'inventory')
+          GROUP BY 1, 2",
+    );
+    let counts: BTreeMap<(String, String), u64> = rows
+        .into_iter()
+        .map(|row| ((row[0].clone(), row[1].clone()), row[2].parse().unwrap()))
+        .collect();
+    for id in &ids {
+        for effect in [
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentAuthorized",
+            "PaymentCaptured",
+            "OrderConfirmed",
+            "ReservationCommitted",
+        ] {
+            assert_eq!(
+                counts.get(&(effect.to_owned(), id.clone())).copied(),
+                Some(1),
+                "{effect} of order {id}: {counts:?}"
+            );
+        }
+    }
+    for compensation in [
+        "OrderCancelled",
+        "ReservationReleased",
+        "PaymentVoided",
+        "PaymentRefunded",
+    ] {
+        assert!(
+            !counts.keys().any(|(kind, _)| kind == compensation),
+            "nothing was compensated: {counts:?}"
+        );
+    }
+    drop(servers);
+    drop(database);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the failover test took {:?}",
+        started.elapsed()
+    );
+}
