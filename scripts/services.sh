@@ -171,13 +171,15 @@ if [ -x /usr/sbin/nats-server ]; then
   port_open 4222 && echo "export STRATA_TEST_NATS_URL='nats://127.0.0.1:4222'"
 fi
 # An emulator of the AWS SNS and SQS APIs for the `sns` feature's tests: moto from PyPI,
-# installed once into a venv of its own, on a loopback port; state in memory only.
+# installed once into a venv of its own, on a loopback port; state in memory only. Only
+# the SNS and SQS extras and the server's web framework: `moto[server]` pulls every
+# service's dependencies, nearly four times the install time.
 MOTO_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/strata/moto-venv
 MOTO_PORT=4566
 if command -v python3 >/dev/null 2>&1; then
   if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
-    log "services: installing moto[server] into $MOTO_VENV"
-    { python3 -m venv "$MOTO_VENV" && "$MOTO_VENV/bin/pip" install -q 'moto[server]'; } >&2 ||
+    log "services: installing moto (SNS, SQS, server) into $MOTO_VENV"
+    { python3 -m venv "$MOTO_VENV" && "$MOTO_VENV/bin/pip" install -q 'moto[sns,sqs]' flask flask-cors; } >&2 ||
       log "services: moto did not install; no SNS/SQS emulator"
   fi
   if [ -x "$MOTO_VENV/bin/moto_server" ] && ! port_open "$MOTO_PORT"; then

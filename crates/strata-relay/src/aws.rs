@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sns::config::Credentials;
+use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// How long one API call may take, its retries included.
@@ -50,7 +51,22 @@ pub(crate) async fn sdk_config(endpoint: Option<&str>, region: &str) -> SdkConfi
     loader.load().await
 }
 
-/// The full text of an SDK error (its `Display` alone says only "service error").
-pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    aws_sdk_sns::error::DisplayErrorContext(error).to_string()
+/// An SDK error in a sentence: the service's code and message when the service answered,
+/// else the whole chain of causes (`Display` alone says only "dispatch failure").
+pub(crate) fn describe<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            format!(
+                "{}: {}",
+                err.code().unwrap_or("unknown error"),
+                err.message().unwrap_or("no message")
+            )
+        }
+        other => DisplayErrorContext(other).to_string(),
+    }
 }

@@ -199,8 +199,9 @@ impl SqsConsumer {
         })
     }
 
-    /// The highest position applied (0: nothing yet). With a FIFO queue every event
-    /// below it is applied too; with a standard one, not necessarily.
+    /// The highest position applied (0: nothing yet). Events of other streams below it
+    /// may still be on their way: SQS keeps order only within a message group (a FIFO
+    /// queue's stream), and a standard queue none at all.
     pub async fn position(&self) -> Result<Position, RelayError> {
         let db = self.db.clone();
         blocking(&self.path, move || {

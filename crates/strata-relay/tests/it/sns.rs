@@ -322,3 +322,30 @@ async fn a_read_model_fed_through_sqs_converges_although_sns_went_away() {
         .unwrap();
     assert_eq!(model, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_is_reported_in_a_sentence() {
+    let Some(url) = service("STRATA_TEST_SNS_URL", "sns a_missing_topic_is_reported") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    append_round(&store, 0).await;
+    let topic_arn = format!("arn:aws:sns:{REGION}:123456789012:t{}", unique());
+    let relays = Relays::new(store.clone(), dir.path());
+    relays.start(config("sns_test", &url, &topic_arn)).unwrap();
+    let status = relays
+        .wait_until("sns_test", WAIT, |s| s.state == RelayState::Retrying)
+        .await
+        .unwrap();
+    relays.shutdown().await;
+    let error = status.last_error.unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "sns at {topic_arn}: cannot reach the topic: NotFound"
+        )),
+        "{error}"
+    );
+    assert!(error.len() < 200, "one sentence, not a dump: {error}");
+    assert_eq!(status.checkpoint.0, 0);
+}
