@@ -170,4 +170,24 @@ if [ -x /usr/sbin/nats-server ]; then
   fi
   port_open 4222 && echo "export STRATA_TEST_NATS_URL='nats://127.0.0.1:4222'"
 fi
+# An emulator of the AWS SNS and SQS APIs for the `sns` feature's tests: moto from PyPI,
+# installed once into a venv of its own, on a loopback port; state in memory only. Only
+# the SNS and SQS extras and the server's web framework: `moto[server]` pulls every
+# service's dependencies, nearly four times the install time.
+MOTO_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/strata/moto-venv
+MOTO_PORT=4566
+if command -v python3 >/dev/null 2>&1; then
+  if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+    log "services: installing moto (SNS, SQS, server) into $MOTO_VENV"
+    { python3 -m venv "$MOTO_VENV" && "$MOTO_VENV/bin/pip" install -q 'moto[sns,sqs]' flask flask-cors; } >&2 ||
+      log "services: moto did not install; no SNS/SQS emulator"
+  fi
+  if [ -x "$MOTO_VENV/bin/moto_server" ] && ! port_open "$MOTO_PORT"; then
+    log "services: starting moto (SNS/SQS) on port $MOTO_PORT"
+    setsid "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" \
+      >"$(dirname "$MOTO_VENV")/moto.log" 2>&1 </dev/null &
+    wait_for moto port_open "$MOTO_PORT" || true
+  fi
+  port_open "$MOTO_PORT" && echo "export STRATA_TEST_SNS_URL='http://127.0.0.1:$MOTO_PORT'"
+fi
 exit 0

@@ -114,8 +114,9 @@ pub(crate) struct ServeArgs {
     /// Publish every event to a message broker, in order, from a checkpoint kept in the
     /// data directory (repeatable): `nats://HOST:4222` (JetStream, subjects
     /// `strata.events.<category>.<stream>`) or `amqp://USER:PASSWORD@HOST:5672/%2f`
-    /// (topic exchange `strata.events`, routing key `<category>.<type>`). See
-    /// docs/relays.md.
+    /// (topic exchange `strata.events`, routing key `<category>.<type>`), and in a build
+    /// with the `sns` feature `sns://<topic-arn>[?endpoint=URL][&region=REGION]` (AWS SNS).
+    /// See docs/relays.md.
     #[arg(long = "relay", value_name = "URL")]
     pub(crate) relays: Vec<String>,
 

@@ -38,6 +38,19 @@ pub enum Destination {
         /// The topic exchange's name (declared durable if missing).
         exchange: String,
     },
+    /// AWS SNS: the envelope as message, attributes `event_id`, `event_type`, `stream`
+    /// and `position`; on a FIFO topic (its name ends in `.fifo`) `MessageGroupId` =
+    /// stream and `MessageDeduplicationId` = event id. A standard topic keeps no order
+    /// and drops no duplicate: its consumers de-duplicate by event id.
+    Sns {
+        /// The topic's ARN, `arn:aws:sns:<region>:<account>:<name>`.
+        topic_arn: String,
+        /// Another endpoint than AWS's (an emulator), `http://host:port`; credentials then
+        /// come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or placeholders.
+        endpoint: Option<String>,
+        /// The AWS region.
+        region: String,
+    },
 }
 
 /// One relay: its name (which names its checkpoint file) and its destination.
@@ -51,7 +64,9 @@ pub struct RelayConfig {
 
 impl RelayConfig {
     /// Reads a `--relay` URL with the default subject prefix, stream and exchange:
-    /// `nats://host:port` or `amqp://user:password@host:port/vhost` (`amqps://` too).
+    /// `nats://host:port` or `amqp://user:password@host:port/vhost` (`amqps://` too), or
+    /// `sns://<topic-arn>[?endpoint=http://host:port][&region=<region>]` (the region
+    /// defaults to the ARN's).
     /// The name derives from the broker, host and port (`nats_127_0_0_1_4222`), so a
     /// relay keeps its checkpoint whatever order the URLs are given in.
     pub fn from_url(url: &str) -> Result<Self, RelayError> {
@@ -96,7 +111,16 @@ impl RelayConfig {
                     exchange: DEFAULT_AMQP_EXCHANGE.to_owned(),
                 }
             }
-            _ => return Err(invalid("the scheme must be nats or amqp")),
+            "sns" => {
+                if !cfg!(feature = "sns") {
+                    return Err(RelayError::BrokerNotBuilt {
+                        url: shown,
+                        broker: "sns",
+                    });
+                }
+                sns_destination(rest).map_err(|reason| invalid(&reason))?
+            }
+            _ => return Err(invalid("the scheme must be nats, amqp or sns")),
         };
         let name: String = format!("{}_{host_port}", destination.broker())
             .chars()
@@ -115,11 +139,12 @@ impl RelayConfig {
 }
 
 impl Destination {
-    /// The broker's name: `nats` or `amqp`.
+    /// The broker's name: `nats`, `amqp` or `sns`.
     pub fn broker(&self) -> &'static str {
         match self {
             Self::Nats { .. } => "nats",
             Self::Amqp { .. } => "amqp",
+            Self::Sns { .. } => "sns",
         }
     }
 
@@ -127,8 +152,66 @@ impl Destination {
     pub fn target(&self) -> String {
         match self {
             Self::Nats { url, .. } | Self::Amqp { url, .. } => redact(url),
+            Self::Sns { topic_arn, .. } => topic_arn.clone(),
         }
     }
+}
+
+/// The SNS destination of `rest`, the part of an `sns://` URL after the scheme.
+fn sns_destination(rest: &str) -> Result<Destination, String> {
+    let (arn, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let parts: Vec<&str> = arn.split(':').collect();
+    let [arn_word, _partition, service, arn_region, account, topic] = parts[..] else {
+        return Err("expected sns://arn:aws:sns:<region>:<account>:<topic>".to_owned());
+    };
+    if arn_word != "arn" || service != "sns" || account.is_empty() || topic.is_empty() {
+        return Err("expected sns://arn:aws:sns:<region>:<account>:<topic>".to_owned());
+    }
+    let mut endpoint = None;
+    let mut region = (!arn_region.is_empty()).then(|| arn_region.to_owned());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match key {
+            "endpoint" => {
+                if !(value.starts_with("http://") || value.starts_with("https://")) {
+                    return Err("endpoint must be an http:// or https:// URL".to_owned());
+                }
+                endpoint = Some(value);
+            }
+            "region" if !value.is_empty() => region = Some(value),
+            _ => return Err(format!("unknown parameter {key:?} (endpoint, region)")),
+        }
+    }
+    let region = region.ok_or("no region: in neither the ARN nor region=")?;
+    Ok(Destination::Sns {
+        topic_arn: arn.to_owned(),
+        endpoint,
+        region,
+    })
+}
+
+/// `%XX` escapes of `value` decoded (an invalid escape stays as it is).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `url` without a password (the user name stays).

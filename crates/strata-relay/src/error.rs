@@ -39,7 +39,7 @@ pub enum RelayError {
     /// publishes again from its checkpoint.
     #[error("{broker} at {target}: {message}")]
     Broker {
-        /// The broker's name (`nats`, `amqp`).
+        /// The broker's name (`nats`, `amqp`, `sns`, `sqs`).
         broker: &'static str,
         /// Where it is (credentials removed).
         target: String,
@@ -50,6 +50,15 @@ pub enum RelayError {
     #[error("relay checkpoint {}: {source}", path.display())]
     Checkpoint {
         /// The checkpoint file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// A consumer's read model could not be opened, set up or written (its checkpoint is
+    /// in the same file and transaction); nothing of the batch was applied.
+    #[error("read model {}: {source}", path.display())]
+    ReadModel {
+        /// The read model's SQLite file.
         path: PathBuf,
         /// The SQLite error.
         source: rusqlite::Error,

@@ -15,7 +15,11 @@
 //!   once every message of it is confirmed.
 //! - [`envelope`] is the versioned JSON message every broker carries.
 //!
-//! Brokers are cargo features: `nats` (NATS JetStream) and `amqp` (RabbitMQ). This crate
+//! With the `sns` feature, [`SqsConsumer`] is the other end of an SNS relay: it applies
+//! the envelopes an SQS queue receives to a SQLite read model, once each.
+//!
+//! Brokers are cargo features: `nats` (NATS JetStream), `amqp` (RabbitMQ) and `sns` (AWS
+//! SNS and SQS, not in the default build). This crate
 //! reads the log only through the `EventStore` trait, never writes to it, and knows
 //! nothing of HTTP.
 
@@ -29,8 +33,14 @@ mod sink;
 
 #[cfg(feature = "amqp")]
 mod amqp;
+#[cfg(feature = "sns")]
+mod aws;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "sns")]
+mod sns;
+#[cfg(feature = "sns")]
+mod sqs;
 
 pub use config::{
     DEFAULT_AMQP_EXCHANGE, DEFAULT_NATS_DUPLICATE_WINDOW, DEFAULT_NATS_PREFIX, DEFAULT_NATS_STREAM,
@@ -38,9 +48,11 @@ pub use config::{
 };
 pub use envelope::{ENVELOPE_FORMAT, envelope};
 pub use error::RelayError;
-pub use names::{amqp_routing_key, nats_subject, subject_token};
+pub use names::{amqp_routing_key, nats_subject, sns_group_id, subject_token};
 pub use relay::{RelayState, RelayStatus, Relays};
 pub use sink::BrokerSink;
+#[cfg(feature = "sns")]
+pub use sqs::{ConsumedEvent, PollReport, SqsConsumer, SqsConsumerConfig, SqsReadModel};
 
 #[cfg(test)]
 mod tests;

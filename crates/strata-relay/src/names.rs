@@ -1,4 +1,5 @@
-//! How streams, categories and event types become NATS subjects and AMQP routing keys.
+//! How streams, categories and event types become NATS subjects, AMQP routing keys and
+//! SNS message group ids.
 //! It owns that mapping (documented in docs/relays.md); it must not do any I/O.
 //!
 //! Both brokers split names at `.` and give `*`, `>` and `#` meaning, so each part of a
@@ -61,4 +62,33 @@ pub fn amqp_routing_key(event: &RecordedEvent) -> String {
         key.truncate(end);
     }
     key
+}
+
+/// The longest SNS `MessageGroupId`.
+const GROUP_ID_MAX: usize = 128;
+
+/// The SNS FIFO `MessageGroupId` of `stream`: the stream's name when it is at most 128
+/// printable ASCII bytes (`order-7` stays `order-7`), else its token (see the module's
+/// doc), and when that is longer than 128 bytes, the token's first 111 bytes, `~` and 16
+/// hex digits of a hash of the name. One stream always gets one group id; two streams
+/// that share one only lose parallel delivery, never order.
+pub fn sns_group_id(stream: &str) -> String {
+    if stream.len() <= GROUP_ID_MAX && stream.bytes().all(|b| b.is_ascii_graphic()) {
+        return stream.to_owned();
+    }
+    let token = subject_token(stream);
+    if token.len() <= GROUP_ID_MAX {
+        return token;
+    }
+    let mut end = GROUP_ID_MAX - 17;
+    if let Some(tilde) = token[..end].rfind('~')
+        && tilde + 3 > end
+    {
+        end = tilde;
+    }
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = stream.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{}~{hash:016x}", &token[..end])
 }

@@ -55,7 +55,7 @@ pub enum RelayState {
 pub struct RelayStatus {
     /// The relay's name.
     pub name: String,
-    /// Its broker (`nats`, `amqp`).
+    /// Its broker (`nats`, `amqp`, `sns`).
     pub broker: &'static str,
     /// Where it publishes, without credentials.
     pub target: String,
@@ -290,6 +290,16 @@ fn sink_for(destination: &Destination) -> Box<dyn BrokerSink> {
         )),
         #[cfg(feature = "amqp")]
         Destination::Amqp { url, exchange } => Box::new(crate::amqp::AmqpSink::new(url, exchange)),
+        #[cfg(feature = "sns")]
+        Destination::Sns {
+            topic_arn,
+            endpoint,
+            region,
+        } => Box::new(crate::sns::SnsSink::new(
+            topic_arn,
+            endpoint.as_deref(),
+            region,
+        )),
         #[allow(unreachable_patterns)]
         other => Box::new(Unsupported(other.broker(), other.target())),
     }

@@ -2,7 +2,8 @@ use bytes::Bytes;
 use strata_core::{EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version};
 
 use crate::{
-    Destination, RelayConfig, RelayError, amqp_routing_key, envelope, nats_subject, subject_token,
+    Destination, RelayConfig, RelayError, amqp_routing_key, envelope, nats_subject, sns_group_id,
+    subject_token,
 };
 
 fn event(stream: &str, event_type: &str, data: &str) -> RecordedEvent {
@@ -92,6 +93,64 @@ fn urls_name_their_relay_and_lose_their_password() {
     );
     assert!(RelayConfig::from_url("127.0.0.1:4222").is_err());
     assert!(RelayConfig::from_url("nats://").is_err());
+}
+
+#[test]
+fn sns_urls_read_the_topic_the_region_and_the_endpoint() {
+    let url = "sns://arn:aws:sns:eu-west-1:123456789012:shop-events.fifo\
+               ?endpoint=http%3A%2F%2F127.0.0.1%3A4566&region=us-east-1";
+    let parsed = RelayConfig::from_url(url);
+    if !cfg!(feature = "sns") {
+        let err = parsed.unwrap_err();
+        assert!(
+            matches!(err, RelayError::BrokerNotBuilt { broker: "sns", .. }),
+            "{err}"
+        );
+        return;
+    }
+    let config = parsed.unwrap();
+    assert_eq!(
+        config.destination,
+        Destination::Sns {
+            topic_arn: "arn:aws:sns:eu-west-1:123456789012:shop-events.fifo".to_owned(),
+            endpoint: Some("http://127.0.0.1:4566".to_owned()),
+            region: "us-east-1".to_owned(),
+        }
+    );
+    assert_eq!(config.destination.broker(), "sns");
+    assert!(
+        config
+            .name
+            .starts_with("sns_arn_aws_sns_eu_west_1_123456789012_")
+    );
+    // The region defaults to the ARN's.
+    let plain = RelayConfig::from_url("sns://arn:aws:sns:us-east-2:1:t").unwrap();
+    assert!(
+        matches!(plain.destination, Destination::Sns { ref region, endpoint: None, .. } if region == "us-east-2")
+    );
+    for bad in [
+        "sns://topic",
+        "sns://arn:aws:sqs:us-east-1:1:t",
+        "sns://arn:aws:sns::1:t",
+        "sns://arn:aws:sns:us-east-1:1:t?endpoint=127.0.0.1:4566",
+        "sns://arn:aws:sns:us-east-1:1:t?queue=q",
+    ] {
+        let err = RelayConfig::from_url(bad).unwrap_err();
+        assert!(matches!(err, RelayError::InvalidUrl { .. }), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn sns_group_ids_are_the_stream_or_a_bounded_token() {
+    assert_eq!(sns_group_id("order-7"), "order-7");
+    assert_eq!(sns_group_id("order-7.b"), "order-7.b");
+    assert_eq!(sns_group_id("commande-é"), "commande-~C3~A9");
+    let long = "x-".to_owned() + &"é".repeat(100);
+    let id = sns_group_id(&long);
+    assert!(id.len() <= 128, "{id}");
+    assert_ne!(id, sns_group_id(&(long.clone() + "f")));
+    assert_eq!(id, sns_group_id(&long));
+    assert!(id.bytes().all(|b| b.is_ascii_graphic()));
 }
 
 mod runner {
@@ -308,5 +367,110 @@ mod runner {
             Err(RelayError::AlreadyRunning(_))
         ));
         relays.shutdown().await;
+    }
+}
+
+#[cfg(feature = "sns")]
+mod sqs {
+    use rusqlite::Transaction;
+
+    use crate::sqs::{Db, Outcome, apply, read_body};
+    use crate::{ConsumedEvent, SqsReadModel};
+
+    fn body(position: u64, stream: &str, version: u64) -> String {
+        format!(
+            r#"{{"format":1,"position":{position},"stream":"{stream}","version":{version},"id":"id-{position}","type":"Placed","data":{{"n":{position}}},"metadata":{{}},"recorded_at":"2026-11-30T06:00:00Z"}}"#
+        )
+    }
+
+    /// Records the positions applied, in order.
+    struct Applied;
+
+    impl SqsReadModel for Applied {
+        fn init(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+            tx.execute_batch("CREATE TABLE IF NOT EXISTS applied (position INTEGER)")
+        }
+        fn apply(&mut self, tx: &Transaction<'_>, event: &ConsumedEvent) -> rusqlite::Result<()> {
+            tx.execute("INSERT INTO applied VALUES (?1)", [event.position as i64])
+                .map(|_| ())
+        }
+    }
+
+    #[test]
+    fn a_body_is_the_envelope_or_an_sns_notification_around_it() {
+        let raw = read_body(&body(7, "order-1", 2)).unwrap();
+        assert_eq!(
+            (raw.position, raw.version, raw.stream.as_str()),
+            (7, 2, "order-1")
+        );
+        assert_eq!(raw.event_type, "Placed");
+        assert_eq!(raw.data, serde_json::json!({"n": 7}));
+        let notification = serde_json::json!({
+            "Type": "Notification",
+            "MessageId": "m",
+            "Message": body(7, "order-1", 2),
+        });
+        assert_eq!(read_body(&notification.to_string()).unwrap(), raw);
+        for bad in [
+            "not json".to_owned(),
+            r#"{"Type":"Notification"}"#.to_owned(),
+            r#"{"format":1}"#.to_owned(),
+            body(7, "order-1", 2).replace(r#""format":1"#, r#""format":2"#),
+        ] {
+            assert!(read_body(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn events_apply_once_in_version_order_and_early_ones_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(dir.path().join("model.sqlite"), Box::new(Applied)).unwrap();
+        let events = |list: &[(u64, &str, u64)]| -> Vec<ConsumedEvent> {
+            list.iter()
+                .map(|&(p, s, v)| read_body(&body(p, s, v)).unwrap())
+                .collect()
+        };
+        // Given a receive that holds a stream's versions out of order, a repeat, and a
+        // version of another stream whose predecessor has not come yet…
+        let outcomes = apply(
+            &mut db,
+            events(&[
+                (3, "order-1", 3),
+                (2, "order-1", 2),
+                (1, "order-1", 1),
+                (1, "order-1", 1),
+                (5, "order-2", 2),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Applied,
+                Outcome::Applied,
+                Outcome::Applied,
+                Outcome::Duplicate,
+                Outcome::Early
+            ]
+        );
+        // …then the missing one, and the early one again, and an old repeat.
+        let outcomes = apply(
+            &mut db,
+            events(&[(5, "order-2", 2), (4, "order-2", 1), (2, "order-1", 2)]),
+        )
+        .unwrap();
+        assert_eq!(
+            outcomes,
+            [Outcome::Applied, Outcome::Applied, Outcome::Duplicate]
+        );
+        let applied: Vec<i64> = db
+            .conn()
+            .prepare("SELECT position FROM applied ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(applied, [1, 2, 3, 4, 5]);
     }
 }
