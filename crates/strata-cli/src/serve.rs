@@ -108,7 +108,9 @@ pub(crate) struct ServeArgs {
     pub(crate) read_store: Option<String>,
     /// This server's name among the servers sharing one --store postgres:// database,
     /// shown as the holder of the process managers' leases (unused on the embedded store).
-    /// Unique per process; default: the host name and the process id.
+    /// Unique per server; default: the host name and the data directory, so that a server
+    /// restarted after a crash takes its leases back at once instead of waiting for them
+    /// to expire.
     #[arg(long, env = "STRATA_NODE_ID", value_name = "ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub(crate) node_id: Option<String>,
     /// Publish every event to a message broker, in order, from a checkpoint kept in the
@@ -200,7 +202,7 @@ impl Store {
         &self,
         shared: Arc<dyn EventStore>,
         read: &Path,
-        node_id: Option<String>,
+        node: String,
     ) -> anyhow::Result<ProcessManagers> {
         // NOTE: the state is written, so it lives on the primary, never on a standby.
         let primary = match self {
@@ -211,7 +213,6 @@ impl Store {
         let Some(config) = primary else {
             return Ok(ProcessManagers::new(shared, read.join("processes")));
         };
-        let node = node_id.unwrap_or_else(default_node_id);
         let home = PostgresHome::connect(config.clone(), node, PostgresHomeOptions::default())
             .await
             .context("cannot keep the process managers' state in postgres")?;
@@ -253,14 +254,16 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// This process's name among servers: the host name and the process id.
-fn default_node_id() -> String {
+/// This server's name among servers: the host name and its data directory (which one
+/// server uses at a time), the same again after a restart.
+fn default_node_id(dir: &Path) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}-{}", std::process::id())
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    format!("{host}:{}", dir.display())
 }
 
 /// A connection URL without its password, for messages.
@@ -329,20 +332,18 @@ pub(crate) async fn run(
         Arc::new(snapshots),
     ));
     // A server sharing its event store with others has a name, the holder of its leases.
-    let node = store
-        .shared()
-        .then(|| args.node_id.clone().unwrap_or_else(default_node_id));
+    let node = args.node_id.clone().unwrap_or_else(|| default_node_id(dir));
     let read_store = crate::read_store::ReadStore::open(
         args.read_store.as_deref(),
         shared.clone(),
         &read.join("models"),
-        node.as_deref(),
+        store.shared().then_some(node.as_str()),
     )
     .await?;
     // NOTE: process managers follow the primary: their checkpoints are written there, and
     // a standby behind them would look like a log behind its checkpoint.
     let processes = store
-        .processes(store.commands(&shared), &read, node.clone())
+        .processes(store.commands(&shared), &read, node)
         .await?;
     let shop = read_store.shop(handler, &processes).await?;
     read_store.start();
