@@ -13,6 +13,11 @@ pub const DEFAULT_NATS_STREAM: &str = "STRATA_EVENTS";
 pub const DEFAULT_NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// The default RabbitMQ topic exchange: a queue bound with `#` receives every event.
 pub const DEFAULT_AMQP_EXCHANGE: &str = "strata.events";
+/// The default Kafka topic: every event, keyed by its stream.
+pub const DEFAULT_KAFKA_TOPIC: &str = "strata-events";
+/// The partitions of the Kafka topic when the relay creates it: one keeps the log's
+/// order across streams, which a read side fed from the topic relies on.
+pub const DEFAULT_KAFKA_PARTITIONS: i32 = 1;
 
 /// Where a relay publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +43,17 @@ pub enum Destination {
         /// The topic exchange's name (declared durable if missing).
         exchange: String,
     },
+    /// Kafka: one topic, key = stream (so each stream's events stay in one partition, in
+    /// order), headers `strata-event-id` and `strata-event-type`, an idempotent producer
+    /// with `acks=all`.
+    Kafka {
+        /// The bootstrap servers, `host:port[,host:port…]`.
+        brokers: String,
+        /// The topic (created if missing).
+        topic: String,
+        /// The partitions of the topic when the relay creates it.
+        partitions: i32,
+    },
 }
 
 /// One relay: its name (which names its checkpoint file) and its destination.
@@ -50,8 +66,9 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// Reads a `--relay` URL with the default subject prefix, stream and exchange:
-    /// `nats://host:port` or `amqp://user:password@host:port/vhost` (`amqps://` too).
+    /// Reads a `--relay` URL with the default subject prefix, stream, exchange and topic:
+    /// `nats://host:port`, `amqp://user:password@host:port/vhost` (`amqps://` too) or
+    /// `kafka://host:port[,host:port…][?topic=NAME]`.
     /// The name derives from the broker, host and port (`nats_127_0_0_1_4222`), so a
     /// relay keeps its checkpoint whatever order the URLs are given in.
     pub fn from_url(url: &str) -> Result<Self, RelayError> {
@@ -96,9 +113,31 @@ impl RelayConfig {
                     exchange: DEFAULT_AMQP_EXCHANGE.to_owned(),
                 }
             }
-            _ => return Err(invalid("the scheme must be nats or amqp")),
+            "kafka" => {
+                if authority.contains('@') {
+                    return Err(invalid("kafka urls take no credentials"));
+                }
+                let topic = kafka_topic(rest).map_err(|reason| invalid(&reason))?;
+                if !cfg!(feature = "kafka") {
+                    return Err(RelayError::BrokerNotBuilt {
+                        url: shown,
+                        broker: "kafka",
+                    });
+                }
+                Destination::Kafka {
+                    brokers: host_port.to_owned(),
+                    topic,
+                    partitions: DEFAULT_KAFKA_PARTITIONS,
+                }
+            }
+            _ => return Err(invalid("the scheme must be nats, amqp or kafka")),
         };
-        let name: String = format!("{}_{host_port}", destination.broker())
+        // A Kafka relay to a topic of its own gets a checkpoint of its own.
+        let suffix = match &destination {
+            Destination::Kafka { topic, .. } if topic != DEFAULT_KAFKA_TOPIC => format!("_{topic}"),
+            _ => String::new(),
+        };
+        let name: String = format!("{}_{host_port}{suffix}", destination.broker())
             .chars()
             .map(|c| {
                 let c = c.to_ascii_lowercase();
@@ -115,11 +154,12 @@ impl RelayConfig {
 }
 
 impl Destination {
-    /// The broker's name: `nats` or `amqp`.
+    /// The broker's name: `nats`, `amqp` or `kafka`.
     pub fn broker(&self) -> &'static str {
         match self {
             Self::Nats { .. } => "nats",
             Self::Amqp { .. } => "amqp",
+            Self::Kafka { .. } => "kafka",
         }
     }
 
@@ -127,7 +167,49 @@ impl Destination {
     pub fn target(&self) -> String {
         match self {
             Self::Nats { url, .. } | Self::Amqp { url, .. } => redact(url),
+            Self::Kafka { brokers, topic, .. } => format!("kafka://{brokers}/{topic}"),
         }
+    }
+}
+
+/// The topic of a `kafka://` URL's remainder: `?topic=NAME`, or the default.
+fn kafka_topic(rest: &str) -> Result<String, String> {
+    let after_host = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
+    let query = match after_host.split_once('?') {
+        Some((path, query)) if path.is_empty() || path == "/" => query,
+        None if after_host.is_empty() || after_host == "/" => return Ok(DEFAULT_KAFKA_TOPIC.into()),
+        _ => return Err("a kafka url takes no path; name the topic with ?topic=NAME".into()),
+    };
+    let mut topic = DEFAULT_KAFKA_TOPIC.to_owned();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("topic", name)) => topic = name.to_owned(),
+            _ => {
+                return Err(format!(
+                    "unknown parameter {pair:?}; only topic=NAME is read"
+                ));
+            }
+        }
+    }
+    validate_topic(&topic)?;
+    Ok(topic)
+}
+
+/// Checks a Kafka topic name: 1 to 249 of `a-z A-Z 0-9 . _ -`, not `.` or `..`.
+pub(crate) fn validate_topic(topic: &str) -> Result<(), String> {
+    let ok = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid topic {topic:?}: use 1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-'"
+        ))
     }
 }
 

@@ -13,9 +13,15 @@
 //!   `--relay URL` form.
 //! - [`BrokerSink`] is the seam a broker implements: connect, publish a batch and return
 //!   once every message of it is confirmed.
-//! - [`envelope`] is the versioned JSON message every broker carries.
+//! - [`envelope`] is the versioned JSON message every broker carries; [`parse_envelope`]
+//!   reads it back.
+//! - [`RemoteReadSide`] is the other end: a read model on another machine, fed by an
+//!   [`EnvelopeSource`] ([`NatsSource`]: a durable JetStream consumer; [`KafkaSource`]:
+//!   the relay's topic) into a [`RemoteReadModel`] (any `SqliteProjection`), with its
+//!   checkpoint in the model's own transaction and duplicates skipped by position.
 //!
-//! Brokers are cargo features: `nats` (NATS JetStream) and `amqp` (RabbitMQ). This crate
+//! Brokers are cargo features: `nats` (NATS JetStream), `amqp` (RabbitMQ) and `kafka`
+//! (Kafka, through librdkafka). This crate
 //! reads the log only through the `EventStore` trait, never writes to it, and knows
 //! nothing of HTTP.
 
@@ -25,22 +31,40 @@ mod envelope;
 mod error;
 mod names;
 mod relay;
+mod remote;
 mod sink;
 
 #[cfg(feature = "amqp")]
 mod amqp;
+#[cfg(feature = "kafka")]
+mod kafka;
+#[cfg(feature = "kafka")]
+mod kafka_source;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "nats")]
+mod nats_source;
 
 pub use config::{
-    DEFAULT_AMQP_EXCHANGE, DEFAULT_NATS_DUPLICATE_WINDOW, DEFAULT_NATS_PREFIX, DEFAULT_NATS_STREAM,
-    Destination, RelayConfig,
+    DEFAULT_AMQP_EXCHANGE, DEFAULT_KAFKA_PARTITIONS, DEFAULT_KAFKA_TOPIC,
+    DEFAULT_NATS_DUPLICATE_WINDOW, DEFAULT_NATS_PREFIX, DEFAULT_NATS_STREAM, Destination,
+    RelayConfig,
 };
-pub use envelope::{ENVELOPE_FORMAT, envelope};
+pub use envelope::{ENVELOPE_FORMAT, envelope, parse_envelope};
 pub use error::RelayError;
 pub use names::{amqp_routing_key, nats_subject, subject_token};
 pub use relay::{RelayState, RelayStatus, Relays};
+pub use remote::{
+    Delivered, EnvelopeSource, RemoteCheckpoint, RemoteReadModel, RemoteReadSide, RemoteStatus,
+};
 pub use sink::BrokerSink;
+
+#[cfg(feature = "kafka")]
+pub use kafka::{KAFKA_EVENT_ID_HEADER, KAFKA_EVENT_TYPE_HEADER};
+#[cfg(feature = "kafka")]
+pub use kafka_source::KafkaSource;
+#[cfg(feature = "nats")]
+pub use nats_source::NatsSource;
 
 #[cfg(test)]
 mod tests;
