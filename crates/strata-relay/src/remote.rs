@@ -487,18 +487,19 @@ async fn session(
             Ok(a) => a,
             Err(err) => return Some(err),
         };
+        // The batch is committed: the status says so even if the acknowledgement fails.
+        status.send_modify(|s| {
+            s.checkpoint = applied.checkpoint;
+            s.applied += applied.applied;
+            s.duplicates += applied.duplicates;
+        });
         // NOTE: only after the read model committed; a lost acknowledgement means a
         // redelivery, which the checkpoint then skips.
         if let Err(err) = source.acknowledge(last).await {
             return Some(err);
         }
         *delay = BACKOFF_FIRST;
-        status.send_modify(|s| {
-            s.checkpoint = applied.checkpoint;
-            s.applied += applied.applied;
-            s.duplicates += applied.duplicates;
-            s.last_error = None;
-        });
+        status.send_modify(|s| s.last_error = None);
     }
 }
 
