@@ -190,4 +190,24 @@ if command -v python3 >/dev/null 2>&1; then
   fi
   port_open "$MOTO_PORT" && echo "export STRATA_TEST_SNS_URL='http://127.0.0.1:$MOTO_PORT'"
 fi
+
+# Kafka: no broker is packaged; the tansu crate is a Kafka-API broker (installed once,
+# about 7 minutes in release), run with its in-memory storage.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v tansu >/dev/null 2>&1; then
+  log "services: installing the tansu Kafka broker (cargo install, several minutes)"
+  cargo install tansu --locked --features dynostore >&2 \
+    || cargo install tansu --features dynostore >&2 || true
+fi
+if command -v tansu >/dev/null 2>&1; then
+  if ! port_open 9092; then
+    log "services: starting tansu (Kafka API) on 9092, log in /tmp/tansu.log"
+    nohup tansu broker --listener-url tcp://127.0.0.1:9092 \
+      --advertised-listener-url tcp://127.0.0.1:9092 --storage-engine memory://tansu/ \
+      >/tmp/tansu.log 2>&1 </dev/null &
+    wait_for tansu port_open 9092 || true
+  fi
+  port_open 9092 && echo "export STRATA_TEST_KAFKA_URL='kafka://127.0.0.1:9092'" \
+    && echo "export STRATA_TEST_TANSU='$(command -v tansu)'"
+fi
 exit 0

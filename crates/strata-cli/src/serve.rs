@@ -354,6 +354,7 @@ pub(crate) async fn run(
     let state = AppState::builder(shared)
         .projections(Arc::new(read_store.read_side(processes)))
         .module(Arc::new(ShopModule::new(shop)))
+        .relays(Arc::new(RelayStatus(relays.clone())))
         .tokens(tokens)
         .limits(Limits {
             max_connections: args.max_connections,
@@ -389,4 +390,26 @@ pub(crate) async fn run(
     closed?;
     tracing::info!("strata stopped");
     Ok(())
+}
+
+/// The relays as the server's `/relays` route and metrics see them.
+struct RelayStatus(Relays);
+
+impl strata_server::RelayHost for RelayStatus {
+    fn status(&self) -> Vec<strata_server::RelayView> {
+        self.0
+            .status()
+            .into_iter()
+            .map(|r| strata_server::RelayView {
+                state: r.state.as_str().to_owned(),
+                name: r.name,
+                broker: r.broker.to_owned(),
+                target: r.target,
+                checkpoint: r.checkpoint.0,
+                lag_events: r.lag_events,
+                last_error: r.last_error,
+                published: r.published,
+            })
+            .collect()
+    }
 }

@@ -13,6 +13,11 @@ pub const DEFAULT_NATS_STREAM: &str = "STRATA_EVENTS";
 pub const DEFAULT_NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// The default RabbitMQ topic exchange: a queue bound with `#` receives every event.
 pub const DEFAULT_AMQP_EXCHANGE: &str = "strata.events";
+/// The default Kafka topic: every event, keyed by its stream.
+pub const DEFAULT_KAFKA_TOPIC: &str = "strata-events";
+/// The partitions of the Kafka topic when the relay creates it: one keeps the log's
+/// order across streams, which a read side fed from the topic relies on.
+pub const DEFAULT_KAFKA_PARTITIONS: i32 = 1;
 
 /// Where a relay publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +42,17 @@ pub enum Destination {
         url: String,
         /// The topic exchange's name (declared durable if missing).
         exchange: String,
+    },
+    /// Kafka: one topic, key = stream (so each stream's events stay in one partition, in
+    /// order), headers `strata-event-id` and `strata-event-type`, an idempotent producer
+    /// with `acks=all`.
+    Kafka {
+        /// The bootstrap servers, `host:port[,host:port…]`.
+        brokers: String,
+        /// The topic (created if missing).
+        topic: String,
+        /// The partitions of the topic when the relay creates it.
+        partitions: i32,
     },
     /// AWS SNS: the envelope as message, attributes `event_id`, `event_type`, `stream`
     /// and `position`; on a FIFO topic (its name ends in `.fifo`) `MessageGroupId` =
@@ -63,8 +79,9 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// Reads a `--relay` URL with the default subject prefix, stream and exchange:
-    /// `nats://host:port` or `amqp://user:password@host:port/vhost` (`amqps://` too), or
+    /// Reads a `--relay` URL with the default subject prefix, stream, exchange and topic:
+    /// `nats://host:port`, `amqp://user:password@host:port/vhost` (`amqps://` too),
+    /// `kafka://host:port[,host:port…][?topic=NAME]`, or
     /// `sns://<topic-arn>[?endpoint=http://host:port][&region=<region>]` (the region
     /// defaults to the ARN's).
     /// The name derives from the broker, host and port (`nats_127_0_0_1_4222`), so a
@@ -120,9 +137,31 @@ impl RelayConfig {
                 }
                 sns_destination(rest).map_err(|reason| invalid(&reason))?
             }
-            _ => return Err(invalid("the scheme must be nats, amqp or sns")),
+            "kafka" => {
+                if authority.contains('@') {
+                    return Err(invalid("kafka urls take no credentials"));
+                }
+                let topic = kafka_topic(rest).map_err(|reason| invalid(&reason))?;
+                if !cfg!(feature = "kafka") {
+                    return Err(RelayError::BrokerNotBuilt {
+                        url: shown,
+                        broker: "kafka",
+                    });
+                }
+                Destination::Kafka {
+                    brokers: host_port.to_owned(),
+                    topic,
+                    partitions: DEFAULT_KAFKA_PARTITIONS,
+                }
+            }
+            _ => return Err(invalid("the scheme must be nats, amqp, kafka or sns")),
         };
-        let name: String = format!("{}_{host_port}", destination.broker())
+        // A Kafka relay to a topic of its own gets a checkpoint of its own.
+        let suffix = match &destination {
+            Destination::Kafka { topic, .. } if topic != DEFAULT_KAFKA_TOPIC => format!("_{topic}"),
+            _ => String::new(),
+        };
+        let name: String = format!("{}_{host_port}{suffix}", destination.broker())
             .chars()
             .map(|c| {
                 let c = c.to_ascii_lowercase();
@@ -139,11 +178,12 @@ impl RelayConfig {
 }
 
 impl Destination {
-    /// The broker's name: `nats`, `amqp` or `sns`.
+    /// The broker's name: `nats`, `amqp`, `kafka` or `sns`.
     pub fn broker(&self) -> &'static str {
         match self {
             Self::Nats { .. } => "nats",
             Self::Amqp { .. } => "amqp",
+            Self::Kafka { .. } => "kafka",
             Self::Sns { .. } => "sns",
         }
     }
@@ -152,8 +192,50 @@ impl Destination {
     pub fn target(&self) -> String {
         match self {
             Self::Nats { url, .. } | Self::Amqp { url, .. } => redact(url),
+            Self::Kafka { brokers, topic, .. } => format!("kafka://{brokers}/{topic}"),
             Self::Sns { topic_arn, .. } => topic_arn.clone(),
         }
+    }
+}
+
+/// The topic of a `kafka://` URL's remainder: `?topic=NAME`, or the default.
+fn kafka_topic(rest: &str) -> Result<String, String> {
+    let after_host = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
+    let query = match after_host.split_once('?') {
+        Some((path, query)) if path.is_empty() || path == "/" => query,
+        None if after_host.is_empty() || after_host == "/" => return Ok(DEFAULT_KAFKA_TOPIC.into()),
+        _ => return Err("a kafka url takes no path; name the topic with ?topic=NAME".into()),
+    };
+    let mut topic = DEFAULT_KAFKA_TOPIC.to_owned();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("topic", name)) => topic = name.to_owned(),
+            _ => {
+                return Err(format!(
+                    "unknown parameter {pair:?}; only topic=NAME is read"
+                ));
+            }
+        }
+    }
+    validate_topic(&topic)?;
+    Ok(topic)
+}
+
+/// Checks a Kafka topic name: 1 to 249 of `a-z A-Z 0-9 . _ -`, not `.` or `..`.
+pub(crate) fn validate_topic(topic: &str) -> Result<(), String> {
+    let ok = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid topic {topic:?}: use 1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-'"
+        ))
     }
 }
 

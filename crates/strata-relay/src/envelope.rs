@@ -1,5 +1,6 @@
 //! The message every broker carries: a versioned JSON envelope of one event. It owns the
-//! wire form and its version number; it must not depend on which broker carries it.
+//! wire form, its version number and its reading back ([`parse_envelope`]); it must not
+//! depend on which broker carries it.
 //!
 //! Format 1 is the event's JSON line (the form `strata read` and `strata export` print)
 //! with a `format` field first:
@@ -13,7 +14,11 @@
 //! otherwise. A new field may be added within a format; a change to the meaning or shape
 //! of an existing field gets a new `format` number.
 
-use strata_core::RecordedEvent;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use strata_core::{EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version};
+
+use crate::RelayError;
 
 /// The version of the envelope this build writes.
 pub const ENVELOPE_FORMAT: u32 = 1;
@@ -39,4 +44,57 @@ pub fn envelope(event: &RecordedEvent) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The event an envelope carries, as the relay read it from the log.
+///
+/// `data` and `metadata` come back as the JSON text the envelope embeds: exact for JSON
+/// payloads (the usual case); a payload that was not JSON comes back as a JSON string.
+/// Refuses an envelope of another format, or one that is not an event.
+pub fn parse_envelope(bytes: &[u8]) -> Result<RecordedEvent, RelayError> {
+    let invalid = |reason: String| RelayError::InvalidEnvelope(reason);
+    let wire: Wire<'_> =
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("not an envelope: {e}")))?;
+    if wire.format != ENVELOPE_FORMAT {
+        return Err(invalid(format!(
+            "format {} (this build reads format {ENVELOPE_FORMAT})",
+            wire.format
+        )));
+    }
+    if wire.position == Position::ZERO || wire.version.0 == 0 {
+        return Err(invalid("position and version start at 1".to_owned()));
+    }
+    let raw = |value: Option<&RawValue>, default: &'static [u8]| {
+        value.map_or_else(
+            || Bytes::from_static(default),
+            |v| Bytes::copy_from_slice(v.get().as_bytes()),
+        )
+    };
+    Ok(RecordedEvent {
+        position: wire.position,
+        stream: wire.stream,
+        version: wire.version,
+        id: wire.id,
+        event_type: wire.event_type,
+        data: raw(wire.data, b"null"),
+        metadata: raw(wire.metadata, b"{}"),
+        recorded_at: wire.recorded_at,
+    })
+}
+
+/// The envelope's fields, as read.
+#[derive(serde::Deserialize)]
+struct Wire<'a> {
+    format: u32,
+    position: Position,
+    stream: StreamName,
+    version: Version,
+    id: EventId,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+    recorded_at: Timestamp,
 }

@@ -46,6 +46,37 @@ pub enum RelayError {
         /// What happened.
         message: String,
     },
+    /// A message is not an envelope this build reads (another format, or not an event).
+    #[error("invalid envelope: {0}")]
+    InvalidEnvelope(String),
+    /// A remote read model's file was built by another projection or version: delete it
+    /// to build it again from the broker.
+    #[error("read model {}: built by {found}, not {expected}", path.display())]
+    ReadModelMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The projection and version that built it.
+        found: String,
+        /// The projection and version opening it.
+        expected: String,
+    },
+    /// A remote read model could not be written for a passing reason; it retries.
+    #[error("read model {}: {message}", path.display())]
+    ReadModel {
+        /// The file.
+        path: PathBuf,
+        /// What happened.
+        message: String,
+    },
+    /// The projection refused an event and its policy is to stop: the read side stops
+    /// until an operator looks.
+    #[error("the projection refused position {position}: {message}")]
+    Apply {
+        /// The refused event's position.
+        position: Position,
+        /// The projection's error.
+        message: String,
+    },
     /// The checkpoint file could not be opened, read or written; the relay retries.
     #[error("relay checkpoint {}: {source}", path.display())]
     Checkpoint {
@@ -54,10 +85,10 @@ pub enum RelayError {
         /// The SQLite error.
         source: rusqlite::Error,
     },
-    /// A consumer's read model could not be opened, set up or written (its checkpoint is
-    /// in the same file and transaction); nothing of the batch was applied.
+    /// An SQS consumer's read model could not be opened, set up or written (its
+    /// checkpoint is in the same file and transaction); nothing of the batch was applied.
     #[error("read model {}: {source}", path.display())]
-    ReadModel {
+    ConsumerReadModel {
         /// The read model's SQLite file.
         path: PathBuf,
         /// The SQLite error.

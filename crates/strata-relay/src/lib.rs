@@ -13,13 +13,18 @@
 //!   `--relay URL` form.
 //! - [`BrokerSink`] is the seam a broker implements: connect, publish a batch and return
 //!   once every message of it is confirmed.
-//! - [`envelope`] is the versioned JSON message every broker carries.
+//! - [`envelope`] is the versioned JSON message every broker carries; [`parse_envelope`]
+//!   reads it back.
+//! - [`RemoteReadSide`] is the other end: a read model on another machine, fed by an
+//!   [`EnvelopeSource`] ([`NatsSource`]: a durable JetStream consumer; [`KafkaSource`]:
+//!   the relay's topic) into a [`RemoteReadModel`] (any `SqliteProjection`), with its
+//!   checkpoint in the model's own transaction and duplicates skipped by position.
 //!
 //! With the `sns` feature, [`SqsConsumer`] is the other end of an SNS relay: it applies
 //! the envelopes an SQS queue receives to a SQLite read model, once each.
 //!
-//! Brokers are cargo features: `nats` (NATS JetStream), `amqp` (RabbitMQ) and `sns` (AWS
-//! SNS and SQS, not in the default build). This crate
+//! Brokers are cargo features: `nats` (NATS JetStream), `amqp` (RabbitMQ), `kafka` (Kafka,
+//! through librdkafka) and `sns` (AWS SNS and SQS, not in the default build). This crate
 //! reads the log only through the `EventStore` trait, never writes to it, and knows
 //! nothing of HTTP.
 
@@ -29,30 +34,48 @@ mod envelope;
 mod error;
 mod names;
 mod relay;
+mod remote;
 mod sink;
 
 #[cfg(feature = "amqp")]
 mod amqp;
 #[cfg(feature = "sns")]
 mod aws;
+#[cfg(feature = "kafka")]
+mod kafka;
+#[cfg(feature = "kafka")]
+mod kafka_source;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "nats")]
+mod nats_source;
 #[cfg(feature = "sns")]
 mod sns;
 #[cfg(feature = "sns")]
 mod sqs;
 
 pub use config::{
-    DEFAULT_AMQP_EXCHANGE, DEFAULT_NATS_DUPLICATE_WINDOW, DEFAULT_NATS_PREFIX, DEFAULT_NATS_STREAM,
-    Destination, RelayConfig,
+    DEFAULT_AMQP_EXCHANGE, DEFAULT_KAFKA_PARTITIONS, DEFAULT_KAFKA_TOPIC,
+    DEFAULT_NATS_DUPLICATE_WINDOW, DEFAULT_NATS_PREFIX, DEFAULT_NATS_STREAM, Destination,
+    RelayConfig,
 };
-pub use envelope::{ENVELOPE_FORMAT, envelope};
+pub use envelope::{ENVELOPE_FORMAT, envelope, parse_envelope};
 pub use error::RelayError;
 pub use names::{amqp_routing_key, nats_subject, sns_group_id, subject_token};
 pub use relay::{RelayState, RelayStatus, Relays};
+pub use remote::{
+    Delivered, EnvelopeSource, RemoteCheckpoint, RemoteReadModel, RemoteReadSide, RemoteStatus,
+};
 pub use sink::BrokerSink;
 #[cfg(feature = "sns")]
 pub use sqs::{ConsumedEvent, PollReport, SqsConsumer, SqsConsumerConfig, SqsReadModel};
+
+#[cfg(feature = "kafka")]
+pub use kafka::{KAFKA_EVENT_ID_HEADER, KAFKA_EVENT_TYPE_HEADER};
+#[cfg(feature = "kafka")]
+pub use kafka_source::KafkaSource;
+#[cfg(feature = "nats")]
+pub use nats_source::NatsSource;
 
 #[cfg(test)]
 mod tests;

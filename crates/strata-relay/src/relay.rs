@@ -50,6 +50,21 @@ pub enum RelayState {
     Failed,
 }
 
+impl RelayState {
+    /// The state's name, as it serializes: `connecting`, `catching_up`, `live`,
+    /// `retrying`, `stopped`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::CatchingUp => "catching_up",
+            Self::Live => "live",
+            Self::Retrying => "retrying",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// A relay's health at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RelayStatus {
@@ -148,6 +163,7 @@ impl Relays {
     /// or a test's), on the current tokio runtime.
     pub fn start_with(&self, name: &str, sink: Box<dyn BrokerSink>) -> Result<(), RelayError> {
         validate_name(name)?;
+        describe_metrics();
         let mut running = self.running.lock();
         if running.get(name).is_some_and(|r| !r.task.is_finished()) {
             return Err(RelayError::AlreadyRunning(name.to_owned()));
@@ -268,6 +284,23 @@ impl Relays {
     }
 }
 
+/// Describes the relays' metrics to the recorder installed now (a recorder installed
+/// later misses the descriptions, not the values).
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "strata_relay_published_total",
+        "Events a relay's broker confirmed (republished events count again)"
+    );
+    metrics::describe_gauge!(
+        "strata_relay_checkpoint",
+        "The last position a relay's broker confirmed"
+    );
+    metrics::describe_counter!(
+        "strata_relay_errors_total",
+        "Faults that ended a relay's session (it reconnects with backoff)"
+    );
+}
+
 /// Where relay `name` keeps its checkpoint.
 fn checkpoint_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sqlite"))
@@ -290,6 +323,12 @@ fn sink_for(destination: &Destination) -> Box<dyn BrokerSink> {
         )),
         #[cfg(feature = "amqp")]
         Destination::Amqp { url, exchange } => Box::new(crate::amqp::AmqpSink::new(url, exchange)),
+        #[cfg(feature = "kafka")]
+        Destination::Kafka {
+            brokers,
+            topic,
+            partitions,
+        } => Box::new(crate::kafka::KafkaSink::new(brokers, topic, *partitions)),
         #[cfg(feature = "sns")]
         Destination::Sns {
             topic_arn,
@@ -369,6 +408,8 @@ async fn run(
             }
             End::Fault(err) => {
                 tracing::warn!(relay = %shared.name, error = %err, "relay reconnects after an error");
+                metrics::counter!("strata_relay_errors_total", "relay" => shared.name.clone())
+                    .increment(1);
                 shared.update(|i| {
                     i.state = RelayState::Retrying;
                     i.last_error = Some(err.to_string());

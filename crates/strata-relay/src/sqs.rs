@@ -127,7 +127,7 @@ impl Db {
         path: PathBuf,
         mut model: Box<dyn SqsReadModel>,
     ) -> Result<Self, RelayError> {
-        let err = |source| RelayError::ReadModel {
+        let err = |source| RelayError::ConsumerReadModel {
             path: path.clone(),
             source,
         };
@@ -214,7 +214,7 @@ impl SqsConsumer {
                     |r| r.get(0),
                 )
                 .optional()
-                .map_err(|source| RelayError::ReadModel {
+                .map_err(|source| RelayError::ConsumerReadModel {
                     path: db.path.clone(),
                     source,
                 })?;
@@ -362,7 +362,7 @@ pub(crate) fn read_body(body: &str) -> Result<ConsumedEvent, String> {
 /// Applies `events` in one transaction; answers each one's outcome, in the order given.
 pub(crate) fn apply(db: &mut Db, events: Vec<ConsumedEvent>) -> Result<Vec<Outcome>, RelayError> {
     let Db { path, conn, model } = db;
-    let err = |source| RelayError::ReadModel {
+    let err = |source| RelayError::ConsumerReadModel {
         path: path.clone(),
         source,
     };
@@ -431,7 +431,7 @@ async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result,
         // The closures do not panic; a runtime shutting down is the only other end.
-        Err(join) => Err(RelayError::ReadModel {
+        Err(join) => Err(RelayError::ConsumerReadModel {
             path: path.to_owned(),
             source: rusqlite::Error::ToSqlConversionFailure(Box::new(join)),
         }),

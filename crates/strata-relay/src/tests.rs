@@ -2,8 +2,8 @@ use bytes::Bytes;
 use strata_core::{EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version};
 
 use crate::{
-    Destination, RelayConfig, RelayError, amqp_routing_key, envelope, nats_subject, sns_group_id,
-    subject_token,
+    Destination, RelayConfig, RelayError, amqp_routing_key, envelope, nats_subject, parse_envelope,
+    sns_group_id, subject_token,
 };
 
 fn event(stream: &str, event_type: &str, data: &str) -> RecordedEvent {
@@ -42,6 +42,34 @@ fn a_payload_that_is_not_json_travels_as_a_string() {
     let v: serde_json::Value =
         serde_json::from_slice(&envelope(&event("a-1", "T", "not json"))).unwrap();
     assert_eq!(v["data"], "not json");
+}
+
+#[test]
+fn an_envelope_reads_back_as_the_event() {
+    let e = event("order-7", "OrderPlaced", r#"{"total":5,"lines":[1,2]}"#);
+    assert_eq!(parse_envelope(&envelope(&e)).unwrap(), e);
+    let raw = event("a-1", "T", "not json");
+    let back = parse_envelope(&envelope(&raw)).unwrap();
+    assert_eq!(back.data.as_ref(), br#""not json""#);
+}
+
+#[test]
+fn what_is_not_an_envelope_of_this_format_is_refused() {
+    let e = event("order-7", "OrderPlaced", "{}");
+    let text = String::from_utf8(envelope(&e)).unwrap();
+    for bad in [
+        text.replace(r#""format":1"#, r#""format":2"#),
+        text.replace(r#""position":42"#, r#""position":0"#),
+        text.replace(r#""stream":"order-7""#, r#""stream":"""#),
+        "{}".to_owned(),
+        "not json".to_owned(),
+    ] {
+        let err = parse_envelope(bad.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, RelayError::InvalidEnvelope(_)),
+            "{bad}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -93,6 +121,50 @@ fn urls_name_their_relay_and_lose_their_password() {
     );
     assert!(RelayConfig::from_url("127.0.0.1:4222").is_err());
     assert!(RelayConfig::from_url("nats://").is_err());
+}
+
+#[test]
+fn kafka_urls_name_a_topic_or_take_the_default() {
+    for bad in [
+        "kafka://h:9092/path",
+        "kafka://h:9092?topic=",
+        "kafka://h:9092?topic=a/b",
+        "kafka://h:9092?partitions=3",
+    ] {
+        let err = RelayConfig::from_url(bad).unwrap_err();
+        assert!(matches!(err, RelayError::InvalidUrl { .. }), "{bad}: {err}");
+    }
+    let plain = RelayConfig::from_url("kafka://127.0.0.1:9092");
+    let named = RelayConfig::from_url("kafka://a:9092,b:9092/?topic=shop.events");
+    if !cfg!(feature = "kafka") {
+        assert!(matches!(
+            plain,
+            Err(RelayError::BrokerNotBuilt {
+                broker: "kafka",
+                ..
+            })
+        ));
+        return;
+    }
+    let plain = plain.unwrap();
+    assert_eq!(plain.name, "kafka_127_0_0_1_9092");
+    assert_eq!(
+        plain.destination,
+        Destination::Kafka {
+            brokers: "127.0.0.1:9092".to_owned(),
+            topic: "strata-events".to_owned(),
+            partitions: 1,
+        }
+    );
+    assert_eq!(
+        plain.destination.target(),
+        "kafka://127.0.0.1:9092/strata-events"
+    );
+    let named = named.unwrap();
+    assert_eq!(named.name, "kafka_a_9092_b_9092_shop_events");
+    assert!(
+        matches!(named.destination, Destination::Kafka { ref brokers, ref topic, .. } if brokers == "a:9092,b:9092" && topic == "shop.events")
+    );
 }
 
 #[test]
@@ -472,5 +544,138 @@ mod sqs {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(applied, [1, 2, 3, 4, 5]);
+    }
+}
+
+mod remote {
+    use std::sync::Arc;
+
+    use strata_core::{Position, RecordedEvent, Version};
+    use strata_projection::{ApplyError, FailurePolicy, SqliteProjection};
+    use strata_store::ReadFilter;
+
+    use super::event;
+    use crate::{Delivered, RelayError, RemoteReadModel, envelope};
+
+    /// Counts `order` events; refuses a type named `Bad`.
+    struct Count(FailurePolicy);
+
+    impl SqliteProjection for Count {
+        fn name(&self) -> &'static str {
+            "count"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn filter(&self) -> ReadFilter {
+            ReadFilter::all().category("order")
+        }
+        fn policy(&self) -> FailurePolicy {
+            self.0
+        }
+        fn migrate(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+            tx.execute_batch("CREATE TABLE seen (position INTEGER PRIMARY KEY)")
+        }
+        fn apply(
+            &self,
+            tx: &rusqlite::Transaction<'_>,
+            event: &RecordedEvent,
+        ) -> Result<(), ApplyError> {
+            tx.execute("INSERT INTO seen VALUES (?1)", [event.position.0 as i64])?;
+            if event.event_type.as_str() == "Bad" {
+                return Err(ApplyError::new("bad event"));
+            }
+            Ok(())
+        }
+    }
+
+    fn at(stream: &str, event_type: &str, position: u64, offset: u64) -> Delivered {
+        let mut e = event(stream, event_type, "{}");
+        e.position = Position(position);
+        e.version = Version(position);
+        Delivered {
+            payload: envelope(&e),
+            offset,
+        }
+    }
+
+    fn seen(model: &RemoteReadModel) -> Vec<i64> {
+        let conn = rusqlite::Connection::open(model.path()).unwrap();
+        let mut st = conn
+            .prepare("SELECT position FROM seen ORDER BY position")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn duplicates_are_skipped_and_the_checkpoint_moves_with_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let model = RemoteReadModel::open(&path, Arc::new(Count(FailurePolicy::Park))).unwrap();
+        let first = model
+            .apply(&[
+                at("order-1", "A", 1, 10),
+                at("payment-1", "A", 2, 11),
+                at("order-1", "A", 1, 12),
+                at("order-2", "A", 3, 13),
+            ])
+            .unwrap();
+        assert_eq!(first.applied, 2, "order events only, the repeat skipped");
+        assert_eq!(first.duplicates, 1);
+        let again = model
+            .apply(&[at("order-2", "A", 3, 14), at("order-1", "Bad", 4, 15)])
+            .unwrap();
+        assert_eq!(again.duplicates, 1);
+        let checkpoint = model.checkpoint().unwrap();
+        assert_eq!(checkpoint.position, Position(4));
+        assert_eq!(checkpoint.offset, Some(15));
+        // The refused event left nothing in the model, and was parked.
+        assert_eq!(seen(&model), vec![1, 3]);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let parked: i64 = conn
+            .query_row("SELECT position FROM strata_parked", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(parked, 4);
+        drop(model);
+
+        // Reopened, it stands where it stood.
+        let model = RemoteReadModel::open(&path, Arc::new(Count(FailurePolicy::Park))).unwrap();
+        assert_eq!(model.checkpoint().unwrap().position, Position(4));
+    }
+
+    #[test]
+    fn a_refused_event_under_stop_commits_nothing_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = RemoteReadModel::open(
+            dir.path().join("m.sqlite"),
+            Arc::new(Count(FailurePolicy::Stop)),
+        )
+        .unwrap();
+        let err = model
+            .apply(&[at("order-1", "A", 1, 0), at("order-1", "Bad", 2, 1)])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RelayError::Apply {
+                    position: Position(2),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(model.checkpoint().unwrap().position, Position(0));
+        assert!(seen(&model).is_empty());
+        let garbage = Delivered {
+            payload: b"{}".to_vec(),
+            offset: 0,
+        };
+        assert!(matches!(
+            model.apply(&[garbage]),
+            Err(RelayError::InvalidEnvelope(_))
+        ));
     }
 }

@@ -1,5 +1,5 @@
 //! strata's HTTP server: the event store API (append, read, list, subscribe over
-//! server-sent events), operations (health, Prometheus metrics, projections), bearer-token
+//! server-sent events), operations (health, Prometheus metrics, projections, relays), bearer-token
 //! access control, the OpenAPI document, the web console, and the [`Module`] seam through
 //! which a domain (the shop, or a user's own) mounts its routes from its own crate.
 //!
@@ -24,6 +24,7 @@ mod metrics;
 mod module;
 mod projections;
 mod read_side;
+mod relays;
 mod serve;
 mod state;
 
@@ -47,6 +48,7 @@ pub use projections::{
     RunnerStatus,
 };
 pub use read_side::ReadSide;
+pub use relays::{RelayHost, RelayView};
 pub use serve::{
     RESERVED_FDS, SHUTDOWN_GRACE, ServeError, check_exposure, derived_max_connections, serve,
 };

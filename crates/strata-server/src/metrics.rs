@@ -5,7 +5,8 @@
 //! `strata_command_duration_seconds` (histogram, label `command`),
 //! `strata_http_requests_total` and `strata_http_request_duration_seconds`,
 //! `strata_projection_lag_events` and `strata_projection_checkpoint` (label `projection`),
-//! `strata_sse_subscribers`, `strata_head_position`.
+//! `strata_relay_lag_events` and `strata_relay_up` (label `relay`, set from the relays'
+//! status on each scrape), `strata_sse_subscribers`, `strata_head_position`.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -80,6 +81,14 @@ fn describe() {
     metrics::describe_gauge!(
         "strata_projection_checkpoint",
         "The last position a projection processed"
+    );
+    metrics::describe_gauge!(
+        "strata_relay_lag_events",
+        "Events committed to the log and not yet confirmed by a relay's broker"
+    );
+    metrics::describe_gauge!(
+        "strata_relay_up",
+        "1 while a relay is publishing (live or catching up), 0 while it connects, retries or stopped"
     );
     metrics::describe_gauge!(
         "strata_sse_subscribers",

@@ -8,7 +8,7 @@ use strata_store::EventStore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::metrics::Stats;
-use crate::{Module, ProjectionHost, Tokens};
+use crate::{Module, ProjectionHost, RelayHost, Tokens};
 
 /// The largest request body by default: 2 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -87,6 +87,7 @@ pub struct AppState {
 struct Inner {
     store: Arc<dyn EventStore>,
     projections: Option<Arc<dyn ProjectionHost>>,
+    relays: Option<Arc<dyn RelayHost>>,
     modules: Vec<Arc<dyn Module>>,
     tokens: Option<Tokens>,
     limits: Limits,
@@ -115,6 +116,11 @@ impl AppState {
     /// The projections host, if the server runs one.
     pub fn projections(&self) -> Option<&Arc<dyn ProjectionHost>> {
         self.inner.projections.as_ref()
+    }
+
+    /// The relays host, if the server runs relays.
+    pub fn relays(&self) -> Option<&Arc<dyn RelayHost>> {
+        self.inner.relays.as_ref()
     }
 
     /// The modules mounted on the server.
@@ -159,6 +165,7 @@ impl AppState {
 pub struct AppStateBuilder {
     store: Arc<dyn EventStore>,
     projections: Option<Arc<dyn ProjectionHost>>,
+    relays: Option<Arc<dyn RelayHost>>,
     modules: Vec<Arc<dyn Module>>,
     tokens: Option<Tokens>,
     limits: Limits,
@@ -169,6 +176,7 @@ impl AppStateBuilder {
         Self {
             store,
             projections: None,
+            relays: None,
             modules: Vec::new(),
             tokens: None,
             limits: Limits::default(),
@@ -179,6 +187,13 @@ impl AppStateBuilder {
     #[must_use]
     pub fn projections(mut self, host: Arc<dyn ProjectionHost>) -> Self {
         self.projections = Some(host);
+        self
+    }
+
+    /// Serves `/relays` (and the relay metrics) from this relays host.
+    #[must_use]
+    pub fn relays(mut self, host: Arc<dyn RelayHost>) -> Self {
+        self.relays = Some(host);
         self
     }
 
@@ -210,6 +225,7 @@ impl AppStateBuilder {
             inner: Arc::new(Inner {
                 store: self.store,
                 projections: self.projections,
+                relays: self.relays,
                 modules: self.modules,
                 tokens: self.tokens,
                 limits: self.limits,

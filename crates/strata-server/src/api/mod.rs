@@ -30,7 +30,7 @@ use crate::{ApiError, AppState, Role, auth, console};
     info(
         title = "strata",
         description = "strata's HTTP API: the event store (append, read, subscribe), \
-            operations (health, metrics, projections), the console, and the modules the \
+            operations (health, metrics, projections, relays), the console, and the modules the \
             server mounts. Errors answer `{\"error\": {\"code\", \"message\"}}`; a 500 \
             answers only an `error_id`, under which the server logs what failed. With \
             tokens configured, every route but the console's static files needs \
@@ -39,7 +39,7 @@ use crate::{ApiError, AppState, Role, auth, console};
     ),
     tags(
         (name = "event store", description = "Append, read and follow the log"),
-        (name = "operations", description = "Health, metrics, projections"),
+        (name = "operations", description = "Health, metrics, projections, relays"),
         (name = "console", description = "The web console's static files"),
     )
 )]
@@ -59,6 +59,7 @@ pub(crate) fn api_router(state: &AppState) -> ModuleRoutes {
         .route(Role::Read, routes!(ops::stats))
         .route(Role::Read, routes!(ops::openapi))
         .route(Role::Read, routes!(ops::list_projections))
+        .route(Role::Read, routes!(ops::list_relays))
         .route(Role::Admin, routes!(ops::rebuild))
         .route(Role::Read, routes!(ops::parked))
         .route(Role::Admin, routes!(ops::retry))

@@ -1,5 +1,5 @@
 //! Operations routes: health, metrics, live counters, the OpenAPI document, and the
-//! projections (status, rebuild, parked events, retry).
+//! projections (status, rebuild, parked events, retry), and the relays' status.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::api::schema::ErrorEnvelope;
 use crate::extract::Path;
 use crate::metrics::StatsSnapshot;
 use crate::projections::{ParkedEvent, RunnerStatus};
+use crate::relays::RelayView;
 use crate::{ApiError, ApiResult, AppState};
 
 /// The server's health.
@@ -74,6 +75,19 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
                 .set(p.lag_events() as f64);
             metrics::gauge!("strata_projection_checkpoint", "projection" => name)
                 .set(p.checkpoint().0 as f64);
+        }
+    }
+    if let Some(host) = state.relays() {
+        for r in host.status() {
+            metrics::gauge!("strata_relay_lag_events", "relay" => r.name.clone())
+                .set(r.lag_events as f64);
+            metrics::gauge!("strata_relay_up", "relay" => r.name).set(
+                if matches!(r.state.as_str(), "live" | "catching_up") {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
         }
     }
     (
@@ -144,6 +158,25 @@ pub(crate) async fn list_projections(
         None => Vec::new(),
     };
     Ok(Json(ProjectionList { projections }))
+}
+
+/// Every relay to a message broker.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RelayList {
+    relays: Vec<RelayView>,
+}
+
+/// Every relay to a message broker with its checkpoint, lag, state and last error
+/// (none when the server runs no relay).
+#[utoipa::path(
+    get,
+    path = "/relays",
+    tag = "operations",
+    responses((status = 200, description = "The relays", body = RelayList))
+)]
+pub(crate) async fn list_relays(State(state): State<AppState>) -> Json<RelayList> {
+    let relays = state.relays().map(|h| h.status()).unwrap_or_default();
+    Json(RelayList { relays })
 }
 
 fn host(state: &AppState, name: &str) -> ApiResult<Arc<dyn crate::ProjectionHost>> {

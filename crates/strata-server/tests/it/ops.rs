@@ -244,6 +244,7 @@ async fn the_openapi_document_describes_every_route_and_only_routes() {
         ("get", "/stats"),
         ("get", "/openapi.json"),
         ("get", "/projections"),
+        ("get", "/relays"),
         ("post", "/projections/{name}/rebuild"),
         ("get", "/projections/{name}/parked"),
         ("post", "/projections/{name}/parked/{position}/retry"),
@@ -333,4 +334,52 @@ async fn every_reference_in_the_openapi_document_resolves() {
             "{target} does not resolve in the OpenAPI document"
         );
     }
+}
+
+/// A relays host with one relay that is retrying.
+struct OneRelay;
+
+impl strata_server::RelayHost for OneRelay {
+    fn status(&self) -> Vec<strata_server::RelayView> {
+        vec![strata_server::RelayView {
+            name: "kafka_127_0_0_1_9092".to_owned(),
+            broker: "kafka".to_owned(),
+            target: "kafka://127.0.0.1:9092/strata-events".to_owned(),
+            checkpoint: 40,
+            lag_events: 2,
+            state: "retrying".to_owned(),
+            last_error: Some("kafka at kafka://127.0.0.1:9092/strata-events: gone".to_owned()),
+            published: 40,
+        }]
+    }
+}
+
+#[tokio::test]
+async fn relays_are_listed_with_their_lag_and_error_and_measured() {
+    let (bare, _) = memory_app();
+    assert_eq!(get(&bare, "/relays").await.json(), json!({ "relays": [] }));
+
+    let state = AppState::builder(Arc::new(MemoryStore::new()))
+        .relays(Arc::new(OneRelay))
+        .build();
+    let app = app(state);
+    let list = get(&app, "/relays").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let relay = &list.json()["relays"][0];
+    assert_eq!(relay["name"], "kafka_127_0_0_1_9092");
+    assert_eq!(relay["state"], "retrying");
+    assert_eq!(relay["lag_events"], 2);
+    assert_eq!(relay["checkpoint"], 40);
+    assert!(relay["last_error"].as_str().unwrap().contains("gone"));
+
+    let text = get(&app, "/metrics").await.text();
+    assert!(
+        text.contains(r#"strata_relay_lag_events{relay="kafka_127_0_0_1_9092"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"strata_relay_up{relay="kafka_127_0_0_1_9092"} 0"#),
+        "{text}"
+    );
+    assert!(text.contains("# HELP strata_relay_lag_events"), "{text}");
 }
