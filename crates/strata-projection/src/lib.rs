@@ -9,6 +9,9 @@
 //! - [`ProcessManagers`] hosts [`ProcessManager`]s: per-instance state, durable timeouts
 //!   and an outbox of commands with ids derived from their cause, in one SQLite file each.
 //! - [`SqliteSnapshots`] keeps the command side's snapshots durable.
+//! - With the `redis` feature, [`RedisProjections`] hosts [`RedisProjection`]s kept in
+//!   Redis (each batch and its checkpoint written by one fenced script), and
+//!   [`QueryCache`] keeps query answers that events invalidate.
 //!
 //! Both hosts run their runners the same way: one registry of named slots and one
 //! supervise loop over a small sink seam (`supervise`), so starting, stopping,
@@ -30,6 +33,8 @@ mod lane;
 mod meta;
 mod process;
 mod projection;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 mod runner;
 mod snapshots;
@@ -37,6 +42,11 @@ mod status;
 mod supervise;
 mod worker;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    CacheStats, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX, Dependency, QueryCache, RedisOps,
+    RedisProjection, RedisProjections,
+};
 pub use as_of::build_as_of;
 pub use error::{ApplyError, ProjectionError};
 pub use host::Projections;

@@ -1,5 +1,5 @@
 //! strata-projection's integration tests, against `MemoryStore` and `EmbeddedStore`, with
-//! real SQLite files in temporary directories.
+//! real SQLite files in temporary directories, and (with the `redis` feature) a real Redis.
 
 mod ahead_of_log;
 mod as_of;
@@ -10,6 +10,8 @@ mod follow;
 mod policy;
 mod process;
 mod rebuild;
+#[cfg(feature = "redis")]
+mod redis;
 mod snapshots;
 mod support;
 mod wait;
