@@ -17,6 +17,7 @@ use strata_domain::{
 use strata_projection::{ProcessManagers, ProjectionError, Projections};
 use strata_store::StoreError;
 
+use crate::cache::{Query, ShopCache};
 use crate::domain::{
     CancelReason, Inventory, InventoryCommand, InventoryError, Money, Order, OrderCommand,
     OrderError, OrderStatus, Payment, Product, ProductCommand, ProductError,
@@ -325,6 +326,7 @@ fn order_view(id: &str, order: &Order) -> Option<OrderView> {
 pub struct Shop {
     handler: Arc<CommandHandler>,
     projections: Projections,
+    cache: ShopCache,
 }
 
 impl Shop {
@@ -357,7 +359,34 @@ impl Shop {
         Ok(Self {
             handler,
             projections,
+            cache: ShopCache::default(),
         })
+    }
+
+    /// Registers the shop's Redis read model (the catalog with available stock) and a
+    /// query cache with `host`, and answers the hot queries (a product, a catalog page,
+    /// an order) through that cache from now on: an answer is served from Redis while
+    /// no event of what it was computed from came later, and only to a caller whose
+    /// `after` it has reached. Starting the host is the caller's job.
+    #[cfg(feature = "redis")]
+    pub fn use_redis(
+        mut self,
+        host: &strata_projection::RedisProjections,
+    ) -> Result<Self, ShopError> {
+        host.register(Arc::new(crate::read_models::RedisCatalog))?;
+        let filter = strata_store::ReadFilter::all()
+            .category(Product::CATEGORY)
+            .category(Inventory::CATEGORY)
+            .category(Order::CATEGORY);
+        let cache = strata_projection::QueryCache::register(host, filter)?;
+        self.cache = ShopCache::new(cache);
+        Ok(self)
+    }
+
+    /// How the query cache has answered so far, if the shop has one.
+    #[cfg(feature = "redis")]
+    pub fn cache_stats(&self) -> Option<strata_projection::CacheStats> {
+        self.cache.stats()
     }
 
     /// The command handler the shop writes through.
@@ -550,15 +579,32 @@ impl Shop {
         after: Option<Position>,
         timeout: Duration,
     ) -> Result<OrderView, ShopError> {
+        let query = Query::Order(id);
+        if let Some(view) = self.cache.get(query, after).await {
+            return Ok(view);
+        }
         self.caught_up(ORDERS, after, timeout).await?;
+        let position = self.read_position(ORDERS)?;
         let key = id.to_owned();
-        self.projections
+        let view = self
+            .projections
             .query(ORDERS, move |conn| OrderSummaries::order(conn, &key))
             .await?
             .ok_or_else(|| ShopError::NotFound {
                 what: "order",
                 id: id.to_owned(),
-            })
+            })?;
+        self.cache.put(query, position, &view).await;
+        Ok(view)
+    }
+
+    /// The checkpoint of `read_model` before a query, when answers are cached: the
+    /// position the answer is at least as fresh as.
+    fn read_position(&self, read_model: &str) -> Result<Position, ShopError> {
+        if !self.cache.is_on() {
+            return Ok(Position::ZERO);
+        }
+        Ok(self.projections.checkpoint(read_model)?)
     }
 
     /// The order `id` once checkout has settled it (its status is no longer `placed`:
@@ -638,15 +684,23 @@ impl Shop {
         after: Option<Position>,
         timeout: Duration,
     ) -> Result<ProductView, ShopError> {
+        let query = Query::Product(sku);
+        if let Some(view) = self.cache.get(query, after).await {
+            return Ok(view);
+        }
         self.caught_up(CATALOG, after, timeout).await?;
+        let position = self.read_position(CATALOG)?;
         let key = sku.to_owned();
-        self.projections
+        let view = self
+            .projections
             .query(CATALOG, move |conn| Catalog::product(conn, &key))
             .await?
             .ok_or_else(|| ShopError::NotFound {
                 what: "product",
                 id: sku.to_owned(),
-            })
+            })?;
+        self.cache.put(query, position, &view).await;
+        Ok(view)
     }
 
     /// A page of the catalog: products with their available stock, by sku.
@@ -662,15 +716,24 @@ impl Shop {
                 cursor: cursor.clone(),
             })?,
         };
-        self.caught_up(CATALOG, after, timeout).await?;
         let limit = page.limit();
+        let query = Query::Catalog(page.cursor.as_deref().unwrap_or(""), limit);
+        if let Some((items, next)) = self.cache.get(query, after).await {
+            return Ok(Page { items, next });
+        }
+        self.caught_up(CATALOG, after, timeout).await?;
+        let position = self.read_position(CATALOG)?;
         let rows = self
             .projections
             .query(CATALOG, move |conn| {
                 Catalog::products(conn, &from, limit + 1)
             })
             .await?;
-        Ok(Page::of(rows, limit, |p| sku_cursor(&p.sku)))
+        let page = Page::of(rows, limit, |p| sku_cursor(&p.sku));
+        self.cache
+            .put(query, position, &(&page.items, &page.next))
+            .await;
+        Ok(page)
     }
 
     /// A page of the products whose name or description holds every word of `q` (as

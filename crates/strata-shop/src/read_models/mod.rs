@@ -1,14 +1,19 @@
 //! The shop's read models, each a SQLite projection with its queries: order summaries
 //! (per order and per customer), the catalog with available stock, daily sales, and
 //! product search (FTS5). A model is built only from events, in `apply`, through the
-//! runner's transaction; queries only read.
+//! runner's transaction; queries only read. With the `redis` feature the catalog is also
+//! kept in Redis, built from the same events.
 
 mod catalog;
+#[cfg(feature = "redis")]
+mod catalog_redis;
 mod orders;
 mod sales;
 mod search;
 
 pub use catalog::{CATALOG, Catalog, ProductView};
+#[cfg(feature = "redis")]
+pub use catalog_redis::{CATALOG_REDIS, RedisCatalog};
 pub use orders::{ORDERS, OrderLineView, OrderSummaries, OrderSummary, OrderView};
 pub use sales::{DAILY_SALES, DailySales, DaySales};
 pub use search::{PRODUCT_SEARCH, ProductSearch, SearchHit, fts_query};
