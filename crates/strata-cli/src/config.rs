@@ -24,6 +24,7 @@ pub(crate) struct ServeConfig {
     insecure: Option<bool>,
     log_format: Option<LogFormat>,
     accept_data_loss: Option<bool>,
+    redis: Option<String>,
 }
 
 impl ServeConfig {
@@ -89,6 +90,11 @@ pub(crate) fn apply(
         && unset(serve, "log_format")
     {
         args.log_format = format;
+    }
+    if let Some(redis) = config.redis
+        && unset(serve, "redis")
+    {
+        args.redis = Some(redis);
     }
     if let Some(accept) = config.accept_data_loss
         && unset(serve, "accept_data_loss")

@@ -15,6 +15,7 @@ mod payload;
 mod pipeline;
 mod progress;
 mod read;
+mod redis_side;
 mod serve;
 mod tail;
 mod verify;

@@ -103,6 +103,17 @@ pub(crate) struct ServeArgs {
     #[arg(long = "relay", value_name = "URL")]
     pub(crate) relays: Vec<String>,
 
+    /// Keep the shop's catalog in Redis too and cache its hot queries there (a product,
+    /// a catalog page, an order), invalidated by events: `redis://HOST:6379`. Unset,
+    /// nothing uses Redis.
+    #[arg(long, env = "STRATA_REDIS", value_name = "URL")]
+    pub(crate) redis: Option<String>,
+
+    /// The prefix of every Redis key the server writes (with --redis): servers of
+    /// different logs sharing one Redis need different prefixes.
+    #[arg(long, env = "STRATA_REDIS_PREFIX", value_name = "PREFIX", default_value = strata_projection::REDIS_DEFAULT_PREFIX)]
+    pub(crate) redis_prefix: String,
+
     #[command(flatten)]
     pub(crate) write: crate::args::WriteArgs,
 }
@@ -229,12 +240,23 @@ pub(crate) async fn run(
         Arc::new(FakePaymentProvider::default()),
     )
     .context("cannot set up the shop")?;
+    let (shop, redis) = match args.redis.as_deref() {
+        Some(url) => {
+            let (shop, host) =
+                crate::redis_side::attach(url, &args.redis_prefix, shared.clone(), shop)?;
+            (shop, Some(host))
+        }
+        None => (shop, None),
+    };
     projections.start();
     processes.start();
 
     let relays = Relays::new(shared.clone(), dir.join("relays"));
     let state = AppState::builder(shared)
-        .projections(Arc::new(ReadSide::new(projections, Some(processes))))
+        .projections(crate::redis_side::read_side(
+            ReadSide::new(projections, Some(processes)),
+            redis,
+        ))
         .module(Arc::new(ShopModule::new(shop)))
         .tokens(tokens)
         .limits(Limits {

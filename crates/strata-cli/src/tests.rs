@@ -1347,3 +1347,23 @@ fn a_config_file_with_an_unknown_key_or_a_bad_value_is_refused_naming_it() {
         "{err:#}"
     );
 }
+
+#[test]
+fn the_redis_url_comes_from_the_config_file_unless_a_flag_gives_one() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("strata.toml");
+    std::fs::write(&file, "redis = \"redis://127.0.0.1:6379\"\n").unwrap();
+    let path = file.to_str().unwrap();
+    let (_, serve) = serve_with_config(&["strata", "serve", "--config", path]).unwrap();
+    assert_eq!(serve.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+    let (_, serve) = serve_with_config(&[
+        "strata",
+        "serve",
+        "--config",
+        path,
+        "--redis",
+        "redis://10.0.0.1:6380",
+    ])
+    .unwrap();
+    assert_eq!(serve.redis.as_deref(), Some("redis://10.0.0.1:6380"));
+}

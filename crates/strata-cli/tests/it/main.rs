@@ -10,6 +10,7 @@ mod layering;
 mod read;
 mod readme;
 mod serve_postgres;
+mod serve_redis;
 mod support;
 mod tail;
 mod verify;

@@ -24,7 +24,7 @@ local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
 if stored ~= tonumber(ARGV[1]) then
   return stored
 end
-local arity = { H = 3, I = 3, Z = 2, S = 2, D = 1 }
+local arity = { H = 3, I = 3, Z = 2, S = 2, D = 1, X = 2 }
 local i = 3
 while i <= #ARGV do
   local n = arity[ARGV[i]]
@@ -47,6 +47,8 @@ while i <= #ARGV do
     redis.call('ZADD', ARGV[i + 1], 0, ARGV[i + 2])
   elseif op == 'S' then
     redis.call('SET', ARGV[i + 1], ARGV[i + 2])
+  elseif op == 'X' then
+    redis.call('HDEL', ARGV[i + 1], ARGV[i + 2])
   else
     redis.call('DEL', ARGV[i + 1])
   end
@@ -64,7 +66,8 @@ static BATCH: LazyLock<redis::Script> = LazyLock::new(|| {
             Op::HashIncrement,
             Op::SortedAdd,
             Op::Set,
-            Op::Delete
+            Op::Delete,
+            Op::HashDelete
         ]
         .iter()
         .all(|op| SCRIPT.contains(&format!("{} = ", op.code())))

@@ -265,6 +265,96 @@ impl RedisProjections {
         parked.sort_by_key(|p| p.position);
         Ok(parked)
     }
+
+    /// Applies the parked event at `position` of `name` again (read from the log). On
+    /// success it leaves the parked hash in the same script as its writes; on failure
+    /// [`ProjectionError::Apply`] says why and the event stays parked, its error and
+    /// attempts updated.
+    pub async fn retry_parked(
+        &self,
+        name: &str,
+        position: Position,
+    ) -> Result<(), ProjectionError> {
+        let slot = self.inner.registry.get(name)?;
+        let mut conn = slot.conn.clone();
+        let parked_key = slot.parked_key();
+        let entry: Option<String> = redis::cmd("HGET")
+            .arg(&parked_key)
+            .arg(position.0)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(format!("cannot read {parked_key}"), e))?;
+        let not_parked = || ProjectionError::NotParked {
+            name: name.to_owned(),
+            position,
+        };
+        let mut entry: ParkedEvent = match entry {
+            None => return Err(not_parked()),
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|source| ProjectionError::Decode {
+                    context: format!("parked event {position} in {parked_key}"),
+                    source,
+                })?
+            }
+        };
+        let page = self
+            .inner
+            .registry
+            .store
+            .read_all(position, 1, &ReadFilter::all())
+            .await?;
+        let event = page
+            .events
+            .into_iter()
+            .find(|e| e.position == position)
+            .ok_or_else(not_parked)?;
+        let mut ops = RedisOps::new(&slot.space);
+        match slot.projection.apply(&mut ops, &event) {
+            Ok(()) => {}
+            // Its type is no longer handled: it leaves the hash, writing nothing.
+            Err(err) if err.is_unhandled() => ops = RedisOps::new(&slot.space),
+            Err(error) => {
+                entry.error = error.to_string();
+                entry.attempts = entry.attempts.saturating_add(1);
+                let json = serde_json::to_string(&entry).unwrap_or_default();
+                redis::cmd("HSET")
+                    .arg(&parked_key)
+                    .arg(position.0)
+                    .arg(json)
+                    .exec_async(&mut conn)
+                    .await
+                    .map_err(|e| redis_error(format!("cannot write {parked_key}"), e))?;
+                return Err(ProjectionError::Apply {
+                    name: name.to_owned(),
+                    position,
+                    error,
+                });
+            }
+        }
+        ops.hdel("parked", &position.0.to_string());
+        // The writes go in the batch script with the checkpoint left where it is, so a
+        // batch of the runner never interleaves with them.
+        let key = slot.checkpoint_key();
+        for _ in 0..10 {
+            let stored: Option<u64> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| redis_error(format!("cannot read {key}"), e))?;
+            let at = Position(stored.unwrap_or(0));
+            let after = commit(&mut conn, &key, at, at, &ops.args)
+                .await
+                .map_err(|e| redis_error(format!("cannot write a parked event of {name}"), e))?;
+            if after == at {
+                let _ = slot
+                    .parked
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                slot.lane.update(|_| {});
+                return Ok(());
+            }
+        }
+        Err(ProjectionError::ShutDown)
+    }
 }
 
 #[async_trait]

@@ -51,6 +51,8 @@ pub(crate) enum Op {
     Set,
     /// `DEL key`.
     Delete,
+    /// `HDEL key field`.
+    HashDelete,
 }
 
 impl Op {
@@ -62,6 +64,7 @@ impl Op {
             Op::SortedAdd => "Z",
             Op::Set => "S",
             Op::Delete => "D",
+            Op::HashDelete => "X",
         }
     }
 }
@@ -117,6 +120,11 @@ impl RedisOps {
     /// Deletes `key`.
     pub fn del(&mut self, key: &str) {
         self.push(Op::Delete, key, &[]);
+    }
+
+    /// Deletes `field` of the hash `key`.
+    pub fn hdel(&mut self, key: &str, field: &str) {
+        self.push(Op::HashDelete, key, &[field]);
     }
 
     /// How many writes are recorded.
