@@ -294,6 +294,36 @@ pub struct LagArgs {
     pub(crate) common: Common,
 }
 
+/// `strata bench query-cache`.
+#[derive(Debug, Clone, Args)]
+pub struct QueryCacheArgs {
+    /// The Redis server the cache lives in (its keys go under a prefix of the run's own,
+    /// removed at the end).
+    #[arg(
+        long,
+        env = "STRATA_REDIS",
+        value_name = "URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub(crate) redis: String,
+
+    /// Concurrent clients, each asking the same query again as soon as it is answered.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) clients: u64,
+
+    /// Seconds to measure each way (after a warm-up of a tenth of that).
+    #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = positive_seconds)]
+    pub(crate) seconds: f64,
+
+    /// Products in the catalog (created before anything is timed); a catalog page holds
+    /// 100 of them at most.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) products: u64,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
 /// `strata bench load-aggregate`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadAggregateArgs {
@@ -394,6 +424,9 @@ pub enum Scenario {
     LoadAggregate(LoadAggregateArgs),
     /// HTTP load against a `strata serve` child: shop commands, queries, raw appends.
     Http(HttpArgs),
+    /// The same shop queries answered through the Redis query cache and without it
+    /// (needs a Redis server: --redis or STRATA_REDIS).
+    QueryCache(QueryCacheArgs),
     /// Every quick scenario at the documented sizes (--full: all of them; --quick: all,
     /// tiny).
     All(AllArgs),

@@ -122,6 +122,46 @@ impl RedisProjections {
         format!("{}{name}:v{version}:", self.inner.prefix)
     }
 
+    /// Removes every key under the host's prefix and answers how many there were: for a
+    /// prefix made for one run (a test, a benchmark). Stop the runners first.
+    pub async fn remove_all(&self) -> Result<u64, ProjectionError> {
+        let mut conn = self.connection();
+        let mut pattern = String::new();
+        for c in self.inner.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let failed = |e| redis_error(format!("cannot remove the keys {pattern}"), e);
+        let mut cursor = 0_u64;
+        let mut removed = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(failed)?;
+            if !keys.is_empty() {
+                let gone: u64 = redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                removed += gone;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
     /// Registers a projection and, if the host is started, starts its runner. Opens
     /// nothing: the runner reads its checkpoint from Redis when it starts.
     pub fn register(&self, projection: Arc<dyn RedisProjection>) -> Result<(), ProjectionError> {

@@ -3,6 +3,7 @@
 //! prefix of its own and removes it at the end.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -58,6 +59,10 @@ async fn clean(url: &str, prefix: &str) {
     }
 }
 
+/// Whether `Counter` refuses poisoned events (a test that retries a parked one turns it
+/// off; no other test appends poisoned events).
+static REFUSE: AtomicBool = AtomicBool::new(true);
+
 /// Counts events of category `acct` and how many times each position was applied (a
 /// skipped event is a missing field, a repeated one a count of 2). Events of type
 /// `Ignored` are unhandled; events whose data has `"poison": true` are refused.
@@ -83,7 +88,7 @@ impl RedisProjection for Counter {
             return Err(ApplyError::unhandled(event.event_type.as_str()));
         }
         let data: serde_json::Value = serde_json::from_slice(&event.data)?;
-        if data["poison"] == true {
+        if data["poison"] == true && REFUSE.load(Ordering::SeqCst) {
             return Err(ApplyError::new("poisoned"));
         }
         ops.hincrby("streams", event.stream.as_str(), 1);
@@ -217,13 +222,26 @@ async fn unhandled_events_are_stepped_over_and_refused_ones_parked() {
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].position, poison);
     assert_eq!(parked[0].error, "poisoned");
-    host.shutdown().await;
 
-    let applied = applied(&url, &prefix).await;
+    let applied_now = applied(&url, &prefix).await;
     // The stepped-over and the parked events left none of their writes.
-    assert!(!applied.contains_key(&ignored.0));
-    assert!(!applied.contains_key(&poison.0));
-    assert_eq!(applied.len(), 2);
+    assert!(!applied_now.contains_key(&ignored.0));
+    assert!(!applied_now.contains_key(&poison.0));
+    assert_eq!(applied_now.len(), 2);
+
+    // Retried while still refused: it stays parked, one attempt more.
+    let again = host.retry_parked("counter", poison).await;
+    assert!(again.is_err(), "{again:?}");
+    assert_eq!(host.parked("counter").await.unwrap()[0].attempts, 2);
+    // Retried once the projection takes it: applied, and no longer parked.
+    REFUSE.store(false, Ordering::SeqCst);
+    host.retry_parked("counter", poison).await.unwrap();
+    REFUSE.store(true, Ordering::SeqCst);
+    assert!(host.parked("counter").await.unwrap().is_empty());
+    assert_eq!(host.status()[0].parked, 0);
+    assert_eq!(applied(&url, &prefix).await.get(&poison.0), Some(&1));
+    assert!(host.retry_parked("counter", poison).await.is_err());
+    host.shutdown().await;
     clean(&url, &prefix).await;
 }
 
