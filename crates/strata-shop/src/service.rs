@@ -629,7 +629,9 @@ impl Shop {
                 .into_iter()
                 .find(|status| status.name == ORDERS)
                 .map_or(Position(0), |status| status.checkpoint);
-            let view = self.order(id, None, timeout).await?;
+            // NOTE: `after` = `seen`, so that a cached answer older than what the read
+            // model was seen at is not taken for the order as it is.
+            let view = self.order(id, Some(seen), timeout).await?;
             if view.status != OrderStatus::Placed {
                 return Ok(view);
             }
