@@ -222,7 +222,7 @@ impl QueryCache {
 }
 
 /// An entry's position and value: `<position> <value>`.
-fn decode_entry(entry: &[u8]) -> Option<(Position, &[u8])> {
+pub(super) fn decode_entry(entry: &[u8]) -> Option<(Position, &[u8])> {
     let space = entry.iter().position(|&b| b == b' ')?;
     let position = std::str::from_utf8(&entry[..space]).ok()?.parse().ok()?;
     Some((Position(position), &entry[space + 1..]))

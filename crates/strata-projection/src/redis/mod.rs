@@ -12,6 +12,8 @@ mod batch;
 mod cache;
 mod host;
 mod projection;
+#[cfg(test)]
+mod tests;
 
 pub use cache::{CacheStats, Dependency, QueryCache};
 pub use host::RedisProjections;
