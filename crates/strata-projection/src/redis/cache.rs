@@ -67,6 +67,7 @@ pub struct QueryCache {
 }
 
 struct Inner {
+    host: RedisProjections,
     conn: ConnectionManager,
     space: String,
     hits: AtomicU64,
@@ -117,6 +118,7 @@ impl QueryCache {
         host.register(Arc::new(stamps))?;
         Ok(Self {
             inner: Arc::new(Inner {
+                host: host.clone(),
                 conn: host.connection(),
                 space,
                 hits: AtomicU64::new(0),
@@ -150,8 +152,12 @@ impl QueryCache {
                 None
             }
         };
+        // NOTE: an entry beyond the log's head, or kept while the stamping runner has
+        // stopped for good, may come from another log sharing the prefix: not served.
         let fresh = found.and_then(|(position, value)| {
-            (position >= after.unwrap_or(Position::ZERO)).then_some(value)
+            let usable = position >= after.unwrap_or(Position::ZERO)
+                && self.inner.host.vouches_for(Self::NAME, position);
+            usable.then_some(value)
         });
         let counter = if fresh.is_some() {
             &self.inner.hits

@@ -219,6 +219,17 @@ impl RedisProjections {
         Ok(())
     }
 
+    /// Whether answers computed at `position` may be served on behalf of `name`'s
+    /// runner: it has not stopped for good (a checkpoint beyond the log's head says its
+    /// keys belong to another log) and `position` is not beyond the log's head.
+    pub(crate) fn vouches_for(&self, name: &str, position: Position) -> bool {
+        let registry = &self.inner.registry;
+        let healthy = registry
+            .get(name)
+            .is_ok_and(|slot| slot.lane.stopped_by().is_none());
+        healthy && position <= registry.head()
+    }
+
     /// The checkpoint of `name` as its runner last committed (or read) it.
     pub fn checkpoint(&self, name: &str) -> Result<Position, ProjectionError> {
         Ok(self.inner.registry.get(name)?.lane.checkpoint())

@@ -376,8 +376,11 @@ async fn a_cached_answer_is_invalidated_by_an_event_and_honours_after() {
         cache.get("one", &item, Some(p3)).await.as_deref(),
         Some(&b"v3"[..])
     );
+    // An entry beyond the log's head comes from another log: not served.
+    cache.put("ahead", Position(p3.0 + 100), b"x").await;
+    assert_eq!(cache.get("ahead", &item, None).await, None);
     let stats = cache.stats();
-    assert_eq!((stats.hits, stats.misses), (4, 5));
+    assert_eq!((stats.hits, stats.misses), (4, 6));
 
     host.shutdown().await;
     clean(&url, &prefix).await;
