@@ -500,6 +500,9 @@ enum HotQuery {
     CatalogPage,
     /// One product with its stock, as `GET /shop/products/{sku}` answers it.
     Product,
+    /// The first page of a product search whose word every product's description
+    /// holds (FTS5, BM25-ranked), as `GET /shop/products?q=blue` answers it.
+    Search,
 }
 
 impl HotQuery {
@@ -507,6 +510,7 @@ impl HotQuery {
         match self {
             HotQuery::CatalogPage => "catalog_page",
             HotQuery::Product => "product",
+            HotQuery::Search => "search",
         }
     }
 
@@ -526,6 +530,13 @@ impl HotQuery {
                     .await
                     .map_err(|e| failed!("cannot read the product {sku}: {e}"))?;
                 Ok(1)
+            }
+            HotQuery::Search => {
+                let page = shop
+                    .search_products("blue", &PageRequest::first(100), None, VISIBLE_TIMEOUT)
+                    .await
+                    .map_err(|e| failed!("cannot search the products: {e}"))?;
+                Ok(page.items.len() as u64)
             }
         }
     }
@@ -587,7 +598,7 @@ async fn measure_cache(
     let clients = args.clients as usize;
     let products = args.products;
     let mut results = Vec::new();
-    for query in [HotQuery::CatalogPage, HotQuery::Product] {
+    for query in [HotQuery::CatalogPage, HotQuery::Product, HotQuery::Search] {
         let run = |shop: Shop| {
             closed_loop(clients, window, move |client| {
                 let shop = shop.clone();
@@ -622,10 +633,9 @@ async fn measure_cache(
             .with("uncached_p99_ms", uncached.latency.p99())
             .with(
                 "products_per_answer",
-                if let HotQuery::CatalogPage = query {
-                    products.min(100)
-                } else {
-                    1
+                match query {
+                    HotQuery::CatalogPage | HotQuery::Search => products.min(100),
+                    HotQuery::Product => 1,
                 },
             )
             .with("cache_hits", after.hits - before.hits)

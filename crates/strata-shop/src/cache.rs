@@ -1,5 +1,5 @@
-//! The shop's hot queries in front of the read models: a product, a catalog page and an
-//! order, cached in Redis when the shop has a query cache (the `redis` feature), each
+//! The shop's hot queries in front of the read models: a product, a catalog page, a page
+//! of a product search and an order, cached in Redis when the shop has a query cache (the `redis` feature), each
 //! entry depending on the streams or categories it was computed from. Without one
 //! every lookup misses and every fill does nothing.
 //!
@@ -20,6 +20,8 @@ pub(crate) enum Query<'a> {
     Catalog(&'a str, usize),
     /// One order's summary.
     Order(&'a str),
+    /// A page of a product search: the words, the hits already given, the limit.
+    Search(&'a str, usize, usize),
 }
 
 /// The shop's query cache, or none.
@@ -101,6 +103,7 @@ fn keyed(query: Query<'_>) -> (String, Vec<String>) {
             format!("order:{id}"),
             vec![format!("{}-{id}", Order::CATEGORY)],
         ),
+        Query::Search(q, offset, limit) => (format!("search:{offset}:{limit}:{q}"), Vec::new()),
     }
 }
 
@@ -119,6 +122,7 @@ fn dependencies<'a>(
             Dependency::Category(Product::CATEGORY),
             Dependency::Category(Inventory::CATEGORY),
         ],
+        Query::Search(..) => vec![Dependency::Category(Product::CATEGORY)],
         Query::Product(_) | Query::Order(_) => {
             streams.iter().map(|s| Dependency::Stream(s)).collect()
         }

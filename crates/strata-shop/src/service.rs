@@ -365,7 +365,7 @@ impl Shop {
 
     /// Registers the shop's Redis read model (the catalog with available stock) and a
     /// query cache with `host`, and answers the hot queries (a product, a catalog page,
-    /// an order) through that cache from now on: an answer is served from Redis while
+    /// a page of a product search, an order) through that cache from now on: an answer is served from Redis while
     /// no event of what it was computed from came later, and only to a caller whose
     /// `after` it has reached. Starting the host is the caller's job.
     #[cfg(feature = "redis")]
@@ -756,17 +756,26 @@ impl Shop {
                     cursor: cursor.clone(),
                 })?,
         };
-        self.caught_up(PRODUCT_SEARCH, after, timeout).await?;
-        let q = q.to_owned();
         let limit = page.limit();
+        let query = Query::Search(q, offset, limit);
+        if let Some((items, next)) = self.cache.get(query, after).await {
+            return Ok(Page { items, next });
+        }
+        self.caught_up(PRODUCT_SEARCH, after, timeout).await?;
+        let position = self.read_position(PRODUCT_SEARCH)?;
+        let words = q.to_owned();
         let rows = self
             .projections
             .query(PRODUCT_SEARCH, move |conn| {
-                ProductSearch::search(conn, &q, offset, limit + 1)
+                ProductSearch::search(conn, &words, offset, limit + 1)
             })
             .await?;
         let next = (offset + limit).to_string();
-        Ok(Page::of(rows, limit, |_| next.clone()))
+        let page = Page::of(rows, limit, |_| next.clone());
+        self.cache
+            .put(query, position, &(&page.items, &page.next))
+            .await;
+        Ok(page)
     }
 
     /// A page of the orders confirmed and revenue per UTC day, oldest first.

@@ -217,6 +217,30 @@ async fn the_cache_serves_hot_queries_until_an_event_changes_them() {
         page
     );
     assert_eq!(stats().hits, before.hits + 1);
+    let hits = shop
+        .search_products("mug", &PageRequest::first(10), Some(created), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(hits.items.len(), 1);
+    let before = stats();
+    assert_eq!(
+        shop.search_products("mug", &PageRequest::first(10), Some(created), WAIT)
+            .await
+            .unwrap(),
+        hits
+    );
+    assert_eq!(stats().hits, before.hits + 1);
+    // A new product of the category: a search after it sees it.
+    let cup = shop
+        .create_product("cup", "Mug-sized cup", "", Money(100), &ctx())
+        .await
+        .unwrap()
+        .position;
+    let hits = shop
+        .search_products("mug", &PageRequest::first(10), Some(cup), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(hits.items.len(), 2);
     shop.order("o1", Some(created), WAIT).await.unwrap();
     let before = stats();
     shop.order("o1", None, WAIT).await.unwrap();
@@ -230,7 +254,8 @@ async fn the_cache_serves_hot_queries_until_an_event_changes_them() {
         .products(&PageRequest::first(10), Some(more), WAIT)
         .await
         .unwrap();
-    assert_eq!(page.items[0].available, 15);
+    let mug = page.items.iter().find(|p| p.sku == "mug").unwrap();
+    assert_eq!(mug.available, 15);
     let cancelled = shop.cancel("o1", &ctx()).await.unwrap().position;
     let order = shop.order("o1", Some(cancelled), WAIT).await.unwrap();
     assert_eq!(order.status, OrderStatus::Cancelled);
