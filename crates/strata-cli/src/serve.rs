@@ -104,7 +104,7 @@ pub(crate) struct ServeArgs {
     pub(crate) relays: Vec<String>,
 
     /// Keep the shop's catalog in Redis too and cache its hot queries there (a product,
-    /// a catalog page, an order), invalidated by events: `redis://HOST:6379`. Unset,
+    /// a catalog page, a product search, an order), invalidated by events: `redis://HOST:6379`. Unset,
     /// nothing uses Redis.
     #[arg(long, env = "STRATA_REDIS", value_name = "URL")]
     pub(crate) redis: Option<String>,
