@@ -42,21 +42,36 @@ async fn connect(url: &str) -> ConnectionManager {
         .unwrap()
 }
 
-/// Removes every key under `prefix`.
-async fn clean(url: &str, prefix: &str) {
-    let mut conn = connect(url).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+/// The keys under a test's prefix, removed when dropped (a failing test too).
+struct Keys {
+    url: String,
+    prefix: String,
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _ = redis::cmd("DEL").arg(&keys).exec(&mut conn);
+        }
     }
+}
+
+/// A prefix no other test uses, and the guard that removes its keys.
+fn scratch(url: &str) -> (String, Keys) {
+    let prefix = prefix();
+    let keys = Keys {
+        url: url.to_owned(),
+        prefix: prefix.clone(),
+    };
+    (prefix, keys)
 }
 
 /// Whether `Counter` refuses poisoned events (a test that retries a parked one turns it
@@ -129,7 +144,7 @@ async fn a_runner_stopped_between_batches_resumes_from_its_checkpoint() {
     else {
         return;
     };
-    let prefix = prefix();
+    let (prefix, _keys) = scratch(&url);
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let first = append_many(&*store, 3000, 7).await;
 
@@ -154,7 +169,6 @@ async fn a_runner_stopped_between_batches_resumes_from_its_checkpoint() {
 
     assert!(stopped_at >= Position(1000), "{stopped_at}");
     assert_once(&applied(&url, &prefix).await, last.0);
-    clean(&url, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +176,7 @@ async fn two_runners_on_the_same_keys_never_apply_an_event_twice() {
     let Some(url) = redis_url("two_runners_on_the_same_keys_never_apply_an_event_twice") else {
         return;
     };
-    let prefix = prefix();
+    let (prefix, _keys) = scratch(&url);
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     append_many(&*store, 2000, 5).await;
     // Two hosts race on one model: each batch is fenced by the stored checkpoint, so the
@@ -181,7 +195,6 @@ async fn two_runners_on_the_same_keys_never_apply_an_event_twice() {
     a.shutdown().await;
     b.shutdown().await;
     assert_once(&applied(&url, &prefix).await, last.0);
-    clean(&url, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +202,7 @@ async fn unhandled_events_are_stepped_over_and_refused_ones_parked() {
     let Some(url) = redis_url("unhandled_events_are_stepped_over_and_refused_ones_parked") else {
         return;
     };
-    let prefix = prefix();
+    let (prefix, _keys) = scratch(&url);
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     append(&*store, "acct-1", "Added", serde_json::json!({"n": 1})).await;
     let ignored = append(&*store, "acct-1", "Ignored", serde_json::json!({})).await;
@@ -242,7 +255,6 @@ async fn unhandled_events_are_stepped_over_and_refused_ones_parked() {
     assert_eq!(applied(&url, &prefix).await.get(&poison.0), Some(&1));
     assert!(host.retry_parked("counter", poison).await.is_err());
     host.shutdown().await;
-    clean(&url, &prefix).await;
 }
 
 /// A TCP proxy to Redis that can be cut (every connection closed, new ones refused)
@@ -299,7 +311,7 @@ async fn the_runner_retries_while_redis_is_away_and_converges() {
     let Some(url) = redis_url("the_runner_retries_while_redis_is_away_and_converges") else {
         return;
     };
-    let prefix = prefix();
+    let (prefix, _keys) = scratch(&url);
     let proxy = Proxy::start(&url).await;
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let first = append_many(&*store, 500, 3).await;
@@ -322,7 +334,6 @@ async fn the_runner_retries_while_redis_is_away_and_converges() {
     host.wait_for("counter", last, WAIT).await.unwrap();
     host.shutdown().await;
     assert_once(&applied(&url, &prefix).await, last.0);
-    clean(&url, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,7 +342,7 @@ async fn a_cached_answer_is_invalidated_by_an_event_and_honours_after() {
     else {
         return;
     };
-    let prefix = prefix();
+    let (prefix, _keys) = scratch(&url);
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let host = RedisProjections::new(store.clone(), &url, &prefix).unwrap();
     let cache = QueryCache::register(&host, ReadFilter::all()).unwrap();
@@ -383,5 +394,4 @@ async fn a_cached_answer_is_invalidated_by_an_event_and_honours_after() {
     assert_eq!((stats.hits, stats.misses), (4, 6));
 
     host.shutdown().await;
-    clean(&url, &prefix).await;
 }

@@ -38,9 +38,30 @@ struct RedisShop {
     projections: Projections,
     processes: ProcessManagers,
     redis: RedisProjections,
+    _keys: Keys,
+    _dir: TempDir,
+}
+
+/// The keys under a test's prefix, removed when dropped (a failing test too).
+struct Keys {
     url: String,
     prefix: String,
-    _dir: TempDir,
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _ = redis::cmd("DEL").arg(&keys).exec(&mut conn);
+        }
+    }
 }
 
 impl RedisShop {
@@ -75,8 +96,10 @@ impl RedisShop {
             projections,
             processes,
             redis,
-            url: url.to_owned(),
-            prefix,
+            _keys: Keys {
+                url: url.to_owned(),
+                prefix,
+            },
             _dir: dir,
         }
     }
@@ -85,21 +108,6 @@ impl RedisShop {
         self.processes.shutdown().await;
         self.projections.shutdown().await;
         self.redis.shutdown().await;
-        let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(self.url).unwrap())
-            .await
-            .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-        }
     }
 }
 
