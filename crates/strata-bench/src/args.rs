@@ -295,6 +295,36 @@ pub struct LagArgs {
     pub(crate) common: Common,
 }
 
+/// `strata bench query-cache`.
+#[derive(Debug, Clone, Args)]
+pub struct QueryCacheArgs {
+    /// The Redis server the cache lives in (its keys go under a prefix of the run's own,
+    /// removed at the end).
+    #[arg(
+        long,
+        env = "STRATA_REDIS",
+        value_name = "URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub(crate) redis: String,
+
+    /// Concurrent clients, each asking the same query again as soon as it is answered.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) clients: u64,
+
+    /// Seconds to measure each way (after a warm-up of a tenth of that).
+    #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = positive_seconds)]
+    pub(crate) seconds: f64,
+
+    /// Products in the catalog (created before anything is timed); a catalog page holds
+    /// 100 of them at most.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) products: u64,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
 /// `strata bench load-aggregate`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadAggregateArgs {
@@ -397,6 +427,9 @@ pub enum Scenario {
     /// Puts HTTP load on a `strata serve` child process: shop commands, queries, raw
     /// appends.
     Http(HttpArgs),
+    /// The same shop queries answered through the Redis query cache and without it
+    /// (needs a Redis server: --redis or STRATA_REDIS).
+    QueryCache(QueryCacheArgs),
     /// Runs the store and shop scenarios at the sizes in docs/benchmarks.md; --full adds
     /// the long ones (open, import, rebuild, http), --quick runs them all tiny.
     All(AllArgs),

@@ -33,8 +33,8 @@ use std::time::Duration;
 
 pub use args::{
     AllArgs, BenchArgs, BulkArgs, Common, DiskArgs, Expect, HttpArgs, ImportArgs, LagArgs,
-    LoadAggregateArgs, OpenArgs, OpenChildArgs, ReadAllArgs, ReadStreamArgs, RebuildArgs, Scenario,
-    Shape, ShopCommandsArgs, WritersArgs,
+    LoadAggregateArgs, OpenArgs, OpenChildArgs, QueryCacheArgs, ReadAllArgs, ReadStreamArgs,
+    RebuildArgs, Scenario, Shape, ShopCommandsArgs, WritersArgs,
 };
 pub use error::BenchError;
 pub use stats::MIN_P99_SAMPLES;
@@ -83,6 +83,9 @@ pub fn run(data_dir: &Path, scenario: &Scenario, out: &mut impl Write) -> Result
         }),
         Scenario::Http(args) => family(data_dir, &args.common, out, async |d, probes| {
             http::http(d, args, probes).await
+        }),
+        Scenario::QueryCache(args) => family(data_dir, &args.common, out, async |d, probes| {
+            shop::query_cache(d, args, probes).await
         }),
         Scenario::All(args) => all(data_dir, args, out),
     }

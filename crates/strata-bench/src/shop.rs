@@ -1,7 +1,7 @@
 //! The command and read side's scenarios, on the shop over the embedded store, wired as
 //! `strata serve` wires it: shop commands end to end, a read-model rebuild, the lag from
-//! a command to its read model, and loading a long aggregate with and without a
-//! snapshot.
+//! a command to its read model, loading a long aggregate with and without a snapshot,
+//! and the same queries with and without the Redis query cache.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,18 +10,22 @@ use std::time::Duration;
 use crate::error::{BenchError, Context as _, Result, ensure, failed};
 use strata_core::{ExpectedVersion, Position, Version};
 use strata_domain::{CommandContext, CommandHandler, MemorySnapshots};
-use strata_projection::{ProcessManagers, Projections, SqliteSnapshots};
+use strata_projection::{
+    ProcessManagers, Projections, QueryCache, RedisProjections, SqliteSnapshots,
+};
 use strata_shop::domain::{Inventory, InventoryCommand, InventoryEvent, Money};
 use strata_shop::read_models::{
     CATALOG, Catalog, DAILY_SALES, DailySales, ORDERS, OrderSummaries, PRODUCT_SEARCH,
     ProductSearch,
 };
-use strata_shop::{FakePaymentProvider, Shop};
+use strata_shop::{FakePaymentProvider, PageRequest, Shop};
 use strata_store::EventStore;
 use strata_store_embedded::{EmbeddedStore, Options};
 use tokio::time::Instant;
 
-use crate::args::{LagArgs, LoadAggregateArgs, RebuildArgs, Shape, ShopCommandsArgs};
+use crate::args::{
+    LagArgs, LoadAggregateArgs, QueryCacheArgs, RebuildArgs, Shape, ShopCommandsArgs,
+};
 use crate::fixtures::{
     append_all, fixture_options, open_store, progress_printer, scratch, shop_event, shop_history,
     stream,
@@ -486,4 +490,161 @@ fn inventory_event(shape: Shape, sku: &str, i: u64) -> InventoryEvent {
             quantity: 1,
         },
     }
+}
+
+/// The queries `query-cache` measures, each the same way with and without the cache.
+#[derive(Debug, Clone, Copy)]
+enum HotQuery {
+    /// The first page of the catalog (100 products with their stock), as `GET
+    /// /shop/products` answers it by default.
+    CatalogPage,
+    /// One product with its stock, as `GET /shop/products/{sku}` answers it.
+    Product,
+    /// The first page of a product search whose word every product's description
+    /// holds (FTS5, BM25-ranked), as `GET /shop/products?q=blue` answers it.
+    Search,
+}
+
+impl HotQuery {
+    fn name(self) -> &'static str {
+        match self {
+            HotQuery::CatalogPage => "catalog_page",
+            HotQuery::Product => "product",
+            HotQuery::Search => "search",
+        }
+    }
+
+    /// Asks the query once; the products answered count as its "events".
+    async fn ask(self, shop: &Shop, client: usize, seq: u64, products: u64) -> Result<u64> {
+        match self {
+            HotQuery::CatalogPage => {
+                let page = shop
+                    .products(&PageRequest::first(100), None, VISIBLE_TIMEOUT)
+                    .await
+                    .map_err(|e| failed!("cannot read the catalog: {e}"))?;
+                Ok(page.items.len() as u64)
+            }
+            HotQuery::Product => {
+                let sku = sku((client as u64 + seq) % products);
+                shop.product(&sku, None, VISIBLE_TIMEOUT)
+                    .await
+                    .map_err(|e| failed!("cannot read the product {sku}: {e}"))?;
+                Ok(1)
+            }
+            HotQuery::Search => {
+                let page = shop
+                    .search_products("blue", &PageRequest::first(100), None, VISIBLE_TIMEOUT)
+                    .await
+                    .map_err(|e| failed!("cannot search the products: {e}"))?;
+                Ok(page.items.len() as u64)
+            }
+        }
+    }
+}
+
+/// The same shop queries from concurrent clients, answered by the SQLite read model
+/// (uncached) and through the Redis query cache (cached, after a warm-up that fills
+/// it), with nothing written meanwhile. One result per query, the cached run's, with
+/// the uncached run beside it and `ratio_to_uncached`.
+pub(crate) async fn query_cache(
+    dir: &Path,
+    args: &QueryCacheArgs,
+    _probes: &Probes,
+) -> Result<Vec<ScenarioResult>> {
+    let rig = Rig::open(dir, "query-cache")?;
+    rig.start_read_side();
+    let stocked = rig.stock(args.products).await?;
+    rig.projections
+        .wait_for(CATALOG, stocked, VISIBLE_TIMEOUT)
+        .await
+        .with_context(|| format!("the catalog did not reach {stocked}"))?;
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let prefix = format!(
+        "strata-bench:{}-{}:",
+        std::process::id(),
+        since_epoch.as_nanos()
+    );
+    let shared: Arc<dyn EventStore> = Arc::new(rig.store.clone());
+    let redis = RedisProjections::new(shared, &args.redis, &prefix)
+        .with_context(|| format!("cannot use Redis at {}", args.redis))?;
+    let cached = rig
+        .shop
+        .clone()
+        .use_redis(&redis)
+        .context("cannot set up the query cache")?;
+    redis.start();
+    let measured = measure_cache(&rig, &cached, &redis, stocked, args).await;
+    redis.shutdown().await;
+    let removed = redis.remove_all().await;
+    rig.close().await?;
+    removed.with_context(|| format!("cannot remove the keys under {prefix}"))?;
+    measured
+}
+
+async fn measure_cache(
+    rig: &Rig,
+    cached: &Shop,
+    redis: &RedisProjections,
+    stocked: Position,
+    args: &QueryCacheArgs,
+) -> Result<Vec<ScenarioResult>> {
+    redis
+        .wait_for(QueryCache::NAME, stocked, VISIBLE_TIMEOUT)
+        .await
+        .with_context(|| format!("the query cache did not reach {stocked}"))?;
+    let window = Duration::from_secs_f64(args.seconds);
+    let clients = args.clients as usize;
+    let products = args.products;
+    let mut results = Vec::new();
+    for query in [HotQuery::CatalogPage, HotQuery::Product, HotQuery::Search] {
+        let run = |shop: Shop| {
+            closed_loop(clients, window, move |client| {
+                let shop = shop.clone();
+                move |seq| {
+                    let shop = shop.clone();
+                    async move { query.ask(&shop, client, seq, products).await }
+                }
+            })
+        };
+        let uncached = run(rig.shop.clone()).await;
+        let before = cached.cache_stats().unwrap_or_default();
+        let hot = run(cached.clone()).await;
+        let after = cached.cache_stats().unwrap_or_default();
+        results.push(
+            ScenarioResult::new(
+                format!("query_cache_{}", query.name()),
+                None,
+                &hot.latency,
+                "query, answered through the cache",
+            )
+            .against(&Ceiling::None(
+                "the same query answered by the SQLite read model is the reference: \
+                 ratio_to_uncached",
+            ))
+            .with("queries_per_s", hot.ops_per_s())
+            .with("uncached_queries_per_s", uncached.ops_per_s())
+            .with(
+                "ratio_to_uncached",
+                crate::report::ratio(hot.ops_per_s(), uncached.ops_per_s()),
+            )
+            .with("uncached_p50_ms", uncached.latency.p50())
+            .with("uncached_p99_ms", uncached.latency.p99())
+            .with(
+                "products_per_answer",
+                match query {
+                    HotQuery::CatalogPage | HotQuery::Search => products.min(100),
+                    HotQuery::Product => 1,
+                },
+            )
+            .with("cache_hits", after.hits - before.hits)
+            .with("cache_misses", after.misses - before.misses)
+            .with("clients", clients)
+            .with("seconds", window.as_secs_f64())
+            .with("errors", hot.errors + uncached.errors)
+            .with("first_error", hot.first_error.or(uncached.first_error)),
+        );
+    }
+    Ok(results)
 }

@@ -172,7 +172,7 @@ pub(crate) enum Command {
         "  1  it cannot start (the store, the address, the tokens file) or fails\n",
         common_exits!(),
     ))]
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
 
     /// Prints a shell completion script for strata.
     ///

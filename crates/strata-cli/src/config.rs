@@ -27,6 +27,7 @@ pub(crate) struct ServeConfig {
     store: Option<String>,
     replica: Option<String>,
     read_store: Option<String>,
+    redis: Option<String>,
 }
 
 impl ServeConfig {
@@ -97,6 +98,11 @@ pub(crate) fn apply(
         && unset(serve, "read_store")
     {
         args.read_store = Some(url);
+    }
+    if let Some(redis) = config.redis
+        && unset(serve, "redis")
+    {
+        args.redis = Some(redis);
     }
     if let Some(accept) = config.accept_data_loss
         && unset(serve, "accept_data_loss")

@@ -16,6 +16,7 @@ mod pipeline;
 mod progress;
 mod read;
 mod read_store;
+mod redis_side;
 mod serve;
 mod tail;
 mod verify;
@@ -237,7 +238,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => Ok(strata_bench::run(dir, &args.scenario, &mut stdout())?),
-        Command::Serve(args) => serve::run(dir, args, shutdown_signal()?).await,
+        Command::Serve(args) => serve::run(dir, *args, shutdown_signal()?).await,
         Command::Completions(args) => {
             let mut out = stdout();
             let mut cli = Cli::command();

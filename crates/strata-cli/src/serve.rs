@@ -122,6 +122,17 @@ pub(crate) struct ServeArgs {
     #[arg(long = "relay", value_name = "URL")]
     pub(crate) relays: Vec<String>,
 
+    /// Keep the shop's catalog in Redis too and cache its hot queries there (a product,
+    /// a catalog page, a product search, an order), invalidated by events: `redis://HOST:6379`. Unset,
+    /// nothing uses Redis.
+    #[arg(long, env = "STRATA_REDIS", value_name = "URL")]
+    pub(crate) redis: Option<String>,
+
+    /// The prefix of every Redis key the server writes (with --redis): servers of
+    /// different logs sharing one Redis need different prefixes.
+    #[arg(long, env = "STRATA_REDIS_PREFIX", value_name = "PREFIX", default_value = strata_projection::REDIS_DEFAULT_PREFIX)]
+    pub(crate) redis_prefix: String,
+
     #[command(flatten)]
     pub(crate) write: crate::args::WriteArgs,
 }
@@ -346,13 +357,24 @@ pub(crate) async fn run(
         .processes(store.commands(&shared), &read, node)
         .await?;
     let shop = read_store.shop(handler, &processes).await?;
+    let (shop, redis) = match args.redis.as_deref() {
+        Some(url) => {
+            let (shop, host) =
+                crate::redis_side::attach(url, &args.redis_prefix, shared.clone(), shop)?;
+            (shop, Some(host))
+        }
+        None => (shop, None),
+    };
     read_store.start();
     processes.start();
     let read_models = read_store.describe();
 
     let relays = Relays::new(shared.clone(), dir.join("relays"));
     let state = AppState::builder(shared)
-        .projections(Arc::new(read_store.read_side(processes)))
+        .projections(crate::redis_side::read_side(
+            read_store.read_side(processes),
+            redis,
+        ))
         .module(Arc::new(ShopModule::new(shop)))
         .relays(Arc::new(RelayStatus(relays.clone())))
         .tokens(tokens)

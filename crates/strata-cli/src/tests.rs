@@ -1274,7 +1274,7 @@ fn serve_with_config(
         panic!("not serve: {args:?}");
     };
     crate::config::apply(&mut data_dir, &mut serve, &matches)?;
-    Ok((data_dir, serve))
+    Ok((data_dir, *serve))
 }
 
 #[test]
@@ -1386,4 +1386,24 @@ fn the_config_file_names_the_store_and_its_replica_and_a_flag_wins() {
     .unwrap();
     assert_eq!(serve.store.as_deref(), Some("postgres://app@primary/shop"));
     assert_eq!(serve.replica.as_deref(), Some("postgres://app@other/shop"));
+}
+
+#[test]
+fn the_redis_url_comes_from_the_config_file_unless_a_flag_gives_one() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("strata.toml");
+    std::fs::write(&file, "redis = \"redis://127.0.0.1:6379\"\n").unwrap();
+    let path = file.to_str().unwrap();
+    let (_, serve) = serve_with_config(&["strata", "serve", "--config", path]).unwrap();
+    assert_eq!(serve.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+    let (_, serve) = serve_with_config(&[
+        "strata",
+        "serve",
+        "--config",
+        path,
+        "--redis",
+        "redis://10.0.0.1:6380",
+    ])
+    .unwrap();
+    assert_eq!(serve.redis.as_deref(), Some("redis://10.0.0.1:6380"));
 }

@@ -281,6 +281,17 @@ pub enum ProjectionError {
         #[source]
         source: serde_json::Error,
     },
+    /// Redis could not be reached, or refused a command (the `redis` feature). Names
+    /// what was being done.
+    #[cfg(feature = "redis")]
+    #[error("{context}: {source}")]
+    Redis {
+        /// What was being done.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: ::redis::RedisError,
+    },
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

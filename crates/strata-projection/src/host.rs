@@ -236,6 +236,14 @@ impl Projections {
             .collect()
     }
 
+    /// The checkpoint of the answering read model of `name`: everything up to it is
+    /// applied, so a query that reads this first answers at least that fresh.
+    pub fn checkpoint(&self, name: &str) -> Result<Position, ProjectionError> {
+        let slot = self.inner.registry.get(name)?;
+        let active = slot.active.borrow().clone();
+        Ok(active.lane.checkpoint())
+    }
+
     /// Waits until the answering read model of `name` has applied everything up to
     /// `position` (a command's consistency token), for at most `timeout`.
     ///

@@ -19,6 +19,9 @@
 //!   with the `postgres` feature, [`PostgresHome`] keeps process managers' state and the
 //!   leases ([`PgLeases`]) in PostgreSQL, and [`check_fence`] refuses a commit of a
 //!   holder that lost its lease.
+//! - With the `redis` feature, [`RedisProjections`] hosts [`RedisProjection`]s kept in
+//!   Redis (each batch and its checkpoint written by one fenced script), and
+//!   [`QueryCache`] keeps query answers that events invalidate.
 //!
 //! Both hosts run their runners the same way: one registry of named slots and one
 //! supervise loop over a small sink seam (`supervise`), so starting, stopping,
@@ -44,6 +47,8 @@ mod pg;
 mod process;
 mod projection;
 mod read_host;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 mod runner;
 mod snapshots;
@@ -51,6 +56,11 @@ mod status;
 mod supervise;
 mod worker;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    CacheStats, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX, Dependency, QueryCache, RedisOps,
+    RedisProjection, RedisProjections,
+};
 pub use as_of::build_as_of;
 /// The pool whose transactions [`PostgresProjection`]s are handed.
 #[cfg(feature = "postgres")]

@@ -117,9 +117,11 @@ pub struct ProjectionStatus {
     pub name: String,
     /// The version of the model that answers queries.
     pub version: u32,
-    /// The generation (database file) that answers queries.
+    /// The generation (database file) that answers queries; always 1 for a Redis
+    /// projection (one generation per version).
     pub generation: u64,
-    /// Whether it can be rebuilt from the log (always true for a projection).
+    /// Whether it can be rebuilt in place from the log: true for a SQLite projection;
+    /// false for a Redis one, whose new version builds its own keys instead.
     pub rebuildable: bool,
     /// The last position the answering model has applied (or stepped over).
     #[schema(value_type = u64)]
@@ -167,7 +169,7 @@ pub struct RebuildStatus {
 }
 
 /// An event in a projection's dead-letter table.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ParkedEvent {
     /// The event's position.
     #[schema(value_type = u64)]

@@ -5,6 +5,7 @@
 //! domain would, through the public APIs of strata-domain, strata-store and
 //! strata-projection, and knows nothing of HTTP.
 
+mod cache;
 mod checkout;
 pub mod domain;
 mod process;

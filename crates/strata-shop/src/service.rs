@@ -18,6 +18,7 @@ use strata_domain::{
 use strata_projection::{ProcessManagers, ProjectionError, Projections};
 use strata_store::StoreError;
 
+use crate::cache::{Query, ShopCache};
 use crate::domain::{
     CancelReason, Inventory, InventoryCommand, InventoryError, Money, Order, OrderCommand,
     OrderError, OrderStatus, Payment, Product, ProductCommand, ProductError,
@@ -327,6 +328,7 @@ fn order_view(id: &str, order: &Order) -> Option<OrderView> {
 pub struct Shop {
     handler: Arc<CommandHandler>,
     reads: Arc<dyn Reads>,
+    cache: ShopCache,
 }
 
 impl Shop {
@@ -359,6 +361,7 @@ impl Shop {
         Ok(Self {
             handler,
             reads: Arc::new(SqliteReads(projections)),
+            cache: ShopCache::default(),
         })
     }
 
@@ -383,7 +386,34 @@ impl Shop {
         Ok(Self {
             handler,
             reads: Arc::new(crate::reads::PostgresReads(projections)),
+            cache: ShopCache::default(),
         })
+    }
+
+    /// Registers the shop's Redis read model (the catalog with available stock) and a
+    /// query cache with `host`, and answers the hot queries (a product, a catalog page,
+    /// a page of a product search, an order) through that cache from now on: an answer is served from Redis while
+    /// no event of what it was computed from came later, and only to a caller whose
+    /// `after` it has reached. Starting the host is the caller's job.
+    #[cfg(feature = "redis")]
+    pub fn use_redis(
+        mut self,
+        host: &strata_projection::RedisProjections,
+    ) -> Result<Self, ShopError> {
+        host.register(Arc::new(crate::read_models::RedisCatalog))?;
+        let filter = strata_store::ReadFilter::all()
+            .category(Product::CATEGORY)
+            .category(Inventory::CATEGORY)
+            .category(Order::CATEGORY);
+        let cache = strata_projection::QueryCache::register(host, filter)?;
+        self.cache = ShopCache::new(cache);
+        Ok(self)
+    }
+
+    /// How the query cache has answered so far, if the shop has one.
+    #[cfg(feature = "redis")]
+    pub fn cache_stats(&self) -> Option<strata_projection::CacheStats> {
+        self.cache.stats()
     }
 
     /// The command handler the shop writes through.
@@ -574,14 +604,31 @@ impl Shop {
         after: Option<Position>,
         timeout: Duration,
     ) -> Result<OrderView, ShopError> {
+        let query = Query::Order(id);
+        if let Some(view) = self.cache.get(query, after).await {
+            return Ok(view);
+        }
         self.caught_up(ORDERS, after, timeout).await?;
-        self.reads
+        let position = self.read_position(ORDERS);
+        let view = self
+            .reads
             .order(id.to_owned())
             .await?
             .ok_or_else(|| ShopError::NotFound {
                 what: "order",
                 id: id.to_owned(),
-            })
+            })?;
+        self.cache.put(query, position, &view).await;
+        Ok(view)
+    }
+
+    /// The checkpoint of `read_model` before a query, when answers are cached: the
+    /// position the answer is at least as fresh as.
+    fn read_position(&self, read_model: &str) -> Position {
+        if !self.cache.is_on() {
+            return Position::ZERO;
+        }
+        self.reads.checkpoint(read_model)
     }
 
     /// The order `id` once checkout has settled it (its status is no longer `placed`:
@@ -601,7 +648,9 @@ impl Shop {
             // least that fresh: if it is still placed, whatever settles it comes after
             // `seen`, and waiting for the next position cannot step over it.
             let seen = self.reads.checkpoint(ORDERS);
-            let view = self.order(id, None, timeout).await?;
+            // NOTE: `after` = `seen`, so that a cached answer older than what the read
+            // model was seen at is not taken for the order as it is.
+            let view = self.order(id, Some(seen), timeout).await?;
             if view.status != OrderStatus::Placed {
                 return Ok(view);
             }
@@ -677,14 +726,22 @@ impl Shop {
         after: Option<Position>,
         timeout: Duration,
     ) -> Result<ProductView, ShopError> {
+        let query = Query::Product(sku);
+        if let Some(view) = self.cache.get(query, after).await {
+            return Ok(view);
+        }
         self.caught_up(CATALOG, after, timeout).await?;
-        self.reads
-            .product(sku.to_owned())
-            .await?
-            .ok_or_else(|| ShopError::NotFound {
-                what: "product",
-                id: sku.to_owned(),
-            })
+        let position = self.read_position(CATALOG);
+        let view =
+            self.reads
+                .product(sku.to_owned())
+                .await?
+                .ok_or_else(|| ShopError::NotFound {
+                    what: "product",
+                    id: sku.to_owned(),
+                })?;
+        self.cache.put(query, position, &view).await;
+        Ok(view)
     }
 
     /// A page of the catalog: products with their available stock, by sku.
@@ -700,10 +757,19 @@ impl Shop {
                 cursor: cursor.clone(),
             })?,
         };
-        self.caught_up(CATALOG, after, timeout).await?;
         let limit = page.limit();
+        let query = Query::Catalog(page.cursor.as_deref().unwrap_or(""), limit);
+        if let Some((items, next)) = self.cache.get(query, after).await {
+            return Ok(Page { items, next });
+        }
+        self.caught_up(CATALOG, after, timeout).await?;
+        let position = self.read_position(CATALOG);
         let rows = self.reads.products(from, limit + 1).await?;
-        Ok(Page::of(rows, limit, |p| sku_cursor(&p.sku)))
+        let page = Page::of(rows, limit, |p| sku_cursor(&p.sku));
+        self.cache
+            .put(query, position, &(&page.items, &page.next))
+            .await;
+        Ok(page)
     }
 
     /// A page of the products whose name or description holds every word of `q` (as
@@ -724,11 +790,20 @@ impl Shop {
                     cursor: cursor.clone(),
                 })?,
         };
-        self.caught_up(PRODUCT_SEARCH, after, timeout).await?;
         let limit = page.limit();
+        let query = Query::Search(q, offset, limit);
+        if let Some((items, next)) = self.cache.get(query, after).await {
+            return Ok(Page { items, next });
+        }
+        self.caught_up(PRODUCT_SEARCH, after, timeout).await?;
+        let position = self.read_position(PRODUCT_SEARCH);
         let rows = self.reads.search(q.to_owned(), offset, limit + 1).await?;
         let next = (offset + limit).to_string();
-        Ok(Page::of(rows, limit, |_| next.clone()))
+        let page = Page::of(rows, limit, |_| next.clone());
+        self.cache
+            .put(query, position, &(&page.items, &page.next))
+            .await;
+        Ok(page)
     }
 
     /// A page of the orders confirmed and revenue per UTC day, oldest first.

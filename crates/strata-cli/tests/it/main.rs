@@ -11,6 +11,7 @@ mod layering;
 mod read;
 mod readme;
 mod serve_postgres;
+mod serve_redis;
 mod serve_replica;
 mod support;
 mod tail;

@@ -1,7 +1,7 @@
 //! strata-projection's integration tests, against `MemoryStore` and `EmbeddedStore`, with
-//! real SQLite files in temporary directories, and (with the `postgres` feature and
+//! real SQLite files in temporary directories, (with the `postgres` feature and
 //! `STRATA_TEST_POSTGRES_URL`) read models, process managers and leases in a fresh
-//! PostgreSQL database.
+//! PostgreSQL database, and (with the `redis` feature) a real Redis.
 
 mod ahead_of_log;
 mod as_of;
@@ -16,6 +16,8 @@ mod postgres_process;
 mod postgres_read_models;
 mod process;
 mod rebuild;
+#[cfg(feature = "redis")]
+mod redis;
 mod snapshots;
 mod support;
 mod wait;

@@ -6,7 +6,7 @@
 //! `available = received − reserved − committed`, the units a new order can still get.
 
 use rusqlite::{OptionalExtension, Transaction, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_core::RecordedEvent;
 use strata_domain::Aggregate;
 use strata_projection::{ApplyError, SqliteProjection};
@@ -19,7 +19,7 @@ use crate::domain::{Inventory, InventoryEvent, Money, Product, ProductEvent};
 pub const CATALOG: &str = "shop_catalog";
 
 /// A product with its stock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductView {
     /// The sku.
     pub sku: String,

@@ -1,11 +1,14 @@
 //! The shop's read models, each a SQLite projection with its queries: order summaries
 //! (per order and per customer), the catalog with available stock, daily sales, and
-//! product search (FTS5). With the `postgres` feature each is a PostgreSQL projection
-//! too (`postgres`), whose queries answer the same (search with PostgreSQL's full-text
-//! search). A model is built only from events, in `apply`, through the runner's
-//! transaction; queries only read.
+//! product search (FTS5). A model is built only from events, in `apply`, through the
+//! runner's transaction; queries only read. With the `postgres` feature each is a
+//! PostgreSQL projection too (`postgres`), whose queries answer the same (search with
+//! PostgreSQL's full-text search); with the `redis` feature the catalog is also kept in
+//! Redis, built from the same events.
 
 mod catalog;
+#[cfg(feature = "redis")]
+mod catalog_redis;
 mod orders;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -13,6 +16,8 @@ mod sales;
 mod search;
 
 pub use catalog::{CATALOG, Catalog, ProductView};
+#[cfg(feature = "redis")]
+pub use catalog_redis::{CATALOG_REDIS, RedisCatalog};
 pub use orders::{ORDERS, OrderLineView, OrderSummaries, OrderSummary, OrderView};
 #[cfg(feature = "postgres")]
 pub use postgres::ts_query;

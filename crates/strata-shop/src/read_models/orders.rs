@@ -2,7 +2,7 @@
 //! customer and all together. Built from the `order` category.
 
 use rusqlite::{OptionalExtension, Transaction, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_core::RecordedEvent;
 use strata_domain::Aggregate;
 use strata_projection::{ApplyError, SqliteProjection};
@@ -15,7 +15,7 @@ use crate::domain::{CancelReason, Money, Order, OrderEvent, OrderStatus};
 pub const ORDERS: &str = "shop_orders";
 
 /// One order as the summaries show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderView {
     /// The order id.
     pub id: String,
@@ -33,7 +33,7 @@ pub struct OrderView {
 }
 
 /// One line of an order view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLineView {
     /// The product.
     pub sku: String,

@@ -3,7 +3,7 @@
 //! description. Built from the `product` category.
 
 use rusqlite::{OptionalExtension, Transaction, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_core::RecordedEvent;
 use strata_domain::Aggregate;
 use strata_projection::{ApplyError, SqliteProjection};
@@ -22,7 +22,7 @@ const NAME_WEIGHT: f64 = 10.0;
 pub(super) const MAX_QUERY_WORDS: usize = 16;
 
 /// A product found by a search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
     /// The sku.
     pub sku: String,
