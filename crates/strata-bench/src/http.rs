@@ -3,7 +3,9 @@
 //! connections in a closed loop for a fixed time.
 //!
 //! The load runs in this process on the same machine, so it takes CPU the server would
-//! otherwise have; the result lines say how much each side used.
+//! otherwise have; the result lines say how much each side used. `stack` adds what bounds
+//! these phases: the server stack's own ceiling and bulk appends against the embedded
+//! store.
 
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader};
@@ -27,6 +29,8 @@ use crate::fixtures::{BENCH_TYPE, payload, scratch};
 use crate::load::{LoadOutcome, closed_loop};
 use crate::report::{Ceiling, Probes, ScenarioResult};
 
+mod stack;
+
 /// How long the server may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the server may take to stop after SIGTERM.
@@ -42,7 +46,14 @@ pub(crate) async fn http(
 ) -> Result<Vec<ScenarioResult>> {
     let scratch = scratch(dir, "http")?;
     let server = Server::start(&scratch.path().join("data"))?;
-    let result = run_phases(&server, args).await;
+    let result = stack::measured(
+        scratch.path(),
+        server.addr,
+        server.pid(),
+        args,
+        run_phases(&server, args),
+    )
+    .await;
     let stopped = server.stop();
     let results = result?;
     stopped?;
@@ -504,6 +515,7 @@ struct CpuMeter {
     bench: f64,
 }
 
+#[derive(Clone, Copy)]
 struct CpuUse {
     wall_s: f64,
     server_s: f64,

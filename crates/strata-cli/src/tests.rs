@@ -234,6 +234,7 @@ fn an_ack_has_stream_versions_and_position() {
             last_version: Version(2),
             first_position: Position(4),
             position: Position(5),
+            recorded_at: strata_core::Timestamp::from_unix_nanos(1),
         },
     }
     .write_to(&mut out)

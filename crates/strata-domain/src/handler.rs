@@ -9,7 +9,7 @@ use strata_core::{
     CoreError, EventType, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName,
     Timestamp, Version, metadata_keys,
 };
-use strata_store::{Direction, EventStore, StoreError};
+use strata_store::{AppendResult, Direction, EventStore, StoreError};
 
 use crate::{
     Aggregate, COMMAND_ID_KEY, CodecError, CommandContext, EventCodec, REQUEST_DIGEST_KEY,
@@ -68,8 +68,8 @@ pub struct CommandOutcome {
     pub position: Position,
     /// The stream's version after the command.
     pub version: Version,
-    /// The events the command appended, as stored (read back after the commit, so
-    /// `recorded_at` is the store's).
+    /// The events the command appended, as stored (`recorded_at` is the store's, from the
+    /// append's result).
     pub events: Vec<RecordedEvent>,
     /// Whether the command id had been handled before (nothing was written this time).
     /// A copy racing the first one to the store may also answer `false`: the store
@@ -225,14 +225,7 @@ impl CommandHandler {
                 Ok(result) => {
                     self.maybe_snapshot(&stream, &loaded, &decided, result.last_version)
                         .await;
-                    let recorded = self
-                        .stored(
-                            &stream,
-                            new_events,
-                            result.first_position,
-                            result.first_version,
-                        )
-                        .await;
+                    let recorded = recorded(&stream, new_events, &result);
                     return Ok(CommandOutcome {
                         stream,
                         position: result.position,
@@ -266,46 +259,6 @@ impl CommandHandler {
                     });
                 }
                 Err(err) => return Err(CommandError::Store(err)),
-            }
-        }
-    }
-
-    /// The events just appended as the store recorded them, so that the answer carries
-    /// the store's `recorded_at`. The append is durable already: should reading it back
-    /// fail, the answer is still a success, with the handler's clock standing in.
-    async fn stored(
-        &self,
-        stream: &StreamName,
-        events: Vec<NewEvent>,
-        first_position: Position,
-        first_version: Version,
-    ) -> Vec<RecordedEvent> {
-        let read = self
-            .store
-            .read_stream(
-                stream,
-                Some(first_version),
-                Direction::Forward,
-                events.len(),
-            )
-            .await;
-        match read {
-            Ok(stored)
-                if stored.len() == events.len()
-                    && stored
-                        .iter()
-                        .zip(&events)
-                        .all(|(stored, new)| stored.id == new.id) =>
-            {
-                stored
-            }
-            Ok(_) => {
-                tracing::warn!(%stream, "reading back an append found other events; answering the local clock's time");
-                recorded(stream, events, first_position, first_version)
-            }
-            Err(err) => {
-                tracing::warn!(%stream, error = %err, "cannot read back an append; answering the local clock's time");
-                recorded(stream, events, first_position, first_version)
             }
         }
     }
@@ -645,15 +598,15 @@ fn encode_all<A: Aggregate>(
         .collect()
 }
 
-/// The recorded form of events just appended (their recording time is the local clock's,
-/// within the commit's window).
+/// The recorded form of events just appended, as a read would return them: the append's
+/// result gives their positions, versions and the store's recording time (one for the
+/// whole append).
 fn recorded(
     stream: &StreamName,
     events: Vec<NewEvent>,
-    first_position: Position,
-    first_version: Version,
+    result: &AppendResult,
 ) -> Vec<RecordedEvent> {
-    let now = Timestamp::from_datetime(::time::OffsetDateTime::now_utc());
+    let (first_position, first_version) = (result.first_position, result.first_version);
     events
         .into_iter()
         .enumerate()
@@ -665,7 +618,7 @@ fn recorded(
             event_type: e.event_type,
             data: e.data,
             metadata: e.metadata,
-            recorded_at: now,
+            recorded_at: result.recorded_at,
         })
         .collect()
 }

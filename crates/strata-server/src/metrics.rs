@@ -100,6 +100,55 @@ fn describe() {
     );
 }
 
+/// Requests between two upkeeps of the recorder. It keeps every histogram sample until
+/// it folds them into buckets, which only a scrape of `/metrics` or an upkeep does: left
+/// to scrapes alone, a server nobody scrapes would hold every request's latency.
+const UPKEEP_EVERY: u64 = 4096;
+
+/// Folds the recorder's pending histogram samples into their buckets.
+fn upkeep() {
+    if let Some(handle) = handle() {
+        handle.run_upkeep();
+    }
+}
+
+/// The `method` label: the method's name, without allocating one for the usual ones.
+fn method_label(method: &str) -> metrics::SharedString {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match KNOWN.iter().find(|known| **known == method) {
+        Some(known) => metrics::SharedString::const_str(known),
+        None => metrics::SharedString::from(method.to_owned()),
+    }
+}
+
+/// The `status` label: the status code's digits, without allocating them for the codes the
+/// server answers.
+fn status_label(status: u16) -> metrics::SharedString {
+    const KNOWN: [(u16, &str); 15] = [
+        (200, "200"),
+        (201, "201"),
+        (204, "204"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (413, "413"),
+        (422, "422"),
+        (500, "500"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    match KNOWN.iter().find(|(code, _)| *code == status) {
+        Some((_, text)) => metrics::SharedString::const_str(text),
+        None => metrics::SharedString::from(status.to_string()),
+    }
+}
+
 /// Live counters of one server, for `/stats` and the console.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -144,7 +193,10 @@ impl Stats {
 
     /// An HTTP request was answered.
     pub(crate) fn request(&self, method: &str, status: u16, took: Duration) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        let answered = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if answered.is_multiple_of(UPKEEP_EVERY) {
+            upkeep();
+        }
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
         let bucket = CONSOLE_BUCKETS_US
@@ -154,8 +206,8 @@ impl Stats {
         self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         metrics::counter!(
             "strata_http_requests_total",
-            "method" => method.to_owned(),
-            "status" => status.to_string()
+            "method" => method_label(method),
+            "status" => status_label(status)
         )
         .increment(1);
         metrics::histogram!("strata_http_request_duration_seconds").record(took.as_secs_f64());
@@ -226,3 +278,6 @@ pub(crate) fn render() -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;

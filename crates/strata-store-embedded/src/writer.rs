@@ -218,8 +218,9 @@ struct Writer {
     path: Arc<Path>,
     /// Bytes written to the active segment (synced or not).
     len: u64,
-    /// Events written but perhaps not yet published, per stream, in position order.
-    overlay: HashMap<StreamName, Vec<(EventId, u64)>>,
+    /// Events written but perhaps not yet published, per stream, in position order: id,
+    /// position and recording time (what a repeated append answers).
+    overlay: HashMap<StreamName, Vec<(EventId, u64, Timestamp)>>,
     /// The same events by id (any stream), with their positions: the index's id filter
     /// only learns an id when the syncer publishes it, and ids are unique across the log.
     unpublished_ids: HashMap<EventId, u64>,
@@ -336,8 +337,8 @@ impl Writer {
                 break;
             };
             if let Some(events) = self.overlay.get_mut(&stream) {
-                let done = events.partition_point(|&(_, p)| p <= published);
-                for (id, _) in events.drain(..done) {
+                let done = events.partition_point(|&(_, p, _)| p <= published);
+                for (id, _, _) in events.drain(..done) {
                     self.unpublished_ids.remove(&id);
                 }
                 if events.is_empty() {
@@ -359,7 +360,7 @@ impl Writer {
     ) -> Result<AppendResult, StoreError> {
         let committed = index.stream(&request.stream);
         let base = committed.map_or(0, |s| s.positions.len() as u64);
-        let unpublished: &[(EventId, u64)] = if self.overlay.is_empty() {
+        let unpublished: &[(EventId, u64, Timestamp)] = if self.overlay.is_empty() {
             &[]
         } else {
             self.overlay
@@ -382,14 +383,15 @@ impl Writer {
                                 request.stream
                             ))
                         })?;
-                    Ok((read_id(index, position)?, Position(position)))
+                    let (id, recorded_at) = read_id_and_time(index, position)?;
+                    Ok((id, Position(position), recorded_at))
                 } else {
-                    let (id, position) = unpublished[(v.0 - base - 1) as usize];
-                    Ok((id, Position(position)))
+                    let (id, position, recorded_at) = unpublished[(v.0 - base - 1) as usize];
+                    Ok((id, Position(position), recorded_at))
                 }
             },
             |id| {
-                if let Some(i) = unpublished.iter().position(|(e, _)| *e == id) {
+                if let Some(i) = unpublished.iter().position(|(e, _, _)| *e == id) {
                     return Ok(Some(Version(base + i as u64 + 1)));
                 }
                 if !index.ids.may_contain(id.as_bytes()) {
@@ -452,11 +454,12 @@ impl Writer {
                     data: &event.data,
                 },
             );
-            overlay.push((event.id, first + i as u64));
+            overlay.push((event.id, first + i as u64, recorded_at));
             self.unpublished_ids.insert(event.id, first + i as u64);
             events.push((offset, *event.id.as_bytes()));
         }
         let count = request.events.len() as u64;
+        let recorded_at = overlay.last().map_or(now, |&(_, _, at)| at);
         self.written
             .push_back((first + count - 1, request.stream.clone()));
         *next_position += count;
@@ -470,6 +473,7 @@ impl Writer {
             last_version: Version(current + count),
             first_position: Position(first),
             position: Position(first + count - 1),
+            recorded_at,
         })
     }
 
@@ -707,8 +711,13 @@ impl Syncer {
 
 /// The id of the committed event at `position`, read from disk.
 fn read_id(index: &Index, position: u64) -> Result<EventId, StoreError> {
+    Ok(read_id_and_time(index, position)?.0)
+}
+
+/// The id and recording time of the event at `position`, read from its segment.
+fn read_id_and_time(index: &Index, position: u64) -> Result<(EventId, Timestamp), StoreError> {
     let location = index.location(position)?;
     let bytes = read_range(&location, location.start, location.end)?;
     let event = decode(&bytes, &location, &mut NameCache::default())?;
-    Ok(event.id)
+    Ok((event.id, event.recorded_at))
 }

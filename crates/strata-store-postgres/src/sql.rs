@@ -15,9 +15,10 @@ SELECT coalesce((SELECT version FROM strata.streams WHERE name = $1::text), 0),
 pub(crate) const FIRST_HOLDER: &str = "\
 SELECT id, position FROM strata.events WHERE id = ANY($1::uuid[]) ORDER BY position LIMIT 1";
 
-/// The ids and positions of a range of the stream's versions (for idempotent repeats).
+/// The ids, positions and recording times of a range of the stream's versions (for
+/// idempotent repeats).
 pub(crate) const STREAM_IDS: &str = "\
-SELECT version, id, position FROM strata.events
+SELECT version, id, position, recorded_at FROM strata.events
  WHERE stream = $1::text AND version BETWEEN $2::bigint AND $3::bigint
  ORDER BY version";
 
@@ -52,7 +53,8 @@ WITH alloc AS (
     ON CONFLICT (name) DO UPDATE
        SET version = excluded.version, last_position = excluded.last_position
 )
-SELECT alloc.base, pg_notify('strata_head', (alloc.base + $6::bigint)::text)::text
+SELECT alloc.base, pg_notify('strata_head', (alloc.base + $6::bigint)::text)::text,
+       alloc.recorded_at
   FROM alloc";
 
 /// The last committed position.

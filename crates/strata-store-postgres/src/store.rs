@@ -256,6 +256,7 @@ impl PostgresStore {
                         Version(version_of(column(&row, 0)?)),
                         EventId(column(&row, 1)?),
                         position_of(column(&row, 2)?),
+                        Timestamp::from_datetime(column(&row, 3)?),
                     ));
                 }
             }
@@ -268,8 +269,8 @@ impl PostgresStore {
             |version| {
                 known
                     .iter()
-                    .find(|(v, _, _)| *v == version)
-                    .map(|(_, id, position)| (*id, *position))
+                    .find(|(v, _, _, _)| *v == version)
+                    .map(|(_, id, position, at)| (*id, *position, *at))
                     .ok_or_else(|| {
                         StoreError::internal(format!(
                             "stream {stream} is at version {current} but its version {version} was not read"
@@ -357,6 +358,7 @@ impl PostgresStore {
                     last_version: Version(current.0 + count),
                     first_position: Position(base + 1),
                     position: Position(base + count),
+                    recorded_at: Timestamp::from_datetime(column(&row, 2)?),
                 }))
             }
             Err(err) => match err.as_db_error() {

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Version};
+use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
 
 use crate::{AppendResult, StoreError};
 
@@ -50,8 +50,8 @@ pub fn check_event_sizes(
 
 /// Decides an append against a stream currently at `current`.
 ///
-/// `lookup(version)` returns the id and position of the stream's event at `version`
-/// (1-based, `1..=current`); `find(id)` returns the version of the stream's event with
+/// `lookup(version)` returns the id, position and recording time of the stream's event at
+/// `version` (1-based, `1..=current`); `find(id)` returns the version of the stream's event with
 /// that id, if any. Backends answer them from their index; they are only called when the
 /// append might be a repeat.
 pub fn check_append(
@@ -59,7 +59,7 @@ pub fn check_append(
     expected: ExpectedVersion,
     current: Version,
     events: &[NewEvent],
-    mut lookup: impl FnMut(Version) -> Result<(EventId, Position), StoreError>,
+    mut lookup: impl FnMut(Version) -> Result<(EventId, Position, Timestamp), StoreError>,
     mut find: impl FnMut(EventId) -> Result<Option<Version>, StoreError>,
 ) -> Result<AppendCheck, StoreError> {
     let conflict = || {
@@ -100,8 +100,9 @@ pub fn check_append(
     }
     let mut first_position = Position::ZERO;
     let mut position = Position::ZERO;
+    let mut recorded_at = Timestamp::default();
     for (i, event) in events.iter().enumerate() {
-        let (id, pos) = lookup(Version(start.0 + i as u64))?;
+        let (id, pos, at) = lookup(Version(start.0 + i as u64))?;
         if id != event.id {
             return Ok(conflict());
         }
@@ -109,12 +110,14 @@ pub fn check_append(
             first_position = pos;
         }
         position = pos;
+        recorded_at = at;
     }
     Ok(AppendCheck::AlreadyAppended(AppendResult {
         first_version: start,
         last_version: last,
         first_position,
         position,
+        recorded_at,
     }))
 }
 

@@ -143,6 +143,7 @@ macro_rules! conformance_tests {
             oversized_event_is_rejected,
             events_round_trip_byte_exact,
             recorded_at_is_set_and_non_decreasing,
+            append_result_carries_the_stored_recording_time,
             event_by_id_finds_only_the_streams_own_events,
             list_streams_of_an_empty_store_is_empty,
             list_streams_pages_cover_every_stream_once_in_name_order,
@@ -202,6 +203,7 @@ pub async fn append_assigns_consecutive_versions_and_positions<B: Backend>(backe
             last_version: Version(3),
             first_position: Position(1),
             position: Position(3),
+            recorded_at: r1.recorded_at,
         },
         "the first append of three events to an empty store"
     );
@@ -213,6 +215,7 @@ pub async fn append_assigns_consecutive_versions_and_positions<B: Backend>(backe
             last_version: Version(2),
             first_position: Position(4),
             position: Position(5),
+            recorded_at: r2.recorded_at,
         },
         "an append of two events to a second stream"
     );
@@ -225,6 +228,7 @@ pub async fn append_assigns_consecutive_versions_and_positions<B: Backend>(backe
             last_version: Version(7),
             first_position: Position(6),
             position: Position(9),
+            recorded_at: r3.recorded_at,
         },
         "a second append of four events to the first stream"
     );
@@ -239,6 +243,11 @@ pub async fn append_assigns_consecutive_versions_and_positions<B: Backend>(backe
         assert_same_event(event, new);
         assert_eq!(event.stream, a);
     }
+    assert_eq!(
+        (r1.recorded_at, r3.recorded_at),
+        (read[2].recorded_at, read[6].recorded_at),
+        "an append's result carries the recording time a read of its last event returns"
+    );
     assert_eq!(store.stream_version(&a).await.unwrap(), Version(7));
     assert_eq!(store.stream_version(&b).await.unwrap(), Version(2));
     assert_eq!(store.head().await.unwrap(), Position(9));
@@ -599,6 +608,7 @@ pub async fn idempotent_retry_at_the_same_expected_version<B: Backend>(backend: 
                 last_version: Version(2),
                 first_position: r1.position,
                 position: r1.position,
+                recorded_at: r1.recorded_at,
             },
         ),
     ];
@@ -647,6 +657,7 @@ pub async fn idempotent_retry_with_any_and_exists<B: Backend>(backend: &B) {
                 last_version: Version(3),
                 first_position: r1.position,
                 position: r2.position,
+                recorded_at: r2.recorded_at,
             },
             "a repeat of versions 2 and 3 expecting {expected}"
         );
@@ -1703,6 +1714,48 @@ pub async fn recorded_at_is_set_and_non_decreasing<B: Backend>(backend: &B) {
             pair[1].recorded_at
         );
     }
+}
+
+/// An append's result carries the recording time its events were stored with, which every
+/// read returns (one time for all events of one append); a repeated append answers the
+/// original's, also when it is repeated later.
+pub async fn append_result_carries_the_stored_recording_time<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    let s = stream("stamped-1");
+    let first = numbered("E", 3);
+    let r1 = append_ok(&store, &s, ExpectedVersion::NoStream, first.clone()).await;
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let r2 = append_ok(&store, &s, ExpectedVersion::Exact(3), numbered("E", 1)).await;
+
+    let read = read_forward(&store, &s).await;
+    assert_eq!(read.len(), 4, "stream {s} holds both appends");
+    for event in &read[..3] {
+        assert_eq!(
+            event.recorded_at, r1.recorded_at,
+            "version {} of the first append was read with another recording time than its append answered",
+            event.version
+        );
+    }
+    assert_eq!(
+        read[3].recorded_at, r2.recorded_at,
+        "the second append answered another recording time than a read returns"
+    );
+    let by_id = store
+        .event_by_id(&s, first[2].id)
+        .await
+        .unwrap()
+        .expect("the first append's last event is found by its id");
+    assert_eq!(
+        by_id.recorded_at, r1.recorded_at,
+        "event_by_id's recording time"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let again = append_ok(&store, &s, ExpectedVersion::NoStream, first).await;
+    assert_eq!(
+        again.recorded_at, r1.recorded_at,
+        "a repeated append answers the original's recording time"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ impl MemoryStore {
             &events,
             |v| {
                 let event = &log[(positions[(v.0 - 1) as usize].0 - 1) as usize];
-                Ok((event.id, event.position))
+                Ok((event.id, event.position, event.recorded_at))
             },
             |id| {
                 Ok(positions
@@ -132,6 +132,7 @@ impl MemoryStore {
                     last_version: Version(current.0 + count),
                     first_position,
                     position: last,
+                    recorded_at: now,
                 })
             }
         }

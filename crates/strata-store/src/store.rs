@@ -5,7 +5,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use futures::Stream;
 use strata_core::{
-    EventId, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Version,
+    EventId, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName, Timestamp, Version,
 };
 use tokio::sync::watch;
 
@@ -26,6 +26,10 @@ pub struct AppendResult {
     /// Global position of the last appended event: the consistency token a reader can
     /// wait for.
     pub position: Position,
+    /// When the store recorded the last appended event: the `recorded_at` a read of it
+    /// returns. The events of one [`EventStore::append`] share one recording time; for a
+    /// repeated append it is the original's.
+    pub recorded_at: Timestamp,
 }
 
 /// The order in which a stream is read.

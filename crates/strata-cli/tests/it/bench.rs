@@ -115,9 +115,11 @@ fn every_scenario_runs_quickly_and_prints_what_it_did_beside_its_ceiling() {
             "open_store",
             "import",
             "projection_rebuild",
+            "http_stack_ceiling",
             "http_shop_commands",
             "http_shop_queries",
             "http_appends",
+            "http_append_bulk",
         ],
         "{run:?}"
     );
@@ -169,6 +171,41 @@ fn every_scenario_runs_quickly_and_prints_what_it_did_beside_its_ceiling() {
         );
     }
     let line = |name: &str| lines.iter().find(|l| l["scenario"] == name).unwrap();
+    // Every HTTP phase against the stack's ceiling of the same run, and each side's
+    // share of the machine.
+    let stack = line("http_stack_ceiling")["requests_per_s"]
+        .as_f64()
+        .unwrap();
+    assert!(stack > 0.0);
+    for phase in ["http_shop_commands", "http_shop_queries", "http_appends"] {
+        let line = line(phase);
+        let per_s = line
+            .get("commands_per_s")
+            .unwrap_or(&line["requests_per_s"])
+            .as_f64()
+            .unwrap();
+        let ratio = line["ratio_to_stack"].as_f64().unwrap();
+        assert!(
+            (ratio - per_s / stack).abs() <= 1e-4 + ratio * 1e-2,
+            "{line}"
+        );
+        assert!(line["ratio_to_stack_floor"].as_f64().is_some(), "{line}");
+    }
+    for phase in lines.iter().filter(|l| {
+        l["scenario"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("http_"))
+    }) {
+        let share = phase["bench_cpu_share"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&share), "{phase}");
+    }
+    let bulk = line("http_append_bulk");
+    assert_eq!(bulk["events_per_request"], 100, "{bulk}");
+    assert!(
+        bulk["embedded_events_per_s"].as_f64().unwrap() > 0.0,
+        "{bulk}"
+    );
+    assert!(bulk["ratio_to_embedded"].as_f64().unwrap() > 0.0, "{bulk}");
     for latency_bound in ["writers_1", "shop_commands_1", "read_model_lag"] {
         let line = line(latency_bound);
         assert!(line["latency_ratio_to_sync"].as_f64().is_some(), "{line}");

@@ -108,7 +108,14 @@ fn appended_events_are_numbered_from_the_append_result() {
     )
     .unwrap();
     let stream = StreamName::new("lamp-1").unwrap();
-    let events = recorded(&stream, encoded.clone(), Position(41), Version(7));
+    let result = AppendResult {
+        first_version: Version(7),
+        last_version: Version(9),
+        first_position: Position(41),
+        position: Position(43),
+        recorded_at: Timestamp::from_unix_nanos(1_234),
+    };
+    let events = recorded(&stream, encoded.clone(), &result);
     let numbers: Vec<_> = events.iter().map(|e| (e.version.0, e.position.0)).collect();
     assert_eq!(numbers, [(7, 41), (8, 42), (9, 43)]);
     for (event, new) in events.iter().zip(&encoded) {
@@ -117,6 +124,7 @@ fn appended_events_are_numbered_from_the_append_result() {
             (&new.id, &new.data, &new.metadata)
         );
         assert_eq!(event.stream, stream);
+        assert_eq!(event.recorded_at, result.recorded_at, "the store's time");
     }
 }
 

@@ -19,6 +19,7 @@ on_both_stores!(
     a_refusal_is_not_remembered,
     a_command_that_decides_nothing_writes_nothing,
     a_multi_event_command_appends_atomically,
+    the_answer_carries_the_stored_time_without_reading_it_back,
     an_id_that_makes_no_stream_name_is_refused,
     a_failing_store_is_a_store_error,
     a_long_stream_loads_across_pages,
@@ -257,6 +258,38 @@ async fn a_multi_event_command_appends_atomically(fx: Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(err, CommandError::Domain(AccountError::NotOpen)));
+}
+
+/// The answer's events carry the store's recording time, taken from the append's result:
+/// handling a command reads only what loading needs, never its own events back.
+async fn the_answer_carries_the_stored_time_without_reading_it_back(fx: Fixture) {
+    let handler = fx.handler();
+    for command in [open("gil"), deposit(300)] {
+        handler
+            .handle::<Account>("gil", &command, &CommandContext::new())
+            .await
+            .unwrap();
+    }
+    let before = fx.spy.events_read();
+    let closed = handler
+        .handle::<Account>("gil", &AccountCommand::Close, &CommandContext::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        fx.spy.events_read() - before,
+        2,
+        "handling read the two events loading needs and nothing after the append"
+    );
+    let stored = fx.events("account-gil").await;
+    assert_eq!(closed.events.len(), 2);
+    for (reported, stored) in closed.events.iter().zip(&stored[2..]) {
+        assert_eq!(reported.id, stored.id);
+        assert_eq!(
+            reported.recorded_at, stored.recorded_at,
+            "version {} answered another recording time than the store holds",
+            stored.version
+        );
+    }
 }
 
 async fn an_id_that_makes_no_stream_name_is_refused(fx: Fixture) {

@@ -111,6 +111,10 @@ async fn health_reports_the_head() {
 async fn metrics_are_prometheus_text_with_the_named_series() {
     let (app, _) = with_host();
     append_one(&app, "acct-1", "A").await;
+    assert_eq!(
+        get(&app, "/streams/acct-2").await.status,
+        StatusCode::NOT_FOUND
+    );
     let answer = get(&app, "/metrics").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(
@@ -127,6 +131,8 @@ async fn metrics_are_prometheus_text_with_the_named_series() {
         "strata_projection_lag_events{projection=\"sample\"} 3",
         "strata_head_position",
         "strata_http_requests_total",
+        r#"strata_http_requests_total{method="POST",status="200"}"#,
+        r#"strata_http_requests_total{method="GET",status="404"}"#,
     ] {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }

@@ -176,6 +176,27 @@ async fn bad_append_bodies_are_400_invalid_input() {
             json!({"events": [{"type": "A", "data": {}}], "extra": 1}).to_string(),
         ),
         ("a JSON array", "[]".to_owned()),
+        (
+            "data not JSON",
+            r#"{"events": [{"type": "A", "data": {"a": }}]}"#.to_owned(),
+        ),
+        (
+            "data a bare word",
+            r#"{"events": [{"type": "A", "data": nope}]}"#.to_owned(),
+        ),
+        (
+            "metadata a string",
+            r#"{"events": [{"type": "A", "data": {}, "metadata": "x"}]}"#.to_owned(),
+        ),
+        (
+            "type not a string",
+            r#"{"events": [{"type": 5, "data": {}}]}"#.to_owned(),
+        ),
+        ("an event not an object", r#"{"events": [1]}"#.to_owned()),
+        (
+            "trailing bytes after the body",
+            r#"{"events": [{"type": "A", "data": {}}]} x"#.to_owned(),
+        ),
     ];
     for (what, body) in cases {
         let answer = post_raw(&app, "/streams/acct-1", body).await;
@@ -198,6 +219,31 @@ async fn bad_append_bodies_are_400_invalid_input() {
         get(&app, "/streams/acct-1").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// Data and metadata are stored byte for byte as the body spelled them, and an escaped
+/// type name is read as the name it spells.
+#[tokio::test]
+async fn raw_values_are_stored_as_written() {
+    let (app, _) = memory_app();
+    let answer = post_raw(
+        &app,
+        "/streams/raw-1",
+        r#"{"events": [
+            {"type": "A\u0042", "data": { "a" : 1 , "b":"\u00e9" }, "metadata": {"k" :"v"}},
+            {"type": "C", "data": 7, "metadata": null}
+        ]}"#,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let read = get(&app, "/streams/raw-1").await;
+    let text = read.text();
+    assert!(text.contains(r#"{ "a" : 1 , "b":"\u00e9" }"#), "{text}");
+    assert!(text.contains(r#"{"k" :"v"}"#), "{text}");
+    let events = read.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events[0]["type"], "AB");
+    assert_eq!(events[1]["data"], 7);
+    assert_eq!(events[1]["metadata"], json!({}));
 }
 
 #[tokio::test]

@@ -1,10 +1,12 @@
 //! `check_append` and `check_event_sizes`: the rules every backend applies before it
 //! writes, tested against a stream kept in a vector.
 
-use strata_core::{EventId, EventType, ExpectedVersion, NewEvent, Position, StreamName, Version};
+use strata_core::{
+    EventId, EventType, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version,
+};
 use strata_store::{AppendCheck, AppendResult, StoreError, check_append, check_event_sizes};
 
-/// A stream of `len` events; version v has position 10 × v.
+/// A stream of `len` events; version v has position 10 × v and was recorded at v × 1000 ns.
 struct Stream {
     name: StreamName,
     events: Vec<NewEvent>,
@@ -39,7 +41,11 @@ impl Stream {
                     (1..=len).contains(&v.0),
                     "lookup of version {v} outside 1..={len}"
                 );
-                Ok((self.events[(v.0 - 1) as usize].id, Position(10 * v.0)))
+                Ok((
+                    self.events[(v.0 - 1) as usize].id,
+                    Position(10 * v.0),
+                    recorded(v.0),
+                ))
             },
             |id| {
                 Ok(self
@@ -66,6 +72,11 @@ impl Stream {
     }
 }
 
+/// The recording time of version `v` in [`Stream`].
+fn recorded(v: u64) -> Timestamp {
+    Timestamp::from_unix_nanos(1000 * v as i64)
+}
+
 fn fresh() -> NewEvent {
     NewEvent::raw(EventType::new("E").unwrap(), &b"{}"[..])
 }
@@ -88,7 +99,9 @@ fn assert_repeat(check: AppendCheck, from: u64, to: u64) {
                 last_version: Version(to),
                 first_position: Position(10 * from),
                 position: Position(10 * to),
-            }
+                recorded_at: recorded(to),
+            },
+            "a repeat answers the positions and the last event's recording time"
         ),
         other => panic!("want a repeat of versions {from}..={to}, got {other:?}"),
     }
@@ -293,7 +306,7 @@ fn lookup_errors_are_returned() {
         ExpectedVersion::Any,
         stream.current(),
         &stream.at(2, 3),
-        |_| Ok((EventId::new(), Position(1))),
+        |_| Ok((EventId::new(), Position(1), recorded(1))),
         |_| Err(StoreError::Closed),
     );
     assert!(matches!(result, Err(StoreError::Closed)), "{result:?}");
