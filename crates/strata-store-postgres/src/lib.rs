@@ -4,12 +4,15 @@
 //!
 //! Global positions are gapless and handed out in commit order by a one-row allocator
 //! whose lock an append holds only from allocation to its commit; docs/design.md explains
-//! why readers never see a gap and what that costs. Subscribers follow the head with
+//! why readers never see a gap and what that costs. Appends made at the same time are
+//! group-committed: one transaction, one statement and one WAL flush for all of them,
+//! each member still decided (and refused) alone. Subscribers follow the head with
 //! LISTEN/NOTIFY as a wake-up hint and a poll as the fallback. This crate does not hold
 //! read models, checkpoints or leases.
 
 mod error;
 mod follow;
+mod group;
 mod migrate;
 mod sql;
 mod store;

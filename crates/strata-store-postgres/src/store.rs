@@ -20,13 +20,13 @@ use strata_store::{
     EventStream, ReadFilter, StoreError, StreamSummary, catch_up_subscription, check_append,
     check_event_sizes, check_unique_ids,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::FromSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::{PostgresError, follow, migrate, sql};
+use crate::{PostgresError, follow, group, migrate, sql};
 
 /// How a [`PostgresStore`] connects and what it allows.
 #[derive(Debug, Clone)]
@@ -57,6 +57,9 @@ impl Default for PostgresOptions {
 /// bounds only pathological contention.
 const MAX_APPEND_ATTEMPTS: usize = 1000;
 
+/// Appends waiting for the group committer before callers wait to hand theirs over.
+const COMMITTER_QUEUE: usize = 4096;
+
 /// An event store in a PostgreSQL database, in its own `strata` schema. Cloning gives
 /// another handle to the same store; any number of processes may open the same database.
 #[derive(Clone)]
@@ -71,6 +74,8 @@ struct Inner {
     /// every watcher sees the channel close and every subscription ends.
     head: Mutex<Option<watch::Sender<Position>>>,
     follower: AbortHandle,
+    /// The group committer's queue; the committer ends when the last handle is gone.
+    committer: mpsc::Sender<group::Request>,
     closed: AtomicBool,
     max_event_bytes: usize,
 }
@@ -127,12 +132,15 @@ impl PostgresStore {
             options.poll_interval,
         ))
         .abort_handle();
+        let (committer, requests) = mpsc::channel(COMMITTER_QUEUE);
+        tokio::spawn(group::run(pool.clone(), requests));
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 config,
                 head: Mutex::new(Some(head)),
                 follower,
+                committer,
                 closed: AtomicBool::new(false),
                 max_event_bytes: options.max_event_bytes,
             }),
@@ -335,6 +343,49 @@ impl PostgresStore {
             },
         }
     }
+    /// An append on its own: decided without locks, written by one autocommitted
+    /// statement, decided again when a unique index says another append raced it. The
+    /// group committer sends here what it cannot decide in a group.
+    async fn append_alone(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        let client = self.client().await?;
+        // The version a write refused by the event-id index was decided against.
+        let mut refused_by_id_at = None;
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            let current = match self.decide(&client, stream, expected, events).await? {
+                AppendCheck::Refuse(err) => return Err(err),
+                AppendCheck::AlreadyAppended(result) => return Ok(result),
+                AppendCheck::Write { current } => current,
+            };
+            match self.write(&client, stream, current, events).await? {
+                Ok(result) => {
+                    // Every position below this one has committed (the head row was
+                    // held until this commit), so it is safe to publish.
+                    self.publish(result.position);
+                    return Ok(result);
+                }
+                Err(constraint) if constraint == "events_id_key" => {
+                    // One of these ids is already stored, but not where a repeat would
+                    // put it (or a racing append stored it first: deciding again tells a
+                    // repeat). Refused again against the same version, that is final.
+                    if refused_by_id_at == Some(current) {
+                        return Err(self.reused_id(&client, stream, events).await?);
+                    }
+                    refused_by_id_at = Some(current);
+                }
+                // Another append took these versions: decide again against the new state
+                // (which may now be a conflict, a repeat, or for `Any` another write).
+                Err(_) => {}
+            }
+        }
+        Err(StoreError::internal(format!(
+            "an append to stream {stream} lost {MAX_APPEND_ATTEMPTS} races in a row"
+        )))
+    }
 }
 
 #[async_trait]
@@ -348,39 +399,32 @@ impl EventStore for PostgresStore {
         check_event_sizes(stream, &events, self.inner.max_event_bytes)?;
         // One id given to two of these events; ids stored already are the unique index's.
         check_unique_ids(stream, &events, |_| Ok(None))?;
-        let client = self.client().await?;
-        // The version a write refused by the event-id index was decided against.
-        let mut refused_by_id_at = None;
-        for _ in 0..MAX_APPEND_ATTEMPTS {
-            let current = match self.decide(&client, stream, expected, &events).await? {
-                AppendCheck::Refuse(err) => return Err(err),
-                AppendCheck::AlreadyAppended(result) => return Ok(result),
-                AppendCheck::Write { current } => current,
-            };
-            match self.write(&client, stream, current, &events).await? {
-                Ok(result) => {
-                    // Every position below this one has committed (the head row was
-                    // held until this commit), so it is safe to publish.
-                    self.publish(result.position);
-                    return Ok(result);
-                }
-                Err(constraint) if constraint == "events_id_key" => {
-                    // One of these ids is already stored, but not where a repeat would
-                    // put it (or a racing append stored it first: deciding again tells a
-                    // repeat). Refused again against the same version, that is final.
-                    if refused_by_id_at == Some(current) {
-                        return Err(self.reused_id(&client, stream, &events).await?);
-                    }
-                    refused_by_id_at = Some(current);
-                }
-                // Another append took these versions: decide again against the new state
-                // (which may now be a conflict, a repeat, or for `Any` another write).
-                Err(_) => {}
-            }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
         }
-        Err(StoreError::internal(format!(
-            "an append to stream {stream} lost {MAX_APPEND_ATTEMPTS} races in a row"
-        )))
+        let (reply, answer) = oneshot::channel();
+        let request = group::Request {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        };
+        self.inner
+            .committer
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match answer.await.map_err(|_| StoreError::Closed)? {
+            group::Outcome::Done(result) => {
+                if let Ok(appended) = &result {
+                    // Every position below this one has committed (the group held the
+                    // head row until its commit), so it is safe to publish.
+                    self.publish(appended.position);
+                }
+                result
+            }
+            group::Outcome::Alone(events) => self.append_alone(stream, expected, &events).await,
+        }
     }
 
     async fn read_stream(
