@@ -185,25 +185,89 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-/// One transaction for the whole group: lock the allocator, read every member's stream
-/// state, decide each member, write the winners in one statement, commit.
+/// One transaction for the whole group in two round trips: `BEGIN`, lock the allocator
+/// and read every member's stream state (pipelined); decide each member here; then write
+/// the winners in one statement and `COMMIT` (pipelined).
 async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> {
-    let mut client = pool.get().await.map_err(|err| match err {
+    let client = pool.get().await.map_err(|err| match err {
         PoolError::Closed => Failure::Closed,
         other => Failure::Internal(format!("cannot get a postgres connection: {other}")),
     })?;
     let lock = client.prepare_cached(sql::LOCK_HEAD).await?;
     let state = client.prepare_cached(sql::GROUP_STATE).await?;
     let insert = client.prepare_cached(sql::GROUP_WRITE).await?;
-    let tx = client.transaction().await?;
     let names: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
     let first_ids: Vec<uuid::Uuid> = group.iter().map(|r| r.events[0].id.0).collect();
     // NOTE: the lock comes first and the state is read by a later statement, so with
     // READ COMMITTED the state is read in a snapshot taken under the lock: it shows every
-    // append that committed, and none can commit before this group does. Pipelined: one
-    // round trip for both.
+    // append that committed, and none can commit before this group does.
     let state_params: [&(dyn ToSql + Sync); 2] = [&names, &first_ids];
-    let (_, rows) = futures::try_join!(tx.query_one(&lock, &[]), tx.query(&state, &state_params))?;
+    let (begun, locked, rows) = futures::join!(
+        client.batch_execute("BEGIN"),
+        client.query_one(&lock, &[]),
+        client.query(&state, &state_params)
+    );
+    let decided = begun
+        .and(locked)
+        .and(rows)
+        .map_err(Failure::from)
+        .and_then(|rows| decide_all(group, &rows));
+    let (mut outcomes, batch) = match decided {
+        Ok(decided) => decided,
+        Err(failure) => {
+            // The transaction may be open (and aborted): end it before the connection
+            // goes back to the pool. Outside a transaction this only warns.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(failure);
+        }
+    };
+    if batch.events == 0 {
+        // Nothing to write: the lock is given back without a commit to flush.
+        client.batch_execute("ROLLBACK").await?;
+        return Ok(outcomes);
+    }
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &batch.events,
+        &batch.streams,
+        &batch.versions,
+        &batch.ids,
+        &batch.types,
+        &batch.categories,
+        &batch.data,
+        &batch.metadata,
+        &batch.names,
+        &batch.stream_versions,
+        &batch.last_ords,
+    ];
+    // NOTE: the COMMIT is sent behind the write without waiting for it. If the write
+    // fails, the transaction is aborted and the server turns that COMMIT into a
+    // rollback, so an error of the write always means nothing was written.
+    let (written, committed) = futures::join!(
+        client.query_one(&insert, &params),
+        client.batch_execute("COMMIT")
+    );
+    let row = written?;
+    committed?;
+    let base: i64 = row.try_get(0).map_err(schema)?;
+    let base = u64::try_from(base).unwrap_or(0);
+    for (outcome, placed) in outcomes.iter_mut().zip(&batch.placed) {
+        if let Some((first_ord, first_version, count)) = *placed {
+            *outcome = Decided::Done(Ok(AppendResult {
+                first_version: Version(first_version),
+                last_version: Version(first_version + count - 1),
+                first_position: Position(base + first_ord),
+                position: Position(base + first_ord + count - 1),
+            }));
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Decides every member from the rows of [`sql::GROUP_STATE`].
+fn decide_all<'a>(
+    group: &'a [Request],
+    rows: &[tokio_postgres::Row],
+) -> Result<(Vec<Decided>, Batch<'a>), Failure> {
     if rows.len() != group.len() {
         return Err(Failure::Internal(format!(
             "the state of {} streams came back as {} rows",
@@ -213,49 +277,13 @@ async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> 
     }
     let mut outcomes = Vec::with_capacity(group.len());
     let mut batch = Batch::default();
-    for (request, row) in group.iter().zip(&rows) {
+    for (request, row) in group.iter().zip(rows) {
         let current: i64 = row.try_get(0).map_err(schema)?;
         let first_id_version: Option<i64> = row.try_get(1).map_err(schema)?;
         let current = Version(u64::try_from(current).unwrap_or(0));
         outcomes.push(decide(request, current, first_id_version, &mut batch));
     }
-    if batch.events > 0 {
-        let row = tx
-            .query_one(
-                &insert,
-                &[
-                    &batch.events,
-                    &batch.streams,
-                    &batch.versions,
-                    &batch.ids,
-                    &batch.types,
-                    &batch.categories,
-                    &batch.data,
-                    &batch.metadata,
-                    &batch.names,
-                    &batch.stream_versions,
-                    &batch.last_ords,
-                ],
-            )
-            .await?;
-        let base: i64 = row.try_get(0).map_err(schema)?;
-        let base = u64::try_from(base).unwrap_or(0);
-        tx.commit().await?;
-        for (outcome, placed) in outcomes.iter_mut().zip(&batch.placed) {
-            if let Some((first_ord, first_version, count)) = *placed {
-                *outcome = Decided::Done(Ok(AppendResult {
-                    first_version: Version(first_version),
-                    last_version: Version(first_version + count - 1),
-                    first_position: Position(base + first_ord),
-                    position: Position(base + first_ord + count - 1),
-                }));
-            }
-        }
-    } else {
-        // Nothing to write: the lock is given back without a commit to flush.
-        tx.rollback().await?;
-    }
-    Ok(outcomes)
+    Ok((outcomes, batch))
 }
 
 /// The events a group writes, as the columns [`sql::GROUP_WRITE`] takes.

@@ -6,7 +6,8 @@
 //! whose lock an append holds only from allocation to its commit; docs/design.md explains
 //! why readers never see a gap and what that costs. Appends made at the same time are
 //! group-committed: one transaction, one statement and one WAL flush for all of them,
-//! each member still decided (and refused) alone. Subscribers follow the head with
+//! each member still decided (and refused) alone. Stream reads and lookups by id made at
+//! the same time are gathered into one statement each, likewise. Subscribers follow the head with
 //! LISTEN/NOTIFY as a wake-up hint and a poll as the fallback. This crate does not hold
 //! read models, checkpoints or leases.
 
@@ -14,6 +15,7 @@ mod error;
 mod follow;
 mod group;
 mod migrate;
+mod reads;
 mod sql;
 mod store;
 

@@ -82,27 +82,12 @@ pub(crate) const READ_ALL: &str = concat!(
 ) e ON true ORDER BY e.position"
 );
 
-/// A stream's events oldest first, from a version.
-pub(crate) const READ_FORWARD: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM strata.events WHERE stream = $1::text AND version >= $2::bigint
- ORDER BY version LIMIT $3::bigint"
-);
-
 /// A stream's events newest first, from a version.
 pub(crate) const READ_BACKWARD: &str = concat!(
     "SELECT ",
     event_columns!(),
     " FROM strata.events WHERE stream = $1::text AND version <= $2::bigint
  ORDER BY version DESC LIMIT $3::bigint"
-);
-
-/// One event of a stream by id.
-pub(crate) const EVENT_BY_ID: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM strata.events WHERE stream = $1::text AND id = $2::uuid"
 );
 
 /// A stream's version.
@@ -166,3 +151,29 @@ WITH alloc AS (
 )
 SELECT alloc.base, pg_notify('strata_head', (alloc.base + $1::bigint)::text)::text
   FROM alloc";
+
+/// Many stream reads in one statement: for each `($1[i], $2[i], $3[i])`, the stream's
+/// events from that version on, oldest first, at most that many; each row led by the
+/// read's 1-based ordinal.
+pub(crate) const READ_FORWARD_MANY: &str = concat!(
+    "SELECT r.ord, e.* FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+       WITH ORDINALITY AS r(stream, from_version, max_events, ord)
+ CROSS JOIN LATERAL (
+    SELECT ",
+    event_columns!(),
+    " FROM strata.events
+     WHERE stream = r.stream COLLATE \"C\" AND version >= r.from_version
+     ORDER BY version LIMIT r.max_events
+) e ORDER BY r.ord, e.version"
+);
+
+/// Many lookups of one event of a stream by id in one statement, each row led by the
+/// lookup's 1-based ordinal.
+pub(crate) const EVENTS_BY_ID_MANY: &str = concat!(
+    "SELECT r.ord, e.* FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS r(stream, id, ord)
+ CROSS JOIN LATERAL (
+    SELECT ",
+    event_columns!(),
+    " FROM strata.events WHERE id = r.id AND stream = r.stream COLLATE \"C\"
+) e"
+);

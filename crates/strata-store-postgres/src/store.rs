@@ -26,7 +26,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::FromSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::{PostgresError, follow, group, migrate, sql};
+use crate::{PostgresError, follow, group, migrate, reads, sql};
 
 /// How a [`PostgresStore`] connects and what it allows.
 #[derive(Debug, Clone)]
@@ -57,7 +57,8 @@ impl Default for PostgresOptions {
 /// bounds only pathological contention.
 const MAX_APPEND_ATTEMPTS: usize = 1000;
 
-/// Appends waiting for the group committer before callers wait to hand theirs over.
+/// Appends waiting for the group committer (and reads for the read batcher) before
+/// callers wait to hand theirs over.
 const COMMITTER_QUEUE: usize = 4096;
 
 /// An event store in a PostgreSQL database, in its own `strata` schema. Cloning gives
@@ -76,6 +77,8 @@ struct Inner {
     follower: AbortHandle,
     /// The group committer's queue; the committer ends when the last handle is gone.
     committer: mpsc::Sender<group::Request>,
+    /// The read batcher's queue; it ends when the last handle is gone.
+    reader: mpsc::Sender<reads::Read>,
     closed: AtomicBool,
     max_event_bytes: usize,
 }
@@ -134,6 +137,8 @@ impl PostgresStore {
         .abort_handle();
         let (committer, requests) = mpsc::channel(COMMITTER_QUEUE);
         tokio::spawn(group::run(pool.clone(), requests));
+        let (reader, waiting_reads) = mpsc::channel(COMMITTER_QUEUE);
+        tokio::spawn(reads::run(pool.clone(), waiting_reads));
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -141,6 +146,7 @@ impl PostgresStore {
                 head: Mutex::new(Some(head)),
                 follower,
                 committer,
+                reader,
                 closed: AtomicBool::new(false),
                 max_event_bytes: options.max_event_bytes,
             }),
@@ -343,6 +349,18 @@ impl PostgresStore {
             },
         }
     }
+    /// Hands a read to the read batcher.
+    async fn read(&self, read: reads::Read) -> Result<(), StoreError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        self.inner
+            .reader
+            .send(read)
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
     /// An append on its own: decided without locks, written by one autocommitted
     /// statement, decided again when a unique index says another append raced it. The
     /// group committer sends here what it cannot decide in a group.
@@ -437,12 +455,23 @@ impl EventStore for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        if direction == Direction::Forward {
+            let (reply, answer) = oneshot::channel();
+            self.read(reads::Read::Forward {
+                stream: stream.clone(),
+                from: to_i64(from.map_or(1, |v| v.0)),
+                max_events: to_i64(limit as u64),
+                reply,
+            })
+            .await?;
+            return answer.await.map_err(|_| StoreError::Closed)?;
+        }
         let client = self.client().await?;
-        let (query, from) = match direction {
-            Direction::Forward => (sql::READ_FORWARD, from.map_or(1, |v| v.0)),
-            Direction::Backward => (sql::READ_BACKWARD, from.map_or(u64::MAX, |v| v.0)),
-        };
-        let statement = client.prepare_cached(query).await.map_err(backend)?;
+        let from = from.map_or(u64::MAX, |v| v.0);
+        let statement = client
+            .prepare_cached(sql::READ_BACKWARD)
+            .await
+            .map_err(backend)?;
         let rows = client
             .query(
                 &statement,
@@ -511,16 +540,14 @@ impl EventStore for PostgresStore {
         stream: &StreamName,
         id: EventId,
     ) -> Result<Option<RecordedEvent>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(sql::EVENT_BY_ID)
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&stream.as_str(), &id.0])
-            .await
-            .map_err(backend)?;
-        row.map(|row| row_to_event(&row, 0)).transpose()
+        let (reply, answer) = oneshot::channel();
+        self.read(reads::Read::ById {
+            stream: stream.clone(),
+            id: id.0,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
@@ -610,7 +637,7 @@ pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
     None
 }
 
-fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
     let position: i64 = column(row, offset)?;
     let stream: &str = column(row, offset + 1)?;
     let version: i64 = column(row, offset + 2)?;
@@ -636,7 +663,7 @@ fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
 /// Column `index` of a row the store's own SQL returned. A type that does not match means
 /// the schema is not the one the migrations made (another client altered it): an
 /// internal fault to report, not a panic.
-fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {
+pub(crate) fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {
     row.try_get(index).map_err(|err| {
         StoreError::internal_from(format!("column {index} of a row of the strata schema"), err)
     })
