@@ -11,12 +11,16 @@ use std::sync::Arc;
 use deadpool_postgres::{Pool, PoolError};
 use strata_core::{ExpectedVersion, NewEvent, Position, StreamName, Version};
 use strata_store::{AppendCheck, AppendResult, StoreError, check_append};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use crate::sql;
 
+/// Groups in flight at once. The next group sends its lock and its reads while the
+/// previous one commits, so it waits for the head row in the server, not for a round
+/// trip through this process; the lock still decides them one after the other.
+const GROUPS_IN_FLIGHT: usize = 2;
 /// The most appends one group takes.
 const MAX_GROUP_APPENDS: usize = 1024;
 /// The most events one group takes (its first append is taken whatever its size).
@@ -48,10 +52,15 @@ enum Decided {
 }
 
 /// Runs until every sender is gone: takes the appends waiting, commits them as one
-/// group, and answers each. Appends arriving while a group commits form the next group.
+/// group, and answers each. Appends arriving while a group commits form the next group,
+/// which is sent at once (up to [`GROUPS_IN_FLIGHT`]) and waits for the head row.
 pub(crate) async fn run(pool: Pool, mut requests: mpsc::Receiver<Request>) {
+    let permits = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
     let mut deferred = VecDeque::new();
     loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let first = match deferred.pop_front() {
             Some(request) => request,
             None => match requests.recv().await {
@@ -60,7 +69,11 @@ pub(crate) async fn run(pool: Pool, mut requests: mpsc::Receiver<Request>) {
             },
         };
         let group = gather(first, &mut deferred, &mut requests);
-        commit(&pool, group).await;
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit(&pool, group).await;
+            drop(permit);
+        });
     }
 }
 
