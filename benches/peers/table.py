@@ -46,8 +46,14 @@ def number(value):
     return "—" if value is None else f"{value:,.0f}"
 
 
-def ratio(a, b):
-    return "—" if a is None or not b else f"{a / b:.2f}×"
+def ratio(figures, workload, a, b):
+    """The median over the runs of a ÷ b, each run against itself."""
+    mine = figures.get((workload, a))
+    theirs = figures.get((workload, b))
+    if not mine or not theirs or len(mine) != len(theirs):
+        return "—"
+    ratios = [x / y for x, y in zip(mine, theirs) if y]
+    return f"{statistics.median(ratios):.2f}×" if ratios else "—"
 
 
 def main():
@@ -57,7 +63,10 @@ def main():
         {w for w, _ in figures if w.startswith("commands_")},
         key=lambda w: int(w.split("_")[1]),
     )
-    print(f"median of {runs} run(s); commands/s for commands (one event each), events/s for bulk\n")
+    print(
+        f"median of {runs} run(s); commands/s for commands (one event each), events/s for "
+        "bulk; a ratio is the median of the runs' ratios, each run against itself\n"
+    )
     print(
         "| workload | strata | raw INSERT (ceiling) | cqrs-es | eventsourcing "
         "| strata ÷ ceiling | strata ÷ cqrs-es | strata ÷ eventsourcing |"
@@ -75,7 +84,9 @@ def main():
         )
         print(
             f"| {name} | {number(strata)} | {number(raw)} | {number(cqrs)} | {number(python)} "
-            f"| {ratio(strata, raw)} | {ratio(strata, cqrs)} | {ratio(strata, python)} |"
+            f"| {ratio(figures, workload, 'strata', 'raw')} "
+            f"| {ratio(figures, workload, 'strata', 'cqrs-es')} "
+            f"| {ratio(figures, workload, 'strata', 'eventsourcing')} |"
         )
 
 
