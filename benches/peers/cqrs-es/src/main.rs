@@ -234,7 +234,9 @@ async fn run(url: &str, clients: usize, seconds: f64) -> Result<(), String> {
     let mut errors = 0;
     let mut first_error = None;
     for task in tasks {
-        let (s, e, f) = task.await.map_err(|err| format!("a client failed: {err}"))?;
+        let (s, e, f) = task
+            .await
+            .map_err(|err| format!("a client failed: {err}"))?;
         samples.extend(s);
         errors += e;
         if first_error.is_none() {
