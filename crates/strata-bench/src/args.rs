@@ -367,6 +367,32 @@ pub struct HttpArgs {
     pub(crate) common: Common,
 }
 
+/// `strata bench postgres`.
+#[derive(Debug, Clone, Args)]
+pub struct PostgresArgs {
+    /// The PostgreSQL server to measure: each run creates a database of its own there
+    /// (the URL's user must be allowed to) and drops it afterwards.
+    #[arg(long, value_name = "URL", env = "STRATA_BENCH_POSTGRES_URL")]
+    pub(crate) url: String,
+
+    /// Concurrent clients sending bank-account commands, each its next when the last is
+    /// answered; a list gives one result (and one raw ceiling) per value.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [1usize, 8, 32])]
+    pub(crate) clients: Vec<usize>,
+
+    /// Seconds to measure each client count (after a warm-up of a tenth of that).
+    #[arg(long, value_name = "S", default_value_t = 5.0, value_parser = positive_seconds)]
+    pub(crate) seconds: f64,
+
+    /// Events of the bulk append (0: none).
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub(crate) bulk_events: u64,
+
+    /// Events per bulk append, and rows per raw INSERT of its ceiling.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=8000))]
+    pub(crate) batch: u64,
+}
+
 /// `strata bench all`.
 #[derive(Debug, Clone, Args)]
 pub struct AllArgs {
@@ -430,6 +456,9 @@ pub enum Scenario {
     /// The same shop queries answered through the Redis query cache and without it
     /// (needs a Redis server: --redis or STRATA_REDIS).
     QueryCache(QueryCacheArgs),
+    /// On a PostgreSQL server: bank-account commands from 1, 8 and 32 clients and bulk
+    /// appends, each beside raw INSERTs of the same rows into the same table.
+    Postgres(PostgresArgs),
     /// Runs the store and shop scenarios at the sizes in docs/benchmarks.md; --full adds
     /// the long ones (open, import, rebuild, http), --quick runs them all tiny.
     All(AllArgs),

@@ -10,12 +10,14 @@
 //! serve`), so [`run`] must be called from that binary.
 
 mod args;
+mod bank;
 mod error;
 mod fixtures;
 mod http;
 mod importing;
 mod load;
 mod open;
+mod postgres;
 mod probe;
 mod report;
 mod shop;
@@ -33,8 +35,8 @@ use std::time::Duration;
 
 pub use args::{
     AllArgs, BenchArgs, BulkArgs, Common, DiskArgs, Expect, HttpArgs, ImportArgs, LagArgs,
-    LoadAggregateArgs, OpenArgs, OpenChildArgs, QueryCacheArgs, ReadAllArgs, ReadStreamArgs,
-    RebuildArgs, Scenario, Shape, ShopCommandsArgs, WritersArgs,
+    LoadAggregateArgs, OpenArgs, OpenChildArgs, PostgresArgs, QueryCacheArgs, ReadAllArgs,
+    ReadStreamArgs, RebuildArgs, Scenario, Shape, ShopCommandsArgs, WritersArgs,
 };
 pub use error::BenchError;
 pub use stats::MIN_P99_SAMPLES;
@@ -87,6 +89,12 @@ pub fn run(data_dir: &Path, scenario: &Scenario, out: &mut impl Write) -> Result
         Scenario::QueryCache(args) => family(data_dir, &args.common, out, async |d, probes| {
             shop::query_cache(d, args, probes).await
         }),
+        Scenario::Postgres(args) => {
+            for result in block_on(postgres::postgres(args))? {
+                print_result(out, &result)?;
+            }
+            Ok(())
+        }
         Scenario::All(args) => all(data_dir, args, out),
     }
 }

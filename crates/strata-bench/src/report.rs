@@ -162,8 +162,25 @@ pub(crate) enum Ceiling {
     PacedWrites(SyncCeiling),
     /// Reads of the log: against `pread` of the same bytes (`ratio_to_pread`).
     Reads(ReadCeiling),
+    /// Writes to PostgreSQL: against raw INSERTs of the same rows into the same table
+    /// (`ratio_to_ceiling`).
+    RawInsert(RawCeiling),
     /// Nothing measured here bounds it in a way a ratio would mean; the reason is printed.
     None(&'static str),
+}
+
+/// The ceiling of a PostgreSQL run: the same event rows inserted into `strata.events`
+/// with plain INSERTs, no event-store logic.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawCeiling {
+    /// Rows inserted per second.
+    pub(crate) events_per_s: f64,
+    /// Median latency of one INSERT statement, in milliseconds.
+    pub(crate) p50_ms: f64,
+    /// Connections inserting at once.
+    pub(crate) clients: usize,
+    /// Rows per INSERT statement (each statement its own commit).
+    pub(crate) rows_per_statement: u64,
 }
 
 impl Ceiling {
@@ -174,6 +191,7 @@ impl Ceiling {
             Ceiling::Writes(sync) => {
                 Some(ratio(events_per_s?, sync.matched.as_ref()?.events_per_s))
             }
+            Ceiling::RawInsert(raw) => Some(ratio(events_per_s?, raw.events_per_s)),
             _ => None,
         }
     }
@@ -261,6 +279,13 @@ impl ScenarioResult {
                     .with("pread_bytes_per_s", round(read.probe.bytes_per_s, 0))
                     .with("pread_passes", read.probe.passes)
                     .with("ratio_to_pread", ratio_to_pread)
+            }
+            Ceiling::RawInsert(raw) => {
+                self.ceiling = Some("raw_insert");
+                self.with("ceiling_events_per_s", round(raw.events_per_s, 1))
+                    .with("ceiling_p50_ms", raw.p50_ms)
+                    .with("ceiling_clients", raw.clients)
+                    .with("ceiling_rows_per_statement", raw.rows_per_statement)
             }
             Ceiling::None(why) => {
                 self.ceiling = Some("none");

@@ -668,3 +668,95 @@ fn queries_ask_for_completed_orders_and_products_in_turn() {
     }
     assert!(http::query_path(&[0, 0], 1, 0, 3).starts_with("/shop/products/sku"));
 }
+
+// --- PostgreSQL ---
+
+#[test]
+fn a_postgres_write_is_compared_with_raw_inserts_of_the_same_rows() {
+    let raw = result_against(&Ceiling::RawInsert(crate::report::RawCeiling {
+        events_per_s: 200_000.0,
+        p50_ms: 4.0,
+        clients: 1,
+        rows_per_statement: 1000,
+    }));
+    assert_eq!(raw["ceiling"], "raw_insert");
+    assert_eq!(raw["ratio_to_ceiling"], 0.25);
+    assert_eq!(raw["ceiling_events_per_s"], 200_000.0);
+    assert_eq!(raw["ceiling_rows_per_statement"], 1000);
+    assert_eq!(raw["ceiling_clients"], 1);
+}
+
+#[test]
+fn the_postgres_scenario_defaults_to_the_documented_sizes() {
+    let Scenario::Postgres(pg) = bench(&["postgres", "--url", "postgres://x@127.0.0.1/db"]) else {
+        panic!()
+    };
+    assert_eq!(pg.url, "postgres://x@127.0.0.1/db");
+    assert_eq!(pg.clients, vec![1, 8, 32]);
+    assert_eq!(pg.seconds, 5.0);
+    assert_eq!((pg.bulk_events, pg.batch), (200_000, 1000));
+    assert!(parse(&["postgres", "--url", "u", "--batch", "9000"]).is_err());
+}
+
+#[test]
+fn every_bank_command_of_a_client_is_accepted_in_turn() {
+    use strata_domain::Aggregate as _;
+    let mut accounts: std::collections::BTreeMap<String, bank::Account> = Default::default();
+    for seq in 0..3 * bank::COMMANDS_PER_ACCOUNT {
+        let (account, command) = bank::command(3, seq);
+        let state = accounts.entry(account.clone()).or_default();
+        let events = state
+            .decide(&command)
+            .unwrap_or_else(|err| panic!("command {seq} to {account}: {err}"));
+        assert_eq!(events.len(), 1, "one event per command");
+        *state = events.iter().fold(state.clone(), |s, e| s.evolve(e));
+    }
+    assert_eq!(accounts.len(), 3, "a new account every ten commands");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_scenario_prints_commands_and_bulk_beside_their_ceilings() {
+    let url = match std::env::var("STRATA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            println!("skipped the postgres scenario: STRATA_TEST_POSTGRES_URL is unset");
+            return;
+        }
+    };
+    let Scenario::Postgres(args) = bench(&[
+        "postgres",
+        "--url",
+        &url,
+        "--clients",
+        "2",
+        "--seconds",
+        "0.3",
+        "--bulk-events",
+        "1500",
+        "--batch",
+        "500",
+    ]) else {
+        panic!()
+    };
+    let results = crate::postgres::postgres(&args)
+        .await
+        .expect("the scenario runs");
+    let lines: Vec<Value> = results.into_iter().map(line).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let commands = &lines[0];
+    assert_eq!(commands["scenario"], "pg_bank_commands_2");
+    assert_eq!(commands["errors"], 0, "{commands}");
+    assert!(
+        commands["commands_per_s"].as_f64().unwrap() > 0.0,
+        "{commands}"
+    );
+    assert!(
+        commands["ceiling_events_per_s"].as_f64().unwrap() > 0.0,
+        "{commands}"
+    );
+    let bulk = &lines[1];
+    assert_eq!(bulk["scenario"], "pg_append_bulk");
+    assert_eq!(bulk["events"], 1500);
+    assert_eq!(bulk["samples"], 3, "three appends of 500");
+    assert!(bulk["ratio_to_ceiling"].as_f64().unwrap() > 0.0, "{bulk}");
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_core::{
-    CoreError, EventType, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName,
+    CoreError, EventId, EventType, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName,
     Timestamp, Version, metadata_keys,
 };
 use strata_store::{AppendResult, Direction, EventStore, StoreError};
@@ -194,12 +194,19 @@ impl CommandHandler {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let loaded = self.load_stream::<A>(&stream, None).await?;
+            let first_id = derived_event_id(context.command_id, 0);
+            let (loaded, seen) = self
+                .load_stream_watching::<A>(&stream, None, Some(first_id))
+                .await?;
             // NOTE: look for the command id after loading, never before: a copy of this
             // command committed between the look and the load would be in the loaded
             // state, and deciding again would apply it twice (or refuse it). Looked for
-            // after, a copy committed later makes the append conflict or repeat.
-            if let Some(outcome) = self.previous_outcome(&stream, context).await? {
+            // after, a copy committed later makes the append conflict or repeat. A load
+            // that replayed the whole stream (no snapshot) and did not meet the command's
+            // first event id has looked already: the store need not be asked.
+            if (loaded.snapshot.is_some() || seen)
+                && let Some(outcome) = self.previous_outcome(&stream, context).await?
+            {
                 return Ok(outcome);
             }
             let decided = loaded.state.decide(command).map_err(CommandError::Domain)?;
@@ -422,6 +429,18 @@ impl CommandHandler {
         stream: &StreamName,
         bound: Option<Bound>,
     ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        Ok(self.load_stream_watching(stream, bound, None).await?.0)
+    }
+
+    /// Loads the stream as [`CommandHandler::load_stream`] does, and tells whether an
+    /// event it replayed (not one folded into the snapshot) has the id `watch`.
+    async fn load_stream_watching<A: Aggregate>(
+        &self,
+        stream: &StreamName,
+        bound: Option<Bound>,
+        watch: Option<EventId>,
+    ) -> Result<(Loaded<A>, bool), CommandError<A::Error>> {
+        let mut seen = false;
         let mut loaded = Loaded {
             state: A::default(),
             version: Version(0),
@@ -469,6 +488,7 @@ impl CommandHandler {
                 if bound.is_some_and(|b| !b.admits(&event)) {
                     break 'pages;
                 }
+                seen |= watch == Some(event.id);
                 let decoded: A::Event = self.upcasters.decode(&event)?;
                 loaded.state = loaded.state.evolve(&decoded);
                 loaded.version = event.version;
@@ -479,7 +499,7 @@ impl CommandHandler {
                 break;
             }
         }
-        Ok(loaded)
+        Ok((loaded, seen))
     }
 
     /// The stream's snapshot and its version, if the aggregate takes snapshots, it is of

@@ -84,27 +84,12 @@ pub(crate) const READ_ALL: &str = concat!(
 ) e ON true ORDER BY e.position"
 );
 
-/// A stream's events oldest first, from a version.
-pub(crate) const READ_FORWARD: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM strata.events WHERE stream = $1::text AND version >= $2::bigint
- ORDER BY version LIMIT $3::bigint"
-);
-
 /// A stream's events newest first, from a version.
 pub(crate) const READ_BACKWARD: &str = concat!(
     "SELECT ",
     event_columns!(),
     " FROM strata.events WHERE stream = $1::text AND version <= $2::bigint
  ORDER BY version DESC LIMIT $3::bigint"
-);
-
-/// One event of a stream by id.
-pub(crate) const EVENT_BY_ID: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM strata.events WHERE stream = $1::text AND id = $2::uuid"
 );
 
 /// A stream's version.
@@ -121,3 +106,78 @@ SELECT name, version, last_position FROM strata.streams
    AND ($3::text IS NULL OR name < $3::text)
  ORDER BY name COLLATE \"C\"
  LIMIT $4::bigint";
+
+/// Takes the position allocator's row lock for a group commit, first thing in its
+/// transaction, and holds it to the commit. Every append of every process writes the
+/// head row before its events, so while a group holds it no other append can commit, and
+/// what the group's decision reads next is exactly the committed log.
+pub(crate) const LOCK_HEAD: &str = "SELECT position FROM strata.head FOR UPDATE";
+
+/// The decision input of every append of a group, read under the head row's lock: for
+/// each `($1[i], $2[i])`, the stream's version and the version of the stream's event
+/// with that id, in the order given.
+pub(crate) const GROUP_STATE: &str = "\
+SELECT coalesce(s.version, 0),
+       (SELECT e.version FROM strata.events e
+         WHERE e.stream = r.stream COLLATE \"C\" AND e.id = r.first_id)
+  FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS r(stream, first_id, ord)
+  LEFT JOIN strata.streams s ON s.name = r.stream COLLATE \"C\"
+ ORDER BY r.ord";
+
+/// The write of a whole group, in its transaction after [`LOCK_HEAD`] and
+/// [`GROUP_STATE`]: allocate `$1` positions, insert every event (`$2..$8`, one element per
+/// event, in position order, so event `i` gets position `base + i`), set each stream's
+/// version and last position (`$9..$11`: its name, its new version and the ordinal of its
+/// last event), and notify [`HEAD_CHANNEL`] with the new head; answers the first
+/// position's predecessor and the events' recording time.
+pub(crate) const GROUP_WRITE: &str = "\
+WITH alloc AS (
+    UPDATE strata.head
+       SET position = position + $1::bigint,
+           recorded_at = greatest(recorded_at, clock_timestamp())
+     RETURNING position - $1::bigint AS base, recorded_at
+), inserted AS (
+    INSERT INTO strata.events
+           (position, stream, version, id, type, category, data, metadata, recorded_at)
+    SELECT alloc.base + e.ord, e.stream, e.version, e.id, e.type, e.category,
+           e.data, e.metadata, alloc.recorded_at
+      FROM alloc,
+           unnest($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::text[],
+                  $7::bytea[], $8::bytea[])
+               WITH ORDINALITY AS e(stream, version, id, type, category, data, metadata, ord)
+), stream_rows AS (
+    INSERT INTO strata.streams (name, version, last_position)
+    SELECT s.name, s.version, alloc.base + s.last_ord
+      FROM alloc, unnest($9::text[], $10::bigint[], $11::bigint[]) AS s(name, version, last_ord)
+    ON CONFLICT (name) DO UPDATE
+       SET version = excluded.version, last_position = excluded.last_position
+)
+SELECT alloc.base, pg_notify('strata_head', (alloc.base + $1::bigint)::text)::text,
+       alloc.recorded_at
+  FROM alloc";
+
+/// Many stream reads in one statement: for each `($1[i], $2[i], $3[i])`, the stream's
+/// events from that version on, oldest first, at most that many; each row led by the
+/// read's 1-based ordinal.
+pub(crate) const READ_FORWARD_MANY: &str = concat!(
+    "SELECT r.ord, e.* FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+       WITH ORDINALITY AS r(stream, from_version, max_events, ord)
+ CROSS JOIN LATERAL (
+    SELECT ",
+    event_columns!(),
+    " FROM strata.events
+     WHERE stream = r.stream COLLATE \"C\" AND version >= r.from_version
+     ORDER BY version LIMIT r.max_events
+) e ORDER BY r.ord, e.version"
+);
+
+/// Many lookups of one event of a stream by id in one statement, each row led by the
+/// lookup's 1-based ordinal.
+pub(crate) const EVENTS_BY_ID_MANY: &str = concat!(
+    "SELECT r.ord, e.* FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS r(stream, id, ord)
+ CROSS JOIN LATERAL (
+    SELECT ",
+    event_columns!(),
+    " FROM strata.events WHERE id = r.id AND stream = r.stream COLLATE \"C\"
+) e"
+);

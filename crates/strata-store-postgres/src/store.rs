@@ -20,13 +20,13 @@ use strata_store::{
     EventStream, ReadFilter, StoreError, StreamSummary, catch_up_subscription, check_append,
     check_event_sizes, check_unique_ids,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::FromSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::{PostgresError, follow, migrate, replica, sql};
+use crate::{PostgresError, follow, group, migrate, reads, replica, sql};
 
 /// How a [`PostgresStore`] connects and what it allows.
 #[derive(Debug, Clone)]
@@ -57,6 +57,10 @@ impl Default for PostgresOptions {
 /// bounds only pathological contention.
 const MAX_APPEND_ATTEMPTS: usize = 1000;
 
+/// Appends waiting for the group committer (and reads for the read batcher) before
+/// callers wait to hand theirs over.
+const COMMITTER_QUEUE: usize = 4096;
+
 /// Which server a [`PostgresStore`] handle is opened on.
 pub(crate) enum Role {
     /// The primary: the schema is migrated and the head followed with LISTEN/NOTIFY.
@@ -84,6 +88,10 @@ struct Inner {
     /// every watcher sees the channel close and every subscription ends.
     head: Mutex<Option<watch::Sender<Position>>>,
     follower: AbortHandle,
+    /// The group committer's queue; the committer ends when the last handle is gone.
+    committer: mpsc::Sender<group::Request>,
+    /// The read batcher's queue; it ends when the last handle is gone.
+    reader: mpsc::Sender<reads::Read>,
     closed: AtomicBool,
     max_event_bytes: usize,
 }
@@ -159,12 +167,18 @@ impl PostgresStore {
             )),
         }
         .abort_handle();
+        let (committer, requests) = mpsc::channel(COMMITTER_QUEUE);
+        tokio::spawn(group::run(pool.clone(), requests));
+        let (reader, waiting_reads) = mpsc::channel(COMMITTER_QUEUE);
+        tokio::spawn(reads::run(pool.clone(), waiting_reads));
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 config,
                 head: Mutex::new(Some(head)),
                 follower,
+                committer,
+                reader,
                 closed: AtomicBool::new(false),
                 max_event_bytes: options.max_event_bytes,
             }),
@@ -369,6 +383,61 @@ impl PostgresStore {
             },
         }
     }
+    /// Hands a read to the read batcher.
+    async fn read(&self, read: reads::Read) -> Result<(), StoreError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        self.inner
+            .reader
+            .send(read)
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// An append on its own: decided without locks, written by one autocommitted
+    /// statement, decided again when a unique index says another append raced it. The
+    /// group committer sends here what it cannot decide in a group.
+    async fn append_alone(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        let client = self.client().await?;
+        // The version a write refused by the event-id index was decided against.
+        let mut refused_by_id_at = None;
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            let current = match self.decide(&client, stream, expected, events).await? {
+                AppendCheck::Refuse(err) => return Err(err),
+                AppendCheck::AlreadyAppended(result) => return Ok(result),
+                AppendCheck::Write { current } => current,
+            };
+            match self.write(&client, stream, current, events).await? {
+                Ok(result) => {
+                    // Every position below this one has committed (the head row was
+                    // held until this commit), so it is safe to publish.
+                    self.publish(result.position);
+                    return Ok(result);
+                }
+                Err(constraint) if constraint == "events_id_key" => {
+                    // One of these ids is already stored, but not where a repeat would
+                    // put it (or a racing append stored it first: deciding again tells a
+                    // repeat). Refused again against the same version, that is final.
+                    if refused_by_id_at == Some(current) {
+                        return Err(self.reused_id(&client, stream, events).await?);
+                    }
+                    refused_by_id_at = Some(current);
+                }
+                // Another append took these versions: decide again against the new state
+                // (which may now be a conflict, a repeat, or for `Any` another write).
+                Err(_) => {}
+            }
+        }
+        Err(StoreError::internal(format!(
+            "an append to stream {stream} lost {MAX_APPEND_ATTEMPTS} races in a row"
+        )))
+    }
 }
 
 #[async_trait]
@@ -382,39 +451,32 @@ impl EventStore for PostgresStore {
         check_event_sizes(stream, &events, self.inner.max_event_bytes)?;
         // One id given to two of these events; ids stored already are the unique index's.
         check_unique_ids(stream, &events, |_| Ok(None))?;
-        let client = self.client().await?;
-        // The version a write refused by the event-id index was decided against.
-        let mut refused_by_id_at = None;
-        for _ in 0..MAX_APPEND_ATTEMPTS {
-            let current = match self.decide(&client, stream, expected, &events).await? {
-                AppendCheck::Refuse(err) => return Err(err),
-                AppendCheck::AlreadyAppended(result) => return Ok(result),
-                AppendCheck::Write { current } => current,
-            };
-            match self.write(&client, stream, current, &events).await? {
-                Ok(result) => {
-                    // Every position below this one has committed (the head row was
-                    // held until this commit), so it is safe to publish.
-                    self.publish(result.position);
-                    return Ok(result);
-                }
-                Err(constraint) if constraint == "events_id_key" => {
-                    // One of these ids is already stored, but not where a repeat would
-                    // put it (or a racing append stored it first: deciding again tells a
-                    // repeat). Refused again against the same version, that is final.
-                    if refused_by_id_at == Some(current) {
-                        return Err(self.reused_id(&client, stream, &events).await?);
-                    }
-                    refused_by_id_at = Some(current);
-                }
-                // Another append took these versions: decide again against the new state
-                // (which may now be a conflict, a repeat, or for `Any` another write).
-                Err(_) => {}
-            }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
         }
-        Err(StoreError::internal(format!(
-            "an append to stream {stream} lost {MAX_APPEND_ATTEMPTS} races in a row"
-        )))
+        let (reply, answer) = oneshot::channel();
+        let request = group::Request {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        };
+        self.inner
+            .committer
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match answer.await.map_err(|_| StoreError::Closed)? {
+            group::Outcome::Done(result) => {
+                if let Ok(appended) = &result {
+                    // Every position below this one has committed (the group held the
+                    // head row until its commit), so it is safe to publish.
+                    self.publish(appended.position);
+                }
+                result
+            }
+            group::Outcome::Alone(events) => self.append_alone(stream, expected, &events).await,
+        }
     }
 
     async fn read_stream(
@@ -427,12 +489,23 @@ impl EventStore for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        if direction == Direction::Forward {
+            let (reply, answer) = oneshot::channel();
+            self.read(reads::Read::Forward {
+                stream: stream.clone(),
+                from: to_i64(from.map_or(1, |v| v.0)),
+                max_events: to_i64(limit as u64),
+                reply,
+            })
+            .await?;
+            return answer.await.map_err(|_| StoreError::Closed)?;
+        }
         let client = self.client().await?;
-        let (query, from) = match direction {
-            Direction::Forward => (sql::READ_FORWARD, from.map_or(1, |v| v.0)),
-            Direction::Backward => (sql::READ_BACKWARD, from.map_or(u64::MAX, |v| v.0)),
-        };
-        let statement = client.prepare_cached(query).await.map_err(backend)?;
+        let from = from.map_or(u64::MAX, |v| v.0);
+        let statement = client
+            .prepare_cached(sql::READ_BACKWARD)
+            .await
+            .map_err(backend)?;
         let rows = client
             .query(
                 &statement,
@@ -501,16 +574,14 @@ impl EventStore for PostgresStore {
         stream: &StreamName,
         id: EventId,
     ) -> Result<Option<RecordedEvent>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(sql::EVENT_BY_ID)
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&stream.as_str(), &id.0])
-            .await
-            .map_err(backend)?;
-        row.map(|row| row_to_event(&row, 0)).transpose()
+        let (reply, answer) = oneshot::channel();
+        self.read(reads::Read::ById {
+            stream: stream.clone(),
+            id: id.0,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn stream_version(&self, stream: &StreamName) -> Result<Version, StoreError> {
@@ -600,7 +671,7 @@ pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
     None
 }
 
-fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
     let position: i64 = column(row, offset)?;
     let stream: &str = column(row, offset + 1)?;
     let version: i64 = column(row, offset + 2)?;
@@ -626,7 +697,7 @@ fn row_to_event(row: &Row, offset: usize) -> Result<RecordedEvent, StoreError> {
 /// Column `index` of a row the store's own SQL returned. A type that does not match means
 /// the schema is not the one the migrations made (another client altered it): an
 /// internal fault to report, not a panic.
-fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {
+pub(crate) fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {
     row.try_get(index).map_err(|err| {
         StoreError::internal_from(format!("column {index} of a row of the strata schema"), err)
     })

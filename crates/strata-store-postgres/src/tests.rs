@@ -57,9 +57,14 @@ fn every_migration_creates_only_inside_the_strata_schema() {
 
 #[test]
 fn appends_notify_the_channel_followers_listen_on() {
-    assert!(
-        sql::APPEND_WRITE.contains(&format!("pg_notify('{}'", sql::HEAD_CHANNEL)),
-        "the append statement notifies {}",
-        sql::HEAD_CHANNEL
-    );
+    for (name, statement) in [
+        ("single append", sql::APPEND_WRITE),
+        ("group", sql::GROUP_WRITE),
+    ] {
+        assert!(
+            statement.contains(&format!("pg_notify('{}'", sql::HEAD_CHANNEL)),
+            "the {name} statement notifies {}",
+            sql::HEAD_CHANNEL
+        );
+    }
 }

@@ -19,6 +19,7 @@ fn bench_has_help_listing_its_scenarios() {
         "lag",
         "load-aggregate",
         "http",
+        "postgres",
         "all",
     ] {
         assert!(run.stdout().contains(scenario), "{scenario}: {run:?}");

@@ -1,0 +1,394 @@
+//! Group commit: one committer task per store gathers the appends that the store's
+//! handles make at the same time and writes them in one transaction: one lock of the
+//! position allocator, one read of every stream's state, one statement for all their
+//! events, one commit and WAL flush. It owns the batching and the group's decisions; it
+//! does not own the single-append path (see `store`), which a member takes when the group
+//! cannot decide it alone.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use deadpool_postgres::{Pool, PoolError};
+use strata_core::{ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
+use strata_store::{AppendCheck, AppendResult, StoreError, check_append};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use crate::sql;
+
+/// Groups in flight at once. The next group sends its lock and its reads while the
+/// previous one commits, so it waits for the head row in the server, not for a round
+/// trip through this process; the lock still decides them one after the other.
+const GROUPS_IN_FLIGHT: usize = 2;
+/// The most appends one group takes.
+const MAX_GROUP_APPENDS: usize = 1024;
+/// The most events one group takes (its first append is taken whatever its size).
+const MAX_GROUP_EVENTS: usize = 16 * 1024;
+/// The most event bytes one group takes (its first append is taken whatever its size).
+const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
+
+/// An append handed to the committer, already checked for sizes and repeated ids.
+pub(crate) struct Request {
+    pub(crate) stream: StreamName,
+    pub(crate) expected: ExpectedVersion,
+    pub(crate) events: Vec<NewEvent>,
+    pub(crate) reply: oneshot::Sender<Outcome>,
+}
+
+/// What the committer answers an append.
+pub(crate) enum Outcome {
+    /// Decided in the group: written (and durable), answered as a repeat, or refused.
+    Done(Result<AppendResult, StoreError>),
+    /// The group could not decide it (it may repeat stored events, or a unique index
+    /// refused the group's write): nothing of it was written; append these events alone.
+    Alone(Vec<NewEvent>),
+}
+
+/// A member's fate as the group's transaction decides it.
+enum Decided {
+    Done(Result<AppendResult, StoreError>),
+    Alone,
+}
+
+/// Runs until every sender is gone: takes the appends waiting, commits them as one
+/// group, and answers each. Appends arriving while a group commits form the next group,
+/// which is sent at once (up to [`GROUPS_IN_FLIGHT`]) and waits for the head row.
+pub(crate) async fn run(pool: Pool, mut requests: mpsc::Receiver<Request>) {
+    let permits = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+    let mut deferred = VecDeque::new();
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match deferred.pop_front() {
+            Some(request) => request,
+            None => match requests.recv().await {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        let group = gather(first, &mut deferred, &mut requests);
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit(&pool, group).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Builds a group from `first`, then the deferred appends and those waiting in the
+/// channel, within the group's limits. An append to a stream already in the group, or
+/// naming an id of an append in the group, waits for the next group: every member then
+/// decides against the committed log alone, never against another member.
+fn gather(
+    first: Request,
+    deferred: &mut VecDeque<Request>,
+    requests: &mut mpsc::Receiver<Request>,
+) -> Vec<Request> {
+    let mut streams = HashSet::new();
+    let mut ids = HashSet::new();
+    let mut events = 0;
+    let mut bytes = 0;
+    let mut group = Vec::new();
+    let mut admit = |request: Request, group: &mut Vec<Request>| -> Result<(), Request> {
+        let size: usize = request.events.iter().map(NewEvent::size).sum();
+        let full = !group.is_empty()
+            && (group.len() >= MAX_GROUP_APPENDS
+                || events + request.events.len() > MAX_GROUP_EVENTS
+                || bytes + size > MAX_GROUP_BYTES);
+        if full
+            || streams.contains(request.stream.as_str())
+            || request.events.iter().any(|e| ids.contains(&e.id.0))
+        {
+            return Err(request);
+        }
+        streams.insert(request.stream.as_str().to_owned());
+        ids.extend(request.events.iter().map(|e| e.id.0));
+        events += request.events.len();
+        bytes += size;
+        group.push(request);
+        Ok(())
+    };
+    if let Err(request) = admit(first, &mut group) {
+        deferred.push_front(request);
+    }
+    for _ in 0..deferred.len() {
+        let Some(request) = deferred.pop_front() else {
+            break;
+        };
+        if let Err(request) = admit(request, &mut group) {
+            deferred.push_back(request);
+        }
+    }
+    while group.len() < MAX_GROUP_APPENDS {
+        let Ok(request) = requests.try_recv() else {
+            break;
+        };
+        if let Err(request) = admit(request, &mut group) {
+            deferred.push_back(request);
+        }
+    }
+    group
+}
+
+/// Commits a group and answers every member.
+async fn commit(pool: &Pool, group: Vec<Request>) {
+    // A caller that went away no longer waits for its answer: leave its append out.
+    let group: Vec<Request> = group.into_iter().filter(|r| !r.reply.is_closed()).collect();
+    if group.is_empty() {
+        return;
+    }
+    match write(pool, &group).await {
+        Ok(decided) => {
+            for (request, decided) in group.into_iter().zip(decided) {
+                let outcome = match decided {
+                    Decided::Done(result) => Outcome::Done(result),
+                    Decided::Alone => Outcome::Alone(request.events),
+                };
+                let _ = request.reply.send(outcome);
+            }
+        }
+        Err(Failure::Refused) => {
+            for request in group {
+                let _ = request.reply.send(Outcome::Alone(request.events));
+            }
+        }
+        Err(Failure::Closed) => {
+            for request in group {
+                let _ = request.reply.send(Outcome::Done(Err(StoreError::Closed)));
+            }
+        }
+        Err(Failure::Backend(err)) => {
+            for request in group {
+                let err = StoreError::Backend(Box::new(Arc::clone(&err)));
+                let _ = request.reply.send(Outcome::Done(Err(err)));
+            }
+        }
+        Err(Failure::Internal(reason)) => {
+            for request in group {
+                let _ = request
+                    .reply
+                    .send(Outcome::Done(Err(StoreError::internal(reason.clone()))));
+            }
+        }
+    }
+}
+
+/// Why a group wrote nothing.
+enum Failure {
+    /// A unique index refused the write: an id already stored in another stream, or a
+    /// client other than strata wrote the tables. Each member retries alone.
+    Refused,
+    /// The store was closed.
+    Closed,
+    /// The server or the connection failed; whether the commit happened is unknown if
+    /// it failed during the commit.
+    Backend(Arc<tokio_postgres::Error>),
+    /// The schema is not the one the migrations made.
+    Internal(String),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(err: tokio_postgres::Error) -> Self {
+        match err.as_db_error() {
+            Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => Failure::Refused,
+            _ => Failure::Backend(Arc::new(err)),
+        }
+    }
+}
+
+/// One transaction for the whole group in two round trips: `BEGIN`, lock the allocator
+/// and read every member's stream state (pipelined); decide each member here; then write
+/// the winners in one statement and `COMMIT` (pipelined).
+async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> {
+    let client = pool.get().await.map_err(|err| match err {
+        PoolError::Closed => Failure::Closed,
+        other => Failure::Internal(format!("cannot get a postgres connection: {other}")),
+    })?;
+    let lock = client.prepare_cached(sql::LOCK_HEAD).await?;
+    let state = client.prepare_cached(sql::GROUP_STATE).await?;
+    let insert = client.prepare_cached(sql::GROUP_WRITE).await?;
+    let names: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
+    let first_ids: Vec<uuid::Uuid> = group.iter().map(|r| r.events[0].id.0).collect();
+    // NOTE: the lock comes first and the state is read by a later statement, so with
+    // READ COMMITTED the state is read in a snapshot taken under the lock: it shows every
+    // append that committed, and none can commit before this group does.
+    let state_params: [&(dyn ToSql + Sync); 2] = [&names, &first_ids];
+    let (begun, locked, rows) = futures::join!(
+        client.batch_execute("BEGIN"),
+        client.query_one(&lock, &[]),
+        client.query(&state, &state_params)
+    );
+    let decided = begun
+        .and(locked)
+        .and(rows)
+        .map_err(Failure::from)
+        .and_then(|rows| decide_all(group, &rows));
+    let (mut outcomes, batch) = match decided {
+        Ok(decided) => decided,
+        Err(failure) => {
+            // The transaction may be open (and aborted): end it before the connection
+            // goes back to the pool. Outside a transaction this only warns.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(failure);
+        }
+    };
+    if batch.events == 0 {
+        // Nothing to write: the lock is given back without a commit to flush.
+        client.batch_execute("ROLLBACK").await?;
+        return Ok(outcomes);
+    }
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &batch.events,
+        &batch.streams,
+        &batch.versions,
+        &batch.ids,
+        &batch.types,
+        &batch.categories,
+        &batch.data,
+        &batch.metadata,
+        &batch.names,
+        &batch.stream_versions,
+        &batch.last_ords,
+    ];
+    // NOTE: the COMMIT is sent behind the write without waiting for it. If the write
+    // fails, the transaction is aborted and the server turns that COMMIT into a
+    // rollback, so an error of the write always means nothing was written.
+    let (written, committed) = futures::join!(
+        client.query_one(&insert, &params),
+        client.batch_execute("COMMIT")
+    );
+    let row = written?;
+    committed?;
+    let base: i64 = row.try_get(0).map_err(schema)?;
+    let base = u64::try_from(base).unwrap_or(0);
+    let recorded_at: time::OffsetDateTime = row.try_get(2).map_err(schema)?;
+    let recorded_at = Timestamp::from_datetime(recorded_at);
+    for (outcome, placed) in outcomes.iter_mut().zip(&batch.placed) {
+        if let Some((first_ord, first_version, count)) = *placed {
+            *outcome = Decided::Done(Ok(AppendResult {
+                first_version: Version(first_version),
+                last_version: Version(first_version + count - 1),
+                first_position: Position(base + first_ord),
+                position: Position(base + first_ord + count - 1),
+                recorded_at,
+            }));
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Decides every member from the rows of [`sql::GROUP_STATE`].
+fn decide_all<'a>(
+    group: &'a [Request],
+    rows: &[tokio_postgres::Row],
+) -> Result<(Vec<Decided>, Batch<'a>), Failure> {
+    if rows.len() != group.len() {
+        return Err(Failure::Internal(format!(
+            "the state of {} streams came back as {} rows",
+            group.len(),
+            rows.len()
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut batch = Batch::default();
+    for (request, row) in group.iter().zip(rows) {
+        let current: i64 = row.try_get(0).map_err(schema)?;
+        let first_id_version: Option<i64> = row.try_get(1).map_err(schema)?;
+        let current = Version(u64::try_from(current).unwrap_or(0));
+        outcomes.push(decide(request, current, first_id_version, &mut batch));
+    }
+    Ok((outcomes, batch))
+}
+
+/// The events a group writes, as the columns [`sql::GROUP_WRITE`] takes.
+#[derive(Default)]
+struct Batch<'a> {
+    events: i64,
+    streams: Vec<&'a str>,
+    versions: Vec<i64>,
+    ids: Vec<uuid::Uuid>,
+    types: Vec<&'a str>,
+    categories: Vec<&'a str>,
+    data: Vec<&'a [u8]>,
+    metadata: Vec<&'a [u8]>,
+    names: Vec<&'a str>,
+    stream_versions: Vec<i64>,
+    last_ords: Vec<i64>,
+    /// Per member, in order: where its events went (the ordinal of its first event in
+    /// the batch, its first version, its event count), or none if it writes nothing.
+    placed: Vec<Option<(u64, u64, u64)>>,
+}
+
+/// Decides one member against its stream's committed state. A write goes into `batch`
+/// (its result is filled in after the commit); a member that might repeat stored events
+/// is sent to the single-append path, which reads the ids it would repeat.
+fn decide<'a>(
+    request: &'a Request,
+    current: Version,
+    first_id_version: Option<i64>,
+    batch: &mut Batch<'a>,
+) -> Decided {
+    let possible_repeat = match request.expected.exact() {
+        Some(v) => v < current.0,
+        None => first_id_version.is_some(),
+    };
+    if possible_repeat {
+        batch.placed.push(None);
+        return Decided::Alone;
+    }
+    let checked = check_append(
+        &request.stream,
+        request.expected,
+        current,
+        &request.events,
+        |version| {
+            Err(StoreError::internal(format!(
+                "stream {} was decided as a repeat without reading its version {version}",
+                request.stream
+            )))
+        },
+        |_| Ok(None),
+    );
+    match checked {
+        Ok(AppendCheck::Write { current }) => {
+            let count = request.events.len() as u64;
+            let first_ord = batch.events as u64 + 1;
+            let category = request.stream.category();
+            for (i, event) in request.events.iter().enumerate() {
+                batch.streams.push(request.stream.as_str());
+                batch.versions.push(to_i64(current.0 + 1 + i as u64));
+                batch.ids.push(event.id.0);
+                batch.types.push(event.event_type.as_str());
+                batch.categories.push(category);
+                batch.data.push(event.data.as_ref());
+                batch.metadata.push(event.metadata.as_ref());
+            }
+            batch.events += to_i64(count);
+            batch.names.push(request.stream.as_str());
+            batch.stream_versions.push(to_i64(current.0 + count));
+            batch.last_ords.push(batch.events);
+            batch.placed.push(Some((first_ord, current.0 + 1, count)));
+            // Filled in with the positions once committed.
+            Decided::Alone
+        }
+        Ok(AppendCheck::AlreadyAppended(result)) => {
+            batch.placed.push(None);
+            Decided::Done(Ok(result))
+        }
+        Ok(AppendCheck::Refuse(err)) | Err(err) => {
+            batch.placed.push(None);
+            Decided::Done(Err(err))
+        }
+    }
+}
+
+fn schema(err: tokio_postgres::Error) -> Failure {
+    Failure::Internal(format!("a row of the strata schema does not fit: {err}"))
+}
+
+/// A count or bound as a `bigint`, saturating (no stored value comes near `i64::MAX`).
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
