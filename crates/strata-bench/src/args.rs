@@ -393,6 +393,44 @@ pub struct PostgresArgs {
     pub(crate) batch: u64,
 }
 
+/// `strata bench relay`.
+#[derive(Debug, Clone, Args)]
+pub struct RelayArgs {
+    /// The NATS server to relay to (skipped when unset); the run's subjects and
+    /// JetStream stream are its own and removed at the end.
+    #[arg(long, value_name = "URL", env = "STRATA_BENCH_NATS_URL")]
+    pub(crate) nats: Option<String>,
+
+    /// The RabbitMQ server to relay to (skipped when unset); the run's exchange is its
+    /// own and removed at the end.
+    #[arg(long, value_name = "URL", env = "STRATA_BENCH_AMQP_URL")]
+    pub(crate) amqp: Option<String>,
+
+    /// The Kafka broker to relay to, `kafka://host:port` (skipped when unset); the run's
+    /// topic is its own and removed at the end.
+    #[arg(long, value_name = "URL", env = "STRATA_BENCH_KAFKA_URL")]
+    pub(crate) kafka: Option<String>,
+
+    /// Events in the log the relay catches up with (written before anything is timed).
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events: u64,
+
+    /// Bytes of data per event.
+    #[arg(long, value_name = "B", default_value_t = 200)]
+    pub(crate) event_bytes: usize,
+
+    /// Events appended per second, one at a time, while the latency is measured.
+    #[arg(long, value_name = "N", default_value_t = 1000.0)]
+    pub(crate) rate: f64,
+
+    /// Seconds of paced appends (after a warm-up of a tenth of that).
+    #[arg(long, value_name = "S", default_value_t = 5.0, value_parser = positive_seconds)]
+    pub(crate) seconds: f64,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
 /// `strata bench all`.
 #[derive(Debug, Clone, Args)]
 pub struct AllArgs {
@@ -459,6 +497,9 @@ pub enum Scenario {
     /// On a PostgreSQL server: bank-account commands from 1, 8 and 32 clients and bulk
     /// appends, each beside raw INSERTs of the same rows into the same table.
     Postgres(PostgresArgs),
+    /// Relays a pre-filled log to each broker given (NATS, RabbitMQ, Kafka): events per
+    /// second catching up, and the latency from an append to a consumer of the broker.
+    Relay(RelayArgs),
     /// Runs the store and shop scenarios at the sizes in docs/benchmarks.md; --full adds
     /// the long ones (open, import, rebuild, http), --quick runs them all tiny.
     All(AllArgs),

@@ -19,6 +19,7 @@ mod load;
 mod open;
 mod postgres;
 mod probe;
+mod relay;
 mod report;
 mod shop;
 mod stats;
@@ -36,7 +37,7 @@ use std::time::Duration;
 pub use args::{
     AllArgs, BenchArgs, BulkArgs, Common, DiskArgs, Expect, HttpArgs, ImportArgs, LagArgs,
     LoadAggregateArgs, OpenArgs, OpenChildArgs, PostgresArgs, QueryCacheArgs, ReadAllArgs,
-    ReadStreamArgs, RebuildArgs, Scenario, Shape, ShopCommandsArgs, WritersArgs,
+    ReadStreamArgs, RebuildArgs, RelayArgs, Scenario, Shape, ShopCommandsArgs, WritersArgs,
 };
 pub use error::BenchError;
 pub use stats::MIN_P99_SAMPLES;
@@ -88,6 +89,9 @@ pub fn run(data_dir: &Path, scenario: &Scenario, out: &mut impl Write) -> Result
         }),
         Scenario::QueryCache(args) => family(data_dir, &args.common, out, async |d, probes| {
             shop::query_cache(d, args, probes).await
+        }),
+        Scenario::Relay(args) => family(data_dir, &args.common, out, async |d, probes| {
+            relay::relay(d, args, probes).await
         }),
         Scenario::Postgres(args) => {
             for result in block_on(postgres::postgres(args))? {

@@ -760,3 +760,76 @@ async fn the_postgres_scenario_prints_commands_and_bulk_beside_their_ceilings() 
     assert_eq!(bulk["samples"], 3, "three appends of 500");
     assert!(bulk["ratio_to_ceiling"].as_f64().unwrap() > 0.0, "{bulk}");
 }
+
+#[test]
+fn relay_defaults_are_the_documented_sizes() {
+    let Scenario::Relay(relay) = bench(&["relay"]) else {
+        panic!()
+    };
+    assert_eq!((relay.events, relay.event_bytes), (100_000, 200));
+    assert_eq!((relay.rate, relay.seconds), (1000.0, 5.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_scenario_prints_throughput_and_latency_for_each_broker_given() {
+    for (flag, var) in [
+        ("--nats", "STRATA_TEST_NATS_URL"),
+        ("--amqp", "STRATA_TEST_AMQP_URL"),
+        ("--kafka", "STRATA_TEST_KAFKA_URL"),
+    ] {
+        let url = match std::env::var(var) {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => {
+                println!("skipped the relay scenario {flag}: {var} is unset");
+                continue;
+            }
+        };
+        if flag == "--kafka" && !cfg!(feature = "kafka") {
+            println!("skipped the relay scenario --kafka: built without the kafka feature");
+            continue;
+        }
+        let Scenario::Relay(args) = bench(&[
+            "relay",
+            flag,
+            &url,
+            "--events",
+            "2000",
+            "--rate",
+            "200",
+            "--seconds",
+            "0.5",
+        ]) else {
+            panic!()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let probes = Probes {
+            dir: dir.path().to_owned(),
+            duration: Duration::from_millis(10),
+        };
+        let results = crate::relay::relay(dir.path(), &args, &probes)
+            .await
+            .expect("the scenario runs");
+        let lines: Vec<Value> = results.into_iter().map(line).collect();
+        let broker = &flag[2..];
+        let names: Vec<&str> = lines
+            .iter()
+            .map(|l| l["scenario"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&format!("relay_{broker}_throughput").as_str())
+                && names.contains(&format!("relay_{broker}_latency").as_str()),
+            "{lines:?}"
+        );
+        let throughput = &lines[names.len() - 2];
+        assert_eq!(throughput["events"], 2000, "{throughput}");
+        assert!(throughput["events_per_s"].as_f64().unwrap() > 0.0);
+        assert!(throughput["floor_events_per_s"].as_f64().unwrap() > 0.0);
+        let latency = &lines[names.len() - 1];
+        assert!(latency["samples"].as_u64().unwrap() > 0, "{latency}");
+        assert_eq!(latency["missing"], 0, "{latency}");
+        assert!(
+            latency["p99_ms"].is_null(),
+            "too few samples for a p99: {latency}"
+        );
+    }
+}

@@ -20,6 +20,7 @@ fn bench_has_help_listing_its_scenarios() {
         "load-aggregate",
         "http",
         "postgres",
+        "relay",
         "all",
     ] {
         assert!(run.stdout().contains(scenario), "{scenario}: {run:?}");
