@@ -6,8 +6,7 @@
 //! it. Runs in a database made for it and dropped after.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr as _;
@@ -15,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::{http_ok as ok, http_request as request};
 use serde_json::{Value, json};
 use tokio_postgres::NoTls;
 
@@ -26,39 +26,6 @@ const PACE: Duration = Duration::from_millis(200);
 
 /// The checkout process manager's name.
 const CHECKOUT: &str = "shop_checkout";
-
-/// One HTTP/1.1 request on a fresh connection: the status and the JSON body.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Option<(u16, Value)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .ok()?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, serde_json::from_str(rest).unwrap_or(Value::Null)))
-}
-
-fn ok(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
-    match request(addr, method, path, body) {
-        Some((200, answer)) => answer,
-        other => panic!("{method} {path} on {addr} answered {other:?}"),
-    }
-}
 
 /// A running `strata serve`, killed when dropped.
 struct Server {

@@ -6,49 +6,15 @@
 //! makes the standby); says it is skipped without them. Also checks, without any server,
 //! that a bad `--replica` is refused in one sentence.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use crate::support::{http_ok as ok, http_request as request};
+use serde_json::json;
 use tokio_postgres::NoTls;
-
-/// One HTTP/1.1 request on a fresh connection: the status and the JSON body.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Option<(u16, Value)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, serde_json::from_str(rest).unwrap_or(Value::Null)))
-}
-
-/// A request that must answer 200.
-fn ok(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
-    match request(addr, method, path, body) {
-        Some((200, answer)) => answer,
-        other => panic!("{method} {path} answered {other:?}"),
-    }
-}
 
 /// A running `strata serve`, killed when dropped.
 struct Server {
