@@ -18,6 +18,15 @@ pub trait ReadModelHost: Send + Sync + 'static {
     /// Every projection's health, by name.
     fn status(&self) -> Vec<ProjectionStatus>;
 
+    /// The checkpoint of the answering model of `name` (`None` if there is no such
+    /// projection). A host that can read it without building every status says so.
+    fn checkpoint(&self, name: &str) -> Option<Position> {
+        self.status()
+            .into_iter()
+            .find(|status| status.name == name)
+            .map(|status| status.checkpoint)
+    }
+
     /// Waits until the answering model of `name` has applied everything up to
     /// `position`, for at most `timeout`.
     async fn wait_for(
@@ -47,6 +56,10 @@ pub trait ReadModelHost: Send + Sync + 'static {
 impl ReadModelHost for Projections {
     fn status(&self) -> Vec<ProjectionStatus> {
         Projections::status(self)
+    }
+
+    fn checkpoint(&self, name: &str) -> Option<Position> {
+        Projections::checkpoint(self, name).ok()
     }
 
     async fn wait_for(

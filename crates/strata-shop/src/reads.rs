@@ -72,11 +72,7 @@ pub(crate) trait Reads: Send + Sync + 'static {
 
     /// The checkpoint of `name` (0 if it is unknown).
     fn checkpoint(&self, name: &str) -> Position {
-        self.host()
-            .status()
-            .into_iter()
-            .find(|status| status.name == name)
-            .map_or(Position(0), |status| status.checkpoint)
+        self.host().checkpoint(name).unwrap_or(Position(0))
     }
 }
 
