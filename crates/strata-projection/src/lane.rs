@@ -167,6 +167,11 @@ impl Lane {
         });
     }
 
+    /// Whether it waits to retry after a fault.
+    pub(crate) fn retrying(&self) -> bool {
+        self.info.lock().retrying
+    }
+
     /// Why the runner stopped for good, if it did.
     pub(crate) fn stopped_by(&self) -> Option<StopCause> {
         let info = self.info.lock();

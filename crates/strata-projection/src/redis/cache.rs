@@ -12,11 +12,22 @@
 //!
 //! It must not fail a query: every Redis failure makes a miss (logged), and the caller
 //! answers from its read model.
+//!
+//! In front of Redis, each process keeps a near tier: the answers it computed or fetched
+//! lately, checked against stamps the stamping runner of this same process records as
+//! it applies each event (before it commits them to Redis, so they are never behind
+//! it). A stamp the near tier does not know counts as its floor: the runner's checkpoint
+//! when the near tier began, or the newest stamp it dropped to stay bounded. So a near
+//! hit obeys the same rule as a Redis hit and costs no round trip. The near tier answers
+//! only while the runner applies events as they come; while it waits to retry a fault
+//! (Redis away), every lookup goes to Redis.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use redis::aio::ConnectionManager;
 use strata_core::{Position, RecordedEvent};
 use strata_store::ReadFilter;
@@ -29,6 +40,10 @@ use crate::{ApplyError, ProjectionError};
 const ENTRY_TTL: Duration = Duration::from_secs(3600);
 /// How long a cache lookup or fill may take before it counts as a miss.
 const CACHE_TIMEOUT: Duration = Duration::from_millis(250);
+/// The most answers the near tier keeps; past it, it starts again empty.
+const NEAR_ENTRIES: usize = 16 * 1024;
+/// The most stamps the near tier keeps; past it, they fold into its floor.
+pub(super) const NEAR_STAMPS: usize = 256 * 1024;
 
 /// What a cached answer was computed from: an event in any of these makes it stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,13 +85,91 @@ struct Inner {
     host: RedisProjections,
     conn: ConnectionManager,
     space: String,
+    near: Arc<RwLock<Near>>,
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+/// This process's answers and the stamps its runner applied (see the module's doc).
+#[derive(Default)]
+pub(super) struct Near {
+    entries: HashMap<String, (Position, Arc<[u8]>)>,
+    streams: HashMap<Box<str>, u64>,
+    categories: HashMap<Box<str>, u64>,
+    /// What an unknown stamp counts as; `None` until the near tier is first used.
+    pub(super) floor: Option<u64>,
+}
+
+impl Near {
+    /// Records that the event at `position` touched `stream` of `category`.
+    pub(super) fn stamp(&mut self, stream: &str, category: &str, position: u64) {
+        if self.streams.len() + self.categories.len() >= NEAR_STAMPS {
+            let newest = self
+                .streams
+                .values()
+                .chain(self.categories.values())
+                .copied()
+                .max();
+            self.floor = self.floor.max(newest);
+            self.streams.clear();
+            self.categories.clear();
+        }
+        for (map, key) in [
+            (&mut self.streams, stream),
+            (&mut self.categories, category),
+        ] {
+            match map.get_mut(key) {
+                Some(stamp) => *stamp = (*stamp).max(position),
+                None => {
+                    map.insert(key.into(), position);
+                }
+            }
+        }
+    }
+
+    /// The stamp of `dependency`: the last event known to touch it, or the floor.
+    fn stamp_of(&self, dependency: &Dependency<'_>, floor: u64) -> u64 {
+        let known = match dependency {
+            Dependency::Stream(stream) => self.streams.get(*stream),
+            Dependency::Category(category) => self.categories.get(*category),
+        };
+        known.copied().unwrap_or(floor).max(floor)
+    }
+
+    /// The answer under `key` if it reached `after` and no dependency is stamped later.
+    pub(super) fn get(
+        &self,
+        key: &str,
+        dependencies: &[Dependency<'_>],
+        after: Position,
+    ) -> Option<(Position, Arc<[u8]>)> {
+        let floor = self.floor?;
+        let (position, value) = self.entries.get(key)?;
+        let fresh = *position >= after
+            && dependencies
+                .iter()
+                .all(|d| self.stamp_of(d, floor) <= position.0);
+        fresh.then(|| (*position, value.clone()))
+    }
+
+    /// Keeps `value` as the answer under `key` at `position`, unless a later one is kept.
+    pub(super) fn put(&mut self, key: &str, position: Position, value: Arc<[u8]>) {
+        if let Some((kept, _)) = self.entries.get(key)
+            && *kept > position
+        {
+            return;
+        }
+        if self.entries.len() >= NEAR_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(key.to_owned(), (position, value));
+    }
 }
 
 /// The runner that stamps what events touch.
 struct Stamps {
     filter: ReadFilter,
+    near: Arc<RwLock<Near>>,
 }
 
 impl RedisProjection for Stamps {
@@ -93,6 +186,13 @@ impl RedisProjection for Stamps {
     }
 
     fn apply(&self, ops: &mut RedisOps, event: &RecordedEvent) -> Result<(), ApplyError> {
+        // NOTE: the near tier learns of the event before Redis does; a batch that fails
+        // and is applied again only stamps the same positions again.
+        self.near.write().stamp(
+            event.stream.as_str(),
+            event.stream.category(),
+            event.position.0,
+        );
         let position = event.position.0.to_string();
         ops.set(
             &format!("stamp:stream:{}", event.stream.as_str()),
@@ -113,7 +213,11 @@ impl QueryCache {
     /// A cache on `host`'s Redis server whose entries the events `filter` selects
     /// invalidate; registers its runner with `host`.
     pub fn register(host: &RedisProjections, filter: ReadFilter) -> Result<Self, ProjectionError> {
-        let stamps = Stamps { filter };
+        let near = Arc::new(RwLock::new(Near::default()));
+        let stamps = Stamps {
+            filter,
+            near: near.clone(),
+        };
         let space = host.key_space(stamps.name(), stamps.version());
         host.register(Arc::new(stamps))?;
         Ok(Self {
@@ -121,6 +225,7 @@ impl QueryCache {
                 host: host.clone(),
                 conn: host.connection(),
                 space,
+                near,
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
             }),
@@ -140,6 +245,10 @@ impl QueryCache {
         dependencies: &[Dependency<'_>],
         after: Option<Position>,
     ) -> Option<Vec<u8>> {
+        if let Some(value) = self.near_get(key, dependencies, after) {
+            self.inner.hits.fetch_add(1, Ordering::Relaxed);
+            return Some(value.to_vec());
+        }
         let found = match tokio::time::timeout(CACHE_TIMEOUT, self.lookup(key, dependencies)).await
         {
             Ok(Ok(found)) => found,
@@ -157,6 +266,12 @@ impl QueryCache {
         let fresh = found.and_then(|(position, value)| {
             let usable = position >= after.unwrap_or(Position::ZERO)
                 && self.inner.host.vouches_for(Self::NAME, position);
+            if usable && self.near_usable() {
+                self.inner
+                    .near
+                    .write()
+                    .put(key, position, Arc::from(value.as_slice()));
+            }
             usable.then_some(value)
         });
         let counter = if fresh.is_some() {
@@ -166,6 +281,45 @@ impl QueryCache {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         fresh
+    }
+
+    /// Whether the near tier may answer now: the stamping runner applies events in this
+    /// process as they come. Gives the near tier its floor on first use.
+    fn near_usable(&self) -> bool {
+        if !self.inner.host.is_live(Self::NAME) {
+            return false;
+        }
+        if self.inner.near.read().floor.is_none() {
+            // Every event after the runner's checkpoint is stamped as it is applied;
+            // those at or before it count as the floor.
+            let Ok(checkpoint) = self.inner.host.checkpoint(Self::NAME) else {
+                return false;
+            };
+            let mut near = self.inner.near.write();
+            near.floor = Some(near.floor.unwrap_or(0).max(checkpoint.0));
+        }
+        true
+    }
+
+    /// The near tier's answer under `key`, if it may answer and has a fresh one.
+    fn near_get(
+        &self,
+        key: &str,
+        dependencies: &[Dependency<'_>],
+        after: Option<Position>,
+    ) -> Option<Arc<[u8]>> {
+        if !self.near_usable() {
+            return None;
+        }
+        let (position, value) =
+            self.inner
+                .near
+                .read()
+                .get(key, dependencies, after.unwrap_or(Position::ZERO))?;
+        self.inner
+            .host
+            .vouches_for(Self::NAME, position)
+            .then_some(value)
     }
 
     /// The entry and its position, if no dependency has a later stamp.
@@ -203,6 +357,9 @@ impl QueryCache {
     /// everything up to `position` (read before the query ran). A Redis failure is
     /// logged and ignored.
     pub async fn put(&self, key: &str, position: Position, value: &[u8]) {
+        if self.near_usable() && self.inner.host.vouches_for(Self::NAME, position) {
+            self.inner.near.write().put(key, position, Arc::from(value));
+        }
         let mut entry = format!("{} ", position.0).into_bytes();
         entry.extend_from_slice(value);
         let mut conn = self.inner.conn.clone();

@@ -230,6 +230,15 @@ impl RedisProjections {
         healthy && position <= registry.head()
     }
 
+    /// Whether `name`'s runner is applying events in this process as they come: it has
+    /// not stopped for good and is not waiting to retry after a fault.
+    pub(crate) fn is_live(&self, name: &str) -> bool {
+        self.inner
+            .registry
+            .get(name)
+            .is_ok_and(|slot| slot.lane.stopped_by().is_none() && !slot.lane.retrying())
+    }
+
     /// The checkpoint of `name` as its runner last committed (or read) it.
     pub fn checkpoint(&self, name: &str) -> Result<Position, ProjectionError> {
         Ok(self.inner.registry.get(name)?.lane.checkpoint())

@@ -395,3 +395,47 @@ async fn a_cached_answer_is_invalidated_by_an_event_and_honours_after() {
 
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_tier_answers_without_redis_and_an_event_still_invalidates_it() {
+    let Some(url) =
+        redis_url("the_near_tier_answers_without_redis_and_an_event_still_invalidates_it")
+    else {
+        return;
+    };
+    let (prefix, _keys) = scratch(&url);
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let host = RedisProjections::new(store.clone(), &url, &prefix).unwrap();
+    let cache = QueryCache::register(&host, ReadFilter::all()).unwrap();
+    host.start();
+    let item = [Dependency::Stream("item-1")];
+
+    let p1 = append(&*store, "item-1", "Added", serde_json::json!({})).await;
+    host.wait_for(QueryCache::NAME, p1, WAIT).await.unwrap();
+    cache.put("one", p1, b"v1").await;
+
+    // The entry is gone from Redis: this process still has it, checked against the
+    // stamps its own runner applied.
+    let mut conn = connect(&url).await;
+    let entries: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*entry:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    redis::cmd("DEL")
+        .arg(&entries)
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get("one", &item, Some(p1)).await.as_deref(),
+        Some(&b"v1"[..])
+    );
+
+    // An event of item-1 makes it stale in this process too.
+    let p2 = append(&*store, "item-1", "Changed", serde_json::json!({})).await;
+    host.wait_for(QueryCache::NAME, p2, WAIT).await.unwrap();
+    assert_eq!(cache.get("one", &item, None).await, None);
+    host.shutdown().await;
+}
