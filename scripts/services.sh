@@ -195,9 +195,17 @@ fi
 # about 7 minutes in release), run with its in-memory storage.
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v tansu >/dev/null 2>&1; then
-  log "services: installing the tansu Kafka broker (cargo install, several minutes)"
-  cargo install tansu --locked --features dynostore >&2 \
-    || cargo install tansu --features dynostore >&2 || true
+  # One install at a time: a second caller waits for the first instead of building
+  # the broker again beside it.
+  mkdir -p "$HOME/.cache/strata"
+  exec 9>"$HOME/.cache/strata/tansu-install.lock"
+  flock 9
+  if ! command -v tansu >/dev/null 2>&1; then
+    log "services: installing the tansu Kafka broker (cargo install, several minutes)"
+    cargo install tansu --locked --features dynostore >&2 \
+      || cargo install tansu --features dynostore >&2 || true
+  fi
+  exec 9>&-
 fi
 if command -v tansu >/dev/null 2>&1; then
   if ! port_open 9092; then
