@@ -6,17 +6,16 @@
 //! it. Runs in a database made for it and dropped after.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{http_ok as ok, http_request as request};
+use crate::support::{
+    Served, TestDatabase, http_ok as ok, http_request as request, pg_rows as query, postgres_url,
+};
 use serde_json::{Value, json};
-use tokio_postgres::NoTls;
 
 /// The orders driven through checkout; the holder is killed after a quarter of them.
 const ORDERS: usize = 24;
@@ -27,62 +26,28 @@ const PACE: Duration = Duration::from_millis(200);
 /// The checkout process manager's name.
 const CHECKOUT: &str = "shop_checkout";
 
-/// A running `strata serve`, killed when dropped.
+/// A `strata serve` node, killed when dropped.
 struct Server {
     node: String,
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    served: Served,
 }
 
 fn serve(data_dir: &Path, store: &str, node: &str) -> Server {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "--listen",
-            &addr.to_string(),
-            "--store",
-            store,
-            "--node-id",
-            node,
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("strata serve starts");
     Server {
         node: node.to_owned(),
-        child,
-        addr,
+        served: Served::spawn(data_dir, &["--store", store, "--node-id", node], &[]),
     }
 }
 
 fn wait_healthy(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some((200, _)) = request(server.addr, "GET", "/health", None) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{} did not answer /health within 30 s", server.node);
+    server
+        .served
+        .wait_healthy(Duration::from_secs(30), &server.node);
 }
 
 /// The checkout process manager's status on `server`, if it answers.
 fn checkout_status(server: &Server) -> Option<Value> {
-    let (status, body) = request(server.addr, "GET", "/projections", None)?;
+    let (status, body) = request(server.served.addr, "GET", "/projections", None)?;
     if status != 200 {
         return None;
     }
@@ -96,54 +61,6 @@ fn checkout_status(server: &Server) -> Option<Value> {
 /// The node holding the checkout lease, as `server` sees it while holding it.
 fn holds_checkout(server: &Server) -> bool {
     checkout_status(server).is_some_and(|s| s["lease"]["held_here"] == true)
-}
-
-/// Rows of text from `sql` on the database of `config`.
-fn query(config: &tokio_postgres::Config, sql: &str) -> Vec<Vec<String>> {
-    let config = config.clone();
-    let sql = sql.to_owned();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
-            let (client, connection) = config.connect(NoTls).await.expect("connect to PostgreSQL");
-            tokio::spawn(connection);
-            let messages = client
-                .simple_query(&sql)
-                .await
-                .unwrap_or_else(|err| panic!("{sql}: {err}"));
-            messages
-                .iter()
-                .filter_map(|message| match message {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                        (0..row.len())
-                            .map(|i| row.get(i).unwrap_or_default().to_owned())
-                            .collect(),
-                    ),
-                    _ => None,
-                })
-                .collect()
-        })
-    })
-    .join()
-    .expect("the query ran")
-}
-
-/// A database made for the test, dropped with it (with any connection left to it).
-struct Database {
-    admin: tokio_postgres::Config,
-    name: String,
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        query(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        );
-    }
 }
 
 /// Creates, adds a line to and places order `id` through `addr`.
@@ -165,27 +82,12 @@ fn place_order(addr: SocketAddr, id: &str) {
 
 #[test]
 fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
-    let url = match std::env::var("STRATA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            println!("skipped the failover test: STRATA_TEST_POSTGRES_URL is unset");
-            return;
-        }
+    let Some(url) = postgres_url("the failover test") else {
+        return;
     };
     let started = Instant::now();
-    let admin = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
-    let name = format!("strata_failover_test_{}", uuid::Uuid::new_v4().simple());
-    query(&admin, &format!("CREATE DATABASE \"{name}\""));
-    let database = Database {
-        admin: admin.clone(),
-        name: name.clone(),
-    };
-    let mut config = admin.clone();
-    config.dbname(&name);
-    let store_url = match url.rsplit_once('/') {
-        Some((base, _)) if base.contains("://") => format!("{base}/{name}"),
-        _ => panic!("STRATA_TEST_POSTGRES_URL names no database to replace: {url}"),
-    };
+    let database = TestDatabase::create(&url);
+    let store_url = database.url().to_owned();
 
     let scratch = tempfile::tempdir().expect("a temporary directory");
     let mut servers: Vec<Server> = (1..=3)
@@ -198,7 +100,7 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
         })
         .collect();
     servers.iter().for_each(wait_healthy);
-    let first = servers[0].addr;
+    let first = servers[0].served.addr;
     ok(
         first,
         "POST",
@@ -225,7 +127,7 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
     // Orders keep arriving at the other servers, before, during and after the kill.
     let others: Vec<SocketAddr> = (0..servers.len())
         .filter(|&i| i != holder)
-        .map(|i| servers[i].addr)
+        .map(|i| servers[i].served.addr)
         .collect();
     let placed = Arc::new(AtomicUsize::new(1));
     let driver = {
@@ -244,8 +146,16 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut killed = servers.remove(holder);
-    killed.child.kill().expect("SIGKILL the lease holder");
-    killed.child.wait().expect("the killed server is reaped");
+    killed
+        .served
+        .child
+        .kill()
+        .expect("SIGKILL the lease holder");
+    killed
+        .served
+        .child
+        .wait()
+        .expect("the killed server is reaped");
     let killed_at = Instant::now();
     let at_kill = placed.load(Ordering::SeqCst);
 
@@ -277,7 +187,7 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
     for id in &ids {
         for server in &servers {
             let order = ok(
-                server.addr,
+                server.served.addr,
                 "GET",
                 &format!("/shop/orders/{id}?settled=true&timeout_ms=15000"),
                 None,
@@ -294,9 +204,9 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
     // head, with nothing left to send (it commits the reservations after confirming).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let head = query(&config, "SELECT max(position) FROM strata.events")[0][0].clone();
+        let head = query(&store_url, "SELECT max(position) FROM strata.events")[0][0].clone();
         let stored = query(
-            &config,
+            &store_url,
             "SELECT position, (SELECT count(*) FROM strata_process.outbox WHERE process = 'shop_checkout')
                FROM strata_process.checkpoints WHERE process = 'shop_checkout'",
         );
@@ -312,7 +222,7 @@ fn checkout_runs_on_one_server_and_another_takes_over_when_it_is_killed() {
     // Each of checkout's effects is in the log exactly once per order, and nothing
     // compensated: no event was skipped and no command acted on twice.
     let rows = query(
-        &config,
+        &store_url,
         "SELECT type,
                 coalesce(convert_from(data, 'UTF8')::jsonb->>'order_id',
                          substring(stream from position('-' in stream) + 1)),

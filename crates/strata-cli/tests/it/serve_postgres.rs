@@ -5,119 +5,22 @@
 //! with either event store. Needs `STRATA_TEST_POSTGRES_URL`;
 //! says it is skipped without it. Runs in a database made for it and dropped after.
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::str::FromStr as _;
-use std::time::{Duration, Instant};
 
-use crate::support::{http_ok as ok, http_request as request};
+use crate::support::{Served, TestDatabase, http_ok as ok, pg_value as query, postgres_url};
 use serde_json::json;
-use tokio_postgres::NoTls;
 
-/// A running `strata serve`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data_dir: &Path, store: &str) -> Server {
-    serve_with(data_dir, &["--store", store], &[])
-}
-
-/// `strata serve` with these arguments and environment variables besides the address.
-fn serve_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", &addr.to_string()])
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("strata serve starts");
-    let server = Server { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Some((200, _)) = request(addr, "GET", "/health", None) {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("strata serve {args:?} did not answer /health within 60 s");
-}
-
-/// Runs `sql` on the server of `config`, in a runtime of its own; the first column of
-/// the first row, if it has one.
-fn admin(config: &tokio_postgres::Config, sql: &str) -> Option<i64> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let (client, connection) = config.connect(NoTls).await.expect("connect to PostgreSQL");
-        tokio::spawn(connection);
-        let messages = client
-            .simple_query(sql)
-            .await
-            .unwrap_or_else(|err| panic!("{sql}: {err}"));
-        messages.iter().find_map(|message| match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
-            _ => None,
-        })
-    })
-}
-
-/// A database made for the test, dropped with it (with any connection left to it).
-struct Database {
-    admin: tokio_postgres::Config,
-    name: String,
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        admin(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        );
-    }
+fn serve(data_dir: &Path, store: &str) -> Served {
+    Served::start(data_dir, &["--store", store], &[])
 }
 
 #[test]
 fn serve_runs_on_postgres_and_a_second_server_sees_what_the_first_acknowledged() {
-    let url = match std::env::var("STRATA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            println!("skipped serve on postgres: STRATA_TEST_POSTGRES_URL is unset");
-            return;
-        }
+    let Some(url) = postgres_url("serve on postgres") else {
+        return;
     };
-    let config = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
-    let name = format!("strata_cli_test_{}", uuid::Uuid::new_v4().simple());
-    admin(&config, &format!("CREATE DATABASE \"{name}\""));
-    let database = Database {
-        admin: config.clone(),
-        name: name.clone(),
-    };
-    let mut store_config = config.clone();
-    store_config.dbname(&name);
-    let store_url = match url.rsplit_once('/') {
-        Some((base, _)) if base.contains("://") => format!("{base}/{name}"),
-        _ => panic!("STRATA_TEST_POSTGRES_URL names no database to replace: {url}"),
-    };
+    let database = TestDatabase::create(&url);
+    let store_url = database.url().to_owned();
 
     let scratch = tempfile::tempdir().expect("a temporary directory");
     let first = serve(&scratch.path().join("first"), &store_url);
@@ -156,7 +59,7 @@ fn serve_runs_on_postgres_and_a_second_server_sees_what_the_first_acknowledged()
     );
     drop(first);
 
-    let stored = admin(&store_config, "SELECT count(*) FROM strata.events").expect("a count");
+    let stored = query(&store_url, "SELECT count(*) FROM strata.events").expect("a count");
     assert_eq!(
         stored as u64, position,
         "every acknowledged event is in PostgreSQL"
@@ -181,43 +84,19 @@ fn serve_runs_on_postgres_and_a_second_server_sees_what_the_first_acknowledged()
     drop(database);
 }
 
-/// A fresh database on the server of `url`: its guard and its URL.
-fn fresh_database(config: &tokio_postgres::Config, url: &str) -> (Database, String) {
-    let name = format!("strata_cli_test_{}", uuid::Uuid::new_v4().simple());
-    admin(config, &format!("CREATE DATABASE \"{name}\""));
-    let database = Database {
-        admin: config.clone(),
-        name: name.clone(),
-    };
-    let url = match url.rsplit_once('/') {
-        Some((base, _)) if base.contains("://") => format!("{base}/{name}"),
-        _ => panic!("STRATA_TEST_POSTGRES_URL names no database to replace: {url}"),
-    };
-    (database, url)
-}
-
-/// Runs `sql` on the database at `url`; the first column of the first row, if any.
-fn query(url: &str, sql: &str) -> Option<i64> {
-    admin(&tokio_postgres::Config::from_str(url).expect("a URL"), sql)
-}
-
 #[test]
 fn serve_keeps_the_read_models_in_postgres_with_either_event_store() {
-    let url = match std::env::var("STRATA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            println!("skipped serve --read-store postgres: STRATA_TEST_POSTGRES_URL is unset");
-            return;
-        }
+    let Some(url) = postgres_url("serve --read-store postgres") else {
+        return;
     };
-    let config = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
-    let (store_db, store_url) = fresh_database(&config, &url);
-    let (read_db, read_url) = fresh_database(&config, &url);
+    let store_db = TestDatabase::create(&url);
+    let read_db = TestDatabase::create(&url);
+    let (store_url, read_url) = (store_db.url().to_owned(), read_db.url().to_owned());
     let scratch = tempfile::tempdir().expect("a temporary directory");
 
     // The write side and the read side in two PostgreSQL databases.
     let data_dir = scratch.path().join("pg");
-    let server = serve_with(
+    let server = Served::start(
         &data_dir,
         &["--store", &store_url, "--read-store", &read_url],
         &[],
@@ -295,7 +174,7 @@ fn serve_keeps_the_read_models_in_postgres_with_either_event_store() {
         "--read-store",
         read_url.as_str(),
     ];
-    let server = serve_with(&data_dir, &pg_args, &[]);
+    let server = Served::start(&data_dir, &pg_args, &[]);
     let mut last = 0;
     for _ in 0..40 {
         let received = ok(
@@ -307,7 +186,7 @@ fn serve_keeps_the_read_models_in_postgres_with_either_event_store() {
         last = received["position"].as_u64().expect("a consistency token");
     }
     drop(server);
-    let server = serve_with(&data_dir, &pg_args, &[]);
+    let server = Served::start(&data_dir, &pg_args, &[]);
     let product = ok(
         server.addr,
         "GET",
@@ -322,8 +201,9 @@ fn serve_keeps_the_read_models_in_postgres_with_either_event_store() {
 
     // The embedded event store with its read models in PostgreSQL (set by the
     // environment variable): a database that already holds another store's models.
-    let (embedded_read_db, embedded_read_url) = fresh_database(&config, &url);
-    let server = serve_with(
+    let embedded_read_db = TestDatabase::create(&url);
+    let embedded_read_url = embedded_read_db.url().to_owned();
+    let server = Served::start(
         &scratch.path().join("embedded"),
         &[],
         &[("STRATA_READ_STORE", embedded_read_url.as_str())],

@@ -3,79 +3,13 @@
 //! cache. Needs `STRATA_TEST_REDIS_URL`; says it is skipped without it. Works under a
 //! key prefix of its own, removed after.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use crate::support::{Served, http_ok as ok, http_request};
+use serde_json::json;
 
-/// One HTTP/1.1 request on a fresh connection: the status and the body.
-fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(rest).unwrap_or(Value::Null))
-}
-
-fn ok(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
-    match request(addr, method, path, body) {
-        (200, answer) => answer,
-        other => panic!("{method} {path} answered {other:?}"),
-    }
-}
-
-/// A running `strata serve`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data_dir: &Path, redis: &str, prefix: &str) -> Server {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", &addr.to_string()])
-        .args(["--redis", redis, "--redis-prefix", prefix])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("strata serve starts");
-    let server = Server { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if TcpStream::connect(addr).is_ok() && request(addr, "GET", "/health", None).0 == 200 {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("strata serve --redis did not answer /health within 60 s");
+fn serve(data_dir: &Path, redis: &str, prefix: &str) -> Served {
+    Served::start(data_dir, &["--redis", redis, "--redis-prefix", prefix], &[])
 }
 
 /// Removes every key under `prefix`.
@@ -140,13 +74,16 @@ fn serve_keeps_the_catalog_in_redis_and_answers_after_through_the_cache() {
     for name in ["shop_catalog", "shop_catalog_redis", "query_cache"] {
         assert!(text.contains(&format!("\"{name}\"")), "{name} in {text}");
     }
-    let (status, _) = request(
+    let answer = http_request(
         addr,
         "POST",
         "/projections/shop_catalog_redis/rebuild",
         None,
     );
-    assert_eq!(status, 409, "a Redis model is not rebuilt in place");
+    assert!(
+        matches!(answer, Some((409, _))),
+        "a Redis model is not rebuilt in place: {answer:?}"
+    );
     drop(server);
     clean(&url, &prefix);
 }

@@ -6,112 +6,32 @@
 //! makes the standby); says it is skipped without them. Also checks, without any server,
 //! that a bad `--replica` is refused in one sentence.
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::str::FromStr as _;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::support::{http_ok as ok, http_request as request};
+use crate::support::{
+    Served, TestDatabase, http_ok as ok, http_request as request, pg_rows, pg_value, with_database,
+};
 use serde_json::json;
-use tokio_postgres::NoTls;
 
-/// A running `strata serve`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data_dir: &Path, store: &str, replica: &str) -> Server {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", &addr.to_string(), "--store", store])
-        .args(["--replica", replica])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("strata serve starts");
-    let server = Server { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Some((200, _)) = request(addr, "GET", "/health", None) {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("strata serve --replica did not answer /health within 60 s");
-}
-
-/// Runs `sql` on the server of `config`; the first column of the first row, if any.
-fn admin(config: &tokio_postgres::Config, sql: &str) -> Option<i64> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let (client, connection) = config.connect(NoTls).await.expect("connect to PostgreSQL");
-        tokio::spawn(connection);
-        let messages = client
-            .simple_query(sql)
-            .await
-            .unwrap_or_else(|err| panic!("{sql}: {err}"));
-        messages.iter().find_map(|message| match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
-            _ => None,
-        })
-    })
-}
-
-/// A database made on the primary for the test (and so on its standby), dropped with it.
-struct Database {
-    admin: tokio_postgres::Config,
-    name: String,
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        admin(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        );
-    }
+fn serve(data_dir: &Path, store: &str, replica: &str) -> Served {
+    Served::start(data_dir, &["--store", store, "--replica", replica], &[])
 }
 
 /// Replay on the standby paused until dropped (scripts/services.sh resumes a replay
 /// that a test which died left paused).
-struct ReplayPaused(tokio_postgres::Config);
+struct ReplayPaused(String);
 
 impl ReplayPaused {
-    fn new(standby: &tokio_postgres::Config) -> Self {
-        admin(standby, "SELECT pg_wal_replay_pause()");
-        Self(standby.clone())
+    fn new(standby: &str) -> Self {
+        pg_rows(standby, "SELECT pg_wal_replay_pause()");
+        Self(standby.to_owned())
     }
 }
 
 impl Drop for ReplayPaused {
     fn drop(&mut self) {
-        admin(&self.0, "SELECT pg_wal_replay_resume()");
-    }
-}
-
-/// `url` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    match url.rsplit_once('/') {
-        Some((base, _)) if base.contains("://") => format!("{base}/{name}"),
-        _ => panic!("{url} names no database to replace"),
+        pg_rows(&self.0, "SELECT pg_wal_replay_resume()");
     }
 }
 
@@ -132,22 +52,12 @@ fn serve_with_a_replica_answers_a_query_after_a_command_from_the_standby() {
         );
         return;
     };
-    let config = tokio_postgres::Config::from_str(&primary).expect("a PostgreSQL URL");
-    let name = format!("strata_cli_test_{}", uuid::Uuid::new_v4().simple());
-    admin(&config, &format!("CREATE DATABASE \"{name}\""));
-    let database = Database {
-        admin: config,
-        name: name.clone(),
-    };
-    let mut standby_config = tokio_postgres::Config::from_str(&standby).expect("a PostgreSQL URL");
-    standby_config.dbname(&name);
+    let database = TestDatabase::create(&primary);
+    let name = database.name().to_owned();
+    let standby_url = with_database(&standby, &name);
 
     let scratch = tempfile::tempdir().expect("a temporary directory");
-    let server = serve(
-        scratch.path(),
-        &with_database(&primary, &name),
-        &with_database(&standby, &name),
-    );
+    let server = serve(scratch.path(), database.url(), &standby_url);
     ok(
         server.addr,
         "POST",
@@ -177,8 +87,8 @@ fn serve_with_a_replica_answers_a_query_after_a_command_from_the_standby() {
         stream.to_string().contains("StockReceived"),
         "the standby serves the stream: {stream}"
     );
-    let connections = admin(
-        &standby_config,
+    let connections = pg_value(
+        &standby_url,
         &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}'"),
     )
     .expect("a count");
@@ -189,7 +99,7 @@ fn serve_with_a_replica_answers_a_query_after_a_command_from_the_standby() {
 
     // With replay paused, commands still load from and append to the primary (the
     // second one decides on the first one's version), while the read side waits.
-    let paused = ReplayPaused::new(&standby_config);
+    let paused = ReplayPaused::new(&standby_url);
     ok(
         server.addr,
         "POST",

@@ -310,3 +310,158 @@ pub(crate) fn http_ok(
         other => panic!("{method} {path} on {addr} answered {other:?}"),
     }
 }
+
+/// A running `strata serve` child on a free loopback port, killed when dropped.
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) addr: std::net::SocketAddr,
+}
+
+impl Served {
+    /// Starts `strata serve --data-dir <data_dir> --listen <free port>` with `args` and
+    /// `env` (logging at `warn`) and does not wait for it.
+    pub(crate) fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port");
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", &addr.to_string()])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("strata serve starts");
+        Self { child, addr }
+    }
+
+    /// Starts it as [`Served::spawn`] does and waits until it answers `/health`.
+    pub(crate) fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let served = Self::spawn(data_dir, args, env);
+        served.wait_healthy(TIMEOUT, &format!("strata serve {args:?}"));
+        served
+    }
+
+    /// Waits until it answers `GET /health` with 200; panics naming `what` after
+    /// `timeout`.
+    pub(crate) fn wait_healthy(&self, timeout: Duration, what: &str) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some((200, _)) = http_request(self.addr, "GET", "/health", None) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{what} did not answer /health within {timeout:?}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The PostgreSQL URL the tests run against, or `None` after printing that `what` is
+/// skipped because `STRATA_TEST_POSTGRES_URL` is unset.
+pub(crate) fn postgres_url(what: &str) -> Option<String> {
+    match std::env::var("STRATA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            println!("skipped {what}: STRATA_TEST_POSTGRES_URL is unset");
+            None
+        }
+    }
+}
+
+/// The rows of `sql` on the database of `url`, each column as text (`""` for NULL). It
+/// runs on a thread and runtime of its own, so it may be called from anywhere.
+pub(crate) fn pg_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
+    use std::str::FromStr as _;
+    let config = tokio_postgres::Config::from_str(url).expect("a PostgreSQL URL");
+    let sql = sql.to_owned();
+    thread::spawn(move || {
+        block_on(async {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .expect("connect to PostgreSQL");
+            tokio::spawn(connection);
+            let messages = client
+                .simple_query(&sql)
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err}"));
+            messages
+                .iter()
+                .filter_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).unwrap_or_default().to_owned())
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .expect("the query ran")
+}
+
+/// The first column of the first row of `sql` on the database of `url`, as a number.
+pub(crate) fn pg_value(url: &str, sql: &str) -> Option<i64> {
+    pg_rows(url, sql).first()?.first()?.parse().ok()
+}
+
+/// `url` with its database replaced by `name`.
+pub(crate) fn with_database(url: &str, name: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((base, _)) if base.contains("://") => format!("{base}/{name}"),
+        _ => panic!("{url} names no database to replace"),
+    }
+}
+
+/// A database made for one test on the server of a URL, dropped with it (with any
+/// connection left to it).
+pub(crate) struct TestDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database on the server of `url`.
+    pub(crate) fn create(url: &str) -> Self {
+        let name = format!("strata_cli_test_{}", uuid::Uuid::new_v4().simple());
+        pg_rows(url, &format!("CREATE DATABASE \"{name}\""));
+        Self {
+            server: url.to_owned(),
+            url: with_database(url, &name),
+            name,
+        }
+    }
+
+    /// Its name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A URL of the same server with this database.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        pg_rows(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
