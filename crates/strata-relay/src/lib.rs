@@ -17,8 +17,10 @@
 //!   reads it back.
 //! - [`RemoteReadSide`] is the other end: a read model on another machine, fed by an
 //!   [`EnvelopeSource`] ([`NatsSource`]: a durable JetStream consumer; [`KafkaSource`]:
-//!   the relay's topic) into a [`RemoteReadModel`] (any `SqliteProjection`), with its
-//!   checkpoint in the model's own transaction and duplicates skipped by position.
+//!   the partitions of the relay's topic) into a [`RemoteReadModel`] (any
+//!   `SqliteProjection`), de-duplicating by event identity (each stream's last version
+//!   applied) in the model's own transaction, holding back an event whose predecessor
+//!   has not arrived, and resuming from the broker offsets stored there.
 //!
 //! With the `sns` feature, [`SqsConsumer`] is the other end of an SNS relay: it applies
 //! the envelopes an SQS queue receives to a SQLite read model, once each.
@@ -64,7 +66,8 @@ pub use error::RelayError;
 pub use names::{amqp_routing_key, nats_subject, sns_group_id, subject_token};
 pub use relay::{RelayState, RelayStatus, Relays};
 pub use remote::{
-    Delivered, EnvelopeSource, RemoteCheckpoint, RemoteReadModel, RemoteReadSide, RemoteStatus,
+    Delivered, EnvelopeSource, RemoteCheckpoint, RemoteGap, RemoteReadModel, RemoteReadSide,
+    RemoteStatus,
 };
 pub use sink::BrokerSink;
 #[cfg(feature = "sns")]
