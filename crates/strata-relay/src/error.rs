@@ -94,6 +94,24 @@ pub enum RelayError {
         /// The event id the broker delivered for it.
         delivered: String,
     },
+    /// A relay's checkpoint in a shared PostgreSQL database could not be read or
+    /// written; the relay retries.
+    #[error("relay {name}: its checkpoint in postgres: {message}")]
+    SharedCheckpoint {
+        /// The relay (or the schema, while migrating).
+        name: String,
+        /// What failed.
+        message: String,
+    },
+    /// The relay's lease went to another server before its checkpoint was stored: the
+    /// checkpoint is left to the new holder, and this server stands by.
+    #[error("relay {name}: {fence} was lost; the checkpoint was not stored")]
+    LeaseLost {
+        /// The relay.
+        name: String,
+        /// The grant that was lost.
+        fence: String,
+    },
     /// The checkpoint file could not be opened, read or written; the relay retries.
     #[error("relay checkpoint {}: {source}", path.display())]
     Checkpoint {

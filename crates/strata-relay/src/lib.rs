@@ -8,7 +8,9 @@
 //! broker's (or the consumer's) de-duplication.
 //!
 //! - [`Relays`] runs relays: one task each, reconnecting with backoff, reporting a
-//!   [`RelayStatus`].
+//!   [`RelayStatus`]. With the `postgres` feature, [`Relays::on_postgres`] runs them on
+//!   servers sharing one PostgreSQL database: each relay under a lease, on one server at
+//!   a time, from a checkpoint kept in that database.
 //! - [`RelayConfig`] says where a relay publishes; [`RelayConfig::from_url`] reads the
 //!   `--relay URL` form.
 //! - [`BrokerSink`] is the seam a broker implements: connect, publish a batch and return
@@ -51,6 +53,8 @@ mod kafka_source;
 mod nats;
 #[cfg(feature = "nats")]
 mod nats_source;
+#[cfg(feature = "postgres")]
+mod pg;
 #[cfg(feature = "sns")]
 mod sns;
 #[cfg(feature = "sns")]

@@ -28,10 +28,10 @@ const PACE: Duration = Duration::from_millis(200);
 const CHECKOUT: &str = "shop_checkout";
 
 /// A running `strata serve`, killed when dropped.
-struct Server {
-    node: String,
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) node: String,
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Server {
@@ -42,6 +42,11 @@ impl Drop for Server {
 }
 
 fn serve(data_dir: &Path, store: &str, node: &str) -> Server {
+    serve_with(data_dir, store, node, &[])
+}
+
+/// `strata serve` on `store` as `node`, with more arguments.
+pub(crate) fn serve_with(data_dir: &Path, store: &str, node: &str, more: &[&str]) -> Server {
     let addr = TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port");
@@ -57,6 +62,7 @@ fn serve(data_dir: &Path, store: &str, node: &str) -> Server {
             "--node-id",
             node,
         ])
+        .args(more)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -69,7 +75,7 @@ fn serve(data_dir: &Path, store: &str, node: &str) -> Server {
     }
 }
 
-fn wait_healthy(server: &Server) {
+pub(crate) fn wait_healthy(server: &Server) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Some((200, _)) = request(server.addr, "GET", "/health", None) {
@@ -99,7 +105,7 @@ fn holds_checkout(server: &Server) -> bool {
 }
 
 /// Rows of text from `sql` on the database of `config`.
-fn query(config: &tokio_postgres::Config, sql: &str) -> Vec<Vec<String>> {
+pub(crate) fn query(config: &tokio_postgres::Config, sql: &str) -> Vec<Vec<String>> {
     let config = config.clone();
     let sql = sql.to_owned();
     std::thread::spawn(move || {
@@ -132,9 +138,9 @@ fn query(config: &tokio_postgres::Config, sql: &str) -> Vec<Vec<String>> {
 }
 
 /// A database made for the test, dropped with it (with any connection left to it).
-struct Database {
-    admin: tokio_postgres::Config,
-    name: String,
+pub(crate) struct Database {
+    pub(crate) admin: tokio_postgres::Config,
+    pub(crate) name: String,
 }
 
 impl Drop for Database {
