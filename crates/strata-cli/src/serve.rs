@@ -107,14 +107,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "STRATA_READ_STORE", value_name = "URL")]
     pub(crate) read_store: Option<String>,
     /// This server's name among the servers sharing one --store postgres:// database,
-    /// shown as the holder of the process managers' leases (unused on the embedded store).
+    /// shown as the holder of the process managers' and relays' leases (unused on the
+    /// embedded store).
     /// Unique per server; default: the host name and the data directory, so that a server
     /// restarted after a crash takes its leases back at once instead of waiting for them
     /// to expire.
     #[arg(long, env = "STRATA_NODE_ID", value_name = "ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub(crate) node_id: Option<String>,
     /// Publish every event to a message broker, in order, from a checkpoint kept in the
-    /// data directory (repeatable): `nats://HOST:4222` (JetStream, subjects
+    /// data directory, or with --store postgres:// in the database, published by one
+    /// server at a time under a lease (repeatable): `nats://HOST:4222` (JetStream, subjects
     /// `strata.events.<category>.<stream>`) or `amqp://USER:PASSWORD@HOST:5672/%2f`
     /// (topic exchange `strata.events`, routing key `<category>.<type>`), and in a build
     /// with the `sns` feature `sns://<topic-arn>[?endpoint=URL][&region=REGION]` (AWS SNS).
@@ -206,28 +208,20 @@ impl Store {
         }
     }
 
-    /// The process managers' host: their state in the data directory, or in the event
-    /// store's PostgreSQL database, shared with every server on it (each process manager
-    /// runs on the one server holding its lease).
-    async fn processes(
-        &self,
-        shared: Arc<dyn EventStore>,
-        read: &Path,
-        node: String,
-    ) -> anyhow::Result<ProcessManagers> {
-        // NOTE: the state is written, so it lives on the primary, never on a standby.
-        let primary = match self {
-            Store::Embedded(_) => None,
-            Store::Postgres(store) => Some(store.config()),
-            Store::Replicated(store) => Some(store.primary().config()),
-        };
-        let Some(config) = primary else {
-            return Ok(ProcessManagers::new(shared, read.join("processes")));
+    /// Where runners that must run on one server at a time keep their state when other
+    /// servers share this event store: its PostgreSQL database (the primary, never a
+    /// standby: the state is written), with the leases that say which server runs what.
+    /// `None` on the embedded store, which one process owns.
+    async fn home(&self, node: String) -> anyhow::Result<Option<PostgresHome>> {
+        let config = match self {
+            Store::Embedded(_) => return Ok(None),
+            Store::Postgres(store) => store.config(),
+            Store::Replicated(store) => store.primary().config(),
         };
         let home = PostgresHome::connect(config.clone(), node, PostgresHomeOptions::default())
             .await
-            .context("cannot keep the process managers' state in postgres")?;
-        Ok(ProcessManagers::on_postgres(shared, home))
+            .context("cannot keep the process managers' and relays' state in postgres")?;
+        Ok(Some(home))
     }
 
     /// Whether other servers may share this event store (a PostgreSQL database).
@@ -351,11 +345,14 @@ pub(crate) async fn run(
         store.shared().then_some(node.as_str()),
     )
     .await?;
-    // NOTE: process managers follow the primary: their checkpoints are written there, and
-    // a standby behind them would look like a log behind its checkpoint.
-    let processes = store
-        .processes(store.commands(&shared), &read, node)
-        .await?;
+    // NOTE: process managers and shared relays follow the primary: their checkpoints are
+    // written there, and a standby behind them would look like a log behind its
+    // checkpoint.
+    let home = store.home(node).await?;
+    let processes = match &home {
+        Some(home) => ProcessManagers::on_postgres(store.commands(&shared), home.clone()),
+        None => ProcessManagers::new(store.commands(&shared), read.join("processes")),
+    };
     let shop = read_store.shop(handler, &processes).await?;
     let (shop, redis) = match args.redis.as_deref() {
         Some(url) => {
@@ -369,7 +366,14 @@ pub(crate) async fn run(
     processes.start();
     let read_models = read_store.describe();
 
-    let relays = Relays::new(shared.clone(), dir.join("relays"));
+    // With other servers on the database, each relay publishes from the one holding its
+    // lease, from a checkpoint they share.
+    let relays = match &home {
+        Some(home) => Relays::on_postgres(store.commands(&shared), dir.join("relays"), home)
+            .await
+            .context("cannot keep the relays' checkpoints in postgres")?,
+        None => Relays::new(shared.clone(), dir.join("relays")),
+    };
     let state = AppState::builder(shared)
         .projections(crate::redis_side::read_side(
             read_store.read_side(processes),
@@ -431,6 +435,7 @@ impl strata_server::RelayHost for RelayStatus {
                 lag_events: r.lag_events,
                 last_error: r.last_error,
                 published: r.published,
+                lease: r.lease,
             })
             .collect()
     }

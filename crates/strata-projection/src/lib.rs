@@ -70,8 +70,8 @@ pub use host::Projections;
 pub use lease::{Acquired, Fence, HeldLease, LeaseError, LeaseStatus, LeaseTimings, Leases, Taken};
 #[cfg(feature = "postgres")]
 pub use pg::{
-    CommitFence, PgLeases, PostgresHome, PostgresHomeOptions, PostgresProjection,
-    PostgresProjections, check_fence,
+    CommitFence, PgLeases, PgSchema, PostgresHome, PostgresHomeOptions, PostgresProjection,
+    PostgresProjections, check_fence, migrate_schema,
 };
 pub use process::{CommandSender, ProcessManager, ProcessManagers, Reaction, SendError};
 pub use projection::{FailurePolicy, SqliteProjection};

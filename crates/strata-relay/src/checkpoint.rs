@@ -91,3 +91,60 @@ impl CheckpointFile {
         }
     }
 }
+
+/// Where a relay's checkpoint lives: its own file, or a row of a database several
+/// servers share (written only under the relay's lease).
+#[derive(Clone)]
+pub(crate) enum Checkpoint {
+    /// A file in the data directory.
+    File(CheckpointFile),
+    /// A row of `strata_relay.checkpoints`, and the position of a file from before to
+    /// carry over while the row is missing.
+    #[cfg(feature = "postgres")]
+    Shared {
+        row: crate::pg::PgCheckpoint,
+        seed: Option<Position>,
+    },
+}
+
+impl Checkpoint {
+    /// The stored checkpoint (0 when none is stored).
+    pub(crate) async fn load(&self) -> Result<Position, RelayError> {
+        match self {
+            Checkpoint::File(file) => {
+                let file = file.clone();
+                let path = file.path.clone();
+                tokio::task::spawn_blocking(move || file.load())
+                    .await
+                    .unwrap_or_else(|join| {
+                        Err(RelayError::Checkpoint {
+                            path,
+                            source: rusqlite::Error::ToSqlConversionFailure(Box::new(join)),
+                        })
+                    })
+            }
+            #[cfg(feature = "postgres")]
+            Checkpoint::Shared { row, seed } => {
+                if let Some(seed) = seed {
+                    row.seed(*seed).await?;
+                }
+                row.load().await
+            }
+        }
+    }
+
+    /// Stores `position` durably; on a shared database only while `fence` is still the
+    /// current grant of the relay's lease.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    pub(crate) async fn store(
+        &self,
+        position: Position,
+        fence: Option<&strata_projection::Fence>,
+    ) -> Result<(), RelayError> {
+        match self {
+            Checkpoint::File(file) => file.store(position).await,
+            #[cfg(feature = "postgres")]
+            Checkpoint::Shared { row, .. } => row.store(position, fence).await,
+        }
+    }
+}

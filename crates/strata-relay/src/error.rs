@@ -77,6 +77,41 @@ pub enum RelayError {
         /// The projection's error.
         message: String,
     },
+    /// A remote read model met an event other than the one it holds at the same
+    /// stream version: the broker carries another log than the one the model was built
+    /// from (another store, or a store made again). The read side stops; rebuild the
+    /// model (delete its file) against the right broker.
+    #[error(
+        "stream {stream} version {version} is event {applied} in the read model but {delivered} in the broker: the broker carries another log"
+    )]
+    ForeignEvent {
+        /// The stream.
+        stream: String,
+        /// The version both claim.
+        version: u64,
+        /// The event id the read model took in at that version.
+        applied: String,
+        /// The event id the broker delivered for it.
+        delivered: String,
+    },
+    /// A relay's checkpoint in a shared PostgreSQL database could not be read or
+    /// written; the relay retries.
+    #[error("relay {name}: its checkpoint in postgres: {message}")]
+    SharedCheckpoint {
+        /// The relay (or the schema, while migrating).
+        name: String,
+        /// What failed.
+        message: String,
+    },
+    /// The relay's lease went to another server before its checkpoint was stored: the
+    /// checkpoint is left to the new holder, and this server stands by.
+    #[error("relay {name}: {fence} was lost; the checkpoint was not stored")]
+    LeaseLost {
+        /// The relay.
+        name: String,
+        /// The grant that was lost.
+        fence: String,
+    },
     /// The checkpoint file could not be opened, read or written; the relay retries.
     #[error("relay checkpoint {}: {source}", path.display())]
     Checkpoint {

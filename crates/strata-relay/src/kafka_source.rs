@@ -1,9 +1,10 @@
-//! The Kafka side of a remote read model: the relay's topic (one partition, so the
-//! log's order holds), read from the offset after the one the read model stored. The
-//! offset lives only in the read model, in the same transaction as its data, so no
-//! consumer group commits anything. It must not read a topic of several partitions,
-//! whose order across streams is lost.
+//! The Kafka side of a remote read model: every partition of the relay's topic (key =
+//! stream, so each stream's order holds within its partition), each read from the
+//! offset after the one the read model stored for it. The offsets live only in the read
+//! model, in the same transaction as its data, so no consumer group commits anything.
+//! It must not deliver a partition's messages out of their order.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +64,7 @@ impl EnvelopeSource for KafkaSource {
         format!("kafka://{}/{}", self.brokers, self.topic)
     }
 
-    async fn connect(&mut self, after: Option<u64>) -> Result<(), RelayError> {
+    async fn connect(&mut self, after: &BTreeMap<u32, u64>) -> Result<(), RelayError> {
         if let Some(old) = self.consumer.take() {
             let _ = tokio::task::spawn_blocking(move || drop(old)).await;
         }
@@ -87,24 +88,22 @@ impl EnvelopeSource for KafkaSource {
         .await
         .map_err(|e| self.error(format!("cannot read the topic's metadata: {e}")))?
         .map_err(|e| self.error(format!("cannot read the topic's metadata: {e}")))?;
-        match partitions {
-            0 => return Err(self.error(format!("no topic {}", self.topic))),
-            1 => {}
-            n => {
-                return Err(self.error(format!(
-                    "the topic {} has {n} partitions; a read model needs the log's order, which one partition keeps",
-                    self.topic
-                )));
-            }
+        if partitions == 0 {
+            return Err(self.error(format!("no topic {}", self.topic)));
         }
-        let offset = match after {
-            Some(offset) => Offset::Offset(i64::try_from(offset + 1).unwrap_or(i64::MAX)),
-            None => Offset::Beginning,
-        };
+        // NOTE: every partition, each from its own stored offset; one the read model
+        // never read from (a new partition too) from its beginning.
         let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(&self.topic, 0, offset)
-            .map_err(|e| self.error(format!("cannot assign the partition: {e}")))?;
+        for partition in 0..partitions {
+            let offset = match u32::try_from(partition).ok().and_then(|p| after.get(&p)) {
+                Some(offset) => Offset::Offset(i64::try_from(offset + 1).unwrap_or(i64::MAX)),
+                None => Offset::Beginning,
+            };
+            let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+            assignment
+                .add_partition_offset(&self.topic, partition, offset)
+                .map_err(|e| self.error(format!("cannot assign partition {partition}: {e}")))?;
+        }
         consumer
             .assign(&assignment)
             .map_err(|e| self.error(format!("cannot assign the partition: {e}")))?;
@@ -129,6 +128,7 @@ impl EnvelopeSource for KafkaSource {
             match received {
                 Ok(message) => out.push(Delivered {
                     payload: message.payload().unwrap_or_default().to_vec(),
+                    partition: u32::try_from(message.partition()).unwrap_or(0),
                     offset: u64::try_from(message.offset()).unwrap_or(0),
                 }),
                 Err(e) if out.is_empty() => {
@@ -141,7 +141,7 @@ impl EnvelopeSource for KafkaSource {
         Ok(out)
     }
 
-    async fn acknowledge(&mut self, _offset: u64) -> Result<(), RelayError> {
+    async fn acknowledge(&mut self, _offsets: &BTreeMap<u32, u64>) -> Result<(), RelayError> {
         // The offset is stored with the read model; the broker keeps nothing for it.
         Ok(())
     }

@@ -8,7 +8,9 @@
 //! broker's (or the consumer's) de-duplication.
 //!
 //! - [`Relays`] runs relays: one task each, reconnecting with backoff, reporting a
-//!   [`RelayStatus`].
+//!   [`RelayStatus`]. With the `postgres` feature, [`Relays::on_postgres`] runs them on
+//!   servers sharing one PostgreSQL database: each relay under a lease, on one server at
+//!   a time, from a checkpoint kept in that database.
 //! - [`RelayConfig`] says where a relay publishes; [`RelayConfig::from_url`] reads the
 //!   `--relay URL` form.
 //! - [`BrokerSink`] is the seam a broker implements: connect, publish a batch and return
@@ -17,8 +19,10 @@
 //!   reads it back.
 //! - [`RemoteReadSide`] is the other end: a read model on another machine, fed by an
 //!   [`EnvelopeSource`] ([`NatsSource`]: a durable JetStream consumer; [`KafkaSource`]:
-//!   the relay's topic) into a [`RemoteReadModel`] (any `SqliteProjection`), with its
-//!   checkpoint in the model's own transaction and duplicates skipped by position.
+//!   the partitions of the relay's topic) into a [`RemoteReadModel`] (any
+//!   `SqliteProjection`), de-duplicating by event identity (each stream's last version
+//!   applied) in the model's own transaction, holding back an event whose predecessor
+//!   has not arrived, and resuming from the broker offsets stored there.
 //!
 //! With the `sns` feature, [`SqsConsumer`] is the other end of an SNS relay: it applies
 //! the envelopes an SQS queue receives to a SQLite read model, once each.
@@ -49,6 +53,8 @@ mod kafka_source;
 mod nats;
 #[cfg(feature = "nats")]
 mod nats_source;
+#[cfg(feature = "postgres")]
+mod pg;
 #[cfg(feature = "sns")]
 mod sns;
 #[cfg(feature = "sns")]
@@ -64,7 +70,8 @@ pub use error::RelayError;
 pub use names::{amqp_routing_key, nats_subject, sns_group_id, subject_token};
 pub use relay::{RelayState, RelayStatus, Relays};
 pub use remote::{
-    Delivered, EnvelopeSource, RemoteCheckpoint, RemoteReadModel, RemoteReadSide, RemoteStatus,
+    Delivered, EnvelopeSource, RemoteCheckpoint, RemoteGap, RemoteReadModel, RemoteReadSide,
+    RemoteStatus,
 };
 pub use sink::BrokerSink;
 #[cfg(feature = "sns")]

@@ -4,6 +4,7 @@
 //! consumer is kept across sessions only when it stands exactly there. It must not
 //! deliver a message out of the stream's order.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::ConnectOptions;
@@ -69,7 +70,9 @@ impl EnvelopeSource for NatsSource {
         format!("{}/{}/{}", redact(&self.url), self.stream, self.durable)
     }
 
-    async fn connect(&mut self, after: Option<u64>) -> Result<(), RelayError> {
+    async fn connect(&mut self, after: &BTreeMap<u32, u64>) -> Result<(), RelayError> {
+        // One JetStream stream is one partition.
+        let after = after.get(&0).copied();
         self.messages = None;
         self.last = None;
         self.fault = None;
@@ -174,6 +177,7 @@ impl EnvelopeSource for NatsSource {
             }
             out.push(Delivered {
                 payload: message.payload.to_vec(),
+                partition: 0,
                 offset: sequence,
             });
             self.last = Some((sequence, message));
@@ -190,7 +194,10 @@ impl EnvelopeSource for NatsSource {
         }
     }
 
-    async fn acknowledge(&mut self, offset: u64) -> Result<(), RelayError> {
+    async fn acknowledge(&mut self, offsets: &BTreeMap<u32, u64>) -> Result<(), RelayError> {
+        let Some(&offset) = offsets.get(&0) else {
+            return Ok(());
+        };
         match &self.last {
             // AckPolicy::All: this acknowledges every message before it too.
             Some((sequence, message)) if *sequence == offset => message

@@ -4,6 +4,11 @@
 //! store the checkpoint; any fault ends the session, and the next one starts after a
 //! backoff from the stored checkpoint.
 //!
+//! On a database several servers share ([`Relays::on_postgres`]), a relay runs only
+//! while this server holds its lease (`relay/<name>`): it stands by until then, reads
+//! its checkpoint from the database when it takes the lease, stores it fenced by the
+//! grant, and stands by again when it loses the lease.
+//!
 //! It must not decide how a broker publishes (that is the [`BrokerSink`]'s business) and
 //! never writes to the event log.
 
@@ -16,11 +21,12 @@ use futures::{FutureExt as _, StreamExt as _};
 use parking_lot::Mutex;
 use serde::Serialize;
 use strata_core::{Position, RecordedEvent};
+use strata_projection::{Fence, HeldLease, LeaseStatus, Leases, Taken};
 use strata_store::{EventStore, ReadFilter};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::checkpoint::CheckpointFile;
+use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::config::validate_name;
 use crate::{BrokerSink, Destination, RelayConfig, RelayError};
 
@@ -44,6 +50,9 @@ pub enum RelayState {
     Live,
     /// Waiting to reconnect after a fault (see `last_error`).
     Retrying,
+    /// Another server holds its lease and publishes; this one takes over when that
+    /// lease is free (see `lease`).
+    Standby,
     /// Not running (shut down).
     Stopped,
     /// Stopped for good: see `last_error`; only a restart runs it again.
@@ -52,13 +61,14 @@ pub enum RelayState {
 
 impl RelayState {
     /// The state's name, as it serializes: `connecting`, `catching_up`, `live`,
-    /// `retrying`, `stopped`, `failed`.
+    /// `retrying`, `standby`, `stopped`, `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Connecting => "connecting",
             Self::CatchingUp => "catching_up",
             Self::Live => "live",
             Self::Retrying => "retrying",
+            Self::Standby => "standby",
             Self::Stopped => "stopped",
             Self::Failed => "failed",
         }
@@ -85,6 +95,9 @@ pub struct RelayStatus {
     /// Events confirmed by the broker since the process started (republished ones
     /// count again).
     pub published: u64,
+    /// Its lease, when several servers share the relay (`None`: this server alone runs
+    /// it).
+    pub lease: Option<LeaseStatus>,
 }
 
 /// What a relay task shares with the host.
@@ -101,6 +114,7 @@ struct Inner {
     state: RelayState,
     last_error: Option<String>,
     published: u64,
+    lease: Option<LeaseStatus>,
 }
 
 impl Shared {
@@ -119,6 +133,7 @@ impl Shared {
             state: inner.state,
             last_error: inner.last_error,
             published: inner.published,
+            lease: inner.lease,
         }
     }
 }
@@ -129,11 +144,25 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// Where the relays keep their checkpoints, and whether they take leases.
+#[derive(Clone)]
+enum Home {
+    /// A SQLite file per relay in the directory; this process alone runs them.
+    Local,
+    /// Rows of a PostgreSQL database several servers share, each relay under a lease.
+    #[cfg(feature = "postgres")]
+    Postgres {
+        home: strata_projection::PostgresHome,
+        leases: Arc<dyn Leases>,
+    },
+}
+
 /// The relays of one process, over one event store. Cheap to clone.
 #[derive(Clone)]
 pub struct Relays {
     store: Arc<dyn EventStore>,
     dir: PathBuf,
+    home: Home,
     head: watch::Receiver<Position>,
     running: Arc<Mutex<BTreeMap<String, Running>>>,
 }
@@ -146,14 +175,37 @@ impl Relays {
         Self {
             store,
             dir: dir.into(),
+            home: Home::Local,
             head,
             running: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
+    /// No relays yet, over `store`, for a server that shares `home`'s PostgreSQL
+    /// database with others: each relay runs on the one server that holds its lease
+    /// (`relay/<name>`, taken through `home`'s leases), and its checkpoint is a row of
+    /// the `strata_relay` schema there (migrated now), which every server reads when it
+    /// takes the lease over. A checkpoint file a relay left in `dir` (from before it ran
+    /// on a shared database) is carried over when the database has none yet.
+    #[cfg(feature = "postgres")]
+    pub async fn on_postgres(
+        store: Arc<dyn EventStore>,
+        dir: impl Into<PathBuf>,
+        home: &strata_projection::PostgresHome,
+    ) -> Result<Self, RelayError> {
+        crate::pg::migrate(home).await?;
+        let leases: Arc<dyn Leases> = home.leases();
+        let mut relays = Self::new(store, dir);
+        relays.home = Home::Postgres {
+            home: home.clone(),
+            leases,
+        };
+        Ok(relays)
+    }
+
     /// Starts a relay for `config` on the current tokio runtime (call it from inside one),
-    /// publishing from its stored checkpoint. Opens the checkpoint file (a short blocking
-    /// call).
+    /// publishing from its stored checkpoint (once it holds its lease, on a shared
+    /// database). Opens the checkpoint file (a short blocking call).
     pub fn start(&self, config: RelayConfig) -> Result<(), RelayError> {
         let sink = sink_for(&config.destination);
         self.start_with(&config.name, sink)
@@ -169,12 +221,33 @@ impl Relays {
             return Err(RelayError::AlreadyRunning(name.to_owned()));
         }
         let path = checkpoint_path(&self.dir, name);
-        std::fs::create_dir_all(&self.dir).map_err(|source| RelayError::CheckpointDir {
-            path: self.dir.clone(),
-            source,
-        })?;
-        let checkpoint = CheckpointFile::open(&path)?;
-        let position = checkpoint.load()?;
+        let (checkpoint, position, leases) = match &self.home {
+            Home::Local => {
+                std::fs::create_dir_all(&self.dir).map_err(|source| RelayError::CheckpointDir {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+                let file = CheckpointFile::open(&path)?;
+                let position = file.load()?;
+                (Checkpoint::File(file), position, None)
+            }
+            #[cfg(feature = "postgres")]
+            Home::Postgres { home, leases } => {
+                // NOTE: a file from before is only read, to carry its position over; the
+                // database's row is the checkpoint from now on.
+                let seed = if path.exists() {
+                    Some(CheckpointFile::open(&path)?.load()?)
+                } else {
+                    None
+                };
+                let row = crate::pg::PgCheckpoint::new(home, name);
+                (
+                    Checkpoint::Shared { row, seed },
+                    Position::ZERO,
+                    Some(leases.clone()),
+                )
+            }
+        };
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             broker: sink.broker(),
@@ -184,6 +257,7 @@ impl Relays {
                 state: RelayState::Connecting,
                 last_error: None,
                 published: 0,
+                lease: None,
             }),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -193,6 +267,7 @@ impl Relays {
             checkpoint,
             shared.clone(),
             stop_rx,
+            leases,
         ));
         running.insert(name.to_owned(), Running { shared, stop, task });
         Ok(())
@@ -372,30 +447,138 @@ enum End {
     Fault(RelayError),
 }
 
-/// One relay's task: sessions with a backoff between them, until stopped or failed.
+/// The lease a relay runs under on a shared database.
+fn lease_name(relay: &str) -> String {
+    format!("relay/{relay}")
+}
+
+/// One relay's task: sessions with a backoff between them, until stopped or failed; with
+/// `leases`, only while this server holds the relay's lease.
 async fn run(
     store: Arc<dyn EventStore>,
     mut sink: Box<dyn BrokerSink>,
-    checkpoint: CheckpointFile,
+    checkpoint: Checkpoint,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    leases: Option<Arc<dyn Leases>>,
 ) {
     let mut delay = BACKOFF_FIRST;
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        match session(
+    while !*stop.borrow() {
+        let held = match &leases {
+            None => None,
+            Some(leases) => match stand_by(leases, &checkpoint, &shared, &stop).await {
+                Some(held) => Some(held),
+                None => break,
+            },
+        };
+        // Turns true when asked to stop, or when the lease is lost.
+        let mut until = held
+            .as_ref()
+            .map_or_else(|| stop.clone(), HeldLease::signal);
+        let fence = held.as_ref().map(|h| h.fence().clone());
+        let failed = sessions(
             &store,
             &mut *sink,
             &checkpoint,
+            fence.as_ref(),
             &shared,
-            &mut stop,
+            &mut until,
             &mut delay,
         )
-        .await
-        {
-            End::Stopped => break,
+        .await;
+        if let Some(held) = held {
+            held.release().await;
+        }
+        if failed {
+            return;
+        }
+        if !*stop.borrow() {
+            tracing::info!(relay = %shared.name, "relay lost its lease; standing by");
+        }
+    }
+    shared.update(|i| i.state = RelayState::Stopped);
+}
+
+/// Asks for the relay's lease every `retry_every` until this server holds it (`None`
+/// when asked to stop first), showing meanwhile who holds it and the checkpoint it
+/// stored.
+async fn stand_by(
+    leases: &Arc<dyn Leases>,
+    checkpoint: &Checkpoint,
+    shared: &Shared,
+    stop: &watch::Receiver<bool>,
+) -> Option<HeldLease> {
+    let name = lease_name(&shared.name);
+    let node = leases.node().to_owned();
+    let mut stop = stop.clone();
+    loop {
+        match HeldLease::try_take(leases.clone(), &name, &stop).await {
+            Ok(Taken::Held(held)) => {
+                let epoch = held.fence().epoch;
+                shared.update(|i| {
+                    i.lease = Some(LeaseStatus {
+                        holder: Some(node.clone()),
+                        epoch: Some(epoch),
+                        held_here: true,
+                        node: node.clone(),
+                    });
+                    i.state = RelayState::Connecting;
+                });
+                tracing::info!(relay = %shared.name, epoch, "relay took its lease");
+                return Some(held);
+            }
+            Ok(Taken::HeldBy(fence)) => {
+                let stored = checkpoint.load().await;
+                shared.update(|i| {
+                    i.state = RelayState::Standby;
+                    i.lease = Some(LeaseStatus {
+                        holder: Some(fence.holder.clone()),
+                        epoch: Some(fence.epoch),
+                        held_here: false,
+                        node: node.clone(),
+                    });
+                    match stored {
+                        Ok(position) => {
+                            i.checkpoint = position;
+                            i.last_error = None;
+                        }
+                        Err(err) => i.last_error = Some(err.to_string()),
+                    }
+                });
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(relay = %shared.name, error = %err, "relay cannot ask for its lease");
+                shared.update(|i| {
+                    i.state = RelayState::Standby;
+                    i.last_error = Some(err.to_string());
+                });
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(leases.timings().retry_every) => {}
+            _ = stop.wait_for(|s| *s) => return None,
+        }
+    }
+}
+
+/// Sessions with a backoff between them until `until` turns true (stopped, or the lease
+/// lost) or the relay fails for good (`true`).
+async fn sessions(
+    store: &Arc<dyn EventStore>,
+    sink: &mut dyn BrokerSink,
+    checkpoint: &Checkpoint,
+    fence: Option<&Fence>,
+    shared: &Shared,
+    until: &mut watch::Receiver<bool>,
+    delay: &mut Duration,
+) -> bool {
+    loop {
+        if *until.borrow() {
+            return false;
+        }
+        match session(store, sink, checkpoint, fence, shared, until, delay).await {
+            End::Stopped => return false,
             End::Fault(
                 err @ (RelayError::CheckpointAheadOfLog { .. } | RelayError::BrokerNotBuilt { .. }),
             ) => {
@@ -404,7 +587,15 @@ async fn run(
                     i.state = RelayState::Failed;
                     i.last_error = Some(err.to_string());
                 });
-                return;
+                return true;
+            }
+            End::Fault(err @ RelayError::LeaseLost { .. }) => {
+                tracing::warn!(relay = %shared.name, error = %err, "relay lost its lease");
+                shared.update(|i| {
+                    i.state = RelayState::Standby;
+                    i.last_error = Some(err.to_string());
+                });
+                return false;
             }
             End::Fault(err) => {
                 tracing::warn!(relay = %shared.name, error = %err, "relay reconnects after an error");
@@ -415,24 +606,24 @@ async fn run(
                     i.last_error = Some(err.to_string());
                 });
                 let stopped = tokio::select! {
-                    () = tokio::time::sleep(delay) => false,
-                    _ = stop.wait_for(|s| *s) => true,
+                    () = tokio::time::sleep(*delay) => false,
+                    _ = until.wait_for(|s| *s) => true,
                 };
                 if stopped {
-                    break;
+                    return false;
                 }
-                delay = (delay * 2).min(BACKOFF_MAX);
+                *delay = (*delay * 2).min(BACKOFF_MAX);
             }
         }
     }
-    shared.update(|i| i.state = RelayState::Stopped);
 }
 
 /// One connection's worth of publishing, from the stored checkpoint.
 async fn session(
     store: &Arc<dyn EventStore>,
     sink: &mut dyn BrokerSink,
-    checkpoint: &CheckpointFile,
+    checkpoint: &Checkpoint,
+    fence: Option<&Fence>,
     shared: &Shared,
     stop: &mut watch::Receiver<bool>,
     delay: &mut Duration,
@@ -441,9 +632,15 @@ async fn session(
     if let Err(err) = sink.connect().await {
         return End::Fault(err);
     }
+    // NOTE: read again at every session: on a shared database another server may have
+    // moved it while this one stood by.
+    let from = match checkpoint.load().await {
+        Ok(from) => from,
+        Err(err) => return End::Fault(err),
+    };
+    shared.update(|i| i.checkpoint = from);
     // DESIGN §6, as for projections: a checkpoint beyond the head means the log lost
     // events this relay published; following from it would skip new ones.
-    let from = shared.inner.borrow().checkpoint;
     let head = match store.head().await {
         Ok(head) => head,
         Err(err) => return End::Fault(err.into()),
@@ -490,7 +687,7 @@ async fn session(
         }
         let through = batch.last().map_or(from, |e| e.position);
         // NOTE: only now, after the broker confirmed every event of the batch.
-        if let Err(err) = checkpoint.store(through).await {
+        if let Err(err) = checkpoint.store(through, fence).await {
             return End::Fault(err);
         }
         *delay = BACKOFF_FIRST;

@@ -548,6 +548,7 @@ mod sqs {
 }
 
 mod remote {
+    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use strata_core::{Position, RecordedEvent, Version};
@@ -557,7 +558,8 @@ mod remote {
     use super::event;
     use crate::{Delivered, RelayError, RemoteReadModel, envelope};
 
-    /// Counts `order` events; refuses a type named `Bad`.
+    /// Records each `order` event applied with its stream version; refuses a type named
+    /// `Bad`, and an event out of its stream's order.
     struct Count(FailurePolicy);
 
     impl SqliteProjection for Count {
@@ -568,20 +570,33 @@ mod remote {
             1
         }
         fn filter(&self) -> ReadFilter {
-            ReadFilter::all().category("order")
+            ReadFilter::all()
+                .category("order")
+                .event_type("A")
+                .event_type("Bad")
         }
         fn policy(&self) -> FailurePolicy {
             self.0
         }
         fn migrate(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-            tx.execute_batch("CREATE TABLE seen (position INTEGER PRIMARY KEY)")
+            tx.execute_batch(
+                "CREATE TABLE seen (position INTEGER PRIMARY KEY, stream TEXT NOT NULL,
+                                    version INTEGER NOT NULL)",
+            )
         }
         fn apply(
             &self,
             tx: &rusqlite::Transaction<'_>,
             event: &RecordedEvent,
         ) -> Result<(), ApplyError> {
-            tx.execute("INSERT INTO seen VALUES (?1)", [event.position.0 as i64])?;
+            tx.execute(
+                "INSERT INTO seen VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    event.position.0 as i64,
+                    event.stream.as_str(),
+                    event.version.0 as i64
+                ],
+            )?;
             if event.event_type.as_str() == "Bad" {
                 return Err(ApplyError::new("bad event"));
             }
@@ -589,51 +604,151 @@ mod remote {
         }
     }
 
-    fn at(stream: &str, event_type: &str, position: u64, offset: u64) -> Delivered {
-        let mut e = event(stream, event_type, "{}");
-        e.position = Position(position);
-        e.version = Version(position);
+    /// A log: events spread over streams, each with its version and position.
+    struct Log(Vec<RecordedEvent>);
+
+    impl Log {
+        fn new() -> Self {
+            Self(Vec::new())
+        }
+
+        /// Appends an event of `event_type` to `stream`.
+        fn append(&mut self, stream: &str, event_type: &str) -> RecordedEvent {
+            let version = self
+                .0
+                .iter()
+                .filter(|e| e.stream.as_str() == stream)
+                .count() as u64;
+            let mut e = event(stream, event_type, "{}");
+            e.position = Position(self.0.len() as u64 + 1);
+            e.version = Version(version + 1);
+            self.0.push(e.clone());
+            e
+        }
+
+        fn at(&self, position: u64) -> &RecordedEvent {
+            &self.0[position as usize - 1]
+        }
+    }
+
+    fn deliver(event: &RecordedEvent, partition: u32, offset: u64) -> Delivered {
         Delivered {
-            payload: envelope(&e),
+            payload: envelope(event),
+            partition,
             offset,
         }
     }
 
-    fn seen(model: &RemoteReadModel) -> Vec<i64> {
+    fn open(dir: &tempfile::TempDir, policy: FailurePolicy) -> RemoteReadModel {
+        RemoteReadModel::open(dir.path().join("m.sqlite"), Arc::new(Count(policy))).unwrap()
+    }
+
+    /// (position, stream, version) of what the model applied, in position order.
+    fn seen(model: &RemoteReadModel) -> Vec<(i64, String, i64)> {
         let conn = rusqlite::Connection::open(model.path()).unwrap();
         let mut st = conn
-            .prepare("SELECT position FROM seen ORDER BY position")
+            .prepare("SELECT position, stream, version FROM seen ORDER BY position")
             .unwrap();
-        st.query_map([], |r| r.get(0))
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
     }
 
+    /// What the model built from `log` in order holds.
+    fn expected(log: &Log) -> Vec<(i64, String, i64)> {
+        log.0
+            .iter()
+            .filter(|e| e.stream.category() == "order" && e.event_type.as_str() == "A")
+            .map(|e| {
+                (
+                    e.position.0 as i64,
+                    e.stream.as_str().to_owned(),
+                    e.version.0 as i64,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_earlier_event_of_another_stream_arriving_later_is_applied() {
+        // Given two streams on two partitions…
+        let mut log = Log::new();
+        let a1 = log.append("order-a", "A");
+        let b1 = log.append("order-b", "A");
+        let a2 = log.append("order-a", "A");
+        let b2 = log.append("order-b", "A");
+        let dir = tempfile::tempdir().unwrap();
+        let model = open(&dir, FailurePolicy::Stop);
+        // …when one partition is consumed ahead of the other…
+        let first = model
+            .apply(&[deliver(&a1, 0, 0), deliver(&a2, 0, 1)])
+            .unwrap();
+        assert_eq!(first.applied, 2);
+        assert_eq!(first.checkpoint.position, Position(3));
+        assert_eq!(
+            first.checkpoint.watermark,
+            Position(1),
+            "position 2 has not arrived"
+        );
+        // …the other's lower positions still apply.
+        let second = model
+            .apply(&[deliver(&b1, 1, 0), deliver(&b2, 1, 1)])
+            .unwrap();
+        assert_eq!(second.applied, 2);
+        assert_eq!(second.duplicates, 0);
+        assert_eq!(second.checkpoint.watermark, Position(4));
+        assert_eq!(
+            second.checkpoint.offsets,
+            BTreeMap::from([(0, 1), (1, 1)]),
+            "each partition's offset"
+        );
+        assert_eq!(seen(&model), expected(&log));
+    }
+
     #[test]
     fn duplicates_are_skipped_and_the_checkpoint_moves_with_the_model() {
+        let mut log = Log::new();
+        for (stream, event_type) in [
+            ("order-1", "A"),
+            ("payment-1", "A"),
+            ("order-2", "A"),
+            ("order-1", "Bad"),
+            ("order-1", "Other"),
+        ] {
+            log.append(stream, event_type);
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.sqlite");
-        let model = RemoteReadModel::open(&path, Arc::new(Count(FailurePolicy::Park))).unwrap();
+        let model = open(&dir, FailurePolicy::Park);
         let first = model
             .apply(&[
-                at("order-1", "A", 1, 10),
-                at("payment-1", "A", 2, 11),
-                at("order-1", "A", 1, 12),
-                at("order-2", "A", 3, 13),
+                deliver(log.at(1), 0, 10),
+                deliver(log.at(2), 0, 11),
+                deliver(log.at(1), 0, 12),
+                deliver(log.at(3), 0, 13),
             ])
             .unwrap();
         assert_eq!(first.applied, 2, "order events only, the repeat skipped");
         assert_eq!(first.duplicates, 1);
         let again = model
-            .apply(&[at("order-2", "A", 3, 14), at("order-1", "Bad", 4, 15)])
+            .apply(&[
+                deliver(log.at(3), 0, 14),
+                deliver(log.at(2), 0, 15),
+                deliver(log.at(4), 0, 16),
+                deliver(log.at(5), 0, 17),
+            ])
             .unwrap();
-        assert_eq!(again.duplicates, 1);
+        assert_eq!(again.duplicates, 2, "a selected and an unselected stream");
         let checkpoint = model.checkpoint().unwrap();
-        assert_eq!(checkpoint.position, Position(4));
-        assert_eq!(checkpoint.offset, Some(15));
+        assert_eq!(checkpoint.position, Position(5));
+        assert_eq!(checkpoint.watermark, Position(5));
+        assert_eq!(checkpoint.offsets, BTreeMap::from([(0, 17)]));
         // The refused event left nothing in the model, and was parked.
-        assert_eq!(seen(&model), vec![1, 3]);
+        assert_eq!(
+            seen(&model),
+            [(1, "order-1".into(), 1), (3, "order-2".into(), 1)]
+        );
         let conn = rusqlite::Connection::open(&path).unwrap();
         let parked: i64 = conn
             .query_row("SELECT position FROM strata_parked", [], |r| r.get(0))
@@ -641,21 +756,176 @@ mod remote {
         assert_eq!(parked, 4);
         drop(model);
 
-        // Reopened, it stands where it stood.
-        let model = RemoteReadModel::open(&path, Arc::new(Count(FailurePolicy::Park))).unwrap();
-        assert_eq!(model.checkpoint().unwrap().position, Position(4));
+        // Reopened, it stands where it stood, and still knows what it applied.
+        let model = open(&dir, FailurePolicy::Park);
+        assert_eq!(model.checkpoint().unwrap(), checkpoint);
+        let repeat = model.apply(&[deliver(log.at(5), 0, 17)]).unwrap();
+        assert_eq!((repeat.applied, repeat.duplicates), (0, 1));
+    }
+
+    #[test]
+    fn an_early_event_is_held_until_its_predecessor_arrives() {
+        let mut log = Log::new();
+        let v1 = log.append("order-1", "A");
+        let v2 = log.append("order-1", "A");
+        let v3 = log.append("order-1", "A");
+        let other = log.append("order-2", "A");
+        let dir = tempfile::tempdir().unwrap();
+        let model = open(&dir, FailurePolicy::Stop);
+        // Given version 2 refused by the broker and published again after version 3…
+        let first = model
+            .apply(&[
+                deliver(&v1, 0, 0),
+                deliver(&v3, 0, 1),
+                deliver(&v3, 0, 2),
+                deliver(&other, 0, 3),
+            ])
+            .unwrap();
+        // …version 3 waits, unapplied, and the status names the gap…
+        assert_eq!(first.applied, 2);
+        assert_eq!(first.duplicates, 1, "a repeat of a held event");
+        assert_eq!(first.held, 1);
+        assert_eq!(first.gaps.len(), 1);
+        let gap = &first.gaps[0];
+        assert_eq!(
+            (gap.stream.as_str(), gap.applied, gap.held_from, gap.held),
+            ("order-1", 1, 3, 1)
+        );
+        assert_eq!(gap.position, Position(3));
+        assert_eq!(first.checkpoint.watermark, Position(1));
+        assert_eq!(first.checkpoint.position, Position(4));
+        assert_eq!(model.gaps().unwrap().1, 1, "the gap is stored");
+        // …and when version 2 comes, both apply in order and the gap closes.
+        let second = model.apply(&[deliver(&v2, 0, 4)]).unwrap();
+        assert_eq!(second.applied, 2);
+        assert_eq!(second.held, 0);
+        assert!(second.gaps.is_empty());
+        assert_eq!(second.checkpoint.watermark, Position(4));
+        assert_eq!(seen(&model), expected(&log));
+    }
+
+    #[test]
+    fn another_event_at_an_applied_version_stops_the_read_side() {
+        let mut log = Log::new();
+        let v1 = log.append("order-1", "A");
+        let v3 = {
+            log.append("order-1", "A");
+            log.append("order-1", "A")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let model = open(&dir, FailurePolicy::Stop);
+        model
+            .apply(&[deliver(&v1, 0, 0), deliver(&v3, 0, 1)])
+            .unwrap();
+        // The same stream and version under another id: another log.
+        let mut foreign = v1.clone();
+        foreign.id = strata_core::EventId::new();
+        let err = model.apply(&[deliver(&foreign, 0, 2)]).unwrap_err();
+        assert!(
+            matches!(err, RelayError::ForeignEvent { version: 1, .. }),
+            "{err}"
+        );
+        let mut foreign = v3.clone();
+        foreign.id = strata_core::EventId::new();
+        let err = model.apply(&[deliver(&foreign, 0, 2)]).unwrap_err();
+        assert!(
+            matches!(err, RelayError::ForeignEvent { version: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            model.checkpoint().unwrap().offsets,
+            BTreeMap::from([(0, 1)])
+        );
+    }
+
+    /// A small deterministic generator (xorshift), so the shuffles repeat.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn reordered_repeated_deliveries_converge_to_the_model_of_the_log() {
+        for seed in 1..=20_u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut log = Log::new();
+            let streams = ["order-1", "order-2", "order-3", "payment-1", "order-4"];
+            for _ in 0..120 {
+                let stream = streams[rng.below(streams.len())];
+                let event_type = if rng.below(5) == 0 { "Other" } else { "A" };
+                log.append(stream, event_type);
+            }
+            // Three partitions keyed by stream, as a Kafka topic holds them, with
+            // redeliveries of earlier stretches and, now and then, a stream's event
+            // stored after its successor (a refused and republished message).
+            let mut partitions: Vec<Vec<RecordedEvent>> = vec![Vec::new(); 3];
+            for e in &log.0 {
+                let p = streams
+                    .iter()
+                    .position(|s| *s == e.stream.as_str())
+                    .unwrap()
+                    % 3;
+                partitions[p].push(e.clone());
+            }
+            for partition in &mut partitions {
+                let mut out: Vec<RecordedEvent> = Vec::new();
+                for e in partition.iter() {
+                    out.push(e.clone());
+                    if rng.below(10) == 0 {
+                        let back = rng.below(out.len().min(8)) + 1;
+                        let from = out.len() - back;
+                        out.extend(out[from..].to_vec());
+                    }
+                }
+                for _ in 0..3 {
+                    let i = rng.below(out.len() - 1);
+                    out.swap(i, i + 1);
+                }
+                *partition = out;
+            }
+            // Delivered interleaved, in batches of random sizes.
+            let dir = tempfile::tempdir().unwrap();
+            let model = open(&dir, FailurePolicy::Stop);
+            let mut cursors = [0_usize; 3];
+            let mut batch = Vec::new();
+            while cursors.iter().zip(&partitions).any(|(c, p)| *c < p.len()) {
+                let p = rng.below(3);
+                if cursors[p] == partitions[p].len() {
+                    continue;
+                }
+                let e = &partitions[p][cursors[p]];
+                batch.push(deliver(e, p as u32, cursors[p] as u64));
+                cursors[p] += 1;
+                if rng.below(7) == 0 {
+                    model.apply(&std::mem::take(&mut batch)).unwrap();
+                }
+            }
+            let last = model.apply(&batch).unwrap();
+            assert_eq!(seen(&model), expected(&log), "seed {seed}");
+            assert_eq!(last.held, 0, "seed {seed}");
+            assert_eq!(
+                last.checkpoint.watermark,
+                Position(log.0.len() as u64),
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]
     fn a_refused_event_under_stop_commits_nothing_of_its_batch() {
+        let mut log = Log::new();
+        let good = log.append("order-1", "A");
+        let bad = log.append("order-1", "Bad");
         let dir = tempfile::tempdir().unwrap();
-        let model = RemoteReadModel::open(
-            dir.path().join("m.sqlite"),
-            Arc::new(Count(FailurePolicy::Stop)),
-        )
-        .unwrap();
+        let model = open(&dir, FailurePolicy::Stop);
         let err = model
-            .apply(&[at("order-1", "A", 1, 0), at("order-1", "Bad", 2, 1)])
+            .apply(&[deliver(&good, 0, 0), deliver(&bad, 0, 1)])
             .unwrap_err();
         assert!(
             matches!(
@@ -667,15 +937,35 @@ mod remote {
             ),
             "{err}"
         );
-        assert_eq!(model.checkpoint().unwrap().position, Position(0));
+        assert_eq!(model.checkpoint().unwrap(), Default::default());
         assert!(seen(&model).is_empty());
         let garbage = Delivered {
             payload: b"{}".to_vec(),
+            partition: 0,
             offset: 0,
         };
         assert!(matches!(
             model.apply(&[garbage]),
             Err(RelayError::InvalidEnvelope(_))
         ));
+    }
+
+    #[test]
+    fn a_model_of_the_layout_that_skipped_by_position_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE strata_remote_checkpoint (id INTEGER PRIMARY KEY, projection TEXT,
+                 version INTEGER, position INTEGER, broker_offset INTEGER);
+             INSERT INTO strata_remote_checkpoint VALUES (0, 'count', 1, 7, 7);",
+        )
+        .unwrap();
+        drop(conn);
+        let err = RemoteReadModel::open(&path, Arc::new(Count(FailurePolicy::Stop)))
+            .err()
+            .expect("refused");
+        assert!(matches!(err, RelayError::ReadModelMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("layout 1"), "{err}");
     }
 }

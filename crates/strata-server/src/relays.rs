@@ -18,12 +18,16 @@ pub struct RelayView {
     pub checkpoint: u64,
     /// Events committed to the log and not yet confirmed by the broker.
     pub lag_events: u64,
-    /// `connecting`, `catching_up`, `live`, `retrying`, `stopped` or `failed`.
+    /// `connecting`, `catching_up`, `live`, `retrying`, `standby` (another server holds
+    /// its lease and publishes), `stopped` or `failed`.
     pub state: String,
     /// The last fault it met, if any since it last published.
     pub last_error: Option<String>,
     /// Events the broker confirmed since the process started.
     pub published: u64,
+    /// Its lease, when servers sharing one database take turns to run it (absent when
+    /// this server alone runs it).
+    pub lease: Option<strata_projection::LeaseStatus>,
 }
 
 /// What runs the relays, as the server needs it.

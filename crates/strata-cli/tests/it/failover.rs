@@ -27,19 +27,26 @@ const PACE: Duration = Duration::from_millis(200);
 const CHECKOUT: &str = "shop_checkout";
 
 /// A `strata serve` node, killed when dropped.
-struct Server {
-    node: String,
-    served: Served,
+pub(crate) struct Server {
+    pub(crate) node: String,
+    pub(crate) served: Served,
 }
 
 fn serve(data_dir: &Path, store: &str, node: &str) -> Server {
+    serve_with(data_dir, store, node, &[])
+}
+
+/// `strata serve` on `store` as `node`, with `more` arguments; not waited for.
+pub(crate) fn serve_with(data_dir: &Path, store: &str, node: &str, more: &[&str]) -> Server {
+    let mut args = vec!["--store", store, "--node-id", node];
+    args.extend_from_slice(more);
     Server {
         node: node.to_owned(),
-        served: Served::spawn(data_dir, &["--store", store, "--node-id", node], &[]),
+        served: Served::spawn(data_dir, &args, &[]),
     }
 }
 
-fn wait_healthy(server: &Server) {
+pub(crate) fn wait_healthy(server: &Server) {
     server
         .served
         .wait_healthy(Duration::from_secs(30), &server.node);

@@ -10,6 +10,7 @@ mod failover;
 mod layering;
 mod read;
 mod readme;
+mod relay_failover;
 mod serve_postgres;
 mod serve_redis;
 mod serve_replica;

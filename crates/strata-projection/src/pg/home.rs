@@ -91,8 +91,10 @@ impl PostgresHome {
         self.leases.clone()
     }
 
-    /// The connection pool.
-    pub(crate) fn pool(&self) -> &Pool {
+    /// The connection pool, for runner state that other crates keep beside it (a
+    /// schema of their own, migrated with [`crate::migrate_schema`]), such as relay
+    /// checkpoints.
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 

@@ -1,6 +1,8 @@
-//! Versioned migrations of this crate's PostgreSQL schemas: embedded SQL files applied
-//! in order, each recorded in its schema's `schema_version` table, the whole run under a
-//! transaction-scoped advisory lock so that nodes starting at once migrate once.
+//! Versioned migrations of PostgreSQL schemas (this crate's, and those of other crates
+//! that keep runner state beside them, through [`PgSchema`] and [`migrate_schema`]):
+//! embedded SQL files applied in order, each recorded in its schema's `schema_version`
+//! table, the whole run under a transaction-scoped advisory lock so that nodes starting
+//! at once migrate once.
 //!
 //! It must not touch objects outside the schema it migrates.
 
@@ -10,15 +12,19 @@ use crate::ProjectionError;
 
 /// One schema and its migrations (migration `i` brings it to version `i + 1`; append
 /// only: an applied migration is never edited).
-pub(crate) struct Schema {
-    pub(crate) name: &'static str,
-    pub(crate) migrations: &'static [&'static str],
-    /// The advisory lock key serializing its migrations between processes.
-    pub(crate) lock: i64,
+#[derive(Debug, Clone, Copy)]
+pub struct PgSchema {
+    /// The schema's name; its migrations create their objects in it, qualified.
+    pub name: &'static str,
+    /// The SQL of each migration, in order.
+    pub migrations: &'static [&'static str],
+    /// The advisory lock key serializing its migrations between processes (one per
+    /// schema).
+    pub lock: i64,
 }
 
 /// The leases.
-pub(crate) const LEASE: Schema = Schema {
+pub(crate) const LEASE: PgSchema = PgSchema {
     name: "strata_lease",
     migrations: &[include_str!("../../migrations/lease/0001_leases.sql")],
     // The bytes of "strata-l".
@@ -26,7 +32,7 @@ pub(crate) const LEASE: Schema = Schema {
 };
 
 /// The process managers' state.
-pub(crate) const PROCESS: Schema = Schema {
+pub(crate) const PROCESS: PgSchema = PgSchema {
     name: "strata_process",
     migrations: &[include_str!(
         "../../migrations/process/0001_process_state.sql"
@@ -36,7 +42,12 @@ pub(crate) const PROCESS: Schema = Schema {
 };
 
 /// Brings `schema` to the latest version this build knows; refuses one that is newer.
-pub(crate) async fn migrate(client: &mut Client, schema: &Schema) -> Result<(), ProjectionError> {
+pub async fn migrate_schema(client: &mut Client, schema: &PgSchema) -> Result<(), ProjectionError> {
+    migrate(client, schema).await
+}
+
+/// Brings `schema` to the latest version this build knows; refuses one that is newer.
+pub(crate) async fn migrate(client: &mut Client, schema: &PgSchema) -> Result<(), ProjectionError> {
     let name = schema.name;
     let fail = |e| ProjectionError::postgres(format!("cannot migrate the {name} schema"), e);
     let latest = schema.migrations.len() as i32;

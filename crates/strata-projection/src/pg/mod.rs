@@ -26,6 +26,7 @@ use strata_store::ReadFilter;
 pub use home::{PostgresHome, PostgresHomeOptions};
 pub use host::PostgresProjections;
 pub use leases::{PgLeases, check_fence};
+pub use migrate::{PgSchema, migrate_schema};
 pub(crate) use process::PgProcessState;
 
 use crate::{ApplyError, FailurePolicy};

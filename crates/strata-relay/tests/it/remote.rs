@@ -152,6 +152,7 @@ mod nats {
     use std::time::Duration;
 
     use async_nats::jetstream;
+    use strata_core::{Position, RecordedEvent};
     use strata_relay::{Destination, NatsSource, RelayConfig, Relays, RemoteReadSide, envelope};
     use strata_store::MemoryStore;
 
@@ -244,6 +245,131 @@ mod nats {
         assert_converged(&store, &dir.path().join("remote.sqlite"), dir.path()).await;
         let _ = js.delete_stream(&stream).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_jetstream_read_side_converges_through_reordered_repeated_and_missing_events() {
+        let Some(url) = service(
+            "STRATA_TEST_NATS_URL",
+            "nats remote read side through reordered deliveries",
+        ) else {
+            return;
+        };
+        let id = unique();
+        let stream = format!("R{id}");
+        let subject = format!("r{id}.events");
+        let client = async_nats::connect(&url).await.unwrap();
+        let js = jetstream::new(client);
+        js.create_stream(jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let store = Arc::new(MemoryStore::new());
+        for round in 0..30 {
+            append_round(&store, round).await;
+        }
+        let history = log(&store).await;
+        let head = history.last().unwrap().position;
+
+        // Given the log as several relays or partitions would leave it in one stream:
+        // each stream in its order, the streams interleaved out of the log's order (the
+        // last stream first), stretches repeated, one event stored after its successor,
+        // and one event of `order-1` not there at all…
+        let mut by_stream: Vec<Vec<RecordedEvent>> = Vec::new();
+        for event in &history {
+            match by_stream.iter_mut().find(|s| s[0].stream == event.stream) {
+                Some(events) => events.push(event.clone()),
+                None => by_stream.push(vec![event.clone()]),
+            }
+        }
+        by_stream.reverse();
+        let mut deliveries: Vec<RecordedEvent> = Vec::new();
+        let mut missing = None;
+        for events in &by_stream {
+            for (i, event) in events.iter().enumerate() {
+                if event.stream.as_str() == "order-1" && event.version.0 == 10 {
+                    missing = Some(event.clone());
+                    continue;
+                }
+                deliveries.push(event.clone());
+                if i % 7 == 6 {
+                    deliveries.extend(events[i - 3..=i].iter().cloned());
+                }
+            }
+            if events[0].stream.as_str() == "order-2" {
+                let at = deliveries.len() - 2;
+                deliveries.swap(at, at + 1);
+            }
+        }
+        let missing = missing.expect("order-1 has a version 10");
+        for event in &deliveries {
+            js.publish(subject.clone(), envelope(event).into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let side = RemoteReadSide::start(
+            "tally_remote",
+            Box::new(NatsSource::new(&url, &stream, &format!("read-{id}"))),
+            model(dir.path()),
+        )
+        .unwrap();
+        // …the read side takes in every event that can apply, holds back what follows
+        // the missing one, says so, and does not claim the positions above it…
+        let last_of_order_1 = history
+            .iter()
+            .rev()
+            .find(|e| e.stream.as_str() == "order-1")
+            .unwrap()
+            .clone();
+        side.wait_for(Position(missing.position.0 - 1), WAIT)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let published = deliveries.len() as u64;
+        let status = loop {
+            let status = side.status();
+            if status.checkpoint.offsets.get(&0) == Some(&published) {
+                break status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status.gaps.len(), 1, "{status:?}");
+        assert_eq!(status.gaps[0].stream, "order-1");
+        assert_eq!(status.gaps[0].applied, 9);
+        assert_eq!(status.gaps[0].held_from, 11);
+        assert_eq!(status.held, last_of_order_1.version.0 - 10);
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("order-1"),
+            "{status:?}"
+        );
+        assert_eq!(status.checkpoint.position, head);
+        assert_eq!(status.checkpoint.watermark.0, missing.position.0 - 1);
+        assert!(status.duplicates > 0, "{status:?}");
+
+        // …and when the missing event arrives late, the held ones follow it in order.
+        js.publish(subject.clone(), envelope(&missing).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let status = side.wait_for(head, WAIT).await.unwrap();
+        assert_eq!(status.held, 0, "{status:?}");
+        assert!(status.gaps.is_empty());
+        assert_eq!(status.last_error, None);
+        stop(side).await;
+        assert_converged(&store, &dir.path().join("remote.sqlite"), dir.path()).await;
+        let _ = js.delete_stream(&stream).await;
+    }
 }
 
 #[cfg(feature = "kafka")]
@@ -258,7 +384,7 @@ mod kafka {
     use crate::kafka::{PrivateBroker, config, produce};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_read_side_fed_through_kafka_converges_with_the_log() {
+    async fn a_read_side_fed_through_kafka_partitions_converges_with_the_log() {
         let test = "kafka remote read side converges";
         let Some(url) = service("STRATA_TEST_KAFKA_URL", test) else {
             return;
@@ -270,8 +396,9 @@ mod kafka {
         for round in 0..50 {
             append_round(&store, round).await;
         }
+        // Three partitions keyed by stream: each keeps its streams' order, not the log's.
         let relays = Relays::new(store.clone(), dir.path().join("relays"));
-        relays.start(config(&brokers, &topic, 1)).unwrap();
+        relays.start(config(&brokers, &topic, 3)).unwrap();
         let head = append_round(&store, 50).await;
         relays.wait_for("kafka_test", head, WAIT).await.unwrap();
 

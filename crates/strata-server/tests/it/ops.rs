@@ -356,6 +356,7 @@ impl strata_server::RelayHost for OneRelay {
             state: "retrying".to_owned(),
             last_error: Some("kafka at kafka://127.0.0.1:9092/strata-events: gone".to_owned()),
             published: 40,
+            lease: None,
         }]
     }
 }
