@@ -118,16 +118,16 @@ impl ProjectionCore {
                 continue;
             }
             // A savepoint per event, so a refused event leaves no partial writes behind.
-            tx.execute_batch("SAVEPOINT strata_event")?;
+            savepoint(&tx, Savepoint::Begin)?;
             match self.projection.apply(&tx, event) {
-                Ok(()) => tx.execute_batch("RELEASE strata_event")?,
+                Ok(()) => savepoint(&tx, Savepoint::Release)?,
                 Err(err) if err.is_transient() => return Err(Transient(err.to_string())),
                 Err(err) if err.is_unhandled() => {
                     // Stepped over: not the projection's business, nothing to park.
-                    tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?;
+                    savepoint(&tx, Savepoint::Undo)?;
                 }
                 Err(err) => {
-                    tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?;
+                    savepoint(&tx, Savepoint::Undo)?;
                     match policy {
                         FailurePolicy::Stop => {
                             let checkpoint = Position(event.position.0 - 1).max(last);
@@ -218,6 +218,36 @@ impl ProjectionCore {
             }
         }
     }
+}
+
+/// A step of the per-event savepoint.
+#[derive(Clone, Copy)]
+pub(crate) enum Savepoint {
+    /// Opens it before the event is applied.
+    Begin,
+    /// Keeps what the event wrote.
+    Release,
+    /// Drops what the event wrote.
+    Undo,
+}
+
+/// Runs a step of the per-event savepoint `strata_event` on a prepared statement kept
+/// by the connection: it runs twice per event, and parsing its SQL each time cost as
+/// much as a small model update.
+pub(crate) fn savepoint(tx: &rusqlite::Transaction<'_>, step: Savepoint) -> rusqlite::Result<()> {
+    match step {
+        Savepoint::Begin => run_cached(tx, "SAVEPOINT strata_event"),
+        Savepoint::Release => run_cached(tx, "RELEASE strata_event"),
+        Savepoint::Undo => {
+            run_cached(tx, "ROLLBACK TO strata_event")?;
+            run_cached(tx, "RELEASE strata_event")
+        }
+    }
+}
+
+fn run_cached(tx: &rusqlite::Transaction<'_>, statement: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(statement)?.execute([])?;
+    Ok(())
 }
 
 /// Records a refused event in the dead-letter table, inside the batch's transaction.

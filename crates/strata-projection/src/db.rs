@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS strata_model (
 );
 ";
 
+/// Prepared statements a writer connection keeps: a model's few statements, the
+/// savepoint's and the checkpoint's, with room to spare, so none is parsed again per
+/// event.
+const STATEMENT_CACHE: usize = 64;
+
 /// The `user_version` of a database whose model has been migrated.
 const MIGRATED: i64 = 1;
 
@@ -63,6 +68,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, ProjectionError> {
         .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
         .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
         .map_err(|e| ProjectionError::sqlite(format!("cannot configure {}", path.display()), e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
