@@ -858,15 +858,14 @@ impl EmbeddedStore {
                 )
             };
             let buf = read_range(&location, location.start, location.end)?;
+            // One location moved along the chunk, so no record clones its file handles.
+            let mut this = location.clone();
             for (i, &offset) in offsets.iter().enumerate() {
                 let position = location.position + i as u64;
                 scanned += 1;
                 let rel = (u64::from(offset) - location.start) as usize;
-                let this = Location {
-                    position,
-                    start: u64::from(offset),
-                    ..location.clone()
-                };
+                this.position = position;
+                this.start = u64::from(offset);
                 let frame = buf.slice(rel..);
                 if !filter.is_all() {
                     let view = parse_record(&frame).map_err(|e| StoreError::Corrupt {
