@@ -7,6 +7,7 @@ use rusqlite::TransactionBehavior;
 use strata_core::{Position, RecordedEvent};
 use strata_store::EventStore;
 
+use crate::core::{Savepoint, savepoint};
 use crate::{ApplyError, FailurePolicy, ProjectionError, SqliteProjection, db};
 
 /// Events read from the store per page while replaying.
@@ -78,14 +79,12 @@ fn apply_page(
 ) -> rusqlite::Result<Option<(Position, ApplyError)>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for event in events {
-        tx.execute_batch("SAVEPOINT strata_event")?;
+        savepoint(&tx, Savepoint::Begin)?;
         match projection.apply(&tx, event) {
-            Ok(()) => tx.execute_batch("RELEASE strata_event")?,
-            Err(err) if err.is_unhandled() => {
-                tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?
-            }
+            Ok(()) => savepoint(&tx, Savepoint::Release)?,
+            Err(err) if err.is_unhandled() => savepoint(&tx, Savepoint::Undo)?,
             Err(err) => {
-                tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?;
+                savepoint(&tx, Savepoint::Undo)?;
                 match projection.policy() {
                     FailurePolicy::Stop => return Ok(Some((event.position, err))),
                     FailurePolicy::Park => crate::core::park(&tx, event, &err)?,

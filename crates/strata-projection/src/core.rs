@@ -52,6 +52,9 @@ pub(crate) struct ProjectionCore {
     projection: Arc<dyn SqliteProjection>,
     conn: Connection,
     checkpoint: Position,
+    /// Whether the last batch refused or stepped over an event: the next one is then
+    /// applied with a savepoint per event from the start (see [`Self::apply_batch`]).
+    careful: bool,
 }
 
 impl ProjectionCore {
@@ -80,6 +83,7 @@ impl ProjectionCore {
             projection,
             conn,
             checkpoint,
+            careful: false,
         })
     }
 
@@ -99,12 +103,77 @@ impl ProjectionCore {
     /// Applies `events` (in position order; ones at or below the checkpoint are skipped)
     /// and moves the checkpoint to the last of them, or to `through` if that is later
     /// (positions the filter skipped), all in one transaction.
+    ///
+    /// A batch is first applied without a savepoint per event: nearly every batch
+    /// applies whole, and a savepoint costs two statements per event and a copy of every
+    /// page an event touches into the statement journal. Should any event be refused or
+    /// stepped over, that transaction is rolled back whole and the batch applied again
+    /// with a savepoint per event (`apply_careful`), which undoes just that event's
+    /// writes and follows the policy; the same events build the same model, so the
+    /// outcome is the one the careful path alone gives. After a batch that refused or
+    /// stepped over an event, the next one starts careful.
     pub(crate) fn apply_batch(
         &mut self,
         events: &[RecordedEvent],
         through: Position,
     ) -> Result<BatchOutcome, Transient> {
+        if !self.careful
+            && let Some(outcome) = self.apply_whole(events, through)?
+        {
+            return Ok(outcome);
+        }
+        let (outcome, refused_or_stepped) = self.apply_careful(events, through)?;
+        self.careful = refused_or_stepped;
+        Ok(outcome)
+    }
+
+    /// Applies the batch in one transaction with no savepoint per event; `None` (with
+    /// nothing committed) as soon as an event is refused or stepped over.
+    fn apply_whole(
+        &mut self,
+        events: &[RecordedEvent],
+        through: Position,
+    ) -> Result<Option<BatchOutcome>, Transient> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // NOTE: as in `apply_careful`, the stored checkpoint read under the write lock
+        // is the truth.
+        self.checkpoint = db::read_checkpoint(&tx)?;
+        let mut last = self.checkpoint;
+        for event in events {
+            if event.position <= last {
+                continue;
+            }
+            match self.projection.apply(&tx, event) {
+                Ok(()) => {}
+                Err(err) if err.is_transient() => return Err(Transient(err.to_string())),
+                // Dropping the transaction rolls back everything of this attempt.
+                Err(_) => return Ok(None),
+            }
+            last = event.position;
+        }
+        let checkpoint = last.max(through);
+        if checkpoint > self.checkpoint {
+            db::write_checkpoint(&tx, checkpoint)?;
+            tx.commit()?;
+        }
+        self.checkpoint = checkpoint.max(self.checkpoint);
+        Ok(Some(BatchOutcome::Applied {
+            checkpoint: self.checkpoint,
+            parked: 0,
+        }))
+    }
+
+    /// Applies the batch with a savepoint per event, following the policy; also says
+    /// whether an event was refused or stepped over.
+    fn apply_careful(
+        &mut self,
+        events: &[RecordedEvent],
+        through: Position,
+    ) -> Result<(BatchOutcome, bool), Transient> {
         let policy = self.projection.policy();
+        let mut stepped = false;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -118,28 +187,30 @@ impl ProjectionCore {
                 continue;
             }
             // A savepoint per event, so a refused event leaves no partial writes behind.
-            tx.execute_batch("SAVEPOINT strata_event")?;
+            savepoint(&tx, Savepoint::Begin)?;
             match self.projection.apply(&tx, event) {
-                Ok(()) => tx.execute_batch("RELEASE strata_event")?,
+                Ok(()) => savepoint(&tx, Savepoint::Release)?,
                 Err(err) if err.is_transient() => return Err(Transient(err.to_string())),
                 Err(err) if err.is_unhandled() => {
                     // Stepped over: not the projection's business, nothing to park.
-                    tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?;
+                    savepoint(&tx, Savepoint::Undo)?;
+                    stepped = true;
                 }
                 Err(err) => {
-                    tx.execute_batch("ROLLBACK TO strata_event; RELEASE strata_event")?;
+                    savepoint(&tx, Savepoint::Undo)?;
                     match policy {
                         FailurePolicy::Stop => {
                             let checkpoint = Position(event.position.0 - 1).max(last);
                             db::write_checkpoint(&tx, checkpoint)?;
                             tx.commit()?;
                             self.checkpoint = checkpoint;
-                            return Ok(BatchOutcome::Stopped {
+                            let stopped = BatchOutcome::Stopped {
                                 checkpoint,
                                 parked,
                                 position: event.position,
                                 error: err.to_string(),
-                            });
+                            };
+                            return Ok((stopped, true));
                         }
                         FailurePolicy::Park => {
                             park(&tx, event, &err)?;
@@ -156,10 +227,11 @@ impl ProjectionCore {
             tx.commit()?;
         }
         self.checkpoint = checkpoint.max(self.checkpoint);
-        Ok(BatchOutcome::Applied {
+        let applied = BatchOutcome::Applied {
             checkpoint: self.checkpoint,
             parked,
-        })
+        };
+        Ok((applied, stepped || parked > 0))
     }
 
     /// Applies a parked event again. On success it leaves the dead-letter table; on
@@ -218,6 +290,36 @@ impl ProjectionCore {
             }
         }
     }
+}
+
+/// A step of the per-event savepoint.
+#[derive(Clone, Copy)]
+pub(crate) enum Savepoint {
+    /// Opens it before the event is applied.
+    Begin,
+    /// Keeps what the event wrote.
+    Release,
+    /// Drops what the event wrote.
+    Undo,
+}
+
+/// Runs a step of the per-event savepoint `strata_event` on a prepared statement kept
+/// by the connection: it runs twice per event, and parsing its SQL each time cost as
+/// much as a small model update.
+pub(crate) fn savepoint(tx: &rusqlite::Transaction<'_>, step: Savepoint) -> rusqlite::Result<()> {
+    match step {
+        Savepoint::Begin => run_cached(tx, "SAVEPOINT strata_event"),
+        Savepoint::Release => run_cached(tx, "RELEASE strata_event"),
+        Savepoint::Undo => {
+            run_cached(tx, "ROLLBACK TO strata_event")?;
+            run_cached(tx, "RELEASE strata_event")
+        }
+    }
+}
+
+fn run_cached(tx: &rusqlite::Transaction<'_>, statement: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(statement)?.execute([])?;
+    Ok(())
 }
 
 /// Records a refused event in the dead-letter table, inside the batch's transaction.

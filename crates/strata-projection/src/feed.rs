@@ -5,6 +5,7 @@
 //! It only reads the store; it never writes a checkpoint (the caller commits what it
 //! is handed, then asks for the next step with the new checkpoint).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +83,10 @@ pub(crate) struct Feed {
     filter: ReadFilter,
     subscription: EventStream,
     head: watch::Receiver<Position>,
-    carried: Option<Result<RecordedEvent, StoreError>>,
+    /// Events taken from the subscription and not handed over yet, in position order.
+    ready: VecDeque<RecordedEvent>,
+    /// A subscription error met after the `ready` events; handed over once they are.
+    failure: Option<StoreError>,
     last_skip: Option<Instant>,
     reported_caught_up: bool,
     /// The recording time of an unapplied selected event seen while stepping, for the
@@ -144,10 +148,26 @@ impl Feed {
             filter,
             subscription,
             head,
-            carried: None,
+            ready: VecDeque::new(),
+            failure: None,
             last_skip: None,
             reported_caught_up: false,
             pending_hint: None,
+        }
+    }
+
+    /// Takes from the subscription what it has ready without waiting, until a batch is
+    /// waiting or it fails. The runner calls it while its previous batch is being
+    /// applied, so that reading the log and writing the model overlap; nothing taken is
+    /// skipped, it is handed over by the next step.
+    pub(crate) fn prefetch(&mut self) {
+        while self.failure.is_none() && self.ready.len() < MAX_BATCH {
+            match self.subscription.next().now_or_never() {
+                Some(Some(Ok(event))) => self.ready.push_back(event),
+                Some(Some(Err(err))) => self.failure = Some(err),
+                Some(None) => self.failure = Some(StoreError::Closed),
+                None => break,
+            }
         }
     }
 
@@ -167,30 +187,14 @@ impl Feed {
                 return Step::Wake;
             }
             // Take what the subscription has ready, up to a batch.
-            let mut batch = Vec::new();
-            let mut failure = match self.carried.take() {
-                Some(Ok(event)) => {
-                    batch.push(event);
-                    None
-                }
-                Some(Err(err)) => Some(err),
-                None => None,
-            };
-            while failure.is_none() && batch.len() < MAX_BATCH {
-                match self.subscription.next().now_or_never() {
-                    Some(Some(Ok(event))) => batch.push(event),
-                    Some(Some(Err(err))) => failure = Some(err),
-                    Some(None) => failure = Some(StoreError::Closed),
-                    None => break,
-                }
-            }
-            if !batch.is_empty() {
+            self.prefetch();
+            if !self.ready.is_empty() {
                 // An error after the events waits for the next call.
-                self.carried = failure.map(Err);
+                let take = self.ready.len().min(MAX_BATCH);
                 self.reported_caught_up = false;
-                return Step::Events(batch);
+                return Step::Events(self.ready.drain(..take).collect());
             }
-            if let Some(err) = failure {
+            if let Some(err) = self.failure.take() {
                 return Step::Failed(err);
             }
 
@@ -245,9 +249,11 @@ impl Feed {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => return Step::Stop,
-                item = self.subscription.next() => {
-                    self.carried = Some(item.unwrap_or(Err(StoreError::Closed)));
-                }
+                item = self.subscription.next() => match item {
+                    Some(Ok(event)) => self.ready.push_back(event),
+                    Some(Err(err)) => self.failure = Some(err),
+                    None => self.failure = Some(StoreError::Closed),
+                },
                 changed = self.head.changed() => {
                     if changed.is_err() {
                         return Step::Failed(StoreError::Closed);

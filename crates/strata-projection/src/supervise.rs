@@ -278,7 +278,13 @@ async fn follow<S: Sink>(
         };
         if !events.is_empty() || through.is_some() {
             let through = through.unwrap_or(Position::ZERO);
-            match sink.apply(events, through).await {
+            // NOTE: the next batch is read while this one is applied (a SQLite sink
+            // applies on its own thread, so it is handed the batch first); it is handed
+            // over only after this one committed.
+            let (applied, ()) = tokio::join!(biased; sink.apply(events, through), async {
+                feed.prefetch();
+            });
+            match applied {
                 Ok(checkpoint) => {
                     backoff.reset();
                     lane.publish_checkpoint(checkpoint);

@@ -182,6 +182,55 @@ fn park_records_the_refused_event_in_the_same_transaction_and_goes_on() {
     ));
 }
 
+/// Batches are applied whole first, and again with a savepoint per event when one is
+/// refused: whichever way a batch went, a refused event leaves nothing behind and every
+/// other event is applied once, batch after batch.
+#[test]
+fn a_refused_event_in_any_batch_leaves_nothing_whichever_way_the_batch_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sums.sqlite3");
+    let mut core = ProjectionCore::open(Sums::new(FailurePolicy::Park), &path, 1).unwrap();
+    let mut expected = 0;
+    let mut parked = Vec::new();
+    // Clean, refused, clean, clean, refused at the end, clean: each batch follows one
+    // of either kind.
+    for (b, bad_at) in [None, Some(1), None, None, Some(2), None]
+        .into_iter()
+        .enumerate()
+    {
+        let first = b as u64 * 3 + 1;
+        let batch: Vec<_> = (0..3)
+            .map(|i| {
+                let n = 1 << (first + i);
+                let bad = bad_at == Some(i);
+                if bad {
+                    parked.push(Position(first + i));
+                } else {
+                    expected += n;
+                }
+                event(first + i, "a-1", serde_json::json!({"n": n, "bad": bad}))
+            })
+            .collect();
+        let outcome = core.apply_batch(&batch, Position::ZERO).unwrap();
+        assert_eq!(
+            outcome,
+            BatchOutcome::Applied {
+                checkpoint: Position(first + 2),
+                parked: u64::from(bad_at.is_some())
+            },
+            "batch {b}"
+        );
+        assert_eq!(total(&path, "a-1"), Some(expected), "batch {b}");
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let listed: Vec<_> = crate::core::list_parked(&conn)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.position)
+        .collect();
+    assert_eq!(listed, parked);
+}
+
 #[test]
 fn a_storage_fault_in_apply_commits_nothing() {
     struct Broken;

@@ -146,6 +146,28 @@ const MAX_SCAN_EVENTS: u64 = 65_536;
 /// The most bytes one `read_all` call reads at once.
 const SCAN_CHUNK_BYTES: u64 = 1 << 20;
 
+/// Slack added to a filtered read's estimate of the records it still needs.
+const CHUNK_SLACK: usize = 64;
+
+/// How many records the next read of a `read_all` call should take, at most, when the
+/// page still needs `missing` events and `selected` of the `scanned` records so far
+/// passed `filter`. Reading what the page will not use costs a copy of every byte (a
+/// subscription pages 512 events through chunks of up to a MiB): an unfiltered read
+/// takes exactly what it needs; a filtered one first takes as many records as it needs
+/// events (they might all pass), then as many as the ratio so far predicts.
+fn chunk_records(missing: usize, scanned: usize, selected: usize, filter: &ReadFilter) -> usize {
+    if filter.is_all() || scanned == 0 {
+        return missing;
+    }
+    if selected == 0 {
+        return usize::MAX;
+    }
+    missing
+        .saturating_mul(scanned)
+        .div_ceil(selected)
+        .saturating_add(CHUNK_SLACK)
+}
+
 /// State shared by handles, the writer thread and the follower thread.
 pub(crate) struct Shared {
     pub(crate) fs: Arc<dyn Fs>,
@@ -784,7 +806,10 @@ impl EmbeddedStore {
         let mut events = Vec::new();
         let mut names = NameCache::default();
         let scan_end = head.min(next.saturating_add(MAX_SCAN_EVENTS - 1));
+        // Records examined and selected so far, to size the next read.
+        let (mut scanned, mut selected) = (0usize, 0usize);
         while next <= scan_end && events.len() < limit {
+            let wanted = chunk_records(limit - events.len(), scanned, selected, filter);
             // Under the lock: where the next run of records is, inside one segment.
             let (location, offsets) = {
                 let index = shared.index.read();
@@ -806,9 +831,13 @@ impl EmbeddedStore {
                 let last_pos = scan_end.min(info.first_position + info.offsets.len() as u64 - 1);
                 let to_i = (last_pos - info.first_position) as usize;
                 let base = u64::from(info.offsets[from_i]);
-                // Take records until the chunk is full (at least one).
+                // Take records until the chunk is full or holds what the page likely
+                // still needs (at least one).
                 let mut end_i = from_i;
-                while end_i < to_i && u64::from(info.offsets[end_i + 1]) - base < SCAN_CHUNK_BYTES {
+                while end_i < to_i
+                    && end_i - from_i + 1 < wanted
+                    && u64::from(info.offsets[end_i + 1]) - base < SCAN_CHUNK_BYTES
+                {
                     end_i += 1;
                 }
                 let end = info
@@ -829,14 +858,14 @@ impl EmbeddedStore {
                 )
             };
             let buf = read_range(&location, location.start, location.end)?;
+            // One location moved along the chunk, so no record clones its file handles.
+            let mut this = location.clone();
             for (i, &offset) in offsets.iter().enumerate() {
                 let position = location.position + i as u64;
+                scanned += 1;
                 let rel = (u64::from(offset) - location.start) as usize;
-                let this = Location {
-                    position,
-                    start: u64::from(offset),
-                    ..location.clone()
-                };
+                this.position = position;
+                this.start = u64::from(offset);
                 let frame = buf.slice(rel..);
                 if !filter.is_all() {
                     let view = parse_record(&frame).map_err(|e| StoreError::Corrupt {
@@ -852,6 +881,7 @@ impl EmbeddedStore {
                     }
                 }
                 events.push(crate::read::decode(&frame, &this, &mut names)?);
+                selected += 1;
                 next = position + 1;
                 if events.len() >= limit {
                     break;

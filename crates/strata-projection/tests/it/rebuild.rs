@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
-use strata_projection::{ProjectionError, Projections, RunnerState, StopCause};
+use strata_core::Position;
+use strata_projection::{FailurePolicy, ProjectionError, Projections, RunnerState, StopCause};
 
 use crate::support::{
     Counter, Fixture, Kind, WAIT, append, append_many, both_stores, eventually, expected_model,
@@ -15,6 +16,7 @@ use crate::support::{
 };
 
 both_stores!(
+    several_models_build_at_once_each_by_its_policy,
     rebuild_keeps_answering_from_the_old_generation,
     a_version_bump_builds_beside_the_old_version,
     a_failed_rebuild_is_given_up_and_the_old_generation_keeps_answering
@@ -257,6 +259,138 @@ async fn a_failed_rebuild_is_given_up_and_the_old_generation_keeps_answering(kin
     assert_eq!(
         query_model(&host, "counter").await,
         expected_model(&log, later.0, &[])
+    );
+    host.shutdown().await;
+}
+
+/// Positions of the interesting events of [`mixed_log`].
+struct MixedLog {
+    head: Position,
+    /// `Added` events with `"poison": true`.
+    poisons: Vec<Position>,
+    /// `acct` events of a type the counter does not handle.
+    unhandled: Vec<Position>,
+}
+
+/// Writes `count` events one append at a time: most `Added` to `acct` streams, some of
+/// another category (filtered out), some of a type the counter steps over, and two
+/// poison events past the first batches.
+async fn mixed_log(store: &dyn strata_store::EventStore, count: u64) -> MixedLog {
+    let mut log = MixedLog {
+        head: Position::ZERO,
+        poisons: Vec::new(),
+        unhandled: Vec::new(),
+    };
+    for i in 1..=count {
+        let stream = format!("acct-{}", i % 7);
+        let poison = i == count * 3 / 5 || i == count * 4 / 5;
+        log.head = if !poison && i % 10 == 0 {
+            append(store, "other-1", "Added", serde_json::json!({"n": i})).await
+        } else if !poison && i % 13 == 0 {
+            let at = append(store, &stream, "Noted", serde_json::json!({"n": i})).await;
+            log.unhandled.push(at);
+            at
+        } else {
+            let data = serde_json::json!({"n": i, "poison": poison});
+            let at = append(store, &stream, "Added", data).await;
+            if poison {
+                log.poisons.push(at);
+            }
+            at
+        };
+    }
+    log
+}
+
+/// The three counters of [`several_models_build_at_once_each_by_its_policy`]: one parks
+/// poison events, one stops at the first, one takes them.
+fn three_counters(host: &Projections) {
+    host.register(Arc::new(Counter::new("parks").policy(FailurePolicy::Park)))
+        .unwrap();
+    host.register(Arc::new(Counter::new("stops"))).unwrap();
+    let takes = Counter::new("takes");
+    takes.refuse.store(false, Ordering::SeqCst);
+    host.register(Arc::new(takes)).unwrap();
+}
+
+/// Checks each counter of `host` against the log: `parks` has everything but the
+/// poison events, which it parked; `stops` stopped just before the first poison event;
+/// `takes` has everything. Returns the three models.
+async fn check_by_policy(
+    host: &Projections,
+    store: &dyn strata_store::EventStore,
+    log: &MixedLog,
+) -> Vec<crate::support::Model> {
+    host.wait_for("parks", log.head, WAIT).await.unwrap();
+    host.wait_for("takes", log.head, WAIT).await.unwrap();
+    let first_poison = log.poisons[0];
+    match host.wait_for("stops", log.head, WAIT).await {
+        Err(ProjectionError::Stopped {
+            cause: StopCause::PoisonEvent { position, .. },
+            ..
+        }) => assert_eq!(position, first_poison),
+        other => panic!("expected `stops` to stop at {first_poison}, got {other:?}"),
+    }
+    let events = read_log(store).await;
+    let skipped = log.unhandled.clone();
+    let parks = query_model(host, "parks").await;
+    let mut parked_and_unhandled = [log.unhandled.clone(), log.poisons.clone()].concat();
+    parked_and_unhandled.sort();
+    let raw = |p: &[Position]| p.iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(
+        parks,
+        expected_model(&events, log.head.0, &raw(&parked_and_unhandled))
+    );
+    let parked = host.parked("parks").unwrap();
+    assert_eq!(
+        parked.iter().map(|p| p.position).collect::<Vec<_>>(),
+        log.poisons
+    );
+    let stops = query_model(host, "stops").await;
+    assert_eq!(
+        stops,
+        expected_model(&events, first_poison.0 - 1, &raw(&skipped))
+    );
+    assert!(host.parked("stops").unwrap().is_empty());
+    let takes = query_model(host, "takes").await;
+    assert_eq!(takes, expected_model(&events, log.head.0, &raw(&skipped)));
+    vec![parks, stops, takes]
+}
+
+/// Several models of one host built at once, following the log as it is written and
+/// again from a log that is all there (each runner reading its next batch while it
+/// applies the last): each follows its own policy, never skips nor repeats an event
+/// (the counter's rows would show it), and a rebuilt model equals the one built as the
+/// log grew.
+async fn several_models_build_at_once_each_by_its_policy(kind: Kind) {
+    let fx = Fixture::new(kind);
+    let store = &*fx.store;
+    let host = fx.host();
+    three_counters(&host);
+    host.start();
+    let log = mixed_log(store, 3_000).await;
+    let incremental = check_by_policy(&host, store, &log).await;
+
+    // The same models built from position 0 at once, in another directory.
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = Projections::new(fx.store.clone(), dir.path());
+    three_counters(&fresh);
+    fresh.start();
+    let rebuilt = check_by_policy(&fresh, store, &log).await;
+    assert_eq!(rebuilt, incremental);
+    fresh.shutdown().await;
+
+    // A rebuild beside the answering generation ends with the same model and parks the
+    // same events.
+    host.rebuild("parks").await.unwrap();
+    assert_eq!(query_model(&host, "parks").await, incremental[0]);
+    assert_eq!(
+        host.parked("parks")
+            .unwrap()
+            .iter()
+            .map(|p| p.position)
+            .collect::<Vec<_>>(),
+        log.poisons
     );
     host.shutdown().await;
 }

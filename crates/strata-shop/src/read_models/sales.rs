@@ -72,11 +72,10 @@ impl SqliteProjection for DailySales {
         };
         let day = utc_day(event.recorded_at);
         let (orders, revenue) = tx
-            .query_row(
-                "SELECT orders, revenue FROM daily_sales WHERE day = ?1",
-                params![day],
-                |row| Ok((unsigned(row.get(0)?), Money(unsigned(row.get(1)?)))),
-            )
+            .prepare_cached("SELECT orders, revenue FROM daily_sales WHERE day = ?1")?
+            .query_row(params![day], |row| {
+                Ok((unsigned(row.get(0)?), Money(unsigned(row.get(1)?))))
+            })
             .optional()?
             .unwrap_or_default();
         // A day's revenue past the largest amount stays at it rather than wrapping.
