@@ -19,7 +19,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         // Two hot streams get most events: they outgrow the pool's largest slot.
-        12 => (0usize..2, 1usize..7).prop_map(|(stream, events)| Op::Append { stream, events }),
+        12 => (0usize..2, 1usize..9).prop_map(|(stream, events)| Op::Append { stream, events }),
         8 => (0usize..40, 1usize..4).prop_map(|(stream, events)| Op::Append { stream, events }),
         1 => Just(Op::Reopen),
     ]
@@ -116,11 +116,11 @@ async fn check(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
 
     #[test]
     fn the_index_answers_like_the_model_after_reopening(
-        ops in prop::collection::vec(op(), 20..120),
+        ops in prop::collection::vec(op(), 20..90),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
