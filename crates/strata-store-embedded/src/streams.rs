@@ -27,6 +27,16 @@ use hashbrown::HashTable;
 const CLASSES: [u32; 16] = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64];
 /// The largest slot: a stream with more positions after its first one has its own vector.
 const LARGEST: u32 = CLASSES[CLASSES.len() - 1];
+/// Bit `c` is set for every class capacity `c`: a slot holding `c` entries is full.
+const FULL: u128 = {
+    let mut full = 0u128;
+    let mut i = 0;
+    while i < CLASSES.len() {
+        full |= 1 << CLASSES[i];
+        i += 1;
+    }
+    full
+};
 /// No slot; the end of a free list.
 const NONE: u32 = u32::MAX;
 /// The count of a stream whose positions are in [`StreamTable::own`].
@@ -307,7 +317,7 @@ impl StreamTable {
             self.leave_pool(id, record, Own::Wide(wide));
             return;
         };
-        let slot = if used == 0 || CLASSES.binary_search(&used).is_ok() {
+        let slot = if used == 0 || (FULL >> used) & 1 == 1 {
             // The slot is full (or there is none yet): move up a class.
             if used == LARGEST {
                 let mut rest = Vec::with_capacity(2 * LARGEST as usize);
