@@ -63,7 +63,7 @@ pub(crate) struct Index {
     /// beside the hash table rather than instead of it: appends and reads look streams up
     /// by name far more often than anyone lists them, and an ordered insert per stream
     /// would cost several times a hash insert when opening a large store that is never
-    /// listed. It holds ids, not names: about 5 bytes per stream once built.
+    /// listed. It holds ids, not names: 4 to 8 bytes per stream once built.
     pub(crate) names: Option<NameOrder>,
     /// The last committed position (0 when empty).
     pub(crate) head: u64,
@@ -138,10 +138,11 @@ impl Index {
                 .take_while(|(name, _)| name.starts_with(prefix))
                 .filter_map(|(name, id)| {
                     let positions = self.streams.positions(id);
+                    let last_position = Position(positions.last()?);
                     Some(StreamSummary {
                         stream: StreamName::new(name).ok()?,
                         version: Version(positions.len() as u64),
-                        last_position: Position(positions.last()?),
+                        last_position,
                     })
                 })
                 .take(limit)
