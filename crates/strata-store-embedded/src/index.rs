@@ -5,17 +5,16 @@
 //! The index only ever grows, and only by whole batches that are already durable; readers
 //! see a batch completely or not at all.
 
-use foldhash::HashMap;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_core::{Position, StreamName, Version};
-use strata_store::{StoreError, StreamSummary, listed};
+use strata_store::{StoreError, StreamSummary};
 
 use crate::bloom::IdFilter;
 use crate::io::{FileRef, Fs};
 use crate::scan::ScannedRecord;
+use crate::streams::{NameOrder, NameSnapshot, Positions, StreamTable};
 
 /// A segment file and where its events are.
 pub(crate) struct SegmentInfo {
@@ -43,13 +42,6 @@ impl SegmentInfo {
     }
 }
 
-/// One stream's events.
-pub(crate) struct StreamEntry {
-    pub(crate) name: StreamName,
-    /// Positions of the stream's events; version v is at index v - 1.
-    pub(crate) positions: Vec<u64>,
-}
-
 /// Where one event's bytes are.
 #[derive(Clone)]
 pub(crate) struct Location {
@@ -64,16 +56,15 @@ pub(crate) struct Location {
 #[derive(Default)]
 pub(crate) struct Index {
     pub(crate) segments: Vec<SegmentInfo>,
-    pub(crate) stream_ids: HashMap<StreamName, u32>,
-    /// The same ids ordered by name, for listings; `None` until the first listing builds
+    /// Every stream's name and event positions (see [`StreamTable`]).
+    pub(crate) streams: StreamTable,
+    /// The stream ids ordered by name, for listings; `None` until the first listing builds
     /// it (see [`Index::names_to_sort`]), then kept up to date by [`Index::intern`]. Kept
-    /// beside the hash map rather than instead of it: appends and reads look streams up
-    /// by name far more often than anyone lists them, and a B-tree insert per stream
+    /// beside the hash table rather than instead of it: appends and reads look streams up
+    /// by name far more often than anyone lists them, and an ordered insert per stream
     /// would cost several times a hash insert when opening a large store that is never
-    /// listed. The names are shared (`StreamName` is reference-counted), so it costs
-    /// about 35 bytes per stream once built.
-    pub(crate) names: Option<BTreeMap<StreamName, u32>>,
-    pub(crate) streams: Vec<StreamEntry>,
+    /// listed. It holds ids, not names: 4 to 8 bytes per stream once built.
+    pub(crate) names: Option<NameOrder>,
     /// The last committed position (0 when empty).
     pub(crate) head: u64,
     pub(crate) ids: IdFilter,
@@ -82,17 +73,12 @@ pub(crate) struct Index {
 impl Index {
     /// The id of `stream`, registering it if new.
     pub(crate) fn intern(&mut self, stream: &StreamName) -> u32 {
-        if let Some(&id) = self.stream_ids.get(stream) {
-            return id;
-        }
-        let id = self.streams.len() as u32;
-        self.streams.push(StreamEntry {
-            name: stream.clone(),
-            positions: Vec::new(),
-        });
-        self.stream_ids.insert(stream.clone(), id);
-        if let Some(names) = &mut self.names {
-            names.insert(stream.clone(), id);
+        let known = self.streams.len();
+        let id = self.streams.intern(stream.as_str());
+        if id as usize >= known
+            && let Some(names) = &mut self.names
+        {
+            names.insert(&self.streams, id);
         }
         id
     }
@@ -104,10 +90,7 @@ impl Index {
         path: &Path,
         offset: u64,
     ) -> Result<u32, StoreError> {
-        if let Some(&id) = std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|name| self.stream_ids.get(name))
-        {
+        if let Some(id) = self.streams.id(bytes) {
             return Ok(id);
         }
         let name = StreamName::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
@@ -118,15 +101,16 @@ impl Index {
         Ok(self.intern(&name))
     }
 
-    pub(crate) fn stream(&self, name: &StreamName) -> Option<&StreamEntry> {
-        self.stream_ids
-            .get(name)
-            .map(|&id| &self.streams[id as usize])
+    /// The positions of `name`'s events, if the stream is known.
+    pub(crate) fn stream(&self, name: &StreamName) -> Option<Positions<'_>> {
+        self.streams
+            .id(name.as_str().as_bytes())
+            .map(|id| self.streams.positions(id))
     }
 
     /// The stream's version (0 if it does not exist).
     pub(crate) fn version(&self, name: &StreamName) -> u64 {
-        self.stream(name).map_or(0, |s| s.positions.len() as u64)
+        self.stream(name).map_or(0, |s| s.len() as u64)
     }
 
     /// Up to `limit` streams for [`strata_store::EventStore::list_streams`], or `None`
@@ -141,14 +125,24 @@ impl Index {
         limit: usize,
     ) -> Option<Vec<StreamSummary>> {
         let names = self.names.as_ref()?;
+        // Every name with the prefix sorts at or after the prefix itself, so the listing
+        // starts at whichever of the two bounds is later.
+        let (from, inclusive) = match after {
+            Some(after) if after >= prefix => (after, false),
+            _ => (prefix, true),
+        };
         Some(
-            listed(names, prefix, after)
-                .filter_map(|(name, &id)| {
-                    let positions = &self.streams[id as usize].positions;
+            names
+                .from(&self.streams, from, inclusive)
+                .map(|id| (self.streams.name(id), id))
+                .take_while(|(name, _)| name.starts_with(prefix))
+                .filter_map(|(name, id)| {
+                    let positions = self.streams.positions(id);
+                    let last_position = Position(positions.last()?);
                     Some(StreamSummary {
-                        stream: name.clone(),
+                        stream: StreamName::new(name).ok()?,
                         version: Version(positions.len() as u64),
-                        last_position: Position(*positions.last()?),
+                        last_position,
                     })
                 })
                 .take(limit)
@@ -156,40 +150,33 @@ impl Index {
         )
     }
 
-    /// Every stream's name and id, to sort outside the lock into the ordered names, and
-    /// how many streams that is: the ids are dense and only grow, so the streams interned
-    /// after this copy are exactly the ids from that count on.
-    pub(crate) fn names_to_sort(&self) -> (Vec<(StreamName, u32)>, usize) {
-        let names = self
-            .streams
-            .iter()
-            .zip(0u32..)
-            .map(|(entry, id)| (entry.name.clone(), id))
-            .collect();
-        (names, self.streams.len())
+    /// A copy of every stream's name, to sort outside the lock into the ordered names
+    /// ([`NameSnapshot::sorted_ids`]); it holds the ids `0..len`. The ids are dense and
+    /// only grow, so the streams interned after this copy are exactly the ids from its
+    /// length on.
+    pub(crate) fn names_to_sort(&self) -> NameSnapshot {
+        self.streams.snapshot_names()
     }
 
-    /// Installs the ordered names built from [`Index::names_to_sort`] (`known` streams),
-    /// adding the streams interned since. If another listing installed its own first,
-    /// gives `built` back, for the caller to drop outside the lock.
-    pub(crate) fn install_names(
-        &mut self,
-        mut built: BTreeMap<StreamName, u32>,
-        known: usize,
-    ) -> Option<BTreeMap<StreamName, u32>> {
+    /// Installs the ordered names built from [`Index::names_to_sort`]: `sorted` holds the
+    /// ids `0..known` in name order; the streams interned since are added. If another
+    /// listing installed its own first, gives `sorted` back, for the caller to drop
+    /// outside the lock.
+    pub(crate) fn install_names(&mut self, sorted: Vec<u32>, known: usize) -> Option<Vec<u32>> {
         if self.names.is_some() {
-            return Some(built);
+            return Some(sorted);
         }
-        for (entry, id) in self.streams.iter().zip(0u32..).skip(known) {
-            built.insert(entry.name.clone(), id);
+        let mut names = NameOrder::from_sorted(&sorted);
+        for id in known..self.streams.len() {
+            names.insert(&self.streams, id as u32);
         }
-        self.names = Some(built);
+        self.names = Some(names);
         None
     }
 
     /// Records one event of the last segment. Events arrive in position order.
     pub(crate) fn push(&mut self, stream: u32, position: u64, offset: u64, id: &[u8; 16]) {
-        self.streams[stream as usize].positions.push(position);
+        self.streams.push(stream, position);
         if let Some(segment) = self.segments.last_mut() {
             segment.offsets.push(offset as u32);
             segment.fingerprints.push(fingerprint(id));
@@ -207,14 +194,16 @@ impl Index {
     ) -> Result<(), StoreError> {
         for record in records {
             let stream = self.intern_bytes(record.view.stream, path, record.offset)?;
-            let expected = self.streams[stream as usize].positions.len() as u64 + 1;
+            let expected = self.streams.count(stream) + 1;
             if record.view.version != expected {
                 return Err(StoreError::Corrupt {
                     file: path.to_owned(),
                     offset: record.offset,
                     reason: format!(
                         "event at position {} has version {} in stream {} but {expected} was expected",
-                        record.position, record.view.version, self.streams[stream as usize].name
+                        record.position,
+                        record.view.version,
+                        self.streams.name(stream)
                     ),
                 });
             }
@@ -225,11 +214,11 @@ impl Index {
 
     /// The positions among `positions` (ascending) whose event id may be `id`: those whose
     /// stored fingerprint matches. Found without I/O.
-    pub(crate) fn candidates(&self, positions: &[u64], id: &[u8; 16]) -> Vec<u64> {
+    pub(crate) fn candidates(&self, positions: Positions<'_>, id: &[u8; 16]) -> Vec<u64> {
         let wanted = fingerprint(id);
         let mut out = Vec::new();
         let mut segment = 0usize;
-        for &position in positions {
+        for position in positions.iter() {
             // Positions ascend, so the segment only ever moves forward.
             while segment + 1 < self.segments.len()
                 && self.segments[segment + 1].first_position <= position

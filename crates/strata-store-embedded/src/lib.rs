@@ -22,6 +22,7 @@ mod scan;
 #[cfg(feature = "simulation")]
 pub mod simulation;
 mod store;
+mod streams;
 mod verify;
 mod writer;
 

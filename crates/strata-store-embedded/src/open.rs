@@ -261,8 +261,9 @@ pub(crate) fn load(
             |records| {
                 index.apply_scanned(&path, records)?;
                 for r in records {
-                    let stream =
-                        index.stream_ids[std::str::from_utf8(r.view.stream).unwrap_or_default()];
+                    let stream = index.streams.id(r.view.stream).ok_or_else(|| {
+                        StoreError::internal("a scanned event's stream is not in the index")
+                    })?;
                     meta.push((stream, r.view.id));
                 }
                 Ok(())
@@ -288,6 +289,9 @@ pub(crate) fn load(
             }
         }
     }
+    // Loading replayed the streams' growth as it happened: slots that streams grown in
+    // lockstep left behind are packed away before the store is used.
+    index.streams.compact();
     if access == Access::ReadOnly {
         return Ok(Loaded {
             index,
@@ -488,13 +492,7 @@ pub(crate) fn write_segment_index(
     for (&(stream, id), &offset) in meta.iter().zip(&info.offsets) {
         let next = local.len() as u32;
         let local_id = *local.entry(stream).or_insert_with(|| {
-            streams.push(
-                index.streams[stream as usize]
-                    .name
-                    .as_str()
-                    .as_bytes()
-                    .to_vec(),
-            );
+            streams.push(index.streams.name(stream).as_bytes().to_vec());
             next
         });
         events.push((local_id, offset, id));

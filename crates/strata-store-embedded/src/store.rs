@@ -704,20 +704,22 @@ impl EmbeddedStore {
         shared.check_open()?;
         let locations: Vec<Location> = {
             let index = shared.index.read();
-            let Some(entry) = index.stream(stream) else {
+            let Some(positions) = index.stream(stream) else {
                 return Ok(Vec::new());
             };
-            let positions = &entry.positions;
             let selected: Vec<u64> = match direction {
                 Direction::Forward => {
-                    let start = from.map_or(0, |v| v.0.saturating_sub(1)) as usize;
-                    positions.iter().skip(start).take(limit).copied().collect()
+                    let start = from.map_or(0, |v| v.0.saturating_sub(1));
+                    let start = usize::try_from(start).unwrap_or(usize::MAX);
+                    positions
+                        .range(start, start.saturating_add(limit))
+                        .collect()
                 }
                 Direction::Backward => {
                     let len = positions.len() as u64;
                     let end = from.map_or(len, |v| v.0.min(len)) as usize;
                     let begin = end.saturating_sub(limit);
-                    positions[begin..end].to_vec()
+                    positions.range(begin, end).collect()
                 }
             };
             selected
@@ -746,12 +748,12 @@ impl EmbeddedStore {
             if !index.ids.may_contain(id.as_bytes()) {
                 return Ok(None);
             }
-            let Some(entry) = index.stream(stream) else {
+            let Some(positions) = index.stream(stream) else {
                 return Ok(None);
             };
             // Only events whose id fingerprint matches are read from disk.
             index
-                .candidates(&entry.positions, id.as_bytes())
+                .candidates(positions, id.as_bytes())
                 .into_iter()
                 .map(|p| index.location(p))
                 .collect::<Result<_, _>>()?
@@ -1000,11 +1002,10 @@ impl EventStore for EmbeddedStore {
         // The first listing orders the names. The copy is taken under the read lock, but
         // sorted without any lock, and installed under the write lock with only the
         // streams created meanwhile to add: the writer is never held up by the sort.
-        let (mut names, known) = shared.index.read().names_to_sort();
-        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let built = names.into_iter().collect();
-        let spare = shared.index.write().install_names(built, known);
-        drop(spare);
+        let names = shared.index.read().names_to_sort();
+        let sorted = names.sorted_ids();
+        let spare = shared.index.write().install_names(sorted, names.len());
+        drop((spare, names));
         Ok(shared
             .index
             .read()

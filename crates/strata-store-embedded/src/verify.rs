@@ -144,9 +144,7 @@ pub(crate) fn verify_with(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport, Store
             // Go on from this segment's own start so later damage is still found: the
             // streams' events before it are unknown now.
             index.head = first - 1;
-            for stream in &mut index.streams {
-                stream.positions.clear();
-            }
+            index.streams.clear_positions();
             hidden = Some(HashMap::new());
         }
         damaged = false;
@@ -244,7 +242,7 @@ fn apply_after_gap(
 ) -> Result<(), StoreError> {
     for record in records {
         let stream = index.intern_bytes(record.view.stream, path, record.offset)?;
-        let seen = index.streams[stream as usize].positions.len() as u64;
+        let seen = index.streams.count(stream);
         let skipped = *hidden
             .entry(stream)
             .or_insert(record.view.version.saturating_sub(1));
@@ -255,7 +253,9 @@ fn apply_after_gap(
                 offset: record.offset,
                 reason: format!(
                     "event at position {} has version {} in stream {} but {expected} was expected",
-                    record.position, record.view.version, index.streams[stream as usize].name
+                    record.position,
+                    record.view.version,
+                    index.streams.name(stream)
                 ),
             });
         }

@@ -359,7 +359,7 @@ impl Writer {
         staged: &mut Vec<Staged>,
     ) -> Result<AppendResult, StoreError> {
         let committed = index.stream(&request.stream);
-        let base = committed.map_or(0, |s| s.positions.len() as u64);
+        let base = committed.map_or(0, |s| s.len() as u64);
         let unpublished: &[(EventId, u64, Timestamp)] = if self.overlay.is_empty() {
             &[]
         } else {
@@ -376,7 +376,7 @@ impl Writer {
             |v| {
                 if v.0 <= base {
                     let position = committed
-                        .and_then(|s| s.positions.get((v.0 - 1) as usize).copied())
+                        .and_then(|s| s.get((v.0 - 1) as usize))
                         .ok_or_else(|| {
                             StoreError::internal(format!(
                                 "stream {} has version {base} in the index but no position for version {v}",
@@ -401,9 +401,9 @@ impl Writer {
                     return Ok(None);
                 };
                 // Only events whose id fingerprint matches are read from disk.
-                for position in index.candidates(&stream.positions, id.as_bytes()) {
+                for position in index.candidates(stream, id.as_bytes()) {
                     if read_id(index, position)? == id {
-                        let i = stream.positions.partition_point(|&p| p < position);
+                        let i = stream.partition_point(position);
                         return Ok(Some(Version(i as u64 + 1)));
                     }
                 }

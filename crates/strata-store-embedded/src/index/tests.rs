@@ -1,7 +1,6 @@
-//! Unit tests of the index's ordered stream names: built on the first listing, they must
-//! also hold the streams registered while they were being sorted, and stay up to date.
-
-use std::collections::BTreeMap;
+//! Unit tests of the index's ordered stream names (built on the first listing, they must
+//! also hold the streams registered while they were being sorted, and stay up to date)
+//! and of its index files.
 
 use strata_core::StreamName;
 
@@ -14,7 +13,7 @@ fn name(text: &str) -> StreamName {
 /// Registers `stream` with one event at `position`, as publishing a batch does.
 fn add(index: &mut Index, stream: &str, position: u64) {
     let id = index.intern(&name(stream));
-    index.streams[id as usize].positions.push(position);
+    index.streams.push(id, position);
     index.head = position;
 }
 
@@ -36,13 +35,12 @@ fn streams_registered_while_the_names_are_sorted_are_listed() {
         index.list("", None, 10).is_none(),
         "nothing is ordered before the first listing"
     );
-    let (mut names, known) = index.names_to_sort();
+    let names = index.names_to_sort();
     // Published between the copy and the install.
     add(&mut index, "a-1", 3);
     add(&mut index, "c-1", 4);
     add(&mut index, "b-1", 5);
-    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let spare = index.install_names(names.into_iter().collect(), known);
+    let spare = index.install_names(names.sorted_ids(), names.len());
     assert!(spare.is_none(), "the first install is kept");
     assert_eq!(
         listed(&index, "", None),
@@ -60,7 +58,7 @@ fn streams_registered_while_the_names_are_sorted_are_listed() {
         [("bb-1".to_owned(), 1, 6)]
     );
     // A second install (a racing listing) is given back, and changes nothing.
-    let spare = index.install_names(BTreeMap::new(), 0);
+    let spare = index.install_names(Vec::new(), 0);
     assert!(spare.is_some(), "a later install is given back");
     assert_eq!(listed(&index, "", None).len(), 5);
 }
@@ -68,10 +66,10 @@ fn streams_registered_while_the_names_are_sorted_are_listed() {
 #[test]
 fn a_stream_interned_without_an_event_is_not_listed() {
     let mut index = Index::default();
-    let (names, known) = index.names_to_sort();
+    let names = index.names_to_sort();
     assert!(
         index
-            .install_names(names.into_iter().collect(), known)
+            .install_names(names.sorted_ids(), names.len())
             .is_none()
     );
     // Opening interns a segment's stream table before it pushes the events.

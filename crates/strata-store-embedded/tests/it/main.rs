@@ -1,5 +1,5 @@
 //! Integration tests of the embedded engine: the shared conformance suite, recovery,
-//! corruption, crashes and the model-based property test.
+//! corruption, crashes, the model-based property tests of the engine and of its index.
 
 mod basics;
 mod conformance;
@@ -8,6 +8,7 @@ mod crash;
 mod damaged_tail;
 mod faults;
 mod high_water;
+mod index;
 mod lock;
 mod model;
 mod simulation;
