@@ -1,5 +1,6 @@
-//! Fuzzes `strata import`'s line reader and parser: the input, split into lines as the
-//! reader thread splits it, each line decoded as an export line and grouped into appends
+//! Fuzzes `strata import`'s block reader and parser: the input, cut into blocks of whole
+//! lines as the reader thread cuts it, each line decoded as an export line, grouped into
+//! appends and the blocks' groups put back in sequence
 //! (`import::parse_for_fuzzing` checks what the importer relies on).
 //!
 //! strata-cli is a binary, so this target compiles its input modules itself.
@@ -7,6 +8,8 @@
 #![no_main]
 #![allow(dead_code, unused_imports)]
 
+#[path = "../../crates/strata-cli/src/blocks.rs"]
+mod blocks;
 #[path = "../../crates/strata-cli/src/import.rs"]
 mod import;
 #[path = "../../crates/strata-cli/src/lines.rs"]

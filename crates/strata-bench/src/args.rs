@@ -241,6 +241,67 @@ pub struct ImportArgs {
     pub(crate) common: Common,
 }
 
+/// A phase of `strata bench scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScalePhase {
+    /// Durable appends of the whole log (streams of --events-per-stream).
+    Append,
+    /// One pass of `read_all` pages over the whole log.
+    ReadAll,
+    /// Opening the log in a fresh process (time and resident memory).
+    Open,
+    /// Rebuilding the shop's four read models from a shop history of that size.
+    Rebuild,
+    /// Durable single-event appends round-robin over each of --streams stream counts.
+    Streams,
+}
+
+impl ScalePhase {
+    /// The name printed in results.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ScalePhase::Append => "append",
+            ScalePhase::ReadAll => "read_all",
+            ScalePhase::Open => "open",
+            ScalePhase::Rebuild => "rebuild",
+            ScalePhase::Streams => "streams",
+        }
+    }
+}
+
+/// `strata bench scale`: the cost per event at several log sizes.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// Log sizes, in events: append, read-all, open and rebuild run at each, and print
+    /// their cost per event (ns/event) at every size.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [100_000u64, 1_000_000, 10_000_000], value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) sizes: Vec<u64>,
+
+    /// Stream counts for the `streams` phase: --stream-events single-event appends
+    /// round-robin over that many streams.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_values_t = [1_000u64, 100_000, 1_000_000], value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) streams: Vec<u64>,
+
+    /// Events appended at each stream count of the `streams` phase.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) stream_events: u64,
+
+    /// Events per stream in the logs of --sizes.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) events_per_stream: u64,
+
+    /// Bytes of data per event.
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub(crate) event_bytes: usize,
+
+    /// The phases to run (all by default).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ScalePhase::Append, ScalePhase::ReadAll, ScalePhase::Open, ScalePhase::Rebuild, ScalePhase::Streams])]
+    pub(crate) phases: Vec<ScalePhase>,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
 /// `strata bench shop-commands`.
 #[derive(Debug, Clone, Args)]
 pub struct ShopCommandsArgs {
@@ -500,6 +561,10 @@ pub enum Scenario {
     /// Relays a pre-filled log to each broker given (NATS, RabbitMQ, Kafka): events per
     /// second catching up, and the latency from an append to a consumer of the broker.
     Relay(RelayArgs),
+    /// The cost per event (ns/event) of append, read-all, open and rebuild at several log
+    /// sizes (--sizes), and of appends against the number of streams (--streams), each
+    /// with its spread across sizes. Not part of `all`.
+    Scale(ScaleArgs),
     /// Runs the store and shop scenarios at the sizes in docs/benchmarks.md; --full adds
     /// the long ones (open, import, rebuild, http), --quick runs them all tiny.
     All(AllArgs),

@@ -21,6 +21,7 @@ mod postgres;
 mod probe;
 mod relay;
 mod report;
+mod scale;
 mod shop;
 mod stats;
 mod store;
@@ -37,7 +38,8 @@ use std::time::Duration;
 pub use args::{
     AllArgs, BenchArgs, BulkArgs, Common, DiskArgs, Expect, HttpArgs, ImportArgs, LagArgs,
     LoadAggregateArgs, OpenArgs, OpenChildArgs, PostgresArgs, QueryCacheArgs, ReadAllArgs,
-    ReadStreamArgs, RebuildArgs, RelayArgs, Scenario, Shape, ShopCommandsArgs, WritersArgs,
+    ReadStreamArgs, RebuildArgs, RelayArgs, ScaleArgs, ScalePhase, Scenario, Shape,
+    ShopCommandsArgs, WritersArgs,
 };
 pub use error::BenchError;
 pub use stats::MIN_P99_SAMPLES;
@@ -92,6 +94,9 @@ pub fn run(data_dir: &Path, scenario: &Scenario, out: &mut impl Write) -> Result
         }),
         Scenario::Relay(args) => family(data_dir, &args.common, out, async |d, probes| {
             relay::relay(d, args, probes).await
+        }),
+        Scenario::Scale(args) => family(data_dir, &args.common, out, async |d, probes| {
+            scale::scale(d, args, probes).await
         }),
         Scenario::Postgres(args) => {
             for result in block_on(postgres::postgres(args))? {

@@ -139,7 +139,7 @@ fn sync_dir_files(dir: &Path) -> Result<()> {
 }
 
 /// Runs `strata bench open-child --store DIR` and reads its answer.
-fn open_in_child(store: &Path) -> Result<OpenMeasure> {
+pub(crate) fn open_in_child(store: &Path) -> Result<OpenMeasure> {
     let exe = std::env::current_exe().context("cannot find the strata binary")?;
     let output = Command::new(exe)
         .args(["bench", "open-child", "--store"])

@@ -11,15 +11,14 @@
 //! of the store itself is learnt from its answer.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
-use std::ops::ControlFlow;
 use std::pin::Pin;
 
 use anyhow::Context as _;
 use base64::Engine as _;
 use bytes::Bytes;
+use foldhash::{HashMap, HashMapExt as _, HashSet};
 use futures::StreamExt as _;
 use futures::stream::FuturesOrdered;
 use serde::Deserialize;
@@ -28,7 +27,8 @@ use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Time
 use strata_store::{AppendResult, Direction, EventStore, StoreError};
 use strata_store_embedded::{BatchAppend, EmbeddedStore};
 
-use crate::lines::{self, Line, LineParser};
+use crate::blocks::{self, BlockParser, Piece};
+use crate::lines;
 use crate::names::Names;
 use crate::payload::{self, weight};
 
@@ -56,6 +56,28 @@ pub(crate) trait ImportTarget: EventStore {
     /// The position of the stored event whose id is `id`, in any stream. Cheap for an id
     /// the store does not hold: it is asked once per event written.
     fn position_of_id(&self, id: EventId) -> Result<Option<Position>, StoreError>;
+
+    /// The versions of `streams` (0 for a stream not there), in order: asked once per
+    /// block of input for the streams it names first.
+    fn stream_versions(
+        &self,
+        streams: &[StreamName],
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> {
+        async move {
+            let mut versions = Vec::with_capacity(streams.len());
+            for stream in streams {
+                versions.push(self.stream_version(stream).await?.0);
+            }
+            Ok(versions)
+        }
+    }
+
+    /// The ids among `ids` the store may hold; `None` if it cannot tell cheaply, and
+    /// [`ImportTarget::position_of_id`] is then asked for each.
+    fn ids_maybe_stored(&self, ids: &[EventId]) -> Result<Option<Vec<EventId>>, StoreError> {
+        let _ = ids;
+        Ok(None)
+    }
 }
 
 impl ImportTarget for EmbeddedStore {
@@ -65,6 +87,17 @@ impl ImportTarget for EmbeddedStore {
 
     fn position_of_id(&self, id: EventId) -> Result<Option<Position>, StoreError> {
         EmbeddedStore::position_of_id(self, id)
+    }
+
+    async fn stream_versions(&self, streams: &[StreamName]) -> Result<Vec<u64>, StoreError> {
+        Ok(EmbeddedStore::stream_versions(self, streams)?
+            .into_iter()
+            .map(|v| v.0)
+            .collect())
+    }
+
+    fn ids_maybe_stored(&self, ids: &[EventId]) -> Result<Option<Vec<EventId>>, StoreError> {
+        EmbeddedStore::ids_maybe_stored(self, ids).map(Some)
     }
 }
 
@@ -100,17 +133,30 @@ pub(crate) async fn run<T: ImportTarget + ?Sized>(
     input: Box<dyn Read + Send>,
     max_event_bytes: usize,
 ) -> anyhow::Result<Summary> {
-    let items = lines::spawn_reader(input, ImportParser::new(max_event_bytes))
-        .context("cannot start the thread reading the import input")?;
-    let mut chunks = std::pin::pin!(items.ready_chunks(SUBMIT_GROUPS));
+    let mut parser = ImportParser::new(max_event_bytes, lines::MAX_LINE_BYTES);
+    let mut pieces = blocks::spawn(
+        input,
+        parser.clone(),
+        blocks::worker_count(),
+        lines::MAX_LINE_BYTES,
+    )
+    .context("cannot start the threads reading the import input")?;
+    let mut sequence = Sequencer::default();
     let mut import = Importer::new(target);
+    // A store that cannot say its head is asked about every stream instead.
+    import.fresh = target.head().await.is_ok_and(|head| head == Position::ZERO);
     let mut stop: Option<Stop> = None;
-    'read: while let Some(chunk) = chunks.next().await {
-        for item in chunk {
-            let placed = match item {
-                Ok(Job::Append(group)) => import.place(group).await,
-                Ok(Job::Fail { line, message }) => Err(Stop::line(line, anyhow::anyhow!(message))),
-                Err(err) => Err(Stop {
+    'read: loop {
+        let (jobs, ended) = match pieces.next().await {
+            Some(piece) => (sequence.jobs(piece, &mut parser), false),
+            None => (sequence.finish().into_iter().collect(), true),
+        };
+        import.prepare(&jobs).await;
+        for job in jobs {
+            let placed = match job {
+                Job::Append(group) => import.place(group).await,
+                Job::Fail { line, message } => Err(Stop::line(line, anyhow::anyhow!(message))),
+                Job::ReadFailed(err) => Err(Stop {
                     line: None,
                     refused: 0,
                     cause: anyhow::Error::new(err).context("cannot read the import input"),
@@ -120,6 +166,9 @@ pub(crate) async fn run<T: ImportTarget + ?Sized>(
                 stop = Some(err);
                 break 'read;
             }
+        }
+        if ended {
+            break;
         }
         if let Err(err) = import.submit().await {
             stop = Some(err);
@@ -175,13 +224,14 @@ struct Queued {
     line: u64,
     events: u64,
     bytes: usize,
-    /// Its event ids, forgotten from [`Importer::unsettled_ids`] once it is answered.
-    ids: Vec<EventId>,
 }
 
 /// A queued batch once the store has answered it.
 struct Answered {
     appends: Vec<Queued>,
+    /// The event ids of its appends, forgotten from [`Importer::unsettled_ids`] once it
+    /// is answered.
+    ids: Vec<EventId>,
     bytes: usize,
     outcomes: Vec<Result<AppendResult, StoreError>>,
 }
@@ -195,9 +245,18 @@ struct Importer<'t, T: ?Sized> {
     /// lines: the store only knows an id once its append is answered, and ids are unique
     /// across the log.
     unsettled_ids: HashMap<EventId, u64>,
+    /// Ids of answered appends, forgotten from `unsettled_ids` only once the next block's
+    /// ids have been looked up in the store (which holds them by then).
+    settled_ids: Vec<EventId>,
+    /// The ids of the current block that the store may hold (`None`: ask for each).
+    maybe_stored: Option<HashSet<EventId>>,
+    /// Whether the store was empty when the import started: every stream the import has
+    /// not written is then known to be empty, without asking.
+    fresh: bool,
     /// Appends decided but not yet queued.
     pending: Vec<BatchAppend>,
     pending_meta: Vec<Queued>,
+    pending_ids: Vec<EventId>,
     /// Queued batches, oldest first, with their bytes.
     in_flight: FuturesOrdered<Pin<Box<dyn Future<Output = Answered> + Send>>>,
     bytes_in_flight: usize,
@@ -214,13 +273,59 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
             target,
             versions: HashMap::new(),
             unsettled_ids: HashMap::new(),
+            settled_ids: Vec::new(),
+            maybe_stored: None,
+            fresh: false,
             pending: Vec::new(),
             pending_meta: Vec::new(),
+            pending_ids: Vec::new(),
             in_flight: FuturesOrdered::new(),
             bytes_in_flight: 0,
             summary: Summary::default(),
             refused: false,
             written_after_refusal: 0,
+        }
+    }
+
+    /// Looks up what the groups of `jobs` (the next block's) need from the store at once:
+    /// the versions of the streams the import has not written yet, and which of their
+    /// ids the store may hold. What fails here is asked again group by group.
+    async fn prepare(&mut self, jobs: &[Job]) {
+        let groups = jobs.iter().filter_map(|job| match job {
+            Job::Append(group) => Some(group),
+            _ => None,
+        });
+        let mut streams = Vec::new();
+        let mut ids = Vec::new();
+        for group in groups {
+            if !self.versions.contains_key(&group.stream) {
+                if self.fresh {
+                    // NOTE: `versions` holds every stream the import has queued, so a
+                    // stream missing from it has not been written since the store was
+                    // empty.
+                    self.versions.insert(group.stream.clone(), 0);
+                } else {
+                    streams.push(group.stream.clone());
+                }
+            }
+            ids.extend(group.events.iter().map(|e| e.id));
+        }
+        if !streams.is_empty()
+            && let Ok(versions) = self.target.stream_versions(&streams).await
+        {
+            self.versions.extend(streams.into_iter().zip(versions));
+        }
+        self.maybe_stored = self
+            .target
+            .ids_maybe_stored(&ids)
+            .ok()
+            .flatten()
+            .map(|ids| ids.into_iter().collect());
+        // NOTE: only now, after the store was asked: an id answered since the last block
+        // is in the store, and until then it stays in `unsettled_ids`, so that an id
+        // answered while this block is placed is still found.
+        for id in self.settled_ids.drain(..) {
+            self.unsettled_ids.remove(&id);
         }
     }
 
@@ -315,11 +420,18 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
                     ),
                 )));
             }
-            let stored = self
-                .target
-                .position_of_id(event.id)
-                .with_context(|| format!("cannot look up event id {}", event.id))
-                .map_err(|cause| Stop::line(at, cause))?;
+            let maybe = self
+                .maybe_stored
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&event.id));
+            let stored = if maybe {
+                self.target
+                    .position_of_id(event.id)
+                    .with_context(|| format!("cannot look up event id {}", event.id))
+                    .map_err(|cause| Stop::line(at, cause))?
+            } else {
+                None
+            };
             if let Some(position) = stored {
                 return Ok(Some((
                     at,
@@ -351,8 +463,8 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
             line,
             events: events.len() as u64,
             bytes,
-            ids: events.iter().map(|e| e.id).collect(),
         });
+        self.pending_ids.extend(events.iter().map(|e| e.id));
         self.pending.push(BatchAppend {
             stream,
             expected: ExpectedVersion::Exact(first - 1),
@@ -423,6 +535,7 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
         if !self.pending.is_empty() {
             let appends = std::mem::take(&mut self.pending);
             let meta = std::mem::take(&mut self.pending_meta);
+            let ids = std::mem::take(&mut self.pending_ids);
             let bytes: usize = meta.iter().map(|q| q.bytes).sum();
             self.bytes_in_flight += bytes;
             // NOTE: the batch is queued here, in input order, before the next one is built.
@@ -430,6 +543,7 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
             self.in_flight.push_back(Box::pin(async move {
                 Answered {
                     appends: meta,
+                    ids,
                     bytes,
                     outcomes: acks.await,
                 }
@@ -461,11 +575,9 @@ impl<'t, T: ImportTarget + ?Sized> Importer<'t, T> {
             return Ok(());
         };
         self.bytes_in_flight -= answered.bytes;
+        self.settled_ids.extend(answered.ids);
         let mut stop = None;
         for (queued, outcome) in answered.appends.into_iter().zip(answered.outcomes) {
-            for id in &queued.ids {
-                self.unsettled_ids.remove(id);
-            }
             match outcome {
                 Ok(_) => {
                     self.summary.imported += queued.events;
@@ -500,6 +612,67 @@ enum Job {
         line: u64,
         message: String,
     },
+    /// Reading the input failed. Nothing after it is read.
+    ReadFailed(std::io::Error),
+}
+
+/// Puts the parsed blocks back into one sequence of jobs: numbers their lines from the
+/// start of the input and joins a run of one stream that the cut between two blocks
+/// split.
+#[derive(Default)]
+struct Sequencer {
+    /// Lines in the blocks so far.
+    before: u64,
+    /// The last group so far, held until the next block says whether it goes on.
+    last: Option<Group>,
+}
+
+impl Sequencer {
+    /// The jobs of the next piece of the input, in order (none while a run goes on).
+    fn jobs(&mut self, piece: Piece<Parsed>, parser: &mut ImportParser) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        match piece {
+            Piece::Parsed(parsed) => {
+                let base = self.before;
+                self.before += parsed.lines;
+                for (i, mut group) in parsed.groups.into_iter().enumerate() {
+                    group.line += base;
+                    match &mut self.last {
+                        Some(last) if i == 0 && last.joins(&group) => last.join(group),
+                        _ => jobs.extend(self.last.replace(group).map(Job::Append)),
+                    }
+                }
+                if let Some((number, line)) = parsed.bad {
+                    jobs.extend(self.last.take().map(Job::Append));
+                    let line_number = base + number;
+                    jobs.push(Job::Fail {
+                        line: line_number,
+                        message: parser.fault(line_number, &line),
+                    });
+                }
+            }
+            Piece::TooLong { bytes, limit } => {
+                jobs.extend(self.last.take().map(Job::Append));
+                let line = self.before + 1;
+                jobs.push(Job::Fail {
+                    line,
+                    message: format!(
+                        "line {line} is {bytes} bytes, over the limit of {limit} bytes"
+                    ),
+                });
+            }
+            Piece::Failed(err) => {
+                jobs.extend(self.last.take().map(Job::Append));
+                jobs.push(Job::ReadFailed(err));
+            }
+        }
+        jobs
+    }
+
+    /// The last group, once the input has ended.
+    fn finish(&mut self) -> Option<Job> {
+        self.last.take().map(Job::Append)
+    }
 }
 
 /// Consecutive events of one stream with consecutive versions, on consecutive input lines
@@ -522,6 +695,20 @@ impl Group {
             && self.first_version.checked_add(self.events.len() as u64) == Some(version)
             && self.events.len() < MAX_GROUP_EVENTS
             && self.bytes < MAX_GROUP_BYTES
+    }
+
+    /// Whether `next`, which follows this group in the input, goes on with it within
+    /// the limits of one append.
+    fn joins(&self, next: &Group) -> bool {
+        self.accepts(next.line, next.stream.as_str(), next.first_version)
+            && self.events.len() + next.events.len() <= MAX_GROUP_EVENTS
+    }
+
+    /// Appends `next`'s events (see [`Group::joins`]).
+    fn join(&mut self, next: Group) {
+        self.bytes += next.bytes;
+        self.events.extend(next.events);
+        self.recorded_at.extend(next.recorded_at);
     }
 }
 
@@ -549,11 +736,81 @@ struct ExportLine<'a> {
     recorded_at: Cow<'a, str>,
 }
 
-/// `strata import`'s reading and parsing of `input`, without a store: the lines split as
-/// the reader thread splits them (at most `max_line` bytes each), each turned into
-/// appends or a refusal. Returns the events taken and the bad line it stopped at, and
-/// checks on the way what the importer relies on: nothing follows a refusal, and every
-/// group is a non-empty run of one stream's consecutive versions, from version 1 on.
+/// `strata import`'s reading and parsing of `input` on this thread, without a store: cut
+/// into blocks of about `block_bytes` as the reader thread cuts them, each parsed and the
+/// results put back in sequence, lines of at most `max_line` bytes and events of at most
+/// `max_event_bytes`. Returns every job, in order.
+#[cfg(any(test, fuzzing))]
+fn parse_all_jobs(
+    input: &[u8],
+    max_line: usize,
+    max_event_bytes: usize,
+    block_bytes: usize,
+) -> Vec<Job> {
+    let mut parser = ImportParser::new(max_event_bytes, max_line);
+    let mut sequence = Sequencer::default();
+    let mut jobs = Vec::new();
+    for piece in blocks::parse_all(input, parser.clone(), max_line, block_bytes) {
+        jobs.extend(sequence.jobs(piece, &mut parser));
+        // As the import does, nothing after a bad line is taken.
+        if matches!(jobs.last(), Some(Job::Fail { .. } | Job::ReadFailed(_))) {
+            return jobs;
+        }
+    }
+    jobs.extend(sequence.finish());
+    jobs
+}
+
+/// What the parsing of an input gave, flattened for tests: every event as (input line,
+/// stream, version, id), the events of each append, and the bad line it stopped at with
+/// its message.
+#[cfg(test)]
+#[derive(Debug, PartialEq)]
+pub(crate) struct ParsedInput {
+    pub(crate) events: Vec<(u64, String, u64, EventId)>,
+    pub(crate) appends: Vec<usize>,
+    pub(crate) stopped: Option<(u64, String)>,
+}
+
+/// Parses `input` as `strata import` does, in blocks of about `block_bytes` (see
+/// `parse_all_jobs`).
+#[cfg(test)]
+pub(crate) fn parse_input(
+    input: &[u8],
+    max_line: usize,
+    max_event_bytes: usize,
+    block_bytes: usize,
+) -> ParsedInput {
+    let mut parsed = ParsedInput {
+        events: Vec::new(),
+        appends: Vec::new(),
+        stopped: None,
+    };
+    for job in parse_all_jobs(input, max_line, max_event_bytes, block_bytes) {
+        match job {
+            Job::Append(group) => {
+                parsed.appends.push(group.events.len());
+                for (i, event) in group.events.iter().enumerate() {
+                    parsed.events.push((
+                        group.line + i as u64,
+                        group.stream.to_string(),
+                        group.first_version + i as u64,
+                        event.id,
+                    ));
+                }
+            }
+            Job::Fail { line, message } => parsed.stopped = Some((line, message)),
+            Job::ReadFailed(err) => parsed.stopped = Some((0, err.to_string())),
+        }
+    }
+    parsed
+}
+
+/// `strata import`'s reading and parsing of `input`, without a store, in small blocks so
+/// that runs and lines cross the cuts between them. Returns the events taken and the bad
+/// line it stopped at, and checks on the way what the importer relies on: nothing
+/// follows a refusal, every group is a non-empty run of one stream's consecutive
+/// versions, from version 1 on, and the groups' lines ascend.
 ///
 /// The entry point of the `import_lines` fuzz target in `fuzz/`, which builds this module
 /// with `--cfg fuzzing`; it is not part of the binary.
@@ -565,7 +822,8 @@ pub(crate) fn parse_for_fuzzing(
 ) -> (u64, Option<u64>) {
     let mut events = 0u64;
     let mut stopped = None;
-    for job in lines::read_all_lines(input, ImportParser::new(max_event_bytes), max_line) {
+    let mut next_line = 1;
+    for job in parse_all_jobs(input, max_line, max_event_bytes, 97) {
         assert!(
             stopped.is_none(),
             "a job follows the refusal of line {stopped:?}"
@@ -574,7 +832,16 @@ pub(crate) fn parse_for_fuzzing(
             Job::Append(group) => {
                 assert!(!group.events.is_empty(), "an empty group");
                 assert_eq!(group.events.len(), group.recorded_at.len());
+                assert!(
+                    group.events.len() <= MAX_GROUP_EVENTS,
+                    "a group over the limit"
+                );
                 assert!(group.first_version >= 1, "a group from version 0");
+                assert!(
+                    group.line >= next_line,
+                    "a group before the last one's lines"
+                );
+                next_line = group.line + group.events.len() as u64;
                 assert!(
                     group
                         .first_version
@@ -587,62 +854,94 @@ pub(crate) fn parse_for_fuzzing(
                 }
                 events += group.events.len() as u64;
             }
-            Job::Fail { line, .. } => stopped = Some(line),
+            Job::Fail { line, .. } => {
+                assert!(line >= next_line, "a refusal before the last group's lines");
+                stopped = Some(line);
+            }
+            Job::ReadFailed(err) => panic!("reading a slice failed: {err}"),
         }
     }
     (events, stopped)
 }
 
-/// Parses export lines and groups them on the reader thread.
+/// Parses blocks of export lines and groups them, on a worker thread.
+#[derive(Clone)]
 struct ImportParser {
-    group: Option<Group>,
     names: Names,
     /// The largest event the store takes: a larger one is a bad line.
     max_event_bytes: usize,
+    /// The longest line taken: a longer one is a bad line.
+    max_line: usize,
 }
 
-impl LineParser for ImportParser {
-    type Item = Job;
+/// One block of lines, parsed.
+#[derive(Debug)]
+struct Parsed {
+    /// Lines in the block, blank ones included (up to the bad line, if there is one).
+    lines: u64,
+    /// Its runs of one stream's events, numbered from the block's first line (1).
+    groups: Vec<Group>,
+    /// The block's first bad line, by its number in the block, and its text: nothing
+    /// after it was parsed. [`ImportParser::add`] says again what is wrong with it, given
+    /// its number in the input.
+    bad: Option<(u64, Bytes)>,
+}
 
-    fn line(&mut self, number: u64, line: Line, out: &mut Vec<Job>) -> ControlFlow<()> {
-        let text = match line {
-            Line::Text(text) if text.trim_ascii().is_empty() => return ControlFlow::Continue(()),
-            Line::Text(text) => text,
-            Line::TooLong { bytes, limit } => {
-                return self.fail(
-                    number,
-                    format!("line {number} is {bytes} bytes, over the limit of {limit} bytes"),
-                    out,
-                );
-            }
+impl BlockParser for ImportParser {
+    type Parsed = Parsed;
+
+    fn parse(&mut self, block: Bytes) -> Parsed {
+        let mut parsed = Parsed {
+            lines: 0,
+            groups: Vec::new(),
+            bad: None,
         };
-        match self.add(number, text) {
-            Ok(Some(full)) => out.push(Job::Append(full)),
-            Ok(None) => {}
-            Err(message) => return self.fail(number, message, out),
+        let mut group = None;
+        for (number, line) in blocks::lines(&block) {
+            parsed.lines = number;
+            match self.add(number, &line, &mut group) {
+                Ok(Some(full)) => parsed.groups.push(full),
+                Ok(None) => {}
+                Err(_) => {
+                    parsed.bad = Some((number, line));
+                    break;
+                }
+            }
         }
-        ControlFlow::Continue(())
-    }
-
-    fn end(&mut self, out: &mut Vec<Job>) {
-        out.extend(self.group.take().map(Job::Append));
+        parsed.groups.extend(group);
+        parsed
     }
 }
 
 impl ImportParser {
-    fn new(max_event_bytes: usize) -> Self {
+    fn new(max_event_bytes: usize, max_line: usize) -> Self {
         Self {
-            group: None,
             names: Names::default(),
             max_event_bytes,
+            max_line,
         }
     }
 
-    /// Adds line `number` to the current group, returning the previous group if this
-    /// line starts a new one.
-    fn add(&mut self, number: u64, text: Vec<u8>) -> Result<Option<Group>, String> {
-        let line = Bytes::from(text);
-        let text = lines::utf8(number, &line)?;
+    /// Adds line `number` to `group`, returning the previous group if this line starts a
+    /// new one; `Err` says what is wrong with the line (a fault of the line alone: the
+    /// same line fails the same way in any group).
+    fn add(
+        &mut self,
+        number: u64,
+        line: &Bytes,
+        group: &mut Option<Group>,
+    ) -> Result<Option<Group>, String> {
+        if line.len() > self.max_line {
+            return Err(format!(
+                "line {number} is {} bytes, over the limit of {} bytes",
+                line.len(),
+                self.max_line
+            ));
+        }
+        if line.trim_ascii().is_empty() {
+            return Ok(None);
+        }
+        let text = lines::utf8(number, line)?;
         let parsed: ExportLine<'_> =
             serde_json::from_str(text).map_err(|err| lines::json_error(number, &err))?;
         let at = |err| format!("line {number}: {err}");
@@ -657,12 +956,12 @@ impl ImportParser {
             event_type: self.names.event_type(&parsed.event_type).map_err(at)?,
             data: match &parsed.data_base64 {
                 Some(text) => exact("data_base64", text)?,
-                None => payload::part(&line, parsed.data),
+                None => payload::part(line, parsed.data),
             },
             // Exact bytes from an export are taken as they are: the store held them.
             metadata: match &parsed.metadata_base64 {
                 Some(text) => exact("metadata_base64", text)?,
-                None => payload::metadata(&line, parsed.metadata).map_err(at)?,
+                None => payload::metadata(line, parsed.metadata).map_err(at)?,
             },
         };
         if event.size() > self.max_event_bytes {
@@ -673,8 +972,7 @@ impl ImportParser {
             ));
         }
         let recorded_at = Timestamp::parse_rfc3339(&parsed.recorded_at).map_err(at)?;
-        if let Some(group) = self
-            .group
+        if let Some(group) = group
             .as_mut()
             .filter(|g| g.accepts(number, &parsed.stream, parsed.version))
         {
@@ -689,7 +987,7 @@ impl ImportParser {
                 "line {number}: version 0 of stream {stream} is not an event's version (versions start at 1)"
             ));
         }
-        let group = Group {
+        let new = Group {
             line: number,
             stream,
             first_version: parsed.version,
@@ -697,12 +995,14 @@ impl ImportParser {
             events: vec![event],
             recorded_at: vec![recorded_at],
         };
-        Ok(self.group.replace(group))
+        Ok(group.replace(new))
     }
 
-    fn fail(&mut self, line: u64, message: String, out: &mut Vec<Job>) -> ControlFlow<()> {
-        out.extend(self.group.take().map(Job::Append));
-        out.push(Job::Fail { line, message });
-        ControlFlow::Break(())
+    /// What is wrong with `line`, line `number` of the input, which a worker found bad.
+    fn fault(&mut self, number: u64, line: &Bytes) -> String {
+        match self.add(number, line, &mut None) {
+            Err(message) => message,
+            Ok(_) => format!("line {number} cannot be imported"),
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 mod append;
 mod args;
+mod blocks;
 mod config;
 mod export;
 mod import;

@@ -2,49 +2,74 @@
 //! again for every input line: an export or a batch of appends names the same few types
 //! and streams over and over.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher as _;
 
 use strata_core::{CoreError, EventType, StreamName};
 
-/// Entries kept per kind before the cache starts over, so memory stays bounded.
-const MAX_ENTRIES: usize = 64 * 1024;
+/// Slots per kind: a name is kept in the slot its hash picks, replacing whatever was
+/// there, so memory stays bounded and a name seen once costs no more than validating it.
+const SLOTS: usize = 4096;
 
 /// Validated names by their text.
-#[derive(Default)]
+#[derive(Clone)]
 pub(crate) struct Names {
     streams: Cache<StreamName>,
     types: Cache<EventType>,
 }
 
-type Cache<T> = HashMap<Box<str>, T, BuildHasherDefault<Fnv>>;
+impl Default for Names {
+    fn default() -> Self {
+        Self {
+            streams: Cache::new(),
+            types: Cache::new(),
+        }
+    }
+}
 
 impl Names {
     /// The stream named `name`, validated once.
     pub(crate) fn stream(&mut self, name: &str) -> Result<StreamName, CoreError> {
-        cached(&mut self.streams, name, |n| StreamName::new(n))
+        self.streams
+            .get(name, StreamName::as_str, |n| StreamName::new(n))
     }
 
     /// The event type named `name`, validated once.
     pub(crate) fn event_type(&mut self, name: &str) -> Result<EventType, CoreError> {
-        cached(&mut self.types, name, |n| EventType::new(n))
+        self.types
+            .get(name, EventType::as_str, |n| EventType::new(n))
     }
 }
 
-fn cached<T: Clone>(
-    cache: &mut Cache<T>,
-    name: &str,
-    make: impl FnOnce(&str) -> Result<T, CoreError>,
-) -> Result<T, CoreError> {
-    if let Some(value) = cache.get(name) {
-        return Ok(value.clone());
+/// A direct-mapped cache of validated names: no key of its own (the value holds its
+/// text) and no allocation of its own past its slots.
+#[derive(Clone)]
+struct Cache<T> {
+    slots: Box<[Option<T>]>,
+}
+
+impl<T: Clone> Cache<T> {
+    fn new() -> Self {
+        Self {
+            slots: (0..SLOTS).map(|_| None).collect(),
+        }
     }
-    let value = make(name)?;
-    if cache.len() >= MAX_ENTRIES {
-        cache.clear();
+
+    fn get(
+        &mut self,
+        name: &str,
+        text: impl Fn(&T) -> &str,
+        make: impl FnOnce(&str) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let mut hash = Fnv::default();
+        hash.write(name.as_bytes());
+        let slot = &mut self.slots[(hash.finish() as usize) % SLOTS];
+        if let Some(value) = slot.as_ref().filter(|v| text(v) == name) {
+            return Ok(value.clone());
+        }
+        let value = make(name)?;
+        *slot = Some(value.clone());
+        Ok(value)
     }
-    cache.insert(name.into(), value.clone());
-    Ok(value)
 }
 
 /// FNV-1a. Names are short and come from the user's own input, so a fast hash without
@@ -57,7 +82,7 @@ impl Default for Fnv {
     }
 }
 
-impl Hasher for Fnv {
+impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {
         self.0
     }

@@ -1014,6 +1014,90 @@ async fn an_import_refuses_an_event_over_the_size_limit_by_its_line() {
     assert!(message.contains("over the limit of 3 bytes"), "{message}");
 }
 
+/// An export with runs of one stream longer than one append, interleaved streams, blank
+/// lines and CRLF line ends, and no line end after its last line.
+async fn mixed_export() -> Vec<u8> {
+    let source = store_with(&[("run-1", 1500), ("b-1", 3)]).await;
+    let mut input = export(&source).await;
+    input.extend_from_slice(b"\n  \n");
+    let interleaved = interleaved_export(200, 7).await;
+    for (i, line) in lines_of(&interleaved).iter().enumerate() {
+        let line = String::from_utf8(line.to_vec()).unwrap();
+        let line = line.replace("\"s-", "\"t-");
+        if i % 3 == 0 {
+            input.extend_from_slice(line.replace('\n', "\r\n").as_bytes());
+        } else {
+            input.extend_from_slice(line.as_bytes());
+        }
+    }
+    input.pop();
+    input
+}
+
+#[tokio::test]
+async fn import_parsing_gives_the_same_events_and_lines_whatever_the_block_size() {
+    let input = mixed_export().await;
+    let whole = import::parse_input(&input, 1 << 20, MAX_EVENT, 1 << 24);
+    assert_eq!(whole.stopped, None);
+    assert_eq!(whole.events.len(), 1703);
+    assert_eq!(&whole.appends[..3], [1000, 500, 3]);
+    // Lines 1504 and 1505 are blank.
+    assert_eq!(whole.events[1503].0, 1506);
+    assert_eq!(whole.events.last().unwrap().0, 1705);
+    for block in [1, 100, 333, 4096, 65_536] {
+        let cut = import::parse_input(&input, 1 << 20, MAX_EVENT, block);
+        assert_eq!(cut.events, whole.events, "blocks of {block} bytes");
+        assert_eq!(cut.stopped, None, "blocks of {block} bytes");
+        assert!(
+            cut.appends.iter().all(|&n| n <= 1000),
+            "blocks of {block} bytes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_line_is_named_by_its_line_in_the_input_whatever_the_block_size() {
+    let input = mixed_export().await;
+    let mut lines = lines_of(&input);
+    lines[1599] = b"{\"stream\": \"t-1\", \"version\": 0}\n";
+    let input = lines.concat();
+    for block in [1, 100, 4096, 1 << 24] {
+        let parsed = import::parse_input(&input, 1 << 20, MAX_EVENT, block);
+        let (line, message) = parsed.stopped.expect("a bad line");
+        assert_eq!(line, 1600, "blocks of {block} bytes");
+        assert!(
+            message.starts_with("invalid JSON on line 1600"),
+            "{message}"
+        );
+        // Every event before it, and none after.
+        assert_eq!(parsed.events.len(), 1597, "blocks of {block} bytes");
+        assert!(parsed.events.iter().all(|e| e.0 < 1600));
+    }
+}
+
+#[tokio::test]
+async fn a_line_over_the_limit_is_named_whether_or_not_a_block_holds_it() {
+    let source = store_with(&[("a-1", 3)]).await;
+    let exported = export(&source).await;
+    let lines = lines_of(&exported);
+    let long = format!("{}\n", "x".repeat(5000));
+    let input = [lines[0], lines[1], long.as_bytes(), lines[2]].concat();
+    let limit = lines.iter().map(|l| l.len()).max().unwrap() + 10;
+    // Blocks larger than the line (a worker refuses it) and smaller (the reader does).
+    for block in [64, 1 << 20] {
+        let parsed = import::parse_input(&input, limit, MAX_EVENT, block);
+        assert_eq!(
+            parsed.stopped,
+            Some((
+                3,
+                format!("line 3 is 5000 bytes, over the limit of {limit} bytes")
+            )),
+            "blocks of {block} bytes"
+        );
+        assert_eq!(parsed.events.len(), 2, "blocks of {block} bytes");
+    }
+}
+
 #[test]
 fn an_export_line_carries_bytes_that_data_cannot_hold_verbatim() {
     use strata_core::{RecordedEvent, Timestamp};

@@ -794,6 +794,29 @@ impl EmbeddedStore {
         Ok(None)
     }
 
+    /// The versions of `streams` (0 for a stream that does not exist), in order, read
+    /// under one look at the index: for bulk loads that ask about many streams at once.
+    pub fn stream_versions(&self, streams: &[StreamName]) -> Result<Vec<Version>, StoreError> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let index = shared.index.read();
+        Ok(streams.iter().map(|s| Version(index.version(s))).collect())
+    }
+
+    /// The ids among `ids` that the store may hold, in any stream, by its id filter alone,
+    /// under one look at the index: an id left out is certainly not stored, one returned
+    /// may be (ask [`EmbeddedStore::position_of_id`]). Almost every fresh id is left out.
+    pub fn ids_maybe_stored(&self, ids: &[EventId]) -> Result<Vec<EventId>, StoreError> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let index = shared.index.read();
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| index.ids.may_contain(id.as_bytes()))
+            .collect())
+    }
+
     /// Reads the global log synchronously (see [`EventStore::read_all`]).
     pub fn read_all_sync(
         &self,

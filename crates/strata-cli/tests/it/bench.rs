@@ -21,6 +21,7 @@ fn bench_has_help_listing_its_scenarios() {
         "http",
         "postgres",
         "relay",
+        "scale",
         "all",
     ] {
         assert!(run.stdout().contains(scenario), "{scenario}: {run:?}");
@@ -236,6 +237,100 @@ fn every_scenario_runs_quickly_and_prints_what_it_did_beside_its_ceiling() {
         left.iter()
             .all(|name| name.starts_with("strata-bench-open-")),
         "{left:?}"
+    );
+}
+
+#[test]
+fn scale_prints_the_cost_per_event_at_each_size_and_its_spread() {
+    let strata = Strata::new();
+    let dir = strata.scratch().join("bench");
+    let run = strata.run(
+        &[
+            "bench",
+            "scale",
+            "--sizes",
+            "200,400",
+            "--streams",
+            "10,100",
+            "--stream-events",
+            "300",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    run.assert_success();
+    let lines = run.json_lines();
+    let scenarios: Vec<&str> = lines
+        .iter()
+        .map(|l| l["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        scenarios,
+        [
+            "scale_append_200",
+            "scale_read_all_200",
+            "scale_open_200",
+            "scale_append_400",
+            "scale_read_all_400",
+            "scale_open_400",
+            "scale_append",
+            "scale_read_all",
+            "scale_open",
+            "scale_rebuild_200",
+            "scale_rebuild_400",
+            "scale_rebuild",
+            "scale_streams_10",
+            "scale_streams_100",
+            "scale_streams",
+        ],
+        "{run:?}"
+    );
+    for line in &lines {
+        assert_eq!(line["ceiling"], "none", "{line}");
+        if let Some(per_event) = line.get("ns_per_event") {
+            assert!(per_event.as_f64().unwrap() > 0.0, "{line}");
+            let events = line["events"].as_f64().unwrap();
+            let seconds = line["seconds"].as_f64().unwrap();
+            // `seconds` is printed to four decimals.
+            let got = per_event.as_f64().unwrap();
+            assert!(
+                (got * events / 1e9 - seconds).abs() <= 1e-4 + 1e-3 * seconds,
+                "{line}"
+            );
+        }
+    }
+    let summary = |name: &str| lines.iter().find(|l| l["scenario"] == name).unwrap();
+    let append = summary("scale_append");
+    let by_size = append["ns_per_event_by_events"].as_object().unwrap();
+    assert_eq!(
+        by_size.keys().collect::<Vec<_>>(),
+        ["200", "400"],
+        "{append}"
+    );
+    let costs: Vec<f64> = by_size.values().map(|v| v.as_f64().unwrap()).collect();
+    let (low, high) = (costs[0].min(costs[1]), costs[0].max(costs[1]));
+    let spread = append["spread"].as_f64().unwrap();
+    assert!(
+        (spread - (high / low - 1.0)).abs() <= 0.01 * spread + 0.01,
+        "{append}"
+    );
+    assert_eq!(append["within_20_percent"], spread <= 0.2, "{append}");
+    let streams = summary("scale_streams");
+    assert_eq!(
+        streams["ns_per_event_by_streams"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2,
+        "{streams}"
+    );
+    assert_eq!(summary("scale_streams_100")["events"], 300);
+    assert_eq!(summary("scale_open_400")["events"], 400);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "scratch files are removed"
     );
 }
 

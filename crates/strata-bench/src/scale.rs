@@ -1,0 +1,270 @@
+//! How the cost per event grows with the log: appending, reading the whole log, opening
+//! and rebuilding the read models, each at several log sizes, and appending against a
+//! growing number of streams. Each prints its cost per event (ns/event) at every size,
+//! then one line per phase with the spread between its cheapest and dearest size.
+//! Nothing here asserts that the cost stays flat: the lines say how far it moved.
+
+use std::path::Path;
+use std::time::Duration;
+
+use strata_core::{ExpectedVersion, Position};
+use strata_store::{EventStore, ReadFilter};
+use strata_store_embedded::{BatchAppend, Options};
+use tokio::time::Instant;
+
+use crate::args::{RebuildArgs, ScaleArgs, ScalePhase};
+use crate::error::{Context as _, Result, ensure};
+use crate::fixtures::{
+    append_all, bench_event, log_appends, open_store, payload, progress_printer, scratch, stream,
+};
+use crate::report::{Ceiling, Probes, ScenarioResult};
+use crate::stats::{Summary, rate};
+
+/// Events per `read_all` page.
+const PAGE: usize = 4096;
+/// Products in the catalog of the rebuilt shop history.
+const PRODUCTS: u64 = 1000;
+
+/// One measured cost: a phase at one size.
+struct Cost {
+    size: u64,
+    elapsed: Duration,
+    events: u64,
+}
+
+impl Cost {
+    fn ns_per_event(&self) -> f64 {
+        self.elapsed.as_secs_f64() * 1e9 / self.events.max(1) as f64
+    }
+}
+
+/// Runs the phases of `args` at each size and prints what each event cost.
+pub(crate) async fn scale(
+    dir: &Path,
+    args: &ScaleArgs,
+    probes: &Probes,
+) -> Result<Vec<ScenarioResult>> {
+    let wants = |phase| args.phases.contains(&phase);
+    let mut results = Vec::new();
+    let log_phases = [ScalePhase::Append, ScalePhase::ReadAll, ScalePhase::Open];
+    if log_phases.into_iter().any(wants) {
+        let mut append = Vec::new();
+        let mut read = Vec::new();
+        let mut open = Vec::new();
+        for &size in &args.sizes {
+            let log = log_at(dir, args, size).await?;
+            if wants(ScalePhase::Append) {
+                results.push(line("append", "append", &log.append, "events"));
+            }
+            if wants(ScalePhase::ReadAll) {
+                results.push(line("read_all", "read_all", &log.read, "events"));
+            }
+            if wants(ScalePhase::Open) {
+                results.push(
+                    line("open", "open", &log.open, "events")
+                        .with("open_bytes_per_event", log.open_bytes_per_event),
+                );
+            }
+            append.push(log.append);
+            read.push(log.read);
+            open.push(log.open);
+        }
+        for (phase, costs) in [
+            (ScalePhase::Append, append),
+            (ScalePhase::ReadAll, read),
+            (ScalePhase::Open, open),
+        ] {
+            if wants(phase) {
+                results.push(spread(phase.as_str(), &costs, "events"));
+            }
+        }
+    }
+    if wants(ScalePhase::Rebuild) {
+        let mut costs = Vec::new();
+        for &size in &args.sizes {
+            let rebuilt = crate::shop::rebuild(
+                dir,
+                &RebuildArgs {
+                    events: size,
+                    products: PRODUCTS.min(size / 4).max(1),
+                    common: args.common.clone(),
+                },
+                probes,
+            )
+            .await?;
+            let per_s = rebuilt
+                .events_per_s
+                .filter(|&per_s| per_s > 0.0)
+                .context("the rebuild reported no rate")?;
+            let cost = Cost {
+                size,
+                elapsed: Duration::from_secs_f64(size as f64 / per_s),
+                events: size,
+            };
+            results.push(line("rebuild", "rebuild", &cost, "events"));
+            costs.push(cost);
+        }
+        results.push(spread("rebuild", &costs, "events"));
+    }
+    if wants(ScalePhase::Streams) {
+        let mut costs = Vec::new();
+        for &streams in &args.streams {
+            let cost = append_over_streams(dir, args, streams).await?;
+            results.push(line("streams", "append", &cost, "streams"));
+            costs.push(cost);
+        }
+        results.push(spread("streams", &costs, "streams"));
+    }
+    Ok(results)
+}
+
+/// What one log size cost to append, read whole and open.
+struct LogCosts {
+    append: Cost,
+    read: Cost,
+    open: Cost,
+    open_bytes_per_event: f64,
+}
+
+/// Appends a log of `size` events durably (streams of `--events-per-stream`), reads it
+/// whole, closes it and opens it in a fresh process.
+async fn log_at(dir: &Path, args: &ScaleArgs, size: u64) -> Result<LogCosts> {
+    let scratch = scratch(dir, "scale")?;
+    let store = open_store(scratch.path(), Options::default())?;
+    let appends = log_appends(
+        "scale",
+        size,
+        args.events_per_stream,
+        payload(args.event_bytes),
+    );
+    let started = Instant::now();
+    let written = append_all(&store, appends, progress_printer("scale log", size)).await?;
+    let append = Cost {
+        size,
+        elapsed: started.elapsed(),
+        events: written,
+    };
+
+    let filter = ReadFilter::all();
+    let started = Instant::now();
+    let mut from = Position(1);
+    let mut read = 0;
+    while read < size {
+        let page = store.read_all(from, PAGE, &filter).await?;
+        ensure!(!page.events.is_empty(), "the log ended after {read} events");
+        read += page.events.len() as u64;
+        from = page.next;
+    }
+    let read = Cost {
+        size,
+        elapsed: started.elapsed(),
+        events: read,
+    };
+    store.close().await?;
+
+    let store_dir = scratch.path().to_owned();
+    let measure = tokio::task::spawn_blocking(move || crate::open::open_in_child(&store_dir))
+        .await
+        .context("the open measurement failed")??;
+    ensure!(
+        measure.events == size,
+        "the store holds {} events, not {size}",
+        measure.events
+    );
+    let open = Cost {
+        size,
+        elapsed: Duration::from_secs_f64(measure.open_ms / 1000.0),
+        events: size,
+    };
+    let open_bytes = measure
+        .rss_after_bytes
+        .saturating_sub(measure.rss_before_bytes);
+    Ok(LogCosts {
+        append,
+        read,
+        open,
+        open_bytes_per_event: open_bytes as f64 / size as f64,
+    })
+}
+
+/// Appends `--stream-events` events one per append, round-robin over `streams` streams,
+/// durably, in calls of many appends: the same appends whatever the stream count, so
+/// what changes is only how many streams the index holds and looks up.
+async fn append_over_streams(dir: &Path, args: &ScaleArgs, streams: u64) -> Result<Cost> {
+    let scratch = scratch(dir, "scale-streams")?;
+    let store = open_store(scratch.path(), Options::default())?;
+    let data = payload(args.event_bytes);
+    let streams = streams.max(1);
+    let appends = (0..args.stream_events).map(move |n| BatchAppend {
+        stream: stream(format!("many-{}", n % streams)),
+        expected: ExpectedVersion::Any,
+        events: vec![bench_event(&data)],
+        recorded_at: None,
+    });
+    let started = Instant::now();
+    let written = append_all(
+        &store,
+        appends,
+        progress_printer("scale streams", args.stream_events),
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    store.close().await?;
+    Ok(Cost {
+        size: streams,
+        elapsed,
+        events: written,
+    })
+}
+
+/// The line of one phase at one size.
+fn line(name: &str, what: &str, cost: &Cost, size_is: &str) -> ScenarioResult {
+    ScenarioResult::new(
+        format!("scale_{name}_{}", cost.size),
+        Some(rate(cost.events as f64, cost.elapsed)),
+        &Summary::single(cost.elapsed),
+        &format!("whole {what}"),
+    )
+    .against(&Ceiling::None(
+        "the cost per event is compared across sizes, not with the disk",
+    ))
+    .with("ns_per_event", cost.ns_per_event())
+    .with("events", cost.events)
+    .with(size_is, cost.size)
+    .with("seconds", cost.elapsed.as_secs_f64())
+}
+
+/// The phase's summary: its cost per event at each size, and how far the dearest is
+/// above the cheapest (`spread`, 0.2 = 20 %).
+fn spread(name: &str, costs: &[Cost], size_is: &str) -> ScenarioResult {
+    let per_event: Vec<f64> = costs.iter().map(Cost::ns_per_event).collect();
+    let low = per_event.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = per_event.iter().copied().fold(0.0, f64::max);
+    let spread = if low > 0.0 && low.is_finite() {
+        high / low - 1.0
+    } else {
+        0.0
+    };
+    let by_size: serde_json::Map<String, serde_json::Value> = costs
+        .iter()
+        .map(|c| {
+            (
+                c.size.to_string(),
+                serde_json::Value::from(crate::report::round(c.ns_per_event(), 1)),
+            )
+        })
+        .collect();
+    let mut samples: Vec<Duration> = costs.iter().map(|c| c.elapsed).collect();
+    ScenarioResult::new(
+        format!("scale_{name}"),
+        None,
+        &Summary::of(&mut samples),
+        &format!("run at one {}", size_is.trim_end_matches('s')),
+    )
+    .against(&Ceiling::None(
+        "the cost per event is compared across sizes, not with the disk",
+    ))
+    .with(&format!("ns_per_event_by_{size_is}"), by_size)
+    .with("spread", spread)
+    .with("within_20_percent", spread <= 0.2)
+}
