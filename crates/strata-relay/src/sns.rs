@@ -10,7 +10,7 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use strata_core::RecordedEvent;
 
 use crate::aws::{describe, sdk_config};
-use crate::{BrokerSink, RelayError, envelope, sns_group_id};
+use crate::{BrokerSink, Confirmation, RelayError, envelope, sns_group_id};
 
 /// The most messages one PublishBatch carries.
 const BATCH_MESSAGES: usize = 10;
@@ -159,6 +159,16 @@ impl BrokerSink for SnsSink {
         Ok(())
     }
 
+    async fn send(&mut self, events: &[RecordedEvent]) -> Result<Confirmation, RelayError> {
+        // SNS confirms each call as it answers: the batch is confirmed once sent.
+        self.publish(events).await?;
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
+}
+
+impl SnsSink {
+    /// Publishes `events` in calls of at most [`BATCH_MESSAGES`], one after the other,
+    /// and returns once SNS accepted every one.
     async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
         let Some(client) = self.client.clone() else {
             return Err(self.error("not connected"));
