@@ -94,7 +94,7 @@ impl SnsSink {
     }
 
     /// One PublishBatch call; `Ok` only when SNS accepted every entry.
-    async fn send(
+    async fn call(
         &self,
         client: &Client,
         entries: Vec<PublishBatchRequestEntry>,
@@ -182,7 +182,7 @@ impl SnsSink {
             let (entry, size) = self.entry(event)?;
             if entries.len() == BATCH_MESSAGES || bytes + size > BATCH_BYTES {
                 let head = first.take().unwrap_or(event);
-                self.send(&client, std::mem::take(&mut entries), head)
+                self.call(&client, std::mem::take(&mut entries), head)
                     .await?;
                 bytes = 0;
             }
@@ -191,7 +191,7 @@ impl SnsSink {
             bytes += size;
         }
         if let Some(head) = first {
-            self.send(&client, entries, head).await?;
+            self.call(&client, entries, head).await?;
         }
         Ok(())
     }
