@@ -168,6 +168,7 @@ impl Lane {
     }
 
     /// Whether it waits to retry after a fault.
+    #[cfg(feature = "redis")]
     pub(crate) fn retrying(&self) -> bool {
         self.info.lock().retrying
     }

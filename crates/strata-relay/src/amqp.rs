@@ -12,17 +12,18 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     PublisherConfirm,
 };
-use strata_core::RecordedEvent;
+use strata_core::{Position, RecordedEvent};
 
 use crate::config::redact;
-use crate::{BrokerSink, RelayError, amqp_routing_key, envelope};
+use crate::{BrokerSink, Confirmation as Confirmed, RelayError, amqp_routing_key, envelope};
 
 /// AMQP's delivery mode for a message the broker writes to disk.
 const PERSISTENT: u8 = 2;
 /// How long connecting (with the channel and the exchange) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a batch's confirmations may take: a broker that went silent without closing
-/// the connection must not hold the relay forever.
+/// How long a batch's confirmations may take from when the relay begins to await them
+/// (at once: it awaits every batch in flight): a broker that went silent without
+/// closing the connection must not hold the relay forever.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long closing a previous connection may take (it is likely gone already).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -78,15 +79,66 @@ impl BrokerSink for AmqpSink {
         }
     }
 
-    async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
-        match tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_confirmed(events)).await {
-            Ok(result) => result,
-            Err(_) => Err(self.error(format!(
-                "the batch was not confirmed within {} s",
-                CONFIRM_TIMEOUT.as_secs()
-            ))),
+    async fn send(&mut self, events: &[RecordedEvent]) -> Result<Confirmed, RelayError> {
+        let Some((_, channel)) = self.session.as_ref() else {
+            return Err(self.error("not connected"));
+        };
+        // Publish the whole batch without waiting: one channel keeps the order, and the
+        // broker confirms in order while the relay publishes the next batches.
+        let mut confirms: Vec<(PublisherConfirm, Position)> = Vec::with_capacity(events.len());
+        for event in events {
+            let properties = BasicProperties::default()
+                .with_message_id(event.id.to_string().into())
+                .with_type(event.event_type.as_str().into())
+                .with_content_type("application/json".into())
+                .with_delivery_mode(PERSISTENT)
+                .with_app_id("strata".into());
+            let confirm = channel
+                .basic_publish(
+                    self.exchange.as_str().into(),
+                    amqp_routing_key(event).into(),
+                    BasicPublishOptions::default(),
+                    &envelope(event),
+                    properties,
+                )
+                .await
+                .map_err(|e| {
+                    self.error(format!("cannot publish position {}: {e}", event.position))
+                })?;
+            confirms.push((confirm, event.position));
+        }
+        let target = self.target();
+        Ok(Box::pin(async move {
+            let message = match tokio::time::timeout(CONFIRM_TIMEOUT, confirmed(confirms)).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(message)) => message,
+                Err(_) => format!(
+                    "the batch was not confirmed within {} s",
+                    CONFIRM_TIMEOUT.as_secs()
+                ),
+            };
+            Err(RelayError::Broker {
+                broker: "amqp",
+                target,
+                message,
+            })
+        }))
+    }
+}
+
+/// Awaits every confirmation of a batch, in order; answers what went wrong first.
+async fn confirmed(confirms: Vec<(PublisherConfirm, Position)>) -> Result<(), String> {
+    for (confirm, position) in confirms {
+        match confirm.await {
+            Ok(Confirmation::Ack(_)) => {}
+            Ok(Confirmation::Nack(_)) => return Err(format!("position {position} refused (nack)")),
+            Ok(Confirmation::NotRequested) => {
+                return Err("the channel does not confirm publishes".to_owned());
+            }
+            Err(e) => return Err(format!("position {position} not confirmed: {e}")),
         }
     }
+    Ok(())
 }
 
 impl AmqpSink {
@@ -123,54 +175,6 @@ impl AmqpSink {
                 ))
             })?;
         self.session = Some((connection, channel));
-        Ok(())
-    }
-
-    /// Publishes `events` and waits for every confirmation.
-    async fn publish_confirmed(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
-        let Some((_, channel)) = self.session.as_ref() else {
-            return Err(self.error("not connected"));
-        };
-        let channel = channel.clone();
-        let mut confirms: Vec<(PublisherConfirm, &RecordedEvent)> =
-            Vec::with_capacity(events.len());
-        for event in events {
-            let properties = BasicProperties::default()
-                .with_message_id(event.id.to_string().into())
-                .with_type(event.event_type.as_str().into())
-                .with_content_type("application/json".into())
-                .with_delivery_mode(PERSISTENT)
-                .with_app_id("strata".into());
-            let confirm = channel
-                .basic_publish(
-                    self.exchange.as_str().into(),
-                    amqp_routing_key(event).into(),
-                    BasicPublishOptions::default(),
-                    &envelope(event),
-                    properties,
-                )
-                .await
-                .map_err(|e| {
-                    self.error(format!("cannot publish position {}: {e}", event.position))
-                })?;
-            confirms.push((confirm, event));
-        }
-        for (confirm, event) in confirms {
-            match confirm.await {
-                Ok(Confirmation::Ack(_)) => {}
-                Ok(Confirmation::Nack(_)) => {
-                    return Err(self.error(format!("position {} refused (nack)", event.position)));
-                }
-                Ok(Confirmation::NotRequested) => {
-                    return Err(self.error("the channel does not confirm publishes"));
-                }
-                Err(e) => {
-                    return Err(
-                        self.error(format!("position {} not confirmed: {e}", event.position))
-                    );
-                }
-            }
-        }
         Ok(())
     }
 }

@@ -14,6 +14,8 @@
 //! otherwise. A new field may be added within a format; a change to the meaning or shape
 //! of an existing field gets a new `format` number.
 
+use std::io::Write as _;
+
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use strata_core::{EventId, EventType, Position, RecordedEvent, StreamName, Timestamp, Version};
@@ -25,21 +27,23 @@ pub const ENVELOPE_FORMAT: u32 = 1;
 
 /// The envelope of `event`: one line of JSON, without a trailing newline.
 pub fn envelope(event: &RecordedEvent) -> Vec<u8> {
-    let mut line = Vec::with_capacity(256 + event.data.len() + event.metadata.len());
-    event.write_json_line(&mut line);
-    if line.last() == Some(&b'\n') {
-        line.pop();
+    let mut out = Vec::with_capacity(224 + event.data.len() + event.metadata.len());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{{\"format\":{ENVELOPE_FORMAT}");
+    let open = out.len();
+    // NOTE: the event's JSON line is written right behind the format number, in the same
+    // buffer; it is an object with at least `position` in it, so it starts with `{`
+    // followed by a field, and that `{` becomes the comma after the format field.
+    event.write_json_line(&mut out);
+    if out.last() == Some(&b'\n') {
+        out.pop();
     }
-    let head = format!("{{\"format\":{ENVELOPE_FORMAT},");
-    let mut out = Vec::with_capacity(head.len() + line.len());
-    out.extend_from_slice(head.as_bytes());
-    // NOTE: the JSON line is an object with at least `position` in it, so it starts with
-    // `{` followed by a field; the format field goes in front of that field.
-    match line.split_first() {
-        Some((b'{', rest)) => out.extend_from_slice(rest),
+    let fields = out.len() > open + 2;
+    match out.get_mut(open) {
+        Some(brace @ b'{') if fields => *brace = b',',
         // Unreachable for a serialized event; keep the output valid JSON regardless.
         _ => {
-            out.truncate(head.len() - 1);
+            out.truncate(open);
             out.push(b'}');
         }
     }

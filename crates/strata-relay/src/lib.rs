@@ -1,8 +1,8 @@
 //! Relays: strata's event log published to message brokers (DESIGN §1, "relays").
 //!
 //! A relay follows the log from its checkpoint and publishes every event, in position
-//! order, to one broker; the checkpoint advances only after the broker confirmed the
-//! events below it. The log is the outbox: nothing is written twice, and a relay that
+//! order, to one broker, with a window of batches in flight; the checkpoint advances
+//! only over events the broker confirmed, never past an unconfirmed one. The log is the outbox: nothing is written twice, and a relay that
 //! restarts (or whose broker went away) publishes again from its checkpoint, so a
 //! consumer sees every event at least once, with the event id as the message id for the
 //! broker's (or the consumer's) de-duplication.
@@ -13,8 +13,9 @@
 //!   a time, from a checkpoint kept in that database.
 //! - [`RelayConfig`] says where a relay publishes; [`RelayConfig::from_url`] reads the
 //!   `--relay URL` form.
-//! - [`BrokerSink`] is the seam a broker implements: connect, publish a batch and return
-//!   once every message of it is confirmed.
+//! - [`BrokerSink`] is the seam a broker implements: connect, hand a batch to the broker
+//!   and return its [`Confirmation`], which resolves once every message of it is
+//!   confirmed; a relay keeps several batches in flight.
 //! - [`envelope`] is the versioned JSON message every broker carries; [`parse_envelope`]
 //!   reads it back.
 //! - [`RemoteReadSide`] is the other end: a read model on another machine, fed by an
@@ -40,6 +41,7 @@ mod names;
 mod relay;
 mod remote;
 mod sink;
+mod window;
 
 #[cfg(feature = "amqp")]
 mod amqp;
@@ -73,7 +75,7 @@ pub use remote::{
     Delivered, EnvelopeSource, RemoteCheckpoint, RemoteGap, RemoteReadModel, RemoteReadSide,
     RemoteStatus,
 };
-pub use sink::BrokerSink;
+pub use sink::{BrokerSink, Confirmation};
 #[cfg(feature = "sns")]
 pub use sqs::{ConsumedEvent, PollReport, SqsConsumer, SqsConsumerConfig, SqsReadModel};
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishAckFuture, stream};
 use async_nats::{ConnectOptions, HeaderMap, header::NATS_MESSAGE_ID};
 use async_trait::async_trait;
-use strata_core::RecordedEvent;
+use strata_core::{Position, RecordedEvent};
 
 use crate::config::redact;
-use crate::{BrokerSink, RelayError, envelope, nats_subject};
+use crate::{BrokerSink, Confirmation, RelayError, envelope, nats_subject};
 
 /// How long a connection attempt and a JetStream request (an acknowledgement) may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,13 +83,14 @@ impl BrokerSink for NatsSink {
         Ok(())
     }
 
-    async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
-        let Some(context) = self.context.clone() else {
+    async fn send(&mut self, events: &[RecordedEvent]) -> Result<Confirmation, RelayError> {
+        let Some(context) = self.context.as_ref() else {
             return Err(self.error("not connected"));
         };
-        // Publish the whole batch, then collect the acknowledgements: one round trip per
-        // batch, and the server stores the messages in the order they were sent.
-        let mut acks: Vec<(PublishAckFuture, &RecordedEvent)> = Vec::with_capacity(events.len());
+        // Publish the whole batch without waiting: the server stores the messages in the
+        // order they were sent on the one connection, and the acknowledgements are
+        // awaited by the confirmation while the relay sends the next batches.
+        let mut acks: Vec<(PublishAckFuture, Position)> = Vec::with_capacity(events.len());
         for event in events {
             let mut headers = HeaderMap::new();
             headers.insert(NATS_MESSAGE_ID, event.id.to_string().as_str());
@@ -103,13 +104,18 @@ impl BrokerSink for NatsSink {
                 .map_err(|e| {
                     self.error(format!("cannot publish position {}: {e}", event.position))
                 })?;
-            acks.push((ack, event));
+            acks.push((ack, event.position));
         }
-        for (ack, event) in acks {
-            ack.await.map_err(|e| {
-                self.error(format!("position {} not acknowledged: {e}", event.position))
-            })?;
-        }
-        Ok(())
+        let target = self.target();
+        Ok(Box::pin(async move {
+            for (ack, position) in acks {
+                ack.await.map_err(|e| RelayError::Broker {
+                    broker: "nats",
+                    target: target.clone(),
+                    message: format!("position {position} not acknowledged: {e}"),
+                })?;
+            }
+            Ok(())
+        }))
     }
 }

@@ -1,8 +1,10 @@
 //! [`Relays`]: runs relays, one task each, and reports their [`RelayStatus`]. A relay's
 //! loop: connect, refuse a checkpoint beyond the head, follow the log from the
-//! checkpoint in batches, publish each batch, and only once the broker confirmed it,
-//! store the checkpoint; any fault ends the session, and the next one starts after a
-//! backoff from the stored checkpoint.
+//! checkpoint in batches, hand each batch to the broker while earlier ones await their
+//! confirmations (a [`Window`] of at most [`WINDOW`] events), and store as checkpoint
+//! the end of the contiguous confirmed prefix; any fault drops every unconfirmed batch
+//! and ends the session, and the next one starts after a backoff from the stored
+//! checkpoint.
 //!
 //! On a database several servers share ([`Relays::on_postgres`]), a relay runs only
 //! while this server holds its lease (`relay/<name>`): it stands by until then, reads
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt as _};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -28,11 +32,17 @@ use tokio::task::JoinHandle;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::config::validate_name;
+use crate::sink::Confirmation;
+use crate::window::Window;
 use crate::{BrokerSink, Destination, RelayConfig, RelayError};
 
-/// The most events one publish carries: enough to pipeline, few enough that a retried
+/// The most events one batch carries: enough to pipeline, few enough that a retried
 /// batch is small.
 const BATCH: usize = 256;
+/// The most events handed to the broker and not yet confirmed: sixteen batches in
+/// flight while the next are read and encoded. Everything in it is published again
+/// after a fault, so it stays well inside a broker's duplicate window.
+const WINDOW: u64 = 16 * BATCH as u64;
 /// The first delay after a fault; it doubles up to [`BACKOFF_MAX`].
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 /// The longest delay between sessions.
@@ -347,7 +357,9 @@ impl Relays {
             })
     }
 
-    /// Asks every relay to stop after its current batch and waits for them.
+    /// Asks every relay to stop and waits for them. A relay stops sending at once and
+    /// stores the checkpoint its broker confirmed so far; what it had sent without a
+    /// confirmation yet is published again when it next starts.
     pub async fn shutdown(&self) {
         let running = std::mem::take(&mut *self.running.lock());
         for r in running.values() {
@@ -436,8 +448,11 @@ impl BrokerSink for Unsupported {
             broker: self.0,
         })
     }
-    async fn publish(&mut self, _: &[RecordedEvent]) -> Result<(), RelayError> {
-        self.connect().await
+    async fn send(&mut self, _: &[RecordedEvent]) -> Result<Confirmation, RelayError> {
+        Err(RelayError::BrokerNotBuilt {
+            url: self.1.clone(),
+            broker: self.0,
+        })
     }
 }
 
@@ -651,63 +666,224 @@ async fn session(
             head,
         });
     }
-    let live_at = |position: Position| {
-        if position >= head {
-            RelayState::Live
-        } else {
-            RelayState::CatchingUp
-        }
+    shared.update(|i| i.state = state_at(from, head));
+    let mut publishing = Publishing {
+        checkpoint,
+        fence: fence.cloned(),
+        shared,
+        head,
+        window: Window::new(from),
+        confirmations: FuturesUnordered::new(),
+        stored: from,
+        storing: None,
     };
-    shared.update(|i| i.state = live_at(from));
-    let mut events = store.subscribe(from, ReadFilter::all());
-    loop {
-        let first = tokio::select! {
-            next = events.next() => next,
-            _ = stop.wait_for(|s| *s) => return End::Stopped,
-        };
-        let mut batch = match first {
-            Some(Ok(event)) => vec![event],
-            Some(Err(err)) => return End::Fault(err.into()),
-            // A subscription only ends after an error, or when the store closes.
-            None => return End::Fault(RelayError::Store(strata_store::StoreError::Closed)),
-        };
-        let mut read_error = None;
-        while batch.len() < BATCH {
-            match events.next().now_or_never() {
-                Some(Some(Ok(event))) => batch.push(event),
-                Some(Some(Err(err))) => {
-                    read_error = Some(err);
-                    break;
+    let end = publishing.run(store, sink, stop, delay).await;
+    // Whatever ended the session, what the broker confirmed is kept: a new session
+    // resumes from the last contiguous confirmed event, not from an older checkpoint.
+    match publishing.settle().await {
+        Ok(()) => end,
+        Err(err) => match end {
+            End::Stopped => End::Fault(err),
+            fault @ End::Fault(_) => fault,
+        },
+    }
+}
+
+/// The state of a relay whose checkpoint is `position`, in a session that began with
+/// the log's head at `head`.
+fn state_at(position: Position, head: Position) -> RelayState {
+    if position >= head {
+        RelayState::Live
+    } else {
+        RelayState::CatchingUp
+    }
+}
+
+/// One batch's confirmation, named by its sequence number in the [`Window`].
+type Confirming = BoxFuture<'static, (u64, Result<(), RelayError>)>;
+
+/// A session's publishing: the window of unconfirmed batches, their confirmations, and
+/// the checkpoint write under way (one at a time, always of the latest confirmed
+/// position, so a fast broker costs one fsync per write, not one per batch).
+struct Publishing<'a> {
+    checkpoint: &'a Checkpoint,
+    /// The grant of the relay's lease that every checkpoint write is checked against,
+    /// on a shared database.
+    fence: Option<Fence>,
+    shared: &'a Shared,
+    head: Position,
+    window: Window,
+    confirmations: FuturesUnordered<Confirming>,
+    /// The last position stored in the checkpoint file.
+    stored: Position,
+    /// The checkpoint write under way, and the position it stores.
+    storing: Option<(Position, BoxFuture<'static, Result<(), RelayError>>)>,
+}
+
+impl Publishing<'_> {
+    /// Reads, sends and confirms until stopped or a fault.
+    async fn run(
+        &mut self,
+        store: &Arc<dyn EventStore>,
+        sink: &mut dyn BrokerSink,
+        stop: &mut watch::Receiver<bool>,
+        delay: &mut Duration,
+    ) -> End {
+        let mut events = store.subscribe(self.window.checkpoint(), ReadFilter::all());
+        loop {
+            let room = WINDOW.saturating_sub(self.window.in_flight());
+            tokio::select! {
+                biased;
+                () = stop.wait_for(|s| *s).map(|_| ()) => return End::Stopped,
+                Some((seq, confirmed)) = self.confirmations.next(),
+                    if !self.confirmations.is_empty() =>
+                {
+                    if let Err(err) = confirmed {
+                        return End::Fault(err);
+                    }
+                    if let Some(advance) = self.window.confirm(seq) {
+                        *delay = BACKOFF_FIRST;
+                        metrics::counter!(
+                            "strata_relay_published_total",
+                            "relay" => self.shared.name.clone()
+                        )
+                        .increment(advance.events);
+                        self.shared.update(|i| {
+                            i.published += advance.events;
+                            i.last_error = None;
+                        });
+                    }
                 }
-                Some(None) | None => break,
+                stored = written(&mut self.storing) => {
+                    if let Err(err) = self.stored(stored) {
+                        return End::Fault(err);
+                    }
+                }
+                first = events.next(), if room > 0 => {
+                    let mut batch = match first {
+                        Some(Ok(event)) => vec![event],
+                        Some(Err(err)) => return End::Fault(err.into()),
+                        // A subscription only ends after an error, or when the store
+                        // closes.
+                        None => {
+                            return End::Fault(RelayError::Store(
+                                strata_store::StoreError::Closed,
+                            ));
+                        }
+                    };
+                    let most = BATCH.min(usize::try_from(room).unwrap_or(BATCH));
+                    let mut read_error = None;
+                    while batch.len() < most {
+                        match events.next().now_or_never() {
+                            Some(Some(Ok(event))) => batch.push(event),
+                            Some(Some(Err(err))) => {
+                                read_error = Some(err);
+                                break;
+                            }
+                            Some(None) | None => break,
+                        }
+                    }
+                    let confirmation = match sink.send(&batch).await {
+                        Ok(confirmation) => confirmation,
+                        Err(err) => return End::Fault(err),
+                    };
+                    let through = batch.last().map_or(Position::ZERO, |e| e.position);
+                    let seq = self.window.send(through, batch.len() as u64);
+                    self.confirmations.push(confirming(seq, confirmation));
+                    if let Some(err) = read_error {
+                        // What was read before the error is published and confirmed
+                        // first, so the next session starts past it.
+                        return self.drain(End::Fault(err.into())).await;
+                    }
+                }
+            }
+            self.store_confirmed();
+        }
+    }
+
+    /// Awaits every outstanding confirmation, then ends with `end` (or with the first
+    /// fault met meanwhile).
+    async fn drain(&mut self, end: End) -> End {
+        while let Some((seq, confirmed)) = self.confirmations.next().await {
+            if let Err(err) = confirmed {
+                return End::Fault(err);
+            }
+            if let Some(advance) = self.window.confirm(seq) {
+                metrics::counter!(
+                    "strata_relay_published_total",
+                    "relay" => self.shared.name.clone()
+                )
+                .increment(advance.events);
+                self.shared.update(|i| i.published += advance.events);
             }
         }
-        if let Err(err) = sink.publish(&batch).await {
-            return End::Fault(err);
+        end
+    }
+
+    /// Starts writing the checkpoint when the confirmed prefix passed the stored one and
+    /// no write is under way.
+    fn store_confirmed(&mut self) {
+        let confirmed = self.window.checkpoint();
+        if self.storing.is_none() && confirmed > self.stored {
+            let checkpoint = self.checkpoint.clone();
+            let fence = self.fence.clone();
+            self.storing = Some((
+                confirmed,
+                Box::pin(async move { checkpoint.store(confirmed, fence.as_ref()).await }),
+            ));
         }
-        let through = batch.last().map_or(from, |e| e.position);
-        // NOTE: only now, after the broker confirmed every event of the batch.
-        if let Err(err) = checkpoint.store(through, fence).await {
-            return End::Fault(err);
-        }
-        *delay = BACKOFF_FIRST;
-        let count = batch.len() as u64;
-        metrics::counter!("strata_relay_published_total", "relay" => shared.name.clone())
-            .increment(count);
-        metrics::gauge!("strata_relay_checkpoint", "relay" => shared.name.clone())
-            .set(through.0 as f64);
-        shared.update(|i| {
-            i.checkpoint = through;
-            i.published += count;
-            i.last_error = None;
-            i.state = if through >= head {
-                RelayState::Live
-            } else {
-                RelayState::CatchingUp
-            };
+    }
+
+    /// Records a finished checkpoint write of `position` in the status and metrics.
+    fn stored(
+        &mut self,
+        (position, result): (Position, Result<(), RelayError>),
+    ) -> Result<(), RelayError> {
+        result?;
+        self.stored = position;
+        metrics::gauge!("strata_relay_checkpoint", "relay" => self.shared.name.clone())
+            .set(position.0 as f64);
+        let state = state_at(position, self.head);
+        self.shared.update(|i| {
+            i.checkpoint = position;
+            i.state = state;
         });
-        if let Some(err) = read_error {
-            return End::Fault(err.into());
+        Ok(())
+    }
+
+    /// Finishes the checkpoint write under way and stores the confirmed prefix if it is
+    /// further; the unconfirmed batches are dropped with the session.
+    async fn settle(&mut self) -> Result<(), RelayError> {
+        loop {
+            if self.storing.is_some() {
+                let stored = written(&mut self.storing).await;
+                self.stored(stored)?;
+            }
+            self.store_confirmed();
+            if self.storing.is_none() {
+                return Ok(());
+            }
         }
+    }
+}
+
+/// The batch `seq`'s confirmation, named.
+fn confirming(seq: u64, confirmation: Confirmation) -> Confirming {
+    Box::pin(confirmation.map(move |result| (seq, result)))
+}
+
+/// The outcome of the checkpoint write under way (taking it), or never when there is
+/// none.
+async fn written(
+    storing: &mut Option<(Position, BoxFuture<'static, Result<(), RelayError>>)>,
+) -> (Position, Result<(), RelayError>) {
+    match storing {
+        Some((position, write)) => {
+            let result = write.await;
+            let position = *position;
+            *storing = None;
+            (position, result)
+        }
+        None => std::future::pending().await,
     }
 }

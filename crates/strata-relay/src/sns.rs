@@ -10,7 +10,7 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use strata_core::RecordedEvent;
 
 use crate::aws::{describe, sdk_config};
-use crate::{BrokerSink, RelayError, envelope, sns_group_id};
+use crate::{BrokerSink, Confirmation, RelayError, envelope, sns_group_id};
 
 /// The most messages one PublishBatch carries.
 const BATCH_MESSAGES: usize = 10;
@@ -94,7 +94,7 @@ impl SnsSink {
     }
 
     /// One PublishBatch call; `Ok` only when SNS accepted every entry.
-    async fn send(
+    async fn call(
         &self,
         client: &Client,
         entries: Vec<PublishBatchRequestEntry>,
@@ -159,6 +159,16 @@ impl BrokerSink for SnsSink {
         Ok(())
     }
 
+    async fn send(&mut self, events: &[RecordedEvent]) -> Result<Confirmation, RelayError> {
+        // SNS confirms each call as it answers: the batch is confirmed once sent.
+        self.publish(events).await?;
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
+}
+
+impl SnsSink {
+    /// Publishes `events` in calls of at most [`BATCH_MESSAGES`], one after the other,
+    /// and returns once SNS accepted every one.
     async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
         let Some(client) = self.client.clone() else {
             return Err(self.error("not connected"));
@@ -172,7 +182,7 @@ impl BrokerSink for SnsSink {
             let (entry, size) = self.entry(event)?;
             if entries.len() == BATCH_MESSAGES || bytes + size > BATCH_BYTES {
                 let head = first.take().unwrap_or(event);
-                self.send(&client, std::mem::take(&mut entries), head)
+                self.call(&client, std::mem::take(&mut entries), head)
                     .await?;
                 bytes = 0;
             }
@@ -181,7 +191,7 @@ impl BrokerSink for SnsSink {
             bytes += size;
         }
         if let Some(head) = first {
-            self.send(&client, entries, head).await?;
+            self.call(&client, entries, head).await?;
         }
         Ok(())
     }

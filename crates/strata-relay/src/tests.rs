@@ -20,6 +20,26 @@ fn event(stream: &str, event_type: &str, data: &str) -> RecordedEvent {
 }
 
 #[test]
+fn envelope_is_byte_for_byte_the_json_line_after_the_format() {
+    for data in [
+        r#"{"total": 5}"#,
+        "not json",
+        "{\n  \"pretty\": [1, 2]\n}",
+        "",
+    ] {
+        let e = event("order-7.b", "Order\"Placed", data);
+        let mut line = Vec::new();
+        e.write_json_line(&mut line);
+        let mut expected = br#"{"format":1,"#.to_vec();
+        expected.extend_from_slice(&line[1..line.len() - 1]);
+        assert_eq!(
+            String::from_utf8(envelope(&e)).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+    }
+}
+
+#[test]
 fn envelope_is_the_json_line_with_a_format_first() {
     let e = event("order-7", "OrderPlaced", r#"{"total": 5}"#);
     let bytes = envelope(&e);
@@ -225,17 +245,84 @@ fn sns_group_ids_are_the_stream_or_a_bounded_token() {
     assert!(id.bytes().all(|b| b.is_ascii_graphic()));
 }
 
+mod window {
+    use strata_core::Position;
+
+    use crate::window::{Advance, Window};
+
+    #[test]
+    fn confirmations_out_of_order_never_pass_a_gap() {
+        // Given four batches in flight after checkpoint 10…
+        let mut window = Window::new(Position(10));
+        let seqs: Vec<u64> = [(20, 10), (30, 10), (35, 5), (50, 15)]
+            .into_iter()
+            .map(|(through, count)| window.send(Position(through), count))
+            .collect();
+        assert_eq!(window.in_flight(), 40);
+        // …the later ones confirmed first move nothing…
+        assert_eq!(window.confirm(seqs[1]), None);
+        assert_eq!(window.confirm(seqs[3]), None);
+        assert_eq!(window.checkpoint(), Position(10));
+        assert_eq!(
+            window.in_flight(),
+            40,
+            "confirmed behind a gap still counts"
+        );
+        // …until the gap closes: then the checkpoint jumps over every confirmed batch
+        // behind it, and stops at the next unconfirmed one.
+        assert_eq!(
+            window.confirm(seqs[0]),
+            Some(Advance {
+                through: Position(30),
+                events: 20
+            })
+        );
+        assert_eq!(window.checkpoint(), Position(30));
+        assert_eq!(window.in_flight(), 20);
+        assert_eq!(
+            window.confirm(seqs[2]),
+            Some(Advance {
+                through: Position(50),
+                events: 20
+            })
+        );
+        assert_eq!(window.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_failure_mid_window_leaves_the_last_contiguous_confirmed_position() {
+        let mut window = Window::new(Position::ZERO);
+        let a = window.send(Position(256), 256);
+        let b = window.send(Position(512), 256);
+        let c = window.send(Position(768), 256);
+        let d = window.send(Position(1000), 232);
+        window.confirm(d);
+        window.confirm(a);
+        window.confirm(b);
+        // c fails: everything after b is sent again, from here.
+        assert_eq!(window.checkpoint(), Position(512));
+        assert_eq!(window.in_flight(), 488);
+        // Repeated or unknown confirmations change nothing.
+        assert_eq!(window.confirm(a), None);
+        assert_eq!(window.confirm(c + 10), None);
+        assert_eq!(window.checkpoint(), Position(512));
+        assert_eq!(window.confirm(c).map(|a| a.through), Some(Position(1000)));
+    }
+}
+
 mod runner {
     use std::sync::Arc;
     use std::time::Duration;
 
     use async_trait::async_trait;
     use parking_lot::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use strata_core::{EventType, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName};
     use strata_store::{EventStore, MemoryStore};
-    use tokio::sync::{Notify, Semaphore};
 
-    use crate::{BrokerSink, RelayError, RelayState, Relays};
+    use tokio::sync::{Notify, Semaphore, oneshot, watch};
+
+    use crate::{BrokerSink, Confirmation, RelayError, RelayState, Relays};
 
     const WAIT: Duration = Duration::from_secs(30);
 
@@ -266,7 +353,7 @@ mod runner {
             *self.broker.connects.lock() += 1;
             Ok(())
         }
-        async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
+        async fn send(&mut self, events: &[RecordedEvent]) -> Result<Confirmation, RelayError> {
             self.entered.notify_one();
             let fail = {
                 let mut failures = self.broker.failures.lock();
@@ -287,13 +374,12 @@ mod runner {
                 });
             }
             self.broker.received.lock().extend_from_slice(events);
-            let permit = self
-                .confirms
-                .acquire()
-                .await
-                .expect("the semaphore stays open");
-            permit.forget();
-            Ok(())
+            let confirms = self.confirms.clone();
+            Ok(Box::pin(async move {
+                let permit = confirms.acquire().await.expect("the semaphore stays open");
+                permit.forget();
+                Ok(())
+            }))
         }
     }
 
@@ -385,6 +471,165 @@ mod runner {
             .map(|e| e.position.0)
             .collect();
         assert_eq!(positions, (1..=20).collect::<Vec<_>>());
+    }
+
+    /// A broker whose test answers each batch by hand, in any order.
+    struct Hand {
+        connects: Mutex<usize>,
+        batches: Mutex<Vec<Handed>>,
+        received: Mutex<Vec<RecordedEvent>>,
+        handed: watch::Sender<usize>,
+        /// Confirm every batch at once from now on.
+        auto: AtomicBool,
+    }
+
+    /// One batch handed to a [`Hand`]: the session, its first and last positions, and
+    /// the answer its confirmation waits for.
+    struct Handed {
+        session: usize,
+        first: u64,
+        last: u64,
+        answer: Option<oneshot::Sender<Result<(), RelayError>>>,
+    }
+
+    impl Hand {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                connects: Mutex::new(0),
+                batches: Mutex::new(Vec::new()),
+                received: Mutex::new(Vec::new()),
+                handed: watch::Sender::new(0),
+                auto: AtomicBool::new(false),
+            })
+        }
+
+        /// Waits until `n` batches were handed over (in all sessions).
+        async fn wait_handed(&self, n: usize) {
+            let mut handed = self.handed.subscribe();
+            tokio::time::timeout(WAIT, handed.wait_for(|h| *h >= n))
+                .await
+                .expect("batches handed over in time")
+                .unwrap();
+        }
+
+        /// Answers batch `index` (in the order handed over).
+        fn answer(&self, index: usize, result: Result<(), RelayError>) {
+            let answer = self.batches.lock()[index].answer.take();
+            let _ = answer.expect("a batch not answered yet").send(result);
+        }
+    }
+
+    struct HandSink(Arc<Hand>);
+
+    #[async_trait]
+    impl BrokerSink for HandSink {
+        fn broker(&self) -> &'static str {
+            "hand"
+        }
+        fn target(&self) -> String {
+            "memory".to_owned()
+        }
+        async fn connect(&mut self) -> Result<(), RelayError> {
+            *self.0.connects.lock() += 1;
+            Ok(())
+        }
+        async fn send(&mut self, events: &[RecordedEvent]) -> Result<Confirmation, RelayError> {
+            self.0.received.lock().extend_from_slice(events);
+            let (answer, answered) = oneshot::channel();
+            let auto = self.0.auto.load(Ordering::SeqCst);
+            self.0.batches.lock().push(Handed {
+                session: *self.0.connects.lock(),
+                first: events[0].position.0,
+                last: events[events.len() - 1].position.0,
+                answer: (!auto).then_some(answer),
+            });
+            self.0.handed.send_modify(|h| *h += 1);
+            Ok(Box::pin(async move {
+                if auto {
+                    return Ok(());
+                }
+                answered.await.unwrap_or_else(|_| {
+                    Err(RelayError::Broker {
+                        broker: "hand",
+                        target: "memory".to_owned(),
+                        message: "the confirmation was dropped".to_owned(),
+                    })
+                })
+            }))
+        }
+    }
+
+    fn refused() -> RelayError {
+        RelayError::Broker {
+            broker: "hand",
+            target: "memory".to_owned(),
+            message: "refused".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_moves_only_over_the_confirmed_prefix_of_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let head = append(&store, 1000).await;
+        let hand = Hand::new();
+        let relays = Relays::new(store.clone(), dir.path());
+        relays
+            .start_with("hand", Box::new(HandSink(hand.clone())))
+            .unwrap();
+
+        // Given the whole log handed over in several batches, none confirmed…
+        let mut count = 0;
+        while hand.batches.lock().last().is_none_or(|b| b.last < head.0) {
+            count += 1;
+            hand.wait_handed(count).await;
+        }
+        let ranges: Vec<(u64, u64)> = hand
+            .batches
+            .lock()
+            .iter()
+            .map(|b| (b.first, b.last))
+            .collect();
+        assert!(ranges.len() >= 4, "{ranges:?}");
+        assert_eq!(relays.status()[0].checkpoint, Position::ZERO);
+        // …when the last batch, then the first two are confirmed, the checkpoint reaches
+        // the end of the second and no further: the third is a gap.
+        hand.answer(ranges.len() - 1, Ok(()));
+        hand.answer(0, Ok(()));
+        hand.answer(1, Ok(()));
+        let confirmed = Position(ranges[1].1);
+        let status = relays.wait_for("hand", confirmed, WAIT).await.unwrap();
+        assert_eq!(status.checkpoint, confirmed);
+        assert_eq!(
+            status.published, confirmed.0,
+            "nothing behind the gap counts"
+        );
+
+        // When the third fails, the next session starts right after the confirmed prefix
+        // and publishes the rest again.
+        hand.auto.store(true, Ordering::SeqCst);
+        hand.answer(2, Err(refused()));
+        let status = relays.wait_for("hand", head, WAIT).await.unwrap();
+        relays.shutdown().await;
+        let batches = hand.batches.lock();
+        let resumed = batches
+            .iter()
+            .find(|b| b.session == 2)
+            .expect("a second session");
+        assert_eq!(resumed.first, confirmed.0 + 1);
+        assert_eq!(*hand.connects.lock(), 2);
+        assert_eq!(status.checkpoint, head);
+        assert_eq!(status.published, head.0, "every event counted once");
+        assert_eq!(status.last_error, None, "a confirmation clears the error");
+        let mut seen = std::collections::HashSet::new();
+        let positions: Vec<u64> = hand
+            .received
+            .lock()
+            .iter()
+            .filter(|e| seen.insert(e.id))
+            .map(|e| e.position.0)
+            .collect();
+        assert_eq!(positions, (1..=head.0).collect::<Vec<_>>());
     }
 
     #[tokio::test]
