@@ -322,3 +322,114 @@ fn a_payload_cannot_splice_in_another_type() {
     let forged = br#""tea","type":"emptied","data":null"#;
     assert!(<Event as EventCodec>::decode_bytes("renamed", forged).is_err());
 }
+
+mod schema_version_scan {
+    //! The one-scan read of the schema version agrees with serde's wherever it answers,
+    //! and answers for the metadata the command handler writes.
+
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::super::{parse_schema_version, scan_schema_version};
+
+    fn piece(choices: &'static [&'static str]) -> impl Strategy<Value = &'static str> + Clone {
+        prop::sample::select(choices)
+    }
+
+    /// Metadata text: objects of keys and values of many kinds, repeats and odd
+    /// whitespace included, sometimes cut or followed by something.
+    fn metadata() -> impl Strategy<Value = String> {
+        let key = piece(&[
+            "\"schema_version\"",
+            "\"schema_version\"",
+            "\"schema\\u005fversion\"",
+            "\"actor\"",
+            "\"é\"",
+            "\"\"",
+            "\"a\\\"b\"",
+            "schema_version",
+        ]);
+        let value = piece(&[
+            "1",
+            "2",
+            "0",
+            "01",
+            "-1",
+            "1.5",
+            "1e3",
+            "4294967297",
+            "18446744073709551615",
+            "18446744073709551616",
+            "\"2\"",
+            "\"x\"",
+            "\"é\"",
+            "\"a\\nb\"",
+            "\"tab\tin\"",
+            "true",
+            "false",
+            "null",
+            "nul",
+            "{}",
+            "[]",
+            "{\"schema_version\":3}",
+            "[2]",
+        ]);
+        let space = piece(&["", " ", "\n\t ", "\r"]);
+        let member = (space.clone(), key, space.clone(), value, space.clone())
+            .prop_map(|(a, k, b, v, c)| format!("{a}{k}{b}:{v}{c}"));
+        let tail = piece(&["", "", "", " ", "x", ",", "}"]);
+        (
+            space,
+            prop::collection::vec(member, 0..5),
+            tail,
+            any::<bool>(),
+        )
+            .prop_map(|(lead, members, tail, array)| {
+                let (open, close) = if array { ("[", "]") } else { ("{", "}") };
+                format!("{lead}{open}{}{close}{tail}", members.join(","))
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_scan_agrees_with_serde(text in metadata(), cut in 0..80_usize) {
+            for bytes in [text.as_bytes(), &text.as_bytes()[..cut.min(text.len())]] {
+                if let Some(scanned) = scan_schema_version(bytes) {
+                    prop_assert_eq!(
+                        scanned.map(Value::from),
+                        parse_schema_version(bytes),
+                        "{}",
+                        String::from_utf8_lossy(bytes)
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn the_scan_agrees_with_serde_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+            if let Some(scanned) = scan_schema_version(&bytes) {
+                prop_assert_eq!(scanned.map(Value::from), parse_schema_version(&bytes));
+            }
+        }
+    }
+
+    #[test]
+    fn the_scan_reads_the_metadata_commands_write() {
+        let mut context = crate::CommandContext::new().actor("ops@example.com");
+        context.correlation_id = Some("c-1".to_owned());
+        context.request_digest = Some("0f".repeat(32));
+        for version in [1, 7] {
+            let metadata = serde_json::to_vec(&context.event_metadata(version)).unwrap();
+            assert_eq!(
+                scan_schema_version(&metadata),
+                Some(Some(u64::from(version)))
+            );
+        }
+        assert_eq!(scan_schema_version(b" { } "), Some(None));
+        assert_eq!(
+            scan_schema_version(br#"{"actor":"x","n":true}"#),
+            Some(None)
+        );
+        assert_eq!(scan_schema_version(br#"{"schema_version":1.0}"#), None);
+    }
+}
