@@ -323,132 +323,25 @@ impl Upcasters {
 /// The schema version in an event's metadata: 1 when the metadata has none (or is not a
 /// JSON object), an error when it is there but not a version number.
 fn stored_schema_version(event: &strata_core::RecordedEvent) -> Result<u32, CodecError> {
-    let stored = match scan_schema_version(&event.metadata) {
-        Some(None) => return Ok(1),
-        Some(Some(number)) => serde_json::Value::from(number),
-        None => match parse_schema_version(&event.metadata) {
-            None => return Ok(1),
-            Some(value) => value,
-        },
-    };
-    stored
-        .as_u64()
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(|| CodecError::Malformed {
-            event_type: event.event_type.to_string(),
-            reason: format!("metadata {SCHEMA_VERSION_KEY} {stored} is not a schema version"),
-        })
-}
-
-/// The `schema_version` of metadata as serde reads it: `None` when it has none or is not
-/// a JSON object.
-fn parse_schema_version(metadata: &[u8]) -> Option<Value> {
     /// Only the one key is read; serde skips the rest of the object without building it.
     #[derive(serde::Deserialize)]
     struct Metadata {
         #[serde(rename = "schema_version")]
         schema_version: Option<Value>,
     }
-    serde_json::from_slice::<Metadata>(metadata)
-        .ok()
-        .and_then(|m| m.schema_version)
-}
-
-/// The schema version of flat metadata, read in one scan without allocating, as
-/// [`parse_schema_version`] would read it: `Some(None)` when it has none, `Some(Some(n))`
-/// when it is the plain number `n`. `None` for anything it does not take on (escapes,
-/// text outside printable ASCII, nested values, numbers under other keys, anything that is
-/// not such an object): serde reads those.
-fn scan_schema_version(bytes: &[u8]) -> Option<Option<u64>> {
-    let mut at = skip_whitespace(bytes, 0);
-    if bytes.get(at) != Some(&b'{') {
-        return None;
+    let Ok(metadata) = serde_json::from_slice::<Metadata>(&event.metadata) else {
+        return Ok(1);
+    };
+    match metadata.schema_version {
+        None => Ok(1),
+        Some(value) => value
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| CodecError::Malformed {
+                event_type: event.event_type.to_string(),
+                reason: format!("metadata {SCHEMA_VERSION_KEY} {value} is not a schema version"),
+            }),
     }
-    at = skip_whitespace(bytes, at + 1);
-    let mut found = None;
-    if bytes.get(at) == Some(&b'}') {
-        return (skip_whitespace(bytes, at + 1) == bytes.len()).then_some(None);
-    }
-    loop {
-        let (key, next) = scan_plain_string(bytes, at)?;
-        at = skip_whitespace(bytes, next);
-        if bytes.get(at) != Some(&b':') {
-            return None;
-        }
-        at = skip_whitespace(bytes, at + 1);
-        if key == SCHEMA_VERSION_KEY.as_bytes() {
-            if found.is_some() {
-                // A repeated key is refused by serde: not ours to decide.
-                return None;
-            }
-            let (number, next) = scan_plain_number(bytes, at)?;
-            found = Some(number);
-            at = next;
-        } else {
-            let literal = |word: &[u8]| {
-                bytes
-                    .get(at..at + word.len())
-                    .filter(|b| *b == word)
-                    .map(|_| at + word.len())
-            };
-            at = match bytes.get(at)? {
-                b'"' => scan_plain_string(bytes, at)?.1,
-                b't' => literal(b"true")?,
-                b'f' => literal(b"false")?,
-                b'n' => literal(b"null")?,
-                _ => return None,
-            };
-        }
-        at = skip_whitespace(bytes, at);
-        match bytes.get(at)? {
-            b',' => at = skip_whitespace(bytes, at + 1),
-            b'}' => return (skip_whitespace(bytes, at + 1) == bytes.len()).then_some(found),
-            _ => return None,
-        }
-    }
-}
-
-fn skip_whitespace(bytes: &[u8], at: usize) -> usize {
-    at + bytes
-        .get(at..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .count()
-}
-
-/// A string at `at` of printable ASCII without escapes: its contents and the index after.
-fn scan_plain_string(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    if bytes.get(at) != Some(&b'"') {
-        return None;
-    }
-    let start = at + 1;
-    let len = bytes
-        .get(start..)?
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b))?;
-    let end = start + len;
-    (bytes[end] == b'"').then(|| (&bytes[start..end], end + 1))
-}
-
-/// A number at `at` of digits alone (no sign, fraction, exponent or leading zero) that
-/// fits a `u64`, and the index after it.
-fn scan_plain_number(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
-    let rest = bytes.get(at..)?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || (digits > 1 && rest[0] == b'0') {
-        return None;
-    }
-    if matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
-        return None;
-    }
-    let mut number: u64 = 0;
-    for &digit in &rest[..digits] {
-        number = number
-            .checked_mul(10)?
-            .checked_add(u64::from(digit - b'0'))?;
-    }
-    Some((number, at + digits))
 }
 
 #[cfg(test)]
