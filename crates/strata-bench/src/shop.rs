@@ -422,11 +422,15 @@ pub(crate) async fn load_aggregate(
                 Ok((loaded.state, folded))
             };
             let mut state_bytes = 0;
+            let mut snapshot_bytes = 0;
             let mut folded = 0;
             for _ in 0..3 {
                 let (state, events) = load().await?;
                 state_bytes = serde_json::to_vec(&state)
                     .context("cannot encode the loaded state")?
+                    .len();
+                snapshot_bytes = strata_domain::encode_state(&state)
+                    .map_err(|e| failed!("cannot encode the loaded state: {e}"))?
                     .len();
                 folded = events;
             }
@@ -457,6 +461,7 @@ pub(crate) async fn load_aggregate(
                     .with("snapshot_version", snapshot.map(|v| v.0))
                     .with("shape", id)
                     .with("state_json_bytes", state_bytes)
+                    .with("state_snapshot_bytes", snapshot_bytes)
                     .with("loads", args.loads)
                     .with("loads_per_s", loads_per_s),
             );

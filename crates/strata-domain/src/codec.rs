@@ -121,20 +121,20 @@ impl<T: TaggedEvent> EventCodec for T {
     }
 
     fn decode_bytes(event_type: &str, data: &[u8]) -> Result<Self, CodecError> {
-        // NOTE: with the tag first, serde decodes the payload straight into the variant,
-        // with no intermediate value. Anything unusual (a unit variant stored as `{}`, an
-        // error to classify) takes the general path.
-        // The payload must be one JSON value on its own, or splicing it could forge the tag.
-        let single_value = serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
-        let mut tagged = Vec::with_capacity(data.len() + event_type.len() + 24);
-        tagged.extend_from_slice(b"{\"type\":");
-        if single_value && serde_json::to_writer(&mut tagged, event_type).is_ok() {
-            tagged.extend_from_slice(b",\"data\":");
-            tagged.extend_from_slice(data);
-            tagged.push(b'}');
-            if let Ok(event) = serde_json::from_slice(&tagged) {
-                return Ok(event);
-            }
+        // NOTE: the payload is read by its own JSON reader as the value of `data`, after
+        // the tag, so serde decodes it straight into the variant in one pass, with no
+        // intermediate value and no copy. It must be one JSON value on its own (the
+        // reader's end is checked), so it cannot splice in another tag. Anything unusual
+        // (a unit variant stored as `{}`, an error to classify) takes the general path.
+        let mut payload = serde_json::Deserializer::from_slice(data);
+        let tagged = Tagged {
+            event_type,
+            payload: &mut payload,
+        };
+        if let Ok(event) = <T as serde::Deserialize>::deserialize(tagged)
+            && payload.end().is_ok()
+        {
+            return Ok(event);
         }
         let value: Value = serde_json::from_slice(data).map_err(|e| CodecError::Malformed {
             event_type: event_type.to_owned(),
@@ -145,6 +145,92 @@ impl<T: TaggedEvent> EventCodec for T {
 
     fn schema_version(event_type: &str) -> u32 {
         <T as TaggedEvent>::schema_version(event_type)
+    }
+}
+
+/// A stored event seen as `{"type": <event_type>, "data": <payload>}` without building
+/// that document: the tag comes from the stored type, the payload from its own reader.
+struct Tagged<'a, 'de> {
+    event_type: &'a str,
+    payload: &'a mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+}
+
+impl<'de> serde::Deserializer<'de> for Tagged<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(TaggedFields {
+            event_type: self.event_type,
+            payload: self.payload,
+            next: TaggedField::Type,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+/// Which field of a [`Tagged`] document comes next.
+#[derive(Clone, Copy)]
+enum TaggedField {
+    Type,
+    Data,
+    End,
+}
+
+/// The two fields of a [`Tagged`] document, in order.
+struct TaggedFields<'a, 'de> {
+    event_type: &'a str,
+    payload: &'a mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+    next: TaggedField,
+}
+
+impl<'de> serde::de::MapAccess<'de> for TaggedFields<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        use serde::de::IntoDeserializer as _;
+        let key = match self.next {
+            TaggedField::Type => "type",
+            TaggedField::Data => "data",
+            TaggedField::End => return Ok(None),
+        };
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        use serde::de::IntoDeserializer as _;
+        match self.next {
+            TaggedField::Type => {
+                self.next = TaggedField::Data;
+                seed.deserialize(self.event_type.into_deserializer())
+            }
+            TaggedField::Data => {
+                self.next = TaggedField::End;
+                seed.deserialize(&mut *self.payload)
+            }
+            TaggedField::End => Err(serde::de::Error::custom("no field after data")),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(match self.next {
+            TaggedField::Type => 2,
+            TaggedField::Data => 1,
+            TaggedField::End => 0,
+        })
     }
 }
 

@@ -13,7 +13,8 @@ use strata_store::{AppendResult, Direction, EventStore, StoreError};
 
 use crate::{
     Aggregate, COMMAND_ID_KEY, CodecError, CommandContext, EventCodec, REQUEST_DIGEST_KEY,
-    Snapshot, SnapshotError, SnapshotStore, Upcasters, derived_event_id,
+    Snapshot, SnapshotError, SnapshotStore, Upcasters, decode_state, derived_event_id,
+    encode_state,
 };
 
 /// Events read per page while loading.
@@ -370,7 +371,7 @@ impl CommandHandler {
         let state = decided
             .iter()
             .fold(loaded.state.clone(), |s, e| s.evolve(e));
-        let bytes = serde_json::to_vec(&state).map_err(|error| SnapshotError::Encode {
+        let bytes = encode_state(&state).map_err(|error| SnapshotError::Encode {
             stream: stream.clone(),
             error,
         })?;
@@ -523,7 +524,7 @@ impl CommandHandler {
         {
             return None;
         }
-        match serde_json::from_slice::<A>(&snapshot.state) {
+        match decode_state::<A>(&snapshot.state) {
             Ok(state) => Some((state, snapshot.version)),
             Err(err) => {
                 tracing::warn!(%stream, error = %err, "a snapshot does not decode; replaying events");

@@ -20,4 +20,6 @@ pub use context::{COMMAND_ID_KEY, CommandContext, REQUEST_DIGEST_KEY, derived_ev
 pub use handler::{
     CommandError, CommandHandler, CommandOutcome, HandlerOptions, History, HistoryEntry, Loaded,
 };
-pub use snapshot::{MemorySnapshots, Snapshot, SnapshotError, SnapshotStore};
+pub use snapshot::{
+    MemorySnapshots, Snapshot, SnapshotError, SnapshotStore, StateError, decode_state, encode_state,
+};

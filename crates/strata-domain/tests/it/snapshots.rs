@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use strata_core::Version;
-use strata_domain::{CommandContext, CommandHandler, Snapshot, SnapshotStore};
+use strata_domain::{
+    CommandContext, CommandHandler, Snapshot, SnapshotStore, decode_state, encode_state,
+};
 
 use crate::support::counter::{Counter, CounterCommand, CounterEvent, EVERY, fold};
 use crate::support::{BrokenSnapshots, Fixture, on_both_stores, stream_name};
@@ -52,7 +54,7 @@ async fn a_snapshot_is_taken_every_n_events(fx: Fixture) {
     assert_eq!(snapshot.version, Version(6));
     assert_eq!(snapshot.schema_version, 2);
     assert_eq!(snapshot.stream.as_str(), "counter-snap");
-    let state: Counter = serde_json::from_slice(&snapshot.state).unwrap();
+    let state: Counter = decode_state(&snapshot.state).unwrap();
     assert_eq!(
         state,
         Counter {
@@ -78,7 +80,7 @@ async fn a_snapshot_is_taken_every_n_events(fx: Fixture) {
         .unwrap();
     let snapshot = snapshot_of(&fx, "counter-burst").await.unwrap();
     assert_eq!(snapshot.version, Version(4));
-    let state: Counter = serde_json::from_slice(&snapshot.state).unwrap();
+    let state: Counter = decode_state(&snapshot.state).unwrap();
     assert_eq!(state, fold(&events));
     assert_eq!(state.value, 14);
 }
@@ -143,14 +145,15 @@ async fn loading_starts_from_the_snapshot(fx: Fixture) {
 }
 
 /// Replaces the stream's snapshot with one at the same version.
-async fn plant(fx: &Fixture, stream: &str, schema_version: u32, state: &'static [u8]) {
+async fn plant(fx: &Fixture, stream: &str, schema_version: u32, state: impl Into<Bytes>) {
+    let state = state.into();
     let version = snapshot_of(fx, stream).await.unwrap().version;
     fx.snapshots
         .save(Snapshot {
             stream: stream_name(stream),
             version,
             schema_version,
-            state: Bytes::from_static(state),
+            state: state.clone(),
         })
         .await
         .unwrap();
@@ -163,15 +166,21 @@ async fn a_snapshot_of_another_version_is_ignored(fx: Fixture) {
         add(&handler, "old", n).await;
     }
     // The shape matches, but versions 1 and 3 are other state shapes, where the value
-    // means another thing, so they must not be used.
-    for schema_version in [1, 3] {
-        plant(
-            &fx,
-            "counter-old",
-            schema_version,
-            br#"{"value":999,"applied":6}"#,
-        )
-        .await;
+    // means another thing, so they must not be used, in JSON (from before the header) or
+    // in the binary encoding.
+    let binary = encode_state(&Counter {
+        value: 999,
+        applied: 6,
+    })
+    .unwrap();
+    let planted: [(u32, Bytes); 4] = [
+        (1, Bytes::from_static(br#"{"value":999,"applied":6}"#)),
+        (3, Bytes::from_static(br#"{"value":999,"applied":6}"#)),
+        (1, Bytes::from(binary.clone())),
+        (3, Bytes::from(binary)),
+    ];
+    for (schema_version, state) in planted {
+        plant(&fx, "counter-old", schema_version, state).await;
         let before = fx.spy.events_read();
         let loaded = handler.load::<Counter>("old").await.unwrap();
         assert_eq!(loaded.snapshot, None);
@@ -205,7 +214,20 @@ async fn an_undecodable_snapshot_is_ignored(fx: Fixture) {
     for n in 1..=3 {
         add(&handler, "junk", n).await;
     }
-    for state in [&b"not json"[..], br#"{"value":"six"}"#, b"[]"] {
+    // Of the current version, but not a state of this shape, or not a state at all: JSON
+    // from before the header, the binary encoding of another shape, an encoding this code
+    // does not know, a header alone.
+    let other_shape = encode_state(&serde_json::json!({"value": "six", "applied": 3})).unwrap();
+    let states = [
+        Bytes::from_static(b"not json"),
+        Bytes::from_static(br#"{"value":"six"}"#),
+        Bytes::from_static(b"[]"),
+        Bytes::from(other_shape),
+        Bytes::from_static(b"\0SN\x09\x80"),
+        Bytes::from_static(b"\0SN\x01\xc1"),
+        Bytes::from_static(b"\0SN"),
+    ];
+    for state in states {
         plant(&fx, "counter-junk", 2, state).await;
         let loaded = handler.load::<Counter>("junk").await.unwrap();
         assert_eq!(loaded.snapshot, None);

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use strata_domain::{Aggregate, DomainError, TaggedEvent};
 
+use super::CommittedOrders;
+
 /// The largest stock count the shop keeps (it fits a SQL integer).
 pub const MAX_STOCK: u64 = i64::MAX as u64;
 
@@ -29,7 +31,8 @@ pub struct Inventory {
     /// Outstanding reservations: units by order id.
     pub reservations: BTreeMap<String, u32>,
     /// Committed reservations: units by order id (kept so a repeat is recognised).
-    pub committed_orders: BTreeMap<String, u32>,
+    /// Serialised as a map, like the outstanding reservations.
+    pub committed_orders: CommittedOrders,
 }
 
 impl Inventory {
@@ -223,13 +226,14 @@ impl Aggregate for Inventory {
                 let held = self
                     .reservations
                     .get(order_id)
+                    .copied()
                     .or_else(|| self.committed_orders.get(order_id));
                 match held {
-                    Some(held) if held == quantity => return Ok(Vec::new()),
+                    Some(held) if held == *quantity => return Ok(Vec::new()),
                     Some(held) => {
                         return Err(InventoryError::ReservationExists {
                             order_id: order_id.clone(),
-                            reserved: *held,
+                            reserved: held,
                         });
                     }
                     None => {}
@@ -294,7 +298,7 @@ impl Aggregate for Inventory {
                 order_id, quantity, ..
             } => {
                 self.reservations.remove(order_id);
-                self.committed_orders.insert(order_id.clone(), *quantity);
+                self.committed_orders.insert(order_id, *quantity);
                 self.committed = self.committed.saturating_add(u64::from(*quantity));
             }
         }

@@ -2,12 +2,14 @@
 //! rule is enforced in `decide` and refused with a stable snake_case code. No I/O, no
 //! clock, no randomness here: whatever comes from outside arrives in the command.
 
+mod committed;
 mod inventory;
 mod money;
 mod order;
 mod payment;
 mod product;
 
+pub use committed::CommittedOrders;
 pub use inventory::{Inventory, InventoryCommand, InventoryError, InventoryEvent, MAX_STOCK};
 pub use money::Money;
 pub use order::{
