@@ -4,7 +4,8 @@
 //! and status.
 //!
 //! It must not apply events itself: that is the sink's (`runner`) and the state
-//! machine's (`core`) job. It never runs SQLite on a runtime worker thread.
+//! machine's (`core`) job. It runs SQLite on a runtime worker thread only for a point
+//! read ([`Projections::point_query`]); every other query goes to the blocking pool.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -299,6 +300,32 @@ impl Projections {
             Ok(Err(err)) => Err(err),
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(_) => Err(ProjectionError::ShutDown),
+        }
+    }
+
+    /// Runs `f` on a read-only connection to the answering database of `name`, on the
+    /// calling thread, for a point read: a few rows found by their key through an index,
+    /// from pages the pooled connection has cached. Such a read takes a few
+    /// microseconds, less than the hop to a blocking-pool thread and back that
+    /// [`Projections::query`] makes; anything that may scan, sort or search belongs there.
+    ///
+    /// NOTE: this is the one place SQLite runs on the caller's (a runtime worker's)
+    /// thread. Readers of a WAL database do not wait on the writer, so the read is bounded
+    /// by the rows it touches; the first read of a generation opens its connection here.
+    pub fn point_query<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, ProjectionError> {
+        let slot = self.inner.registry.get(name)?;
+        let generation = slot.active.borrow().clone();
+        match generation.with_reader(f) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) => Err(ProjectionError::Query {
+                name: name.to_owned(),
+                source,
+            }),
+            Err(err) => Err(err),
         }
     }
 

@@ -54,19 +54,17 @@ impl SnapshotStore for SqliteSnapshots {
         let stream = stream.clone();
         self.worker
             .call(move |conn| {
-                conn.query_row(
+                conn.prepare_cached(
                     "SELECT version, schema_version, state FROM snapshots WHERE stream = ?1",
-                    [stream.as_str()],
-                    |row| {
-                        Ok(Snapshot {
-                            stream: stream.clone(),
-                            version: Version(row.get::<_, i64>(0)?.max(0) as u64),
-                            schema_version: row.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX))
-                                as u32,
-                            state: Bytes::from(row.get::<_, Vec<u8>>(2)?),
-                        })
-                    },
-                )
+                )?
+                .query_row([stream.as_str()], |row| {
+                    Ok(Snapshot {
+                        stream: stream.clone(),
+                        version: Version(row.get::<_, i64>(0)?.max(0) as u64),
+                        schema_version: row.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        state: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+                    })
+                })
                 .optional()
             })
             .await
@@ -77,7 +75,7 @@ impl SnapshotStore for SqliteSnapshots {
     async fn save(&self, snapshot: Snapshot) -> Result<(), SnapshotError> {
         self.worker
             .call(move |conn| {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO snapshots (stream, version, schema_version, state)
                      VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (stream) DO UPDATE SET
@@ -85,13 +83,13 @@ impl SnapshotStore for SqliteSnapshots {
                         schema_version = excluded.schema_version,
                         state = excluded.state
                      WHERE excluded.version >= snapshots.version",
-                    params![
-                        snapshot.stream.as_str(),
-                        snapshot.version.0 as i64,
-                        i64::from(snapshot.schema_version),
-                        &snapshot.state[..],
-                    ],
-                )
+                )?
+                .execute(params![
+                    snapshot.stream.as_str(),
+                    snapshot.version.0 as i64,
+                    i64::from(snapshot.schema_version),
+                    &snapshot.state[..],
+                ])
             })
             .await
             .map_err(storage)?

@@ -142,6 +142,14 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        let max_wait = AppState::from_ref(state).limits().max_wait;
+        if query.is_empty() {
+            // Nothing to split: both sides read the empty query string.
+            return Ok(FreshQuery {
+                freshness: Freshness::from_params(&FreshnessParams::default(), max_wait),
+                params: parse("")?,
+            });
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|e| ApiError::invalid(format!("invalid query: {e}")))?;
         let (fresh, own): (Vec<_>, Vec<_>) = pairs
@@ -149,7 +157,7 @@ where
             .partition(|(key, _)| key == "after" || key == "timeout_ms");
         let params: FreshnessParams = parse(&encode(&fresh)?)?;
         Ok(FreshQuery {
-            freshness: Freshness::from_params(&params, AppState::from_ref(state).limits().max_wait),
+            freshness: Freshness::from_params(&params, max_wait),
             params: parse(&encode(&own)?)?,
         })
     }

@@ -15,6 +15,7 @@
 
 mod api;
 mod auth;
+mod body_timeout;
 mod command;
 mod console;
 mod error;

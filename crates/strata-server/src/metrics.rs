@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use parking_lot::RwLock;
 
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -112,12 +113,33 @@ fn upkeep() {
     }
 }
 
+/// The methods whose label is a constant, in the order of [`Handles::requests`].
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// The status codes whose label is a constant, in the order of [`Handles::requests`].
+const KNOWN_STATUSES: [(u16, &str); 15] = [
+    (200, "200"),
+    (201, "201"),
+    (204, "204"),
+    (304, "304"),
+    (400, "400"),
+    (401, "401"),
+    (403, "403"),
+    (404, "404"),
+    (405, "405"),
+    (409, "409"),
+    (413, "413"),
+    (422, "422"),
+    (500, "500"),
+    (503, "503"),
+    (504, "504"),
+];
+
 /// The `method` label: the method's name, without allocating one for the usual ones.
 fn method_label(method: &str) -> metrics::SharedString {
-    const KNOWN: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ];
-    match KNOWN.iter().find(|known| **known == method) {
+    match KNOWN_METHODS.iter().find(|known| **known == method) {
         Some(known) => metrics::SharedString::const_str(known),
         None => metrics::SharedString::from(method.to_owned()),
     }
@@ -126,26 +148,77 @@ fn method_label(method: &str) -> metrics::SharedString {
 /// The `status` label: the status code's digits, without allocating them for the codes the
 /// server answers.
 fn status_label(status: u16) -> metrics::SharedString {
-    const KNOWN: [(u16, &str); 15] = [
-        (200, "200"),
-        (201, "201"),
-        (204, "204"),
-        (304, "304"),
-        (400, "400"),
-        (401, "401"),
-        (403, "403"),
-        (404, "404"),
-        (405, "405"),
-        (409, "409"),
-        (413, "413"),
-        (422, "422"),
-        (500, "500"),
-        (503, "503"),
-        (504, "504"),
-    ];
-    match KNOWN.iter().find(|(code, _)| *code == status) {
+    match KNOWN_STATUSES.iter().find(|(code, _)| *code == status) {
         Some((_, text)) => metrics::SharedString::const_str(text),
         None => metrics::SharedString::from(status.to_string()),
+    }
+}
+
+/// The handles of the metrics recorded on every request, each looked up in the recorder
+/// once: a lookup builds the metric's key (its labels in a new vector) and hashes it,
+/// which is most of what recording costs.
+#[derive(Debug, Default)]
+struct Handles {
+    /// `strata_http_requests_total` by known method and known status.
+    requests: [[OnceLock<metrics::Counter>; KNOWN_STATUSES.len()]; KNOWN_METHODS.len()],
+    /// `strata_http_request_duration_seconds`.
+    duration: OnceLock<metrics::Histogram>,
+    /// `strata_appends_total`.
+    appends: OnceLock<metrics::Counter>,
+    /// `strata_events_appended_total`.
+    events: OnceLock<metrics::Counter>,
+    /// `strata_command_duration_seconds` by command.
+    commands: RwLock<Vec<(&'static str, metrics::Histogram)>>,
+}
+
+impl Handles {
+    /// Counts a request in the counter of `method` and `status`, looked up anew (and not
+    /// kept) for a method or status outside the known ones.
+    fn request(&self, method: &str, status: u16) {
+        let register = || {
+            metrics::counter!(
+                "strata_http_requests_total",
+                "method" => method_label(method),
+                "status" => status_label(status)
+            )
+        };
+        let m = KNOWN_METHODS.iter().position(|known| *known == method);
+        let s = KNOWN_STATUSES.iter().position(|(code, _)| *code == status);
+        match (m, s) {
+            (Some(m), Some(s)) => self.requests[m][s].get_or_init(register).increment(1),
+            _ => register().increment(1),
+        }
+    }
+
+    fn appended(&self, events: usize) {
+        self.appends
+            .get_or_init(|| metrics::counter!("strata_appends_total"))
+            .increment(1);
+        self.events
+            .get_or_init(|| metrics::counter!("strata_events_appended_total"))
+            .increment(events as u64);
+    }
+
+    fn command(&self, command: &'static str, took: Duration) {
+        let seconds = took.as_secs_f64();
+        if let Some((_, histogram)) = self
+            .commands
+            .read()
+            .iter()
+            .find(|(name, _)| *name == command)
+        {
+            histogram.record(seconds);
+            return;
+        }
+        let mut commands = self.commands.write();
+        if !commands.iter().any(|(name, _)| *name == command) {
+            let histogram =
+                metrics::histogram!("strata_command_duration_seconds", "command" => command);
+            commands.push((command, histogram));
+        }
+        if let Some((_, histogram)) = commands.iter().find(|(name, _)| *name == command) {
+            histogram.record(seconds);
+        }
     }
 }
 
@@ -159,6 +232,7 @@ pub struct Stats {
     latency_sum_us: AtomicU64,
     latency_buckets: [AtomicU64; CONSOLE_BUCKETS_US.len()],
     subscribers: AtomicI64,
+    handles: Handles,
 }
 
 impl Stats {
@@ -172,10 +246,8 @@ impl Stats {
     pub(crate) fn appended(&self, events: usize, took: Duration) {
         self.appends.fetch_add(1, Ordering::Relaxed);
         self.events.fetch_add(events as u64, Ordering::Relaxed);
-        metrics::counter!("strata_appends_total").increment(1);
-        metrics::counter!("strata_events_appended_total").increment(events as u64);
-        metrics::histogram!("strata_command_duration_seconds", "command" => "append")
-            .record(took.as_secs_f64());
+        self.handles.appended(events);
+        self.handles.command("append", took);
     }
 
     /// A command (`command` names it) finished after `took`, having appended `events`.
@@ -184,11 +256,9 @@ impl Stats {
         if events > 0 {
             self.appends.fetch_add(1, Ordering::Relaxed);
             self.events.fetch_add(events as u64, Ordering::Relaxed);
-            metrics::counter!("strata_appends_total").increment(1);
-            metrics::counter!("strata_events_appended_total").increment(events as u64);
+            self.handles.appended(events);
         }
-        metrics::histogram!("strata_command_duration_seconds", "command" => command)
-            .record(took.as_secs_f64());
+        self.handles.command(command, took);
     }
 
     /// An HTTP request was answered.
@@ -204,13 +274,11 @@ impl Stats {
             .position(|&le| us <= le)
             .unwrap_or(CONSOLE_BUCKETS_US.len() - 1);
         self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(
-            "strata_http_requests_total",
-            "method" => method_label(method),
-            "status" => status_label(status)
-        )
-        .increment(1);
-        metrics::histogram!("strata_http_request_duration_seconds").record(took.as_secs_f64());
+        self.handles.request(method, status);
+        self.handles
+            .duration
+            .get_or_init(|| metrics::histogram!("strata_http_request_duration_seconds"))
+            .record(took.as_secs_f64());
     }
 
     /// A subscription opened (`+1`) or closed (`-1`).

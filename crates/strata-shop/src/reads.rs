@@ -88,8 +88,7 @@ impl Reads for SqliteReads {
     async fn order(&self, id: String) -> Result<Option<OrderView>, ShopError> {
         Ok(self
             .0
-            .query(ORDERS, move |conn| OrderSummaries::order(conn, &id))
-            .await?)
+            .point_query(ORDERS, |conn| OrderSummaries::order(conn, &id))?)
     }
 
     async fn customer_orders(
@@ -122,8 +121,7 @@ impl Reads for SqliteReads {
     async fn product(&self, sku: String) -> Result<Option<ProductView>, ShopError> {
         Ok(self
             .0
-            .query(CATALOG, move |conn| Catalog::product(conn, &sku))
-            .await?)
+            .point_query(CATALOG, |conn| Catalog::product(conn, &sku))?)
     }
 
     async fn products(&self, after: String, limit: usize) -> Result<Vec<ProductView>, ShopError> {

@@ -10,7 +10,8 @@ use crate::support::{Counter, Fixture, Kind, WAIT, append, both_stores};
 
 both_stores!(
     wait_for_sees_the_write,
-    wait_for_times_out_when_the_position_is_not_reached
+    wait_for_times_out_when_the_position_is_not_reached,
+    a_point_query_reads_what_a_query_reads
 );
 
 async fn wait_for_sees_the_write(kind: Kind) {
@@ -33,6 +34,41 @@ async fn wait_for_sees_the_write(kind: Kind) {
             .unwrap();
         assert_eq!(events, i + 1, "the read after the wait sees the write");
     }
+    host.shutdown().await;
+}
+
+async fn a_point_query_reads_what_a_query_reads(kind: Kind) {
+    let fx = Fixture::new(kind);
+    let host = fx.host();
+    host.register(Arc::new(Counter::new("counter"))).unwrap();
+    host.start();
+    let events = |conn: &rusqlite::Connection| {
+        conn.query_row(
+            "SELECT events FROM totals WHERE stream = 'acct-3'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+    };
+    for i in 0..5 {
+        let position = append(&*fx.store, "acct-3", "Added", serde_json::json!({"n": i})).await;
+        host.wait_for("counter", position, WAIT).await.unwrap();
+        let point = host.point_query("counter", events).unwrap();
+        assert_eq!(point, i + 1, "the point read after the wait sees the write");
+        assert_eq!(point, host.query("counter", events).await.unwrap());
+    }
+    // It fails as a query fails: a bad statement, a write, an unknown read model.
+    let err = host
+        .point_query("counter", |conn| {
+            conn.execute_batch("SELECT * FROM missing")
+        })
+        .unwrap_err();
+    assert!(matches!(err, ProjectionError::Query { .. }), "{err}");
+    let err = host
+        .point_query("counter", |conn| conn.execute_batch("DELETE FROM totals"))
+        .unwrap_err();
+    assert!(matches!(err, ProjectionError::Query { .. }), "{err}");
+    let err = host.point_query("nope", events).unwrap_err();
+    assert!(matches!(err, ProjectionError::Unknown(_)), "{err}");
     host.shutdown().await;
 }
 

@@ -15,7 +15,6 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -98,10 +97,16 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(crate::command::digest_request))
         .layer(middleware::from_fn_with_state(guard, auth::require_token))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(tower::util::MapRequestLayer::new(
+            move |request: Request| crate::body_timeout::limit(request, limits.body_timeout),
+        ))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                // NOTE: the request span is at debug level: at the default `info` the
+                // subscriber would build one (and format its fields) for every request.
+                // `RUST_LOG=info,tower_http=debug` logs every request with its span and
+                // latency.
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::DEBUG))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .with_state(state)

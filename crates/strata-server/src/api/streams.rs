@@ -102,12 +102,15 @@ pub(crate) async fn append(
         refuse_owned_category(&state, &stream)?;
     }
     let parsed: AppendBody<'_> = serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
+    // The events of one append mostly share a type: each takes the one before's name
+    // when it is the same, instead of a copy of its own.
+    let mut last_type: Option<EventType> = None;
     let events = parsed
         .events
         .into_iter()
         .enumerate()
         .map(|(index, event)| {
-            new_event(&body, event)
+            new_event(&body, event, &mut last_type)
                 .map_err(|err| ApiError::invalid(format!("event {index}: {err}")))
         })
         .collect::<ApiResult<Vec<_>>>()?;
@@ -149,9 +152,21 @@ fn refuse_owned_category(state: &AppState, stream: &StreamName) -> ApiResult<()>
 }
 
 /// The store's input for one event of the body. `data` and `metadata` were validated as
-/// JSON by the parse that found them and are taken as written, without a copy.
-fn new_event(body: &Bytes, event: EventBody<'_>) -> Result<NewEvent, CoreError> {
-    let event_type = EventType::new(&event.event_type)?;
+/// JSON by the parse that found them and are taken as written, without a copy; the type
+/// is `last_type` when it has the same name (and becomes it otherwise).
+fn new_event(
+    body: &Bytes,
+    event: EventBody<'_>,
+    last_type: &mut Option<EventType>,
+) -> Result<NewEvent, CoreError> {
+    let event_type = match last_type {
+        Some(last) if last.as_str() == event.event_type => last.clone(),
+        _ => {
+            let event_type = EventType::new(&event.event_type)?;
+            *last_type = Some(event_type.clone());
+            event_type
+        }
+    };
     let id = match event.id {
         Some(id) => id.parse()?,
         None => EventId::new(),

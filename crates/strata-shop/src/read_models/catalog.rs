@@ -131,6 +131,12 @@ impl SqliteProjection for Catalog {
 const SELECT_PRODUCT: &str = "SELECT sku, name, description, price, received, reserved, committed
      FROM catalog WHERE name IS NOT NULL";
 
+/// [`SELECT_PRODUCT`] for one sku (`?1`), written out so that the statement cache finds
+/// it without a string being built per query.
+const SELECT_ONE_PRODUCT: &str =
+    "SELECT sku, name, description, price, received, reserved, committed
+     FROM catalog WHERE name IS NOT NULL AND sku = ?1";
+
 fn product_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProductView> {
     let received = unsigned(row.get(4)?);
     let reserved = unsigned(row.get(5)?);
@@ -152,12 +158,9 @@ impl Catalog {
         conn: &rusqlite::Connection,
         sku: &str,
     ) -> rusqlite::Result<Option<ProductView>> {
-        conn.query_row(
-            &format!("{SELECT_PRODUCT} AND sku = ?1"),
-            params![sku],
-            product_row,
-        )
-        .optional()
+        conn.prepare_cached(SELECT_ONE_PRODUCT)?
+            .query_row(params![sku], product_row)
+            .optional()
     }
 
     /// At most `limit` products whose sku sorts after `after` (`""`: from the first), by

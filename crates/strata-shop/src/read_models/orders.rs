@@ -217,18 +217,17 @@ impl OrderSummaries {
     /// The order `id`, if the model has it.
     pub fn order(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<OrderView>> {
         let row = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT customer, status, total, cancel_reason FROM orders WHERE order_id = ?1",
-                params![id],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, i64>(2)?,
-                        row.get::<_, Option<String>>(3)?,
-                    ))
-                },
-            )
+            )?
+            .query_row(params![id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                ))
+            })
             .optional()?;
         let Some((customer, status, total, reason)) = row else {
             return Ok(None);
