@@ -1,28 +1,25 @@
 //! Group commit: one committer task per store gathers the appends that the store's
-//! handles make at the same time and writes them in one transaction, sent as one
-//! pipeline: the position allocator's lock, one statement in which the server decides
-//! every member against its stream and writes the winners, one commit and WAL flush. It
-//! owns the batching and the reading of each member's fate; it does not own the
-//! single-append path (see `store`), which the members take when a unique index refuses
-//! the group's write.
+//! handles make at the same time and writes them in one transaction: one lock of the
+//! position allocator, one read of every stream's state, one statement for all their
+//! events, one commit and WAL flush. It owns the batching and the group's decisions; it
+//! does not own the single-append path (see `store`), which a member takes when the group
+//! cannot decide it alone.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use deadpool_postgres::{Pool, PoolError};
-use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
+use strata_core::{ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
 use strata_store::{AppendCheck, AppendResult, StoreError, check_append};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use crate::sql;
 
-/// Groups in flight at once. The next group's pipeline reaches the server while the
-/// previous one commits and waits there for the head row, so the server goes from one
-/// group to the next at the pace of its commits, not of round trips through this
-/// process; the lock still decides them one after the other.
+/// Groups in flight at once. The next group sends its lock and its reads while the
+/// previous one commits, so it waits for the head row in the server, not for a round
+/// trip through this process; the lock still decides them one after the other.
 const GROUPS_IN_FLIGHT: usize = 2;
 /// The most appends one group takes.
 const MAX_GROUP_APPENDS: usize = 1024;
@@ -43,10 +40,15 @@ pub(crate) struct Request {
 pub(crate) enum Outcome {
     /// Decided in the group: written (and durable), answered as a repeat, or refused.
     Done(Result<AppendResult, StoreError>),
-    /// A unique index refused the group's write (an id stored in another stream, or a
-    /// client other than strata wrote the tables): nothing of the group was written;
-    /// append these events alone.
+    /// The group could not decide it (it may repeat stored events, or a unique index
+    /// refused the group's write): nothing of it was written; append these events alone.
     Alone(Vec<NewEvent>),
+}
+
+/// A member's fate as the group's transaction decides it.
+enum Decided {
+    Done(Result<AppendResult, StoreError>),
+    Alone,
 }
 
 /// Runs until every sender is gone: takes the appends waiting, commits them as one
@@ -139,8 +141,12 @@ async fn commit(pool: &Pool, group: Vec<Request>) {
     }
     match write(pool, &group).await {
         Ok(decided) => {
-            for (request, result) in group.into_iter().zip(decided) {
-                let _ = request.reply.send(Outcome::Done(result));
+            for (request, decided) in group.into_iter().zip(decided) {
+                let outcome = match decided {
+                    Decided::Done(result) => Outcome::Done(result),
+                    Decided::Alone => Outcome::Alone(request.events),
+                };
+                let _ = request.reply.send(outcome);
             }
         }
         Err(Failure::Refused) => {
@@ -192,216 +198,190 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-/// One transaction for the whole group in one round trip: `BEGIN`, the allocator's
-/// lock, [`sql::GROUP_APPEND`] (which decides every member in the server, writes the
-/// winners and answers each member's fate) and `COMMIT`, pipelined. The group holds the
-/// lock only while the server runs that statement and flushes the commit, never across
-/// a round trip to this process.
-async fn write(
-    pool: &Pool,
-    group: &[Request],
-) -> Result<Vec<Result<AppendResult, StoreError>>, Failure> {
+/// One transaction for the whole group in two round trips: `BEGIN`, lock the allocator
+/// and read every member's stream state (pipelined); decide each member here; then write
+/// the winners in one statement and `COMMIT` (pipelined).
+async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> {
     let client = pool.get().await.map_err(|err| match err {
         PoolError::Closed => Failure::Closed,
         other => Failure::Internal(format!("cannot get a postgres connection: {other}")),
     })?;
     let lock = client.prepare_cached(sql::LOCK_HEAD).await?;
-    let append = client.prepare_cached(sql::GROUP_APPEND).await?;
-    let members = Members::of(group);
-    let params: [&(dyn ToSql + Sync); 12] = [
-        &members.streams,
-        &members.exact,
-        &members.must_exist,
-        &members.first_ids,
-        &members.counts,
-        &members.categories,
-        &members.member,
-        &members.index,
-        &members.ids,
-        &members.types,
-        &members.data,
-        &members.metadata,
-    ];
-    // NOTE: the lock is its own statement, before the one that decides: under READ
-    // COMMITTED that statement's snapshot is taken once the lock is granted, so it shows
-    // every append that committed, and none can commit before this group does. The
-    // COMMIT is sent behind it without waiting: if anything before it fails, the
-    // transaction is aborted and the server turns that COMMIT into a rollback, so an
-    // error always means nothing was written.
-    let (begun, locked, rows, committed) = futures::join!(
+    let state = client.prepare_cached(sql::GROUP_STATE).await?;
+    let insert = client.prepare_cached(sql::GROUP_WRITE).await?;
+    let names: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
+    let first_ids: Vec<uuid::Uuid> = group.iter().map(|r| r.events[0].id.0).collect();
+    // NOTE: the lock comes first and the state is read by a later statement, so with
+    // READ COMMITTED the state is read in a snapshot taken under the lock: it shows every
+    // append that committed, and none can commit before this group does.
+    let state_params: [&(dyn ToSql + Sync); 2] = [&names, &first_ids];
+    let (begun, locked, rows) = futures::join!(
         client.batch_execute("BEGIN"),
-        client.query(&lock, &[]),
-        client.query(&append, &params),
+        client.query_one(&lock, &[]),
+        client.query(&state, &state_params)
+    );
+    let decided = begun
+        .and(locked)
+        .and(rows)
+        .map_err(Failure::from)
+        .and_then(|rows| decide_all(group, &rows));
+    let (mut outcomes, batch) = match decided {
+        Ok(decided) => decided,
+        Err(failure) => {
+            // The transaction may be open (and aborted): end it before the connection
+            // goes back to the pool. Outside a transaction this only warns.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(failure);
+        }
+    };
+    if batch.events == 0 {
+        // Nothing to write: the lock is given back without a commit to flush.
+        client.batch_execute("ROLLBACK").await?;
+        return Ok(outcomes);
+    }
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &batch.events,
+        &batch.streams,
+        &batch.versions,
+        &batch.ids,
+        &batch.types,
+        &batch.categories,
+        &batch.data,
+        &batch.metadata,
+        &batch.names,
+        &batch.stream_versions,
+        &batch.last_ords,
+    ];
+    // NOTE: the COMMIT is sent behind the write without waiting for it. If the write
+    // fails, the transaction is aborted and the server turns that COMMIT into a
+    // rollback, so an error of the write always means nothing was written.
+    let (written, committed) = futures::join!(
+        client.query_one(&insert, &params),
         client.batch_execute("COMMIT")
     );
-    if let Err(err) = &committed {
-        // The pipeline was cut short (the connection failed): whether the transaction
-        // is still open is unknown, so end it before the connection goes back to the
-        // pool. Outside a transaction this only warns.
-        let _ = client.batch_execute("ROLLBACK").await;
-        tracing::debug!(error = %err, "a group's commit failed");
-    }
-    // The first failure is the cause; the statements after it failed because of it.
-    begun.and(locked)?;
-    let rows = rows?;
-    // A commit that failed may or may not have happened: no member is answered a write.
+    let row = written?;
     committed?;
+    let base: i64 = row.try_get(0).map_err(schema)?;
+    let base = u64::try_from(base).unwrap_or(0);
+    let recorded_at: time::OffsetDateTime = row.try_get(2).map_err(schema)?;
+    let recorded_at = Timestamp::from_datetime(recorded_at);
+    for (outcome, placed) in outcomes.iter_mut().zip(&batch.placed) {
+        if let Some((first_ord, first_version, count)) = *placed {
+            *outcome = Decided::Done(Ok(AppendResult {
+                first_version: Version(first_version),
+                last_version: Version(first_version + count - 1),
+                first_position: Position(base + first_ord),
+                position: Position(base + first_ord + count - 1),
+                recorded_at,
+            }));
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Decides every member from the rows of [`sql::GROUP_STATE`].
+fn decide_all<'a>(
+    group: &'a [Request],
+    rows: &[tokio_postgres::Row],
+) -> Result<(Vec<Decided>, Batch<'a>), Failure> {
     if rows.len() != group.len() {
         return Err(Failure::Internal(format!(
-            "the fates of {} appends came back as {} rows",
+            "the state of {} streams came back as {} rows",
             group.len(),
             rows.len()
         )));
     }
-    group
-        .iter()
-        .zip(&rows)
-        .map(|(request, row)| decide(request, row))
-        .collect()
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut batch = Batch::default();
+    for (request, row) in group.iter().zip(rows) {
+        let current: i64 = row.try_get(0).map_err(schema)?;
+        let first_id_version: Option<i64> = row.try_get(1).map_err(schema)?;
+        let current = Version(u64::try_from(current).unwrap_or(0));
+        outcomes.push(decide(request, current, first_id_version, &mut batch));
+    }
+    Ok((outcomes, batch))
 }
 
-/// The arguments of [`sql::GROUP_APPEND`]: the members' columns, then the events'
-/// columns, member after member.
-struct Members<'a> {
+/// The events a group writes, as the columns [`sql::GROUP_WRITE`] takes.
+#[derive(Default)]
+struct Batch<'a> {
+    events: i64,
     streams: Vec<&'a str>,
-    exact: Vec<Option<i64>>,
-    must_exist: Vec<bool>,
-    first_ids: Vec<uuid::Uuid>,
-    counts: Vec<i64>,
-    categories: Vec<&'a str>,
-    member: Vec<i64>,
-    index: Vec<i64>,
+    versions: Vec<i64>,
     ids: Vec<uuid::Uuid>,
     types: Vec<&'a str>,
+    categories: Vec<&'a str>,
     data: Vec<&'a [u8]>,
     metadata: Vec<&'a [u8]>,
+    names: Vec<&'a str>,
+    stream_versions: Vec<i64>,
+    last_ords: Vec<i64>,
+    /// Per member, in order: where its events went (the ordinal of its first event in
+    /// the batch, its first version, its event count), or none if it writes nothing.
+    placed: Vec<Option<(u64, u64, u64)>>,
 }
 
-impl<'a> Members<'a> {
-    fn of(group: &'a [Request]) -> Self {
-        let events: usize = group.iter().map(|r| r.events.len()).sum();
-        let mut members = Members {
-            streams: Vec::with_capacity(group.len()),
-            exact: Vec::with_capacity(group.len()),
-            must_exist: Vec::with_capacity(group.len()),
-            first_ids: Vec::with_capacity(group.len()),
-            counts: Vec::with_capacity(group.len()),
-            categories: Vec::with_capacity(group.len()),
-            member: Vec::with_capacity(events),
-            index: Vec::with_capacity(events),
-            ids: Vec::with_capacity(events),
-            types: Vec::with_capacity(events),
-            data: Vec::with_capacity(events),
-            metadata: Vec::with_capacity(events),
-        };
-        for (ord, request) in (1..).zip(group) {
-            members.streams.push(request.stream.as_str());
-            members.exact.push(request.expected.exact().map(to_i64));
-            members
-                .must_exist
-                .push(request.expected == ExpectedVersion::Exists);
-            // Every append has an event (refused before it reaches the committer).
-            members
-                .first_ids
-                .push(request.events.first().map_or(uuid::Uuid::nil(), |e| e.id.0));
-            members.counts.push(to_i64(request.events.len() as u64));
-            members.categories.push(request.stream.category());
-            for (index, event) in (1..).zip(&request.events) {
-                members.member.push(ord);
-                members.index.push(index);
-                members.ids.push(event.id.0);
-                members.types.push(event.event_type.as_str());
-                members.data.push(event.data.as_ref());
-                members.metadata.push(event.metadata.as_ref());
-            }
-        }
-        members
+/// Decides one member against its stream's committed state. A write goes into `batch`
+/// (its result is filled in after the commit); a member that might repeat stored events
+/// is sent to the single-append path, which reads the ids it would repeat.
+fn decide<'a>(
+    request: &'a Request,
+    current: Version,
+    first_id_version: Option<i64>,
+    batch: &mut Batch<'a>,
+) -> Decided {
+    let possible_repeat = match request.expected.exact() {
+        Some(v) => v < current.0,
+        None => first_id_version.is_some(),
+    };
+    if possible_repeat {
+        batch.placed.push(None);
+        return Decided::Alone;
     }
-}
-
-/// A member's answer from its row of [`sql::GROUP_APPEND`]: written by the server, or
-/// else a repeat or a conflict as the shared `check_append` rules tell from the stored
-/// events the row carries.
-fn decide(request: &Request, row: &Row) -> Result<Result<AppendResult, StoreError>, Failure> {
-    let wins: bool = row.try_get(0).map_err(schema)?;
-    let current: i64 = row.try_get(1).map_err(schema)?;
-    let current = Version(u64::try_from(current).unwrap_or(0));
-    let count = request.events.len() as u64;
-    if wins {
-        let base: Option<i64> = row.try_get(3).map_err(schema)?;
-        let recorded_at: Option<time::OffsetDateTime> = row.try_get(4).map_err(schema)?;
-        let (Some(base), Some(recorded_at)) = (base, recorded_at) else {
-            return Err(Failure::Internal(format!(
-                "the append to stream {} was written without a position",
-                request.stream
-            )));
-        };
-        let base = u64::try_from(base).unwrap_or(0);
-        return Ok(Ok(AppendResult {
-            first_version: Version(current.0 + 1),
-            last_version: Version(current.0 + count),
-            first_position: Position(base + 1),
-            position: Position(base + count),
-            recorded_at: Timestamp::from_datetime(recorded_at),
-        }));
-    }
-    let id_version: Option<i64> = row.try_get(2).map_err(schema)?;
-    let versions: Option<Vec<i64>> = row.try_get(5).map_err(schema)?;
-    let ids: Option<Vec<uuid::Uuid>> = row.try_get(6).map_err(schema)?;
-    let positions: Option<Vec<i64>> = row.try_get(7).map_err(schema)?;
-    let recorded: Option<Vec<time::OffsetDateTime>> = row.try_get(8).map_err(schema)?;
-    let stored: Vec<(u64, uuid::Uuid, u64, time::OffsetDateTime)> = versions
-        .unwrap_or_default()
-        .into_iter()
-        .zip(ids.unwrap_or_default())
-        .zip(positions.unwrap_or_default())
-        .zip(recorded.unwrap_or_default())
-        .map(|(((version, id), position), at)| {
-            (
-                u64::try_from(version).unwrap_or(0),
-                id,
-                u64::try_from(position).unwrap_or(0),
-                at,
-            )
-        })
-        .collect();
-    let first_id = request.events.first().map(|e| e.id);
-    let stream = &request.stream;
     let checked = check_append(
-        stream,
+        &request.stream,
         request.expected,
         current,
         &request.events,
         |version| {
-            stored
-                .iter()
-                .find(|(v, ..)| *v == version.0)
-                .map(|&(_, id, position, at)| {
-                    (EventId(id), Position(position), Timestamp::from_datetime(at))
-                })
-                .ok_or_else(|| {
-                    StoreError::internal(format!(
-                        "stream {stream} is at version {current} but its version {version} was not read"
-                    ))
-                })
+            Err(StoreError::internal(format!(
+                "stream {} was decided as a repeat without reading its version {version}",
+                request.stream
+            )))
         },
-        |id| {
-            Ok(match id_version {
-                Some(version) if Some(id) == first_id => {
-                    Some(Version(u64::try_from(version).unwrap_or(0)))
-                }
-                _ => None,
-            })
-        },
+        |_| Ok(None),
     );
-    Ok(match checked {
-        Ok(AppendCheck::AlreadyAppended(result)) => Ok(result),
-        Ok(AppendCheck::Refuse(err)) | Err(err) => Err(err),
-        // Nothing of it was written: say so rather than answer a write.
-        Ok(AppendCheck::Write { .. }) => Err(StoreError::internal(format!(
-            "the server did not write an append to stream {stream} that check_append would"
-        ))),
-    })
+    match checked {
+        Ok(AppendCheck::Write { current }) => {
+            let count = request.events.len() as u64;
+            let first_ord = batch.events as u64 + 1;
+            let category = request.stream.category();
+            for (i, event) in request.events.iter().enumerate() {
+                batch.streams.push(request.stream.as_str());
+                batch.versions.push(to_i64(current.0 + 1 + i as u64));
+                batch.ids.push(event.id.0);
+                batch.types.push(event.event_type.as_str());
+                batch.categories.push(category);
+                batch.data.push(event.data.as_ref());
+                batch.metadata.push(event.metadata.as_ref());
+            }
+            batch.events += to_i64(count);
+            batch.names.push(request.stream.as_str());
+            batch.stream_versions.push(to_i64(current.0 + count));
+            batch.last_ords.push(batch.events);
+            batch.placed.push(Some((first_ord, current.0 + 1, count)));
+            // Filled in with the positions once committed.
+            Decided::Alone
+        }
+        Ok(AppendCheck::AlreadyAppended(result)) => {
+            batch.placed.push(None);
+            Decided::Done(Ok(result))
+        }
+        Ok(AppendCheck::Refuse(err)) | Err(err) => {
+            batch.placed.push(None);
+            Decided::Done(Err(err))
+        }
+    }
 }
 
 fn schema(err: tokio_postgres::Error) -> Failure {

@@ -110,107 +110,51 @@ SELECT name, version, last_position FROM strata.streams
 /// Takes the position allocator's row lock for a group commit, first thing in its
 /// transaction, and holds it to the commit. Every append of every process writes the
 /// head row before its events, so while a group holds it no other append can commit, and
-/// what the group's decision reads next ([`GROUP_APPEND`]) is exactly the committed log.
+/// what the group's decision reads next is exactly the committed log.
 pub(crate) const LOCK_HEAD: &str = "SELECT position FROM strata.head FOR UPDATE";
 
-/// A whole group, decided and written by the server in one statement, in its transaction
-/// right after [`LOCK_HEAD`]: its snapshot, taken once the lock is granted, is exactly the
-/// committed log, and no other append can commit before this one does.
-///
-/// Members, one element each, in group order: `$1` stream, `$2` the exact version it
-/// expects (null for `any` and `exists`), `$3` whether it needs the stream to exist, `$4`
-/// its first event id, `$5` its event count, `$6` its stream's category. Events, one
-/// element each, member after member: `$7` the member's 1-based ordinal, `$8` the event's
-/// 1-based index in its member, `$9` id, `$10` type, `$11` data, `$12` metadata.
-///
-/// A member *wins* when `check_append` would write it: its exact expected version is the
-/// stream's version (`current`), or, expecting `any` or `exists`, the expectation holds
-/// and its first id is not in the stream already. Only winners are written: the head
-/// advances by their events (not at all without winners) and is notified on
-/// [`HEAD_CHANNEL`], their events take positions member after member in group order, and
-/// their `streams` rows are upserted. One row answers each member, in group order:
-/// whether it won, `current`, the version of its first id in the stream (looked up only
-/// where `check_append` asks), the position before its first event and the recording
-/// time (winners only), and, for a member that may repeat stored events (an exact
-/// expected version below `current`, or its first id found), the versions, ids,
-/// positions and recording times of the stored events it would repeat, from which the
-/// caller tells a repeat from a conflict.
-///
-/// NOTE: an expected version is whatever `bigint` a caller gave, so it is only compared,
-/// or incremented when below the stream's version: no member's input can make the
-/// statement fail, which would fail its whole group. Each lookup is a correlated
-/// subquery, so that it stays one index probe per member whatever the planner thinks of
-/// the tables' sizes: the `streams` row; the first id, only when the member expects `any`
-/// or `exists`; the range it would repeat, only when a repeat is possible. The events
-/// join their member by ordinal, an equality.
-pub(crate) const GROUP_APPEND: &str = "\
-WITH member AS MATERIALIZED (
-    SELECT r.ord, r.stream, r.exact, r.must_exist, r.first_id, r.n, r.category,
-           coalesce((SELECT s.version FROM strata.streams s
-                      WHERE s.name = r.stream COLLATE \"C\"), 0) AS current
-      FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::uuid[], $5::bigint[], $6::text[])
-               WITH ORDINALITY AS r(stream, exact, must_exist, first_id, n, category, ord)
-), found AS MATERIALIZED (
-    SELECT m.*,
-           (SELECT e.version FROM strata.events e
-             WHERE m.exact IS NULL AND m.current > 0
-               AND e.id = m.first_id AND e.stream = m.stream COLLATE \"C\") AS id_version
-      FROM member m
-), decided AS (
-    SELECT f.*,
-           CASE WHEN f.exact IS NOT NULL THEN f.exact = f.current
-                ELSE f.id_version IS NULL AND (f.current > 0 OR NOT f.must_exist)
-           END AS wins,
-           CASE WHEN f.exact IS NULL THEN f.id_version
-                WHEN f.exact < f.current THEN f.exact + 1
-           END AS repeat_from
-      FROM found f
-), placed AS (
-    SELECT d.*,
-           coalesce(sum(d.n) FILTER (WHERE d.wins) OVER (ORDER BY d.ord), 0)::bigint AS through
-      FROM decided d
-), alloc AS (
-    UPDATE strata.head h
-       SET position = h.position + t.total,
-           recorded_at = greatest(h.recorded_at, clock_timestamp())
-      FROM (SELECT max(through) AS total FROM placed) t
-     WHERE t.total > 0
-    RETURNING h.position - t.total AS base, h.recorded_at,
-              pg_notify('strata_head', h.position::text)::text AS notified
+/// The decision input of every append of a group, read under the head row's lock: for
+/// each `($1[i], $2[i])`, the stream's version and the version of the stream's event
+/// with that id, in the order given.
+pub(crate) const GROUP_STATE: &str = "\
+SELECT coalesce(s.version, 0),
+       (SELECT e.version FROM strata.events e
+         WHERE e.stream = r.stream COLLATE \"C\" AND e.id = r.first_id)
+  FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS r(stream, first_id, ord)
+  LEFT JOIN strata.streams s ON s.name = r.stream COLLATE \"C\"
+ ORDER BY r.ord";
+
+/// The write of a whole group, in its transaction after [`LOCK_HEAD`] and
+/// [`GROUP_STATE`]: allocate `$1` positions, insert every event (`$2..$8`, one element per
+/// event, in position order, so event `i` gets position `base + i`), set each stream's
+/// version and last position (`$9..$11`: its name, its new version and the ordinal of its
+/// last event), and notify [`HEAD_CHANNEL`] with the new head; answers the first
+/// position's predecessor and the events' recording time.
+pub(crate) const GROUP_WRITE: &str = "\
+WITH alloc AS (
+    UPDATE strata.head
+       SET position = position + $1::bigint,
+           recorded_at = greatest(recorded_at, clock_timestamp())
+     RETURNING position - $1::bigint AS base, recorded_at
 ), inserted AS (
     INSERT INTO strata.events
            (position, stream, version, id, type, category, data, metadata, recorded_at)
-    SELECT a.base + p.through - p.n + e.i, p.stream, p.current + e.i, e.id, e.type,
-           p.category, e.data, e.metadata, a.recorded_at
-      FROM alloc a
-     CROSS JOIN unnest($7::bigint[], $8::bigint[], $9::uuid[], $10::text[], $11::bytea[],
-                       $12::bytea[]) AS e(member, i, id, type, data, metadata)
-      JOIN placed p ON p.ord = e.member
-     WHERE p.wins
+    SELECT alloc.base + e.ord, e.stream, e.version, e.id, e.type, e.category,
+           e.data, e.metadata, alloc.recorded_at
+      FROM alloc,
+           unnest($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::text[],
+                  $7::bytea[], $8::bytea[])
+               WITH ORDINALITY AS e(stream, version, id, type, category, data, metadata, ord)
 ), stream_rows AS (
     INSERT INTO strata.streams (name, version, last_position)
-    SELECT p.stream, p.current + p.n, a.base + p.through
-      FROM alloc a, placed p
-     WHERE p.wins
+    SELECT s.name, s.version, alloc.base + s.last_ord
+      FROM alloc, unnest($9::text[], $10::bigint[], $11::bigint[]) AS s(name, version, last_ord)
     ON CONFLICT (name) DO UPDATE
        SET version = excluded.version, last_position = excluded.last_position
 )
-SELECT p.wins, p.current, p.id_version,
-       CASE WHEN p.wins THEN a.base + p.through - p.n END, a.recorded_at,
-       r.versions, r.ids, r.positions, r.recorded
-  FROM placed p
-  LEFT JOIN alloc a ON true
-  LEFT JOIN LATERAL (
-      SELECT array_agg(e.version ORDER BY e.version) AS versions,
-             array_agg(e.id ORDER BY e.version) AS ids,
-             array_agg(e.position ORDER BY e.version) AS positions,
-             array_agg(e.recorded_at ORDER BY e.version) AS recorded
-        FROM strata.events e
-       WHERE NOT p.wins AND e.stream = p.stream COLLATE \"C\"
-         AND e.version BETWEEN p.repeat_from
-                           AND p.repeat_from + least(p.n - 1, p.current - p.repeat_from)
-  ) r ON true
- ORDER BY p.ord";
+SELECT alloc.base, pg_notify('strata_head', (alloc.base + $1::bigint)::text)::text,
+       alloc.recorded_at
+  FROM alloc";
 
 /// Many stream reads in one statement: for each `($1[i], $2[i], $3[i])`, the stream's
 /// events from that version on, oldest first, at most that many; each row led by the

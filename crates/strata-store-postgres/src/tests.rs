@@ -59,7 +59,7 @@ fn every_migration_creates_only_inside_the_strata_schema() {
 fn appends_notify_the_channel_followers_listen_on() {
     for (name, statement) in [
         ("single append", sql::APPEND_WRITE),
-        ("group", sql::GROUP_APPEND),
+        ("group", sql::GROUP_WRITE),
     ] {
         assert!(
             statement.contains(&format!("pg_notify('{}'", sql::HEAD_CHANNEL)),
