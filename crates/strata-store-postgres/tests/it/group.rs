@@ -1,15 +1,15 @@
 //! Group commit: appends made at the same time share one transaction, yet each is decided
 //! alone: a conflicting member fails with its own typed error, a member reusing an id
 //! stored elsewhere is refused alone, repeats answer their first result, and the others
-//! commit.
+//! commit. One group mixing every fate checks the group's decision member by member.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::json;
-use strata_core::{EventType, ExpectedVersion, NewEvent, Position, StreamName};
-use strata_store::{EventStore, ReadFilter, StoreError};
+use strata_core::{EventType, ExpectedVersion, NewEvent, Position, StreamName, Version};
+use strata_store::{AppendResult, Direction, EventStore, ReadFilter, StoreError};
 
 use crate::support::{Databases, options};
 
@@ -199,5 +199,245 @@ async fn a_bulk_append_is_written_whole() {
     assert_eq!(stored.len(), 5000);
     for ((got, want), version) in stored.iter().zip(&events).zip(1..) {
         assert_eq!((got.id, got.version.0), (want.id, version));
+    }
+}
+
+/// What one member of the mixed group must be answered.
+enum Fate {
+    /// Written at these versions, taking the next positions in group order.
+    Written { first_version: u64, count: u64 },
+    /// A repeat: the result of the append it repeats.
+    Repeat(AppendResult),
+    /// A conflict with the stream at this version.
+    Conflict { actual: u64 },
+}
+
+/// An append of the mixed group and what it must be answered.
+struct Member {
+    stream: StreamName,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    fate: Fate,
+}
+
+// NOTE: a current-thread runtime: every append below reaches the committer's queue before
+// the committer runs, so they form one group.
+#[tokio::test]
+async fn one_group_decides_winners_conflicts_and_repeats_each_on_its_own() {
+    let Some(databases) =
+        Databases::new("one_group_decides_winners_conflicts_and_repeats_each_on_its_own")
+    else {
+        return;
+    };
+    let store = databases.store(options(Duration::from_millis(200))).await;
+    let named = |name: &str| StreamName::new(name).expect("a valid name");
+    let fresh = |count: usize| (0..count).map(event).collect::<Vec<_>>();
+    let setup = |name: &str, expected: ExpectedVersion, events: Vec<NewEvent>| {
+        let store = store.clone();
+        let stream = named(name);
+        async move {
+            store
+                .append(&stream, expected, events)
+                .await
+                .unwrap_or_else(|err| panic!("set up {stream}: {err}"))
+        }
+    };
+    // The streams as the group finds them.
+    let repeated_whole = fresh(2);
+    let whole = setup(
+        "repeat-1",
+        ExpectedVersion::NoStream,
+        repeated_whole.clone(),
+    )
+    .await;
+    let repeated_any = fresh(1);
+    let any = setup("repeat-2", ExpectedVersion::Any, repeated_any.clone()).await;
+    let repeated_later = fresh(1);
+    setup("repeat-3", ExpectedVersion::NoStream, fresh(1)).await;
+    let later = setup(
+        "repeat-3",
+        ExpectedVersion::Exact(1),
+        repeated_later.clone(),
+    )
+    .await;
+    setup("conflict-1", ExpectedVersion::NoStream, fresh(1)).await;
+    setup("conflict-2", ExpectedVersion::NoStream, fresh(2)).await;
+    let overlapping = fresh(2);
+    setup("conflict-4", ExpectedVersion::NoStream, overlapping.clone()).await;
+    setup("conflict-5", ExpectedVersion::NoStream, fresh(1)).await;
+    setup("write-2", ExpectedVersion::NoStream, fresh(1)).await;
+    setup("write-3", ExpectedVersion::NoStream, fresh(1)).await;
+    let head = store.head().await.expect("head");
+
+    let written = |first_version, count| Fate::Written {
+        first_version,
+        count,
+    };
+    let members = vec![
+        // A new stream.
+        Member {
+            stream: named("write-1"),
+            expected: ExpectedVersion::NoStream,
+            events: fresh(1),
+            fate: written(1, 1),
+        },
+        // The same events again at the same expected version.
+        Member {
+            stream: named("repeat-1"),
+            expected: ExpectedVersion::NoStream,
+            events: repeated_whole,
+            fate: Fate::Repeat(whole),
+        },
+        // The stream exists already.
+        Member {
+            stream: named("conflict-1"),
+            expected: ExpectedVersion::NoStream,
+            events: fresh(1),
+            fate: Fate::Conflict { actual: 1 },
+        },
+        // The version expected is the stream's.
+        Member {
+            stream: named("write-2"),
+            expected: ExpectedVersion::Exact(1),
+            events: fresh(2),
+            fate: written(2, 2),
+        },
+        // `any` with an id the stream holds.
+        Member {
+            stream: named("repeat-2"),
+            expected: ExpectedVersion::Any,
+            events: repeated_any,
+            fate: Fate::Repeat(any),
+        },
+        // A version beyond the stream's.
+        Member {
+            stream: named("conflict-2"),
+            expected: ExpectedVersion::Exact(5),
+            events: fresh(1),
+            fate: Fate::Conflict { actual: 2 },
+        },
+        // `exists` on a stream that does not.
+        Member {
+            stream: named("conflict-3"),
+            expected: ExpectedVersion::Exists,
+            events: fresh(1),
+            fate: Fate::Conflict { actual: 0 },
+        },
+        // A repeat of the stream's second append, expecting what it expected.
+        Member {
+            stream: named("repeat-3"),
+            expected: ExpectedVersion::Exact(1),
+            events: repeated_later,
+            fate: Fate::Repeat(later),
+        },
+        // Its first event repeats the stream's last, its second goes beyond the stream.
+        Member {
+            stream: named("conflict-4"),
+            expected: ExpectedVersion::Exact(1),
+            events: vec![overlapping[1].clone(), event(9)],
+            fate: Fate::Conflict { actual: 2 },
+        },
+        // Behind the stream, with other events than the stored ones.
+        Member {
+            stream: named("conflict-5"),
+            expected: ExpectedVersion::NoStream,
+            events: fresh(1),
+            fate: Fate::Conflict { actual: 1 },
+        },
+        // The largest version there is: refused alone, never failing its neighbours.
+        Member {
+            stream: named("conflict-6"),
+            expected: ExpectedVersion::Exact(u64::MAX),
+            events: fresh(1),
+            fate: Fate::Conflict { actual: 0 },
+        },
+        // `exists` on a stream that does.
+        Member {
+            stream: named("write-3"),
+            expected: ExpectedVersion::Exists,
+            events: fresh(1),
+            fate: written(2, 1),
+        },
+        // `any` on a new stream.
+        Member {
+            stream: named("write-4"),
+            expected: ExpectedVersion::Any,
+            events: fresh(3),
+            fate: written(1, 3),
+        },
+    ];
+    let results = join_all(
+        members
+            .iter()
+            .map(|member| store.append(&member.stream, member.expected, member.events.clone())),
+    )
+    .await;
+
+    let mut next_position = head.0 + 1;
+    let mut commits = BTreeSet::new();
+    for (member, result) in members.iter().zip(results) {
+        let stream = &member.stream;
+        match &member.fate {
+            Fate::Written {
+                first_version,
+                count,
+            } => {
+                let appended = result.unwrap_or_else(|err| panic!("{stream} is written: {err}"));
+                assert_eq!(
+                    (appended.first_version.0, appended.last_version.0),
+                    (*first_version, first_version + count - 1),
+                    "{stream}'s versions"
+                );
+                assert_eq!(
+                    (appended.first_position.0, appended.position.0),
+                    (next_position, next_position + count - 1),
+                    "{stream} takes the next positions, in group order"
+                );
+                next_position += count;
+                commits.insert(appended.recorded_at);
+                let stored = store
+                    .read_stream(
+                        stream,
+                        Some(Version(*first_version)),
+                        Direction::Forward,
+                        10,
+                    )
+                    .await
+                    .expect("read the stream");
+                let ids: Vec<_> = stored.iter().map(|e| e.id).collect();
+                let want: Vec<_> = member.events.iter().map(|e| e.id).collect();
+                assert_eq!(ids, want, "{stream} holds its events");
+            }
+            Fate::Repeat(first) => {
+                assert_eq!(
+                    result.unwrap_or_else(|err| panic!("{stream} repeats: {err}")),
+                    *first,
+                    "{stream} answers its first result"
+                );
+            }
+            Fate::Conflict { actual } => {
+                assert!(
+                    matches!(
+                        &result,
+                        Err(StoreError::WrongExpectedVersion { expected, actual: found, .. })
+                            if *expected == member.expected && found.0 == *actual
+                    ),
+                    "{stream} conflicts at version {actual}: {result:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(commits.len(), 1, "the writes shared one commit");
+    assert_eq!(
+        store.head().await.expect("head").0,
+        next_position - 1,
+        "only the winners' events were written"
+    );
+    for (name, version) in [("conflict-1", 1), ("conflict-2", 2), ("conflict-3", 0)] {
+        assert_eq!(
+            store.stream_version(&named(name)).await.expect("version").0,
+            version,
+            "{name} is unchanged"
+        );
     }
 }
