@@ -738,20 +738,13 @@ impl Publishing<'_> {
                 Some((seq, confirmed)) = self.confirmations.next(),
                     if !self.confirmations.is_empty() =>
                 {
-                    if let Err(err) = confirmed {
-                        return End::Fault(err);
-                    }
-                    if let Some(advance) = self.window.confirm(seq) {
-                        *delay = BACKOFF_FIRST;
-                        metrics::counter!(
-                            "strata_relay_published_total",
-                            "relay" => self.shared.name.clone()
-                        )
-                        .increment(advance.events);
-                        self.shared.update(|i| {
-                            i.published += advance.events;
-                            i.last_error = None;
-                        });
+                    match self.confirmed(seq, confirmed) {
+                        Err(err) => return End::Fault(err),
+                        Ok(true) => {
+                            *delay = BACKOFF_FIRST;
+                            self.shared.update(|i| i.last_error = None);
+                        }
+                        Ok(false) => {}
                     }
                 }
                 stored = written(&mut self.storing) => {
@@ -805,19 +798,28 @@ impl Publishing<'_> {
     /// fault met meanwhile).
     async fn drain(&mut self, end: End) -> End {
         while let Some((seq, confirmed)) = self.confirmations.next().await {
-            if let Err(err) = confirmed {
+            if let Err(err) = self.confirmed(seq, confirmed) {
                 return End::Fault(err);
-            }
-            if let Some(advance) = self.window.confirm(seq) {
-                metrics::counter!(
-                    "strata_relay_published_total",
-                    "relay" => self.shared.name.clone()
-                )
-                .increment(advance.events);
-                self.shared.update(|i| i.published += advance.events);
             }
         }
         end
+    }
+
+    /// Takes batch `seq`'s confirmation: counts what the confirmed prefix gained;
+    /// whether it moved.
+    fn confirmed(
+        &mut self,
+        seq: u64,
+        confirmed: Result<(), RelayError>,
+    ) -> Result<bool, RelayError> {
+        confirmed?;
+        let Some(advance) = self.window.confirm(seq) else {
+            return Ok(false);
+        };
+        metrics::counter!("strata_relay_published_total", "relay" => self.shared.name.clone())
+            .increment(advance.events);
+        self.shared.update(|i| i.published += advance.events);
+        Ok(true)
     }
 
     /// Starts writing the checkpoint when the confirmed prefix passed the stored one and
