@@ -101,6 +101,9 @@ impl RelayConfig {
             return Err(invalid("no host"));
         }
         let scheme = scheme.to_ascii_lowercase();
+        if scheme != "sns" {
+            check_hosts(host_port).map_err(|reason| invalid(&reason))?;
+        }
         let destination = match scheme.as_str() {
             "nats" | "tls" => {
                 if !cfg!(feature = "nats") {
@@ -196,6 +199,34 @@ impl Destination {
             Self::Sns { topic_arn, .. } => topic_arn.clone(),
         }
     }
+}
+
+/// Refuses a host list with an empty host or a port that is not 1–65535.
+fn check_hosts(hosts: &str) -> Result<(), String> {
+    for host in hosts.split(',') {
+        let (name, port) = match host.strip_prefix('[') {
+            // An IPv6 address: `[::1]` or `[::1]:4222`.
+            Some(bracketed) => match bracketed.split_once(']') {
+                Some((address, rest)) => (address, rest.strip_prefix(':')),
+                None => return Err(format!("an unclosed [ in {host:?}")),
+            },
+            None => match host.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (host, None),
+            },
+        };
+        if name.is_empty() {
+            return Err(format!("no host in {host:?}"));
+        }
+        if let Some(port) = port
+            && !matches!(port.parse::<u16>(), Ok(1..))
+        {
+            return Err(format!(
+                "the port of {host:?} must be a number from 1 to 65535"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The topic of a `kafka://` URL's remainder: `?topic=NAME`, or the default.

@@ -144,6 +144,30 @@ fn urls_name_their_relay_and_lose_their_password() {
 }
 
 #[test]
+fn a_host_list_with_an_empty_host_or_a_bad_port_is_refused() {
+    for bad in [
+        "kafka://:9092",
+        "kafka://h:99999",
+        "kafka://h:9092,",
+        "kafka://h:0",
+        "nats://h:port",
+        "amqp://guest:guest@:5672/%2f",
+        "nats://[::1",
+    ] {
+        let err = RelayConfig::from_url(bad).unwrap_err();
+        assert!(matches!(err, RelayError::InvalidUrl { .. }), "{bad}: {err}");
+    }
+    for good in [
+        "kafka://a:9092,b:9093",
+        "nats://[::1]:4222",
+        "nats://localhost",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+    ] {
+        assert!(RelayConfig::from_url(good).is_ok(), "{good}");
+    }
+}
+
+#[test]
 fn kafka_urls_name_a_topic_or_take_the_default() {
     for bad in [
         "kafka://h:9092/path",
