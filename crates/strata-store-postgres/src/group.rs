@@ -1,9 +1,9 @@
 //! Group commit: one committer task per store gathers the appends that the store's
-//! handles make at the same time and writes them in one transaction: one lock of the
-//! position allocator, one read of every stream's state, one statement for all their
-//! events, one commit and WAL flush. It owns the batching and the group's decisions; it
-//! does not own the single-append path (see `store`), which a member takes when the group
-//! cannot decide it alone.
+//! handles make at the same time and writes them together: one read of every stream's
+//! state, then one statement for all their events, which holds the position allocator
+//! only for its own execution, commit and WAL flush. It owns the batching and the
+//! group's decisions; it does not own the single-append path (see `store`), which a
+//! member takes when the group cannot decide it alone.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -17,9 +17,9 @@ use tokio_postgres::types::ToSql;
 
 use crate::sql;
 
-/// Groups in flight at once. The next group sends its lock and its reads while the
-/// previous one commits, so it waits for the head row in the server, not for a round
-/// trip through this process; the lock still decides them one after the other.
+/// Groups in flight at once. The next group reads and decides while the previous one
+/// commits, and its write then waits for the head row in the server, not for a round
+/// trip through this process; the allocator still orders their commits.
 const GROUPS_IN_FLIGHT: usize = 2;
 /// The most appends one group takes.
 const MAX_GROUP_APPENDS: usize = 1024;
@@ -198,19 +198,52 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-/// One transaction for the whole group in two round trips: `BEGIN`, lock the allocator
-/// and read every member's stream state (pipelined); decide each member here; then write
-/// the winners in one statement and `COMMIT` (pipelined).
+/// Writes a group in two round trips, optimistically: read every member's stream state
+/// with no lock and decide each member here, then write the winners in one autocommitted
+/// statement, which takes the position allocator's lock only for its own execution and
+/// commit. If another append raced a member between the read and the write, a unique
+/// index refuses the statement (see [`sql::GROUP_WRITE`]), nothing is written, and the
+/// group is decided again under the lock ([`write_locked`]).
 async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> {
     let client = pool.get().await.map_err(|err| match err {
         PoolError::Closed => Failure::Closed,
         other => Failure::Internal(format!("cannot get a postgres connection: {other}")),
     })?;
-    let lock = client.prepare_cached(sql::LOCK_HEAD).await?;
     let state = client.prepare_cached(sql::GROUP_STATE).await?;
     let insert = client.prepare_cached(sql::GROUP_WRITE).await?;
     let names: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
     let first_ids: Vec<uuid::Uuid> = group.iter().map(|r| r.events[0].id.0).collect();
+    let state_params: [&(dyn ToSql + Sync); 2] = [&names, &first_ids];
+    let rows = client.query(&state, &state_params).await?;
+    let (outcomes, batch) = decide_all(group, &rows)?;
+    if batch.events == 0 {
+        return Ok(outcomes);
+    }
+    let params = batch.params();
+    match client.query_one(&insert, &params).await {
+        Ok(row) => placed(outcomes, &batch, &row),
+        Err(err) => match Failure::from(err) {
+            // A member's state changed after it was read: decide them all under the lock.
+            Failure::Refused => write_locked(&client, group, &names, &first_ids).await,
+            other => Err(other),
+        },
+    }
+}
+
+/// One transaction for the whole group in two round trips: `BEGIN`, lock the allocator
+/// and read every member's stream state (pipelined); decide each member here; then write
+/// the winners in one statement and `COMMIT` (pipelined). Holds the lock for both round
+/// trips, so no other append can change what it decided on: it is taken only when the
+/// optimistic write lost a race.
+async fn write_locked(
+    client: &deadpool_postgres::Client,
+    group: &[Request],
+    names: &[&str],
+    first_ids: &[uuid::Uuid],
+) -> Result<Vec<Decided>, Failure> {
+    let lock = client.prepare_cached(sql::LOCK_HEAD).await?;
+    let state = client.prepare_cached(sql::GROUP_STATE).await?;
+    let insert = client.prepare_cached(sql::GROUP_WRITE).await?;
     // NOTE: the lock comes first and the state is read by a later statement, so with
     // READ COMMITTED the state is read in a snapshot taken under the lock: it shows every
     // append that committed, and none can commit before this group does.
@@ -225,7 +258,7 @@ async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> 
         .and(rows)
         .map_err(Failure::from)
         .and_then(|rows| decide_all(group, &rows));
-    let (mut outcomes, batch) = match decided {
+    let (outcomes, batch) = match decided {
         Ok(decided) => decided,
         Err(failure) => {
             // The transaction may be open (and aborted): end it before the connection
@@ -239,28 +272,25 @@ async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> 
         client.batch_execute("ROLLBACK").await?;
         return Ok(outcomes);
     }
-    let params: [&(dyn ToSql + Sync); 11] = [
-        &batch.events,
-        &batch.streams,
-        &batch.versions,
-        &batch.ids,
-        &batch.types,
-        &batch.categories,
-        &batch.data,
-        &batch.metadata,
-        &batch.names,
-        &batch.stream_versions,
-        &batch.last_ords,
-    ];
     // NOTE: the COMMIT is sent behind the write without waiting for it. If the write
     // fails, the transaction is aborted and the server turns that COMMIT into a
     // rollback, so an error of the write always means nothing was written.
+    let params = batch.params();
     let (written, committed) = futures::join!(
         client.query_one(&insert, &params),
         client.batch_execute("COMMIT")
     );
     let row = written?;
     committed?;
+    placed(outcomes, &batch, &row)
+}
+
+/// Fills in the result of every member `batch` wrote, from the row of [`sql::GROUP_WRITE`].
+fn placed(
+    mut outcomes: Vec<Decided>,
+    batch: &Batch<'_>,
+    row: &tokio_postgres::Row,
+) -> Result<Vec<Decided>, Failure> {
     let base: i64 = row.try_get(0).map_err(schema)?;
     let base = u64::try_from(base).unwrap_or(0);
     let recorded_at: time::OffsetDateTime = row.try_get(2).map_err(schema)?;
@@ -319,6 +349,25 @@ struct Batch<'a> {
     /// Per member, in order: where its events went (the ordinal of its first event in
     /// the batch, its first version, its event count), or none if it writes nothing.
     placed: Vec<Option<(u64, u64, u64)>>,
+}
+
+impl Batch<'_> {
+    /// The parameters of [`sql::GROUP_WRITE`].
+    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.events,
+            &self.streams,
+            &self.versions,
+            &self.ids,
+            &self.types,
+            &self.categories,
+            &self.data,
+            &self.metadata,
+            &self.names,
+            &self.stream_versions,
+            &self.last_ords,
+        ]
+    }
 }
 
 /// Decides one member against its stream's committed state. A write goes into `batch`

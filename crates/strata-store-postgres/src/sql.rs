@@ -107,15 +107,16 @@ SELECT name, version, last_position FROM strata.streams
  ORDER BY name COLLATE \"C\"
  LIMIT $4::bigint";
 
-/// Takes the position allocator's row lock for a group commit, first thing in its
-/// transaction, and holds it to the commit. Every append of every process writes the
+/// Takes the position allocator's row lock for a group commit that lost a race, first
+/// thing in its transaction, and holds it to the commit. Every append of every process writes the
 /// head row before its events, so while a group holds it no other append can commit, and
 /// what the group's decision reads next is exactly the committed log.
 pub(crate) const LOCK_HEAD: &str = "SELECT position FROM strata.head FOR UPDATE";
 
-/// The decision input of every append of a group, read under the head row's lock: for
-/// each `($1[i], $2[i])`, the stream's version and the version of the stream's event
-/// with that id, in the order given.
+/// The decision input of every append of a group, read in one snapshot (with no lock, or
+/// under the head row's lock after [`LOCK_HEAD`]): for each `($1[i], $2[i])`, the
+/// stream's version and the version of the stream's event with that id, in the order
+/// given.
 pub(crate) const GROUP_STATE: &str = "\
 SELECT coalesce(s.version, 0),
        (SELECT e.version FROM strata.events e
@@ -124,12 +125,22 @@ SELECT coalesce(s.version, 0),
   LEFT JOIN strata.streams s ON s.name = r.stream COLLATE \"C\"
  ORDER BY r.ord";
 
-/// The write of a whole group, in its transaction after [`LOCK_HEAD`] and
-/// [`GROUP_STATE`]: allocate `$1` positions, insert every event (`$2..$8`, one element per
-/// event, in position order, so event `i` gets position `base + i`), set each stream's
-/// version and last position (`$9..$11`: its name, its new version and the ordinal of its
-/// last event), and notify [`HEAD_CHANNEL`] with the new head; answers the first
-/// position's predecessor and the events' recording time.
+/// The write of a whole group, decided from [`GROUP_STATE`]: allocate `$1` positions,
+/// insert every event (`$2..$8`, one element per event, in position order, so event `i`
+/// gets position `base + i`), set each stream's version and last position (`$9..$11`: its
+/// name, its new version and the ordinal of its last event), and notify [`HEAD_CHANNEL`]
+/// with the new head; answers the first position's predecessor and the events' recording
+/// time.
+///
+/// Sent on its own (autocommitted), as [`APPEND_WRITE`] is: the `UPDATE` of the head row
+/// runs first and holds it until the commit, so positions follow commit order. Its
+/// decisions were made from a snapshot read without the lock, and each member writes the
+/// versions right after the one it read: an append that committed to one of its streams
+/// since then wrote the first of those versions (versions have no gaps), and one that
+/// stored one of its ids holds that id, so the unique indexes on `(stream, version)` and
+/// on `id` refuse the whole statement and nothing is written. The group is then decided
+/// again in a transaction under [`LOCK_HEAD`], where this statement runs after the state
+/// is read.
 pub(crate) const GROUP_WRITE: &str = "\
 WITH alloc AS (
     UPDATE strata.head

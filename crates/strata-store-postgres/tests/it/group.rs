@@ -202,6 +202,81 @@ async fn a_bulk_append_is_written_whole() {
     }
 }
 
+/// Two handles (two committers, as two processes) append to the same few streams at
+/// once: a group decided from a read that another handle's commit overtook is refused by
+/// the unique indexes and decided again under the lock. Every append must be written
+/// exactly once, at the versions and positions it was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_overtaken_by_another_process_are_decided_again() {
+    const STREAMS: usize = 2;
+    const TASKS: usize = 8;
+    const ROUNDS: usize = 20;
+    let Some(databases) = Databases::new("groups_overtaken_by_another_process_are_decided_again")
+    else {
+        return;
+    };
+    let config = databases.create().await;
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let store = strata_store_postgres::PostgresStore::connect_with(
+            config.clone(),
+            options(Duration::from_millis(200)),
+        )
+        .await
+        .expect("open a handle");
+        handles.push(store);
+    }
+    let tasks = (0..2 * TASKS).map(|t| {
+        let store = handles[t % 2].clone();
+        tokio::spawn(async move {
+            let mut answered = Vec::new();
+            for round in 0..ROUNDS {
+                let target = stream((t + round) % STREAMS);
+                let appended = store
+                    .append(
+                        &target,
+                        ExpectedVersion::Any,
+                        vec![event(t * ROUNDS + round)],
+                    )
+                    .await
+                    .expect("an append with any expected version commits");
+                answered.push((target, t * ROUNDS + round, appended));
+            }
+            answered
+        })
+    });
+    let mut answered = Vec::new();
+    for task in join_all(tasks).await {
+        answered.extend(task.expect("an appending task"));
+    }
+    let total = 2 * TASKS * ROUNDS;
+    let log = handles[0]
+        .read_all(Position(1), total + 1, &ReadFilter::all())
+        .await
+        .expect("read the log")
+        .events;
+    assert_eq!(log.len(), total, "every append is stored once");
+    for (target, n, appended) in &answered {
+        let stored = &log[(appended.position.0 - 1) as usize];
+        assert_eq!(stored.position, appended.position);
+        assert_eq!(&stored.stream, target);
+        assert_eq!(stored.version, appended.first_version);
+        assert_eq!(
+            stored.data_json(),
+            json!({ "n": n }),
+            "the event answered is the one stored"
+        );
+    }
+    for s in 0..STREAMS {
+        let events = handles[0]
+            .read_stream(&stream(s), None, Direction::Forward, total)
+            .await
+            .expect("read a stream");
+        let versions: Vec<u64> = events.iter().map(|e| e.version.0).collect();
+        assert_eq!(versions, (1..=events.len() as u64).collect::<Vec<_>>());
+    }
+}
+
 /// What one member of the mixed group must be answered.
 enum Fate {
     /// Written at these versions, taking the next positions in group order.
