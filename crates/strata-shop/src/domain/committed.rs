@@ -29,12 +29,40 @@ pub struct CommittedOrders {
     tail: Vec<Entry>,
 }
 
-/// Where one id lies in [`CommittedOrders::ids`], and its units.
+/// Where one id lies in [`CommittedOrders::ids`], its first bytes and its units.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    /// The id's first eight bytes, big-endian, zero-padded: comparing two of these
+    /// orders the ids as their bytes do unless both are equal, so a search rarely reads
+    /// [`CommittedOrders::ids`] (shop order ids fit in eight bytes).
+    prefix: u64,
     start: usize,
     end: usize,
     quantity: u32,
+}
+
+/// The first eight bytes of `id` as [`Entry::prefix`] holds them.
+fn prefix_of(id: &str) -> u64 {
+    let mut bytes = [0_u8; 8];
+    let n = id.len().min(8);
+    bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+/// An id looked for: its bytes and its prefix.
+#[derive(Clone, Copy)]
+struct Key<'a> {
+    id: &'a str,
+    prefix: u64,
+}
+
+impl<'a> Key<'a> {
+    fn new(id: &'a str) -> Self {
+        Self {
+            id,
+            prefix: prefix_of(id),
+        }
+    }
 }
 
 impl CommittedOrders {
@@ -55,34 +83,44 @@ impl CommittedOrders {
 
     /// The units `order_id` committed, if it did.
     pub fn get(&self, order_id: &str) -> Option<u32> {
-        self.find(order_id)
-            .map(|(part, i)| self.part(part)[i].quantity)
+        let key = Key::new(order_id);
+        let part = |entries: &[Entry]| self.search(entries, key).ok().map(|i| entries[i].quantity);
+        part(&self.body).or_else(|| part(&self.tail))
     }
 
     /// Whether `order_id` committed.
     pub fn contains_key(&self, order_id: &str) -> bool {
-        self.find(order_id).is_some()
+        self.get(order_id).is_some()
     }
 
     /// Records that `order_id` committed `quantity` units (replacing what it had).
     pub fn insert(&mut self, order_id: &str, quantity: u32) {
-        if let Some((part, i)) = self.find(order_id) {
-            match part {
-                Part::Body => self.body[i].quantity = quantity,
-                Part::Tail => self.tail[i].quantity = quantity,
-            }
-            return;
-        }
-        let entry = self.push_id(order_id, quantity);
-        // The common case while loading: ids come in ascending order.
-        if self.tail.is_empty() && self.body.last().is_none_or(|last| self.id(last) < order_id) {
+        let key = Key::new(order_id);
+        // The common case while loading a snapshot: ids come in ascending order, and one
+        // comparison with the last shows the id is new.
+        if self.tail.is_empty()
+            && self
+                .body
+                .last()
+                .is_none_or(|last| self.compare(last, key).is_lt())
+        {
+            let entry = self.push_id(key, quantity);
             self.body.push(entry);
             return;
         }
-        let at = self.tail.partition_point(|e| self.id(e) < order_id);
-        self.tail.insert(at, entry);
-        if self.tail.len() >= TAIL_MAX {
-            self.merge();
+        if let Ok(i) = self.search(&self.body, key) {
+            self.body[i].quantity = quantity;
+            return;
+        }
+        match self.search(&self.tail, key) {
+            Ok(i) => self.tail[i].quantity = quantity,
+            Err(at) => {
+                let entry = self.push_id(key, quantity);
+                self.tail.insert(at, entry);
+                if self.tail.len() >= TAIL_MAX {
+                    self.merge();
+                }
+            }
         }
     }
 
@@ -110,29 +148,24 @@ impl CommittedOrders {
         &self.ids[entry.start..entry.end]
     }
 
-    fn part(&self, part: Part) -> &[Entry] {
-        match part {
-            Part::Body => &self.body,
-            Part::Tail => &self.tail,
-        }
+    /// How `entry`'s id compares with `key`'s: by prefix, then by bytes if those tie.
+    fn compare(&self, entry: &Entry, key: Key<'_>) -> std::cmp::Ordering {
+        entry
+            .prefix
+            .cmp(&key.prefix)
+            .then_with(|| self.id(entry).cmp(key.id))
     }
 
-    fn find(&self, order_id: &str) -> Option<(Part, usize)> {
-        for part in [Part::Body, Part::Tail] {
-            if let Ok(i) = self
-                .part(part)
-                .binary_search_by(|e| self.id(e).cmp(order_id))
-            {
-                return Some((part, i));
-            }
-        }
-        None
+    /// Where `key` is in `entries` (sorted), or where it would go.
+    fn search(&self, entries: &[Entry], key: Key<'_>) -> Result<usize, usize> {
+        entries.binary_search_by(|e| self.compare(e, key))
     }
 
-    fn push_id(&mut self, order_id: &str, quantity: u32) -> Entry {
+    fn push_id(&mut self, key: Key<'_>, quantity: u32) -> Entry {
         let start = self.ids.len();
-        self.ids.push_str(order_id);
+        self.ids.push_str(key.id);
         Entry {
+            prefix: key.prefix,
             start,
             end: self.ids.len(),
             quantity,
@@ -144,11 +177,16 @@ impl CommittedOrders {
         let mut merged = Vec::with_capacity(self.body.len() + self.tail.len());
         let (mut b, mut t) = (0, 0);
         while b < self.body.len() && t < self.tail.len() {
-            if self.id(&self.body[b]) < self.id(&self.tail[t]) {
+            let tail = self.tail[t];
+            let key = Key {
+                id: self.id(&tail),
+                prefix: tail.prefix,
+            };
+            if self.compare(&self.body[b], key).is_lt() {
                 merged.push(self.body[b]);
                 b += 1;
             } else {
-                merged.push(self.tail[t]);
+                merged.push(tail);
                 t += 1;
             }
         }
@@ -157,12 +195,6 @@ impl CommittedOrders {
         self.body = merged;
         self.tail.clear();
     }
-}
-
-#[derive(Clone, Copy)]
-enum Part {
-    Body,
-    Tail,
 }
 
 impl PartialEq for CommittedOrders {

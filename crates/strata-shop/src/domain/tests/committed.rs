@@ -9,7 +9,7 @@ use crate::domain::{CommittedOrders, Inventory};
 
 /// Ids from a small alphabet, so that repeats and shared prefixes are common.
 fn id() -> impl Strategy<Value = String> {
-    "[a-c0-9é\"\\\\]{0,4}"
+    "[a-c0-9é\"\\\\\\x00]{0,9}"
 }
 
 fn ops() -> impl Strategy<Value = Vec<(String, u32)>> {
