@@ -105,3 +105,21 @@ fn an_index_file_with_an_overflowing_event_count_is_refused() {
         );
     }
 }
+
+#[test]
+fn matching_slots_finds_every_match_in_blocks_and_the_remainder() {
+    // 64-entry blocks and a remainder: matches at both ends of a block, in adjacent
+    // entries, and in the last partial block.
+    let mut fingerprints = vec![7_u16; 64 * 3 + 5];
+    let matches = [0, 63, 64, 65, 127, 128 + 40, 64 * 3, 64 * 3 + 4];
+    for &slot in &matches {
+        fingerprints[slot] = 0xbeef;
+    }
+    let mut found = Vec::new();
+    super::matching_slots(&fingerprints, 0xbeef, |slot| found.push(slot));
+    assert_eq!(found, matches);
+    let mut none = Vec::new();
+    super::matching_slots(&fingerprints, 0xdead, |slot| none.push(slot));
+    assert!(none.is_empty());
+    super::matching_slots(&[], 7, |_| panic!("an empty array matches nothing"));
+}
