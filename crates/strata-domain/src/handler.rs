@@ -1,7 +1,15 @@
 //! The command handler: load (snapshot, then newer events), decide, append with the
 //! expected version, retry a bounded number of times on conflict, and de-duplicate by
 //! command id. Also loading as of a version or a time, and an aggregate's history.
+//!
+//! The handler keeps the state it last decided on for recently used aggregates (the
+//! aggregate cache), so the next command to one of them skips the load. A cached state is
+//! only trusted where the store checks it: its events are appended expecting its version,
+//! so a state that another writer made stale is refused and the command is decided again
+//! on a fresh load. A command that a cached state refuses or finds nothing to do is
+//! decided again on a fresh load too, since nothing written would tell.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -123,23 +131,70 @@ pub type History = Vec<HistoryEntry>;
 /// Settings of a [`CommandHandler`].
 #[derive(Debug, Clone, Copy)]
 pub struct HandlerOptions {
-    /// How many times a command is decided before a conflict is given up on.
+    /// How many times a command is decided on a fresh load before a conflict is given up
+    /// on (a decision on a cached state that turned out stale does not count).
     pub max_attempts: u32,
+    /// How many aggregates' latest states the handler keeps to decide their next command
+    /// without loading them (the least recently used go first); 0 keeps none.
+    pub cached_aggregates: usize,
 }
 
 impl Default for HandlerOptions {
     fn default() -> Self {
-        Self { max_attempts: 5 }
+        Self {
+            max_attempts: 5,
+            cached_aggregates: 1024,
+        }
     }
 }
 
-/// Handles commands against aggregates stored in an event store.
+/// The aggregate cache: per stream, the state the handler last appended events of, as a
+/// type-erased [`Loaded`]. A command takes its aggregate's entry out while it decides and
+/// puts the new state back once its events are appended, so an entry is never shared and
+/// never copied; a command that fails leaves none.
+struct AggregateCache {
+    entries: parking_lot::Mutex<hashlink::LruCache<StreamName, CachedState>>,
+}
+
+/// A cached state's version, and the state (a `Loaded<A>` of the aggregate's type).
+type CachedState = (Version, Box<dyn Any + Send>);
+
+impl AggregateCache {
+    fn new(capacity: usize) -> Option<Self> {
+        (capacity > 0).then(|| Self {
+            entries: parking_lot::Mutex::new(hashlink::LruCache::new(capacity)),
+        })
+    }
+
+    /// Takes `stream`'s state out, if it is cached as an `A`.
+    fn take<A: Aggregate>(&self, stream: &StreamName) -> Option<Loaded<A>> {
+        let (_, entry) = self.entries.lock().remove(stream)?;
+        entry.downcast::<Loaded<A>>().ok().map(|loaded| *loaded)
+    }
+
+    /// Caches `loaded` as `stream`'s state, unless a command that appended after it put a
+    /// newer one already.
+    fn put<A: Aggregate>(&self, stream: StreamName, loaded: Loaded<A>) {
+        let mut entries = self.entries.lock();
+        if entries
+            .peek(&stream)
+            .is_some_and(|(version, _)| *version > loaded.version)
+        {
+            return;
+        }
+        entries.insert(stream, (loaded.version, Box::new(loaded)));
+    }
+}
+
+/// Handles commands against aggregates stored in an event store. Clones share the
+/// aggregate cache.
 #[derive(Clone)]
 pub struct CommandHandler {
     store: Arc<dyn EventStore>,
     snapshots: Arc<dyn SnapshotStore>,
     upcasters: Arc<Upcasters>,
     options: HandlerOptions,
+    cache: Option<Arc<AggregateCache>>,
 }
 
 impl CommandHandler {
@@ -150,6 +205,7 @@ impl CommandHandler {
             snapshots,
             upcasters: Arc::new(Upcasters::new()),
             options: HandlerOptions::default(),
+            cache: AggregateCache::new(HandlerOptions::default().cached_aggregates).map(Arc::new),
         }
     }
 
@@ -160,10 +216,11 @@ impl CommandHandler {
         self
     }
 
-    /// Uses these settings.
+    /// Uses these settings (with a new, empty aggregate cache of their size).
     #[must_use]
     pub fn with_options(mut self, options: HandlerOptions) -> Self {
         self.options = options;
+        self.cache = AggregateCache::new(options.cached_aggregates).map(Arc::new);
         self
     }
 
@@ -182,9 +239,10 @@ impl CommandHandler {
         StreamName::new(format!("{}-{id}", A::CATEGORY))
     }
 
-    /// Handles `command` for aggregate `id`: loads it, decides, and appends the events
-    /// expecting the version it loaded, deciding again on a conflict (at most
-    /// `max_attempts` times). A command id seen before answers the first outcome.
+    /// Handles `command` for aggregate `id`: loads it (or takes its cached state), decides,
+    /// and appends the events expecting the version it decided on, deciding again on a
+    /// fresh load after a conflict (at most `max_attempts` times). A command id seen
+    /// before answers the first outcome.
     pub async fn handle<A: Aggregate>(
         &self,
         id: &str,
@@ -193,33 +251,48 @@ impl CommandHandler {
     ) -> Result<CommandOutcome, CommandError<A::Error>> {
         let stream = Self::stream_of::<A>(id)?;
         let mut attempts = 0;
+        let mut cached = self.cache.as_ref().and_then(|c| c.take::<A>(&stream));
         loop {
-            attempts += 1;
-            let first_id = derived_event_id(context.command_id, 0);
-            let (loaded, seen) = self
-                .load_stream_watching::<A>(&stream, None, Some(first_id))
-                .await?;
-            // NOTE: look for the command id after loading, never before: a copy of this
-            // command committed between the look and the load would be in the loaded
-            // state, and deciding again would apply it twice (or refuse it). Looked for
-            // after, a copy committed later makes the append conflict or repeat. A load
-            // that replayed the whole stream (no snapshot) and did not meet the command's
-            // first event id has looked already: the store need not be asked.
-            if (loaded.snapshot.is_some() || seen)
-                && let Some(outcome) = self.previous_outcome(&stream, context).await?
-            {
-                return Ok(outcome);
-            }
-            let decided = loaded.state.decide(command).map_err(CommandError::Domain)?;
-            if decided.is_empty() {
-                return Ok(CommandOutcome {
-                    stream,
-                    position: loaded.position,
-                    version: loaded.version,
-                    events: Vec::new(),
-                    duplicate: false,
-                });
-            }
+            let from_cache = cached.is_some();
+            let loaded = match cached.take() {
+                Some(loaded) => loaded,
+                None => {
+                    attempts += 1;
+                    let first_id = derived_event_id(context.command_id, 0);
+                    let (loaded, seen) = self
+                        .load_stream_watching::<A>(&stream, None, Some(first_id))
+                        .await?;
+                    // NOTE: look for the command id after loading, never before: a copy of
+                    // this command committed between the look and the load would be in the
+                    // loaded state, and deciding again would apply it twice (or refuse it).
+                    // Looked for after, a copy committed later makes the append conflict or
+                    // repeat. A load that replayed the whole stream (no snapshot) and did
+                    // not meet the command's first event id has looked already: the store
+                    // need not be asked.
+                    if (loaded.snapshot.is_some() || seen)
+                        && let Some(outcome) = self.previous_outcome(&stream, context).await?
+                    {
+                        return Ok(outcome);
+                    }
+                    loaded
+                }
+            };
+            let decided = match loaded.state.decide(command) {
+                Ok(decided) if !decided.is_empty() => decided,
+                // NOTE: a cached state may be stale, and a refusal or a decision to do
+                // nothing writes nothing that would tell: decide again on a fresh load.
+                _ if from_cache => continue,
+                Err(err) => return Err(CommandError::Domain(err)),
+                Ok(_) => {
+                    return Ok(CommandOutcome {
+                        stream,
+                        position: loaded.position,
+                        version: loaded.version,
+                        events: Vec::new(),
+                        duplicate: false,
+                    });
+                }
+            };
             let new_events = encode_all::<A>(&decided, context)?;
             match self
                 .store
@@ -231,9 +304,27 @@ impl CommandHandler {
                 .await
             {
                 Ok(result) => {
-                    self.maybe_snapshot(&stream, &loaded, &decided, result.last_version)
+                    let snapshotted = self
+                        .maybe_snapshot(&stream, &loaded, &decided, result.last_version)
                         .await;
                     let recorded = recorded(&stream, new_events, &result);
+                    if let Some(cache) = &self.cache {
+                        let snapshot = if snapshotted {
+                            Some(result.last_version)
+                        } else {
+                            loaded.snapshot
+                        };
+                        let state = decided.iter().fold(loaded.state, |s, e| s.evolve(e));
+                        cache.put(
+                            stream.clone(),
+                            Loaded {
+                                state,
+                                version: result.last_version,
+                                position: result.position,
+                                snapshot,
+                            },
+                        );
+                    }
                     return Ok(CommandOutcome {
                         stream,
                         position: result.position,
@@ -242,6 +333,12 @@ impl CommandHandler {
                         duplicate: false,
                     });
                 }
+                // The cached state was stale (another writer appended), or this very
+                // command was applied before and its ids are in the stream: a fresh load
+                // tells which, and does not count as an attempt.
+                Err(
+                    StoreError::WrongExpectedVersion { .. } | StoreError::DuplicateEventId { .. },
+                ) if from_cache => {}
                 // Someone else appended meanwhile, perhaps this very command: the next
                 // attempt looks for it after loading.
                 Err(StoreError::WrongExpectedVersion { .. })
@@ -332,16 +429,17 @@ impl CommandHandler {
     }
 
     /// Takes a snapshot if one is due, reporting (not failing the command on) a snapshot
-    /// that cannot be made: the events are already committed.
+    /// that cannot be made: the events are already committed. Answers whether one was
+    /// saved.
     async fn maybe_snapshot<A: Aggregate>(
         &self,
         stream: &StreamName,
         loaded: &Loaded<A>,
         decided: &[A::Event],
         version: Version,
-    ) {
+    ) -> bool {
         match self.snapshot_if_due(stream, loaded, decided, version).await {
-            Ok(_) => {}
+            Ok(saved) => return saved,
             // A state that does not serialise never will: say so loudly.
             Err(err @ SnapshotError::Encode { .. }) => {
                 tracing::error!(%stream, error = %err, "cannot take a snapshot; loading will replay events until the aggregate's state serialises");
@@ -350,6 +448,7 @@ impl CommandHandler {
                 tracing::warn!(%stream, error = %err, "cannot save a snapshot; loading will replay events");
             }
         }
+        false
     }
 
     /// Saves a snapshot of the state after `decided` if the aggregate takes snapshots and

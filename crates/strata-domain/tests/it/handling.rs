@@ -263,7 +263,7 @@ async fn a_multi_event_command_appends_atomically(fx: Fixture) {
 /// The answer's events carry the store's recording time, taken from the append's result:
 /// handling a command reads only what loading needs, never its own events back.
 async fn the_answer_carries_the_stored_time_without_reading_it_back(fx: Fixture) {
-    let handler = fx.handler();
+    let handler = fx.handler_uncached();
     for command in [open("gil"), deposit(300)] {
         handler
             .handle::<Account>("gil", &command, &CommandContext::new())

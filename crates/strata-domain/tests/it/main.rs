@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cache;
 mod command_ids;
 mod conflicts;
 mod fold;

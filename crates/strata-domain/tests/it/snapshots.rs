@@ -161,7 +161,8 @@ async fn plant(fx: &Fixture, stream: &str, schema_version: u32, state: impl Into
 }
 
 async fn a_snapshot_of_another_version_is_ignored(fx: Fixture) {
-    let handler = fx.handler();
+    // Every command loads, so the planted snapshots below are met by the commands too.
+    let handler = fx.handler_uncached();
     for n in 1..=6 {
         add(&handler, "old", n).await;
     }
@@ -249,7 +250,13 @@ async fn an_undecodable_snapshot_is_ignored(fx: Fixture) {
 
 async fn a_broken_snapshot_store_fails_no_command(fx: Fixture) {
     let broken = Arc::new(BrokenSnapshots::default());
-    let handler = CommandHandler::new(fx.spy.clone(), broken.clone());
+    // Every command loads, so every command meets the broken store.
+    let handler = CommandHandler::new(fx.spy.clone(), broken.clone()).with_options(
+        strata_domain::HandlerOptions {
+            cached_aggregates: 0,
+            ..Default::default()
+        },
+    );
     for n in 1..=7 {
         add(&handler, "down", n).await;
     }

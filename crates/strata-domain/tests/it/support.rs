@@ -106,9 +106,20 @@ impl Fixture {
             .with_upcasters(account::upcasters())
     }
 
+    /// A handler without the aggregate cache: every command loads its aggregate.
+    pub(crate) fn handler_uncached(&self) -> CommandHandler {
+        self.handler().with_options(HandlerOptions {
+            cached_aggregates: 0,
+            ..HandlerOptions::default()
+        })
+    }
+
     /// A handler that gives up only after `max_attempts` conflicting attempts.
     pub(crate) fn handler_with_attempts(&self, max_attempts: u32) -> CommandHandler {
-        self.handler().with_options(HandlerOptions { max_attempts })
+        self.handler().with_options(HandlerOptions {
+            max_attempts,
+            ..HandlerOptions::default()
+        })
     }
 
     /// Starts over as a new process would: the embedded store is closed and opened again

@@ -1,0 +1,219 @@
+//! The aggregate cache: a command to an aggregate the handler decided on lately skips the
+//! load, and a cached state is never trusted where it may be stale: another writer's
+//! append makes the next command decide again on a fresh load, as does a refusal or a
+//! decision to do nothing, and a repeated command id still answers its first outcome.
+
+use strata_core::Version;
+use strata_domain::{CommandContext, CommandError, HandlerOptions};
+
+use crate::support::account::{Account, AccountError, AccountEvent, deposit, open, withdraw};
+use crate::support::{Fixture, hook, on_both_stores};
+
+on_both_stores!(
+    the_next_command_skips_the_load,
+    another_writers_append_is_not_missed,
+    a_refusal_by_a_stale_state_is_decided_again,
+    a_repeated_command_id_answers_its_first_outcome,
+    an_uncached_handler_loads_every_time,
+    the_least_recently_used_aggregate_leaves_first,
+);
+
+async fn the_next_command_skips_the_load(fx: Fixture) {
+    let handler = fx.handler();
+    for command in [open("ann"), deposit(100)] {
+        handler
+            .handle::<Account>("ann", &command, &CommandContext::new())
+            .await
+            .unwrap();
+    }
+    let before = fx.spy.events_read();
+    let outcome = handler
+        .handle::<Account>("ann", &withdraw(40), &CommandContext::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.version, Version(3));
+    assert_eq!(fx.spy.events_read(), before, "no event was read to decide");
+    // What a fresh load folds is what the cache decided on.
+    let loaded = fx.handler_uncached().load::<Account>("ann").await.unwrap();
+    assert_eq!(loaded.state.balance, 60);
+    assert_eq!(loaded.version, Version(3));
+}
+
+async fn another_writers_append_is_not_missed(fx: Fixture) {
+    let handler = fx.handler();
+    for command in [open("bo"), deposit(100)] {
+        handler
+            .handle::<Account>("bo", &command, &CommandContext::new())
+            .await
+            .unwrap();
+    }
+    // Another writer (another handler, without this one's cache) deposits meanwhile.
+    fx.handler_uncached()
+        .handle::<Account>("bo", &deposit(50), &CommandContext::new())
+        .await
+        .unwrap();
+    // The cached state (balance 100) allows this; appended expecting its version, it is
+    // refused, and the command is decided again on the stored state.
+    let conflicts = fx.spy.conflicts();
+    let outcome = handler
+        .handle::<Account>("bo", &withdraw(50), &CommandContext::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.version,
+        Version(4),
+        "decided after the other deposit"
+    );
+    assert_eq!(
+        fx.spy.conflicts(),
+        conflicts + 1,
+        "the stale state was refused once"
+    );
+    let events = fx.events("account-bo").await;
+    let last: AccountEvent = serde_json::from_value(serde_json::json!({
+        "type": events[3].event_type.as_str(),
+        "data": events[3].data_json(),
+    }))
+    .unwrap();
+    assert_eq!(last, AccountEvent::Withdrawn { cents: 50 });
+    let loaded = fx.handler_uncached().load::<Account>("bo").await.unwrap();
+    assert_eq!(loaded.state.balance, 100);
+    // A cached state of the aggregate with every event decides the next command.
+    let before = fx.spy.events_read();
+    handler
+        .handle::<Account>("bo", &deposit(1), &CommandContext::new())
+        .await
+        .unwrap();
+    assert_eq!(fx.spy.events_read(), before);
+}
+
+async fn a_refusal_by_a_stale_state_is_decided_again(fx: Fixture) {
+    let handler = fx.handler();
+    for command in [open("cy"), deposit(100)] {
+        handler
+            .handle::<Account>("cy", &command, &CommandContext::new())
+            .await
+            .unwrap();
+    }
+    // Slipped in right before the handler would load: the cached state does not know.
+    fx.append_raw(
+        "account-cy",
+        "deposited",
+        br#"{"cents":500,"currency":"EUR"}"#,
+        br#"{"schema_version":3}"#,
+    )
+    .await;
+    // The cached balance (100) refuses this; the stored one (600) allows it.
+    let outcome = handler
+        .handle::<Account>("cy", &withdraw(300), &CommandContext::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.version, Version(4));
+    // And a refusal on a fresh state stands.
+    let err = handler
+        .handle::<Account>("cy", &withdraw(10_000), &CommandContext::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CommandError::Domain(AccountError::InsufficientFunds { .. })
+    ));
+    // A decision to do nothing is checked the same way: opening an open account is
+    // refused, not answered from the cache alone.
+    assert!(
+        handler
+            .handle::<Account>("cy", &open("cy"), &CommandContext::new())
+            .await
+            .is_err()
+    );
+}
+
+async fn a_repeated_command_id_answers_its_first_outcome(fx: Fixture) {
+    let handler = fx.handler();
+    handler
+        .handle::<Account>("di", &open("di"), &CommandContext::new())
+        .await
+        .unwrap();
+    let context = CommandContext::new();
+    let first = handler
+        .handle::<Account>("di", &deposit(70), &context)
+        .await
+        .unwrap();
+    // The same command again: the cached state already holds its deposit, so deciding
+    // on it would deposit twice; the store refuses the repeated ids and a fresh load
+    // finds the first outcome.
+    let again = handler
+        .handle::<Account>("di", &deposit(70), &context)
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.version, first.version);
+    assert_eq!(again.position, first.position);
+    assert_eq!(fx.events("account-di").await.len(), 2, "written once");
+    // Another writer's repeat landing right before the append is caught the same way
+    // (the handler caches the aggregate again with its next command).
+    handler
+        .handle::<Account>("di", &deposit(1), &CommandContext::new())
+        .await
+        .unwrap();
+    let context = CommandContext::new();
+    let other = fx.handler_uncached();
+    let repeat = context.clone();
+    fx.spy.before_next_append(hook(move |_| async move {
+        other
+            .handle::<Account>("di", &deposit(5), &repeat)
+            .await
+            .unwrap();
+    }));
+    let raced = handler
+        .handle::<Account>("di", &deposit(5), &context)
+        .await
+        .unwrap();
+    // The store answers the repeat of its events with their first result (it may say
+    // `duplicate: false`, as for any copy racing the first to the store).
+    assert_eq!(raced.version, Version(4));
+    assert_eq!(fx.events("account-di").await.len(), 4, "written once");
+    let loaded = fx.handler_uncached().load::<Account>("di").await.unwrap();
+    assert_eq!(loaded.state.balance, 76);
+}
+
+async fn an_uncached_handler_loads_every_time(fx: Fixture) {
+    let handler = fx.handler_uncached();
+    handler
+        .handle::<Account>("ed", &open("ed"), &CommandContext::new())
+        .await
+        .unwrap();
+    let before = fx.spy.events_read();
+    handler
+        .handle::<Account>("ed", &deposit(1), &CommandContext::new())
+        .await
+        .unwrap();
+    assert_eq!(fx.spy.events_read(), before + 1);
+}
+
+async fn the_least_recently_used_aggregate_leaves_first(fx: Fixture) {
+    let handler = fx.handler().with_options(HandlerOptions {
+        cached_aggregates: 2,
+        ..HandlerOptions::default()
+    });
+    for id in ["f1", "f2", "f3"] {
+        handler
+            .handle::<Account>(id, &open(id), &CommandContext::new())
+            .await
+            .unwrap();
+    }
+    // f1 was pushed out by f3; f2 and f3 are cached.
+    let before = fx.spy.events_read();
+    for id in ["f3", "f2"] {
+        handler
+            .handle::<Account>(id, &deposit(1), &CommandContext::new())
+            .await
+            .unwrap();
+    }
+    assert_eq!(fx.spy.events_read(), before);
+    handler
+        .handle::<Account>("f1", &deposit(1), &CommandContext::new())
+        .await
+        .unwrap();
+    assert_eq!(fx.spy.events_read(), before + 1);
+}
