@@ -125,22 +125,31 @@ SELECT coalesce(s.version, 0),
   LEFT JOIN strata.streams s ON s.name = r.stream COLLATE \"C\"
  ORDER BY r.ord";
 
-/// The write of a whole group, decided from [`GROUP_STATE`]: allocate `$1` positions,
-/// insert every event (`$2..$8`, one element per event, in position order, so event `i`
-/// gets position `base + i`), set each stream's version and last position (`$9..$11`: its
-/// name, its new version and the ordinal of its last event), and notify [`HEAD_CHANNEL`]
-/// with the new head; answers the first position's predecessor and the events' recording
-/// time.
+/// The write of a whole group: allocate `$1` positions, insert every event (`$2..$8`, one
+/// element per event, in position order, so event `i` gets position `base + i`), set each
+/// stream's version and last position (`$9..$11`: its name, its new version and the
+/// ordinal of its last event), and notify [`HEAD_CHANNEL`] with the new head; answers the
+/// first position's predecessor and the events' recording time. `$12` is each member's
+/// stream version the write was decided against.
 ///
 /// Sent on its own (autocommitted), as [`APPEND_WRITE`] is: the `UPDATE` of the head row
-/// runs first and holds it until the commit, so positions follow commit order. Its
-/// decisions were made from a snapshot read without the lock, and each member writes the
-/// versions right after the one it read: an append that committed to one of its streams
-/// since then wrote the first of those versions (versions have no gaps), and one that
-/// stored one of its ids holds that id, so the unique indexes on `(stream, version)` and
-/// on `id` refuse the whole statement and nothing is written. The group is then decided
-/// again in a transaction under [`LOCK_HEAD`], where this statement runs after the state
-/// is read.
+/// runs first and holds it until the commit, so positions follow commit order. The
+/// decisions were made without the lock (from [`GROUP_STATE`], or from the versions that
+/// appends expecting an exact version name), and each member writes the versions right
+/// after the one it was decided against. So the statement is refused whole, and nothing
+/// written, if any member's stream is not at that version now:
+/// - past it: an append wrote the version after it (versions have no gaps), and the
+///   unique index on `(stream, version)` refuses the insert;
+/// - short of it: the stream has no event at that version, and the guard fails the
+///   statement with the error [`GROUP_BEHIND`] names;
+/// - an append that stored one of its ids since makes the unique index on `id` refuse it.
+///
+/// The group is then decided again in a transaction under [`LOCK_HEAD`], where this
+/// statement runs after the state was read under the lock (and the guard always holds).
+/// The guard reads in the statement's snapshot, taken before it waited for the head row:
+/// an append committed while it waited can only make it fail where it need not (and the
+/// locked retry then decides right), never pass where it must not, as events are never
+/// deleted.
 pub(crate) const GROUP_WRITE: &str = "\
 WITH alloc AS (
     UPDATE strata.head
@@ -162,10 +171,23 @@ WITH alloc AS (
       FROM alloc, unnest($9::text[], $10::bigint[], $11::bigint[]) AS s(name, version, last_ord)
     ON CONFLICT (name) DO UPDATE
        SET version = excluded.version, last_position = excluded.last_position
+), behind AS (
+    SELECT count(*) AS streams
+      FROM unnest($9::text[], $12::bigint[]) AS m(name, decided)
+     WHERE m.decided > 0
+       AND NOT EXISTS (SELECT 1 FROM strata.events e
+                        WHERE e.stream = m.name COLLATE \"C\" AND e.version = m.decided)
 )
 SELECT alloc.base, pg_notify('strata_head', (alloc.base + $1::bigint)::text)::text,
-       alloc.recorded_at
-  FROM alloc";
+       alloc.recorded_at,
+       CASE WHEN behind.streams > 0
+            THEN ('strata: ' || behind.streams || ' streams are behind the version decided')::bigint
+       END
+  FROM alloc, behind";
+
+/// The text of the error the guard of [`GROUP_WRITE`] raises (a failed cast, SQLSTATE
+/// 22P02): a member's stream is short of the version its write was decided against.
+pub(crate) const GROUP_BEHIND: &str = "streams are behind the version decided";
 
 /// Many stream reads in one statement: for each `($1[i], $2[i], $3[i])`, the stream's
 /// events from that version on, oldest first, at most that many; each row led by the

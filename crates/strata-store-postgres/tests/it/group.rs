@@ -299,9 +299,28 @@ struct Member {
 // the committer runs, so they form one group.
 #[tokio::test]
 async fn one_group_decides_winners_conflicts_and_repeats_each_on_its_own() {
-    let Some(databases) =
-        Databases::new("one_group_decides_winners_conflicts_and_repeats_each_on_its_own")
-    else {
+    one_group(
+        "one_group_decides_winners_conflicts_and_repeats_each_on_its_own",
+        |_| true,
+    )
+    .await;
+}
+
+/// A group whose members all expect an exact version is written without reading the
+/// streams first: a member ahead of its stream, one behind it and one repeating it must
+/// still be decided each on its own.
+#[tokio::test]
+async fn a_group_expecting_exact_versions_decides_each_member_on_its_own() {
+    one_group(
+        "a_group_expecting_exact_versions_decides_each_member_on_its_own",
+        |expected| expected.exact().is_some(),
+    )
+    .await;
+}
+
+/// The mixed group below, of the members whose expectation `keep` keeps.
+async fn one_group(test: &str, keep: fn(ExpectedVersion) -> bool) {
+    let Some(databases) = Databases::new(test) else {
         return;
     };
     let store = databases.store(options(Duration::from_millis(200))).await;
@@ -441,6 +460,7 @@ async fn one_group_decides_winners_conflicts_and_repeats_each_on_its_own() {
             fate: written(1, 3),
         },
     ];
+    let members: Vec<Member> = members.into_iter().filter(|m| keep(m.expected)).collect();
     let results = join_all(
         members
             .iter()
