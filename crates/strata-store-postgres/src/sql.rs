@@ -116,13 +116,14 @@ pub(crate) const LOCK_HEAD: &str = "SELECT position FROM strata.head FOR UPDATE"
 /// The decision input of every append of a group, read in one snapshot (with no lock, or
 /// under the head row's lock after [`LOCK_HEAD`]): for each `($1[i], $2[i])`, the
 /// stream's version and the version of the stream's event with that id, in the order
-/// given.
+/// given. Both are scalar subqueries, run as one index probe per append whatever the
+/// table statistics say (a join may be planned as a scan of the whole table).
 pub(crate) const GROUP_STATE: &str = "\
-SELECT coalesce(s.version, 0),
+SELECT coalesce((SELECT s.version FROM strata.streams s
+                  WHERE s.name = r.stream COLLATE \"C\"), 0),
        (SELECT e.version FROM strata.events e
          WHERE e.stream = r.stream COLLATE \"C\" AND e.id = r.first_id)
   FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS r(stream, first_id, ord)
-  LEFT JOIN strata.streams s ON s.name = r.stream COLLATE \"C\"
  ORDER BY r.ord";
 
 /// The write of a whole group: allocate `$1` positions, insert every event (`$2..$8`, one
@@ -146,6 +147,9 @@ SELECT coalesce(s.version, 0),
 ///
 /// The group is then decided again in a transaction under [`LOCK_HEAD`], where this
 /// statement runs after the state was read under the lock (and the guard always holds).
+/// The guard looks each member's event up with a scalar subquery, which the planner runs
+/// as one index probe per member: a `NOT EXISTS` would be planned as an anti-join, which
+/// a plan made from a young table's statistics runs as a scan of the whole table.
 /// The guard reads in the statement's snapshot, taken before it waited for the head row:
 /// an append committed while it waited can only make it fail where it need not (and the
 /// locked retry then decides right), never pass where it must not, as events are never
@@ -175,8 +179,8 @@ WITH alloc AS (
     SELECT count(*) AS streams
       FROM unnest($9::text[], $12::bigint[]) AS m(name, decided)
      WHERE m.decided > 0
-       AND NOT EXISTS (SELECT 1 FROM strata.events e
-                        WHERE e.stream = m.name COLLATE \"C\" AND e.version = m.decided)
+       AND (SELECT e.position FROM strata.events e
+             WHERE e.stream = m.name COLLATE \"C\" AND e.version = m.decided) IS NULL
 )
 SELECT alloc.base, pg_notify('strata_head', (alloc.base + $1::bigint)::text)::text,
        alloc.recorded_at,
