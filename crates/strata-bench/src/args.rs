@@ -452,6 +452,12 @@ pub struct PostgresArgs {
     /// Events per bulk append, and rows per raw INSERT of its ceiling.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=8000))]
     pub(crate) batch: u64,
+
+    /// Aggregates whose latest state the command handler keeps, so that their next
+    /// command skips the load (the handler's default); 0 loads every account before
+    /// every command.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub(crate) cached_aggregates: usize,
 }
 
 /// `strata bench relay`.

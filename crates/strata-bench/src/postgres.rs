@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use strata_core::{EventType, ExpectedVersion, NewEvent};
-use strata_domain::{CommandContext, CommandHandler, MemorySnapshots};
+use strata_domain::{CommandContext, CommandHandler, HandlerOptions, MemorySnapshots};
 use strata_store::EventStore;
 use strata_store_postgres::{PostgresOptions, PostgresStore};
 use tokio::time::Instant;
@@ -45,7 +45,7 @@ pub(crate) async fn postgres(args: &PostgresArgs) -> Result<Vec<ScenarioResult>>
             raw?
         };
         let database = Database::create(&server).await?;
-        let result = commands(&database, clients, window, &raw).await;
+        let result = commands(&database, clients, window, &raw, args.cached_aggregates).await;
         database.drop().await?;
         results.push(result?);
     }
@@ -201,13 +201,18 @@ async fn commands(
     clients: usize,
     window: Duration,
     raw: &RawCeiling,
+    cached_aggregates: usize,
 ) -> Result<ScenarioResult> {
     let store = database.store(clients + 1).await?;
     let shared: Arc<dyn EventStore> = Arc::new(store.clone());
-    let handler = Arc::new(CommandHandler::new(
-        shared,
-        Arc::new(MemorySnapshots::new()),
-    ));
+    let handler = Arc::new(
+        CommandHandler::new(shared, Arc::new(MemorySnapshots::new())).with_options(
+            HandlerOptions {
+                cached_aggregates,
+                ..HandlerOptions::default()
+            },
+        ),
+    );
     let outcome = closed_loop(clients, window, |c| {
         let handler = handler.clone();
         move |seq| {
@@ -233,6 +238,7 @@ async fn commands(
     .against(&Ceiling::RawInsert(raw.clone()))
     .with("commands_per_s", outcome.ops_per_s())
     .with("clients", clients)
+    .with("cached_aggregates", cached_aggregates)
     .with("seconds", window.as_secs_f64())
     .with("errors", outcome.errors)
     .with("first_error", outcome.first_error))
