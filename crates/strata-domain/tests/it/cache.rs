@@ -4,10 +4,20 @@
 //! decision to do nothing, and a repeated command id still answers its first outcome.
 
 use strata_core::Version;
-use strata_domain::{CommandContext, CommandError, HandlerOptions};
+use strata_domain::{CommandContext, CommandError, CommandHandler, CommandOutcome, HandlerOptions};
 
-use crate::support::account::{Account, AccountError, AccountEvent, deposit, open, withdraw};
+use crate::support::account::{
+    Account, AccountCommand, AccountError, AccountEvent, deposit, open, withdraw,
+};
 use crate::support::{Fixture, hook, on_both_stores};
+
+/// Handles one command with a fresh command id, which must succeed.
+async fn handle(handler: &CommandHandler, id: &str, command: &AccountCommand) -> CommandOutcome {
+    handler
+        .handle::<Account>(id, command, &CommandContext::new())
+        .await
+        .unwrap_or_else(|err| panic!("the command to {id} succeeds: {err}"))
+}
 
 on_both_stores!(
     the_next_command_skips_the_load,
@@ -21,16 +31,10 @@ on_both_stores!(
 async fn the_next_command_skips_the_load(fx: Fixture) {
     let handler = fx.handler();
     for command in [open("ann"), deposit(100)] {
-        handler
-            .handle::<Account>("ann", &command, &CommandContext::new())
-            .await
-            .unwrap();
+        handle(&handler, "ann", &command).await;
     }
     let before = fx.spy.events_read();
-    let outcome = handler
-        .handle::<Account>("ann", &withdraw(40), &CommandContext::new())
-        .await
-        .unwrap();
+    let outcome = handle(&handler, "ann", &withdraw(40)).await;
     assert_eq!(outcome.version, Version(3));
     assert_eq!(fx.spy.events_read(), before, "no event was read to decide");
     // What a fresh load folds is what the cache decided on.
@@ -42,23 +46,14 @@ async fn the_next_command_skips_the_load(fx: Fixture) {
 async fn another_writers_append_is_not_missed(fx: Fixture) {
     let handler = fx.handler();
     for command in [open("bo"), deposit(100)] {
-        handler
-            .handle::<Account>("bo", &command, &CommandContext::new())
-            .await
-            .unwrap();
+        handle(&handler, "bo", &command).await;
     }
     // Another writer (another handler, without this one's cache) deposits meanwhile.
-    fx.handler_uncached()
-        .handle::<Account>("bo", &deposit(50), &CommandContext::new())
-        .await
-        .unwrap();
+    handle(&fx.handler_uncached(), "bo", &deposit(50)).await;
     // The cached state (balance 100) allows this; appended expecting its version, it is
     // refused, and the command is decided again on the stored state.
     let conflicts = fx.spy.conflicts();
-    let outcome = handler
-        .handle::<Account>("bo", &withdraw(50), &CommandContext::new())
-        .await
-        .unwrap();
+    let outcome = handle(&handler, "bo", &withdraw(50)).await;
     assert_eq!(
         outcome.version,
         Version(4),
@@ -80,20 +75,14 @@ async fn another_writers_append_is_not_missed(fx: Fixture) {
     assert_eq!(loaded.state.balance, 100);
     // A cached state of the aggregate with every event decides the next command.
     let before = fx.spy.events_read();
-    handler
-        .handle::<Account>("bo", &deposit(1), &CommandContext::new())
-        .await
-        .unwrap();
+    handle(&handler, "bo", &deposit(1)).await;
     assert_eq!(fx.spy.events_read(), before);
 }
 
 async fn a_refusal_by_a_stale_state_is_decided_again(fx: Fixture) {
     let handler = fx.handler();
     for command in [open("cy"), deposit(100)] {
-        handler
-            .handle::<Account>("cy", &command, &CommandContext::new())
-            .await
-            .unwrap();
+        handle(&handler, "cy", &command).await;
     }
     // Slipped in right before the handler would load: the cached state does not know.
     fx.append_raw(
@@ -104,10 +93,7 @@ async fn a_refusal_by_a_stale_state_is_decided_again(fx: Fixture) {
     )
     .await;
     // The cached balance (100) refuses this; the stored one (600) allows it.
-    let outcome = handler
-        .handle::<Account>("cy", &withdraw(300), &CommandContext::new())
-        .await
-        .unwrap();
+    let outcome = handle(&handler, "cy", &withdraw(300)).await;
     assert_eq!(outcome.version, Version(4));
     // And a refusal on a fresh state stands.
     let err = handler
@@ -130,10 +116,7 @@ async fn a_refusal_by_a_stale_state_is_decided_again(fx: Fixture) {
 
 async fn a_repeated_command_id_answers_its_first_outcome(fx: Fixture) {
     let handler = fx.handler();
-    handler
-        .handle::<Account>("di", &open("di"), &CommandContext::new())
-        .await
-        .unwrap();
+    handle(&handler, "di", &open("di")).await;
     let context = CommandContext::new();
     let first = handler
         .handle::<Account>("di", &deposit(70), &context)
@@ -152,10 +135,7 @@ async fn a_repeated_command_id_answers_its_first_outcome(fx: Fixture) {
     assert_eq!(fx.events("account-di").await.len(), 2, "written once");
     // Another writer's repeat landing right before the append is caught the same way
     // (the handler caches the aggregate again with its next command).
-    handler
-        .handle::<Account>("di", &deposit(1), &CommandContext::new())
-        .await
-        .unwrap();
+    handle(&handler, "di", &deposit(1)).await;
     let context = CommandContext::new();
     let other = fx.handler_uncached();
     let repeat = context.clone();
@@ -179,15 +159,9 @@ async fn a_repeated_command_id_answers_its_first_outcome(fx: Fixture) {
 
 async fn an_uncached_handler_loads_every_time(fx: Fixture) {
     let handler = fx.handler_uncached();
-    handler
-        .handle::<Account>("ed", &open("ed"), &CommandContext::new())
-        .await
-        .unwrap();
+    handle(&handler, "ed", &open("ed")).await;
     let before = fx.spy.events_read();
-    handler
-        .handle::<Account>("ed", &deposit(1), &CommandContext::new())
-        .await
-        .unwrap();
+    handle(&handler, "ed", &deposit(1)).await;
     assert_eq!(fx.spy.events_read(), before + 1);
 }
 
@@ -197,23 +171,14 @@ async fn the_least_recently_used_aggregate_leaves_first(fx: Fixture) {
         ..HandlerOptions::default()
     });
     for id in ["f1", "f2", "f3"] {
-        handler
-            .handle::<Account>(id, &open(id), &CommandContext::new())
-            .await
-            .unwrap();
+        handle(&handler, id, &open(id)).await;
     }
     // f1 was pushed out by f3; f2 and f3 are cached.
     let before = fx.spy.events_read();
     for id in ["f3", "f2"] {
-        handler
-            .handle::<Account>(id, &deposit(1), &CommandContext::new())
-            .await
-            .unwrap();
+        handle(&handler, id, &deposit(1)).await;
     }
     assert_eq!(fx.spy.events_read(), before);
-    handler
-        .handle::<Account>("f1", &deposit(1), &CommandContext::new())
-        .await
-        .unwrap();
+    handle(&handler, "f1", &deposit(1)).await;
     assert_eq!(fx.spy.events_read(), before + 1);
 }
