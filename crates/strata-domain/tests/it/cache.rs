@@ -26,6 +26,7 @@ on_both_stores!(
     a_repeated_command_id_answers_its_first_outcome,
     an_uncached_handler_loads_every_time,
     the_least_recently_used_aggregate_leaves_first,
+    two_cached_handlers_never_overdraw,
 );
 
 async fn the_next_command_skips_the_load(fx: Fixture) {
@@ -181,4 +182,52 @@ async fn the_least_recently_used_aggregate_leaves_first(fx: Fixture) {
     assert_eq!(fx.spy.events_read(), before);
     handle(&handler, "f1", &deposit(1)).await;
     assert_eq!(fx.spy.events_read(), before + 1);
+}
+
+/// Two handlers, each with its own cache (two processes), withdraw from one account at
+/// the same time until it refuses: each decides on a state the other made stale, and the
+/// account must never go below zero nor lose a withdrawal.
+async fn two_cached_handlers_never_overdraw(fx: Fixture) {
+    let first = fx.handler_with_attempts(64);
+    let second = fx.handler_with_attempts(64);
+    handle(&first, "gus", &open("gus")).await;
+    handle(&first, "gus", &deposit(1000)).await;
+    // Both have the account cached before the race.
+    handle(&second, "gus", &deposit(1)).await;
+    handle(&first, "gus", &deposit(1)).await;
+    fx.spy.interleave();
+    let tasks: Vec<_> = [first, second]
+        .into_iter()
+        .flat_map(|handler| (0..3).map(move |_| handler.clone()))
+        .map(|handler| {
+            tokio::spawn(async move {
+                let mut applied = 0_u64;
+                loop {
+                    match handler
+                        .handle::<Account>("gus", &withdraw(70), &CommandContext::new())
+                        .await
+                    {
+                        Ok(_) => applied += 1,
+                        Err(CommandError::Domain(AccountError::InsufficientFunds {
+                            balance,
+                            ..
+                        })) => {
+                            assert!(balance < 70, "refused with {balance} cents left");
+                            return applied;
+                        }
+                        Err(err) => panic!("a withdrawal failed: {err}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for task in tasks {
+        applied += task.await.expect("a withdrawing task");
+    }
+    // 1002 cents allow exactly 14 withdrawals of 70.
+    assert_eq!(applied, 14);
+    let loaded = fx.handler_uncached().load::<Account>("gus").await.unwrap();
+    assert_eq!(loaded.state.balance, 1002 - 14 * 70);
+    assert_eq!(loaded.version, Version(4 + 14));
 }
