@@ -153,11 +153,9 @@ impl Default for HandlerOptions {
 /// puts the new state back once its events are appended, so an entry is never shared and
 /// never copied; a command that fails leaves none.
 struct AggregateCache {
-    entries: parking_lot::Mutex<hashlink::LruCache<StreamName, CachedState>>,
+    /// Per stream, a `Loaded<A>` of the aggregate's type.
+    entries: parking_lot::Mutex<hashlink::LruCache<StreamName, Box<dyn Any + Send>>>,
 }
-
-/// A cached state's version, and the state (a `Loaded<A>` of the aggregate's type).
-type CachedState = (Version, Box<dyn Any + Send>);
 
 impl AggregateCache {
     fn new(capacity: usize) -> Option<Self> {
@@ -168,7 +166,7 @@ impl AggregateCache {
 
     /// Takes `stream`'s state out, if it is cached as an `A`.
     fn take<A: Aggregate>(&self, stream: &StreamName) -> Option<Loaded<A>> {
-        let (_, entry) = self.entries.lock().remove(stream)?;
+        let entry = self.entries.lock().remove(stream)?;
         entry.downcast::<Loaded<A>>().ok().map(|loaded| *loaded)
     }
 
@@ -178,11 +176,12 @@ impl AggregateCache {
         let mut entries = self.entries.lock();
         if entries
             .peek(&stream)
-            .is_some_and(|(version, _)| *version > loaded.version)
+            .and_then(|entry| entry.downcast_ref::<Loaded<A>>())
+            .is_some_and(|cached| cached.version > loaded.version)
         {
             return;
         }
-        entries.insert(stream, (loaded.version, Box::new(loaded)));
+        entries.insert(stream, Box::new(loaded));
     }
 }
 

@@ -213,8 +213,6 @@ async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> 
         other => Failure::Internal(format!("cannot get a postgres connection: {other}")),
     })?;
     let insert = client.prepare_cached(sql::GROUP_WRITE).await?;
-    let names: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
-    let first_ids: Vec<uuid::Uuid> = group.iter().map(|r| r.events[0].id.0).collect();
     // Only versions a `bigint` holds once the events are added; a larger one is refused
     // after a read.
     let exact: Option<Vec<(Version, Option<i64>)>> = group
@@ -236,8 +234,9 @@ async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> 
         Some(states) => decide_states(group, states),
         None => {
             let state = client.prepare_cached(sql::GROUP_STATE).await?;
-            let state_params: [&(dyn ToSql + Sync); 2] = [&names, &first_ids];
-            let rows = client.query(&state, &state_params).await?;
+            let (names, first_ids) = state_params(group);
+            let params: [&(dyn ToSql + Sync); 2] = [&names, &first_ids];
+            let rows = client.query(&state, &params).await?;
             decide_rows(group, &rows)?
         }
     };
@@ -247,7 +246,7 @@ async fn write(pool: &Pool, group: &[Request]) -> Result<Vec<Decided>, Failure> 
     let params = batch.params();
     match client.query_one(&insert, &params).await {
         Ok(row) => placed(outcomes, &batch, &row),
-        Err(err) if raced(&err) => write_locked(&client, group, &names, &first_ids).await,
+        Err(err) if raced(&err) => write_locked(&client, group).await,
         Err(err) => Err(Failure::from(err)),
     }
 }
@@ -270,8 +269,6 @@ fn raced(err: &tokio_postgres::Error) -> bool {
 async fn write_locked(
     client: &deadpool_postgres::Client,
     group: &[Request],
-    names: &[&str],
-    first_ids: &[uuid::Uuid],
 ) -> Result<Vec<Decided>, Failure> {
     let lock = client.prepare_cached(sql::LOCK_HEAD).await?;
     let state = client.prepare_cached(sql::GROUP_STATE).await?;
@@ -279,6 +276,7 @@ async fn write_locked(
     // NOTE: the lock comes first and the state is read by a later statement, so with
     // READ COMMITTED the state is read in a snapshot taken under the lock: it shows every
     // append that committed, and none can commit before this group does.
+    let (names, first_ids) = state_params(group);
     let state_params: [&(dyn ToSql + Sync); 2] = [&names, &first_ids];
     let (begun, locked, rows) = futures::join!(
         client.batch_execute("BEGIN"),
@@ -339,6 +337,14 @@ fn placed(
         }
     }
     Ok(outcomes)
+}
+
+/// The parameters of [`sql::GROUP_STATE`]: every member's stream and first event id.
+fn state_params(group: &[Request]) -> (Vec<&str>, Vec<uuid::Uuid>) {
+    group
+        .iter()
+        .map(|r| (r.stream.as_str(), r.events[0].id.0))
+        .unzip()
 }
 
 /// Decides every member from the rows of [`sql::GROUP_STATE`].
