@@ -298,6 +298,13 @@ pub struct ScaleArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ScalePhase::Append, ScalePhase::ReadAll, ScalePhase::Open, ScalePhase::Rebuild, ScalePhase::Streams])]
     pub(crate) phases: Vec<ScalePhase>,
 
+    /// Seconds to wait, before each log's append and before the disk writes the same
+    /// bytes alone, for the machine to take back the memory freed before. On a virtual
+    /// machine that returns free memory to its host, memory touched for the first time
+    /// costs several times more to write: both sides then start alike, cold.
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub(crate) settle_seconds: f64,
+
     #[command(flatten)]
     pub(crate) common: Common,
 }
@@ -595,4 +602,12 @@ pub struct DiskArgs {
     /// Seconds to write for, per value of --events-per-sync.
     #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = positive_seconds)]
     pub(crate) seconds: f64,
+}
+
+/// A number of seconds to wait: finite and not negative.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds (0 or more)")),
+    }
 }

@@ -74,6 +74,26 @@ pub(crate) fn probe_sync(
     shape: SyncShape,
     duration: Duration,
 ) -> io::Result<SyncProbe> {
+    write_groups(dir, shape, Until::Elapsed(duration))
+}
+
+/// Like [`probe_sync`], but writes `bytes` in all (at least one group) and keeps every
+/// file until the end, as a store growing to that size keeps its segments: the ceiling
+/// of writing a log of that size, page cache and all, however long it takes.
+pub(crate) fn probe_sync_volume(dir: &Path, shape: SyncShape, bytes: u64) -> io::Result<SyncProbe> {
+    write_groups(dir, shape, Until::Written(bytes))
+}
+
+/// When [`write_groups`] stops.
+#[derive(Debug, Clone, Copy)]
+enum Until {
+    /// After this long; full files are removed as it goes.
+    Elapsed(Duration),
+    /// Once this many bytes are written; every file is kept until then.
+    Written(u64),
+}
+
+fn write_groups(dir: &Path, shape: SyncShape, until: Until) -> io::Result<SyncProbe> {
     std::fs::create_dir_all(dir)?;
     let scratch = tempfile::Builder::new()
         .prefix(".strata-bench-disk-")
@@ -84,6 +104,7 @@ pub(crate) fn probe_sync(
     let mut path = scratch.path().join(format!("probe-{segment}.log"));
     let mut file = File::create(&path)?;
     let mut len = 0_u64;
+    let mut written = 0_u64;
     let mut times = Vec::new();
     let started = Instant::now();
     loop {
@@ -92,12 +113,19 @@ pub(crate) fn probe_sync(
         file.sync_data()?;
         times.push(round.elapsed());
         len += group.len() as u64;
-        if started.elapsed() >= duration {
+        written += group.len() as u64;
+        let done = match until {
+            Until::Elapsed(duration) => started.elapsed() >= duration,
+            Until::Written(bytes) => written >= bytes,
+        };
+        if done {
             break;
         }
         if len >= segment_bytes {
             drop(file);
-            std::fs::remove_file(&path)?;
+            if let Until::Elapsed(_) = until {
+                std::fs::remove_file(&path)?;
+            }
             segment += 1;
             path = scratch.path().join(format!("probe-{segment}.log"));
             file = File::create(&path)?;

@@ -181,7 +181,7 @@ impl Index {
             segment.offsets.push(offset as u32);
             segment.fingerprints.push(fingerprint(id));
         }
-        self.ids.insert(id);
+        self.ids.insert(id, position);
         self.head = position;
     }
 
@@ -239,15 +239,28 @@ impl Index {
     }
 
     /// Every committed position whose event id may be `id` (its fingerprint matches), in
-    /// any stream, ascending. Found without I/O, in one pass over the fingerprints: call it
-    /// only after the id filter said the id may be stored.
+    /// any stream, ascending; empty when the id filter says the id was never stored. Found
+    /// without I/O, in one pass over the fingerprints of only the positions the filter's
+    /// generations that may hold the id cover (see [`IdFilter::maybe_ranges`]).
     pub(crate) fn candidates_in_log(&self, id: &[u8; 16]) -> Vec<u64> {
         let wanted = fingerprint(id);
         let mut out = Vec::new();
-        for segment in &self.segments {
-            matching_slots(&segment.fingerprints, wanted, |slot| {
-                out.push(segment.first_position + slot as u64);
-            });
+        for (low, high) in self.ids.maybe_ranges(id) {
+            let first = self.segment_of(low).unwrap_or(0);
+            for segment in self.segments.iter().skip(first) {
+                if segment.first_position > high {
+                    break;
+                }
+                let from = low.saturating_sub(segment.first_position) as usize;
+                let to = (high - segment.first_position)
+                    .saturating_add(1)
+                    .min(segment.fingerprints.len() as u64) as usize;
+                if let Some(slots) = segment.fingerprints.get(from..to) {
+                    matching_slots(slots, wanted, |slot| {
+                        out.push(segment.first_position + (from + slot) as u64);
+                    });
+                }
+            }
         }
         out
     }
@@ -307,8 +320,8 @@ pub(crate) fn fingerprint(id: &[u8; 16]) -> u16 {
 
 /// Calls `found` with every slot of `fingerprints` that holds `wanted`, ascending.
 ///
-/// NOTE: a whole log's fingerprints are scanned on every false positive of the id filter,
-/// so this runs over millions of entries. Blocks are first tested with a comparison that
+/// NOTE: the fingerprints of a whole generation of the id filter are scanned on each of
+/// its false positives, so this runs over up to millions of entries. Blocks are first tested with a comparison that
 /// has no early exit, which the compiler turns into a few vector instructions per block;
 /// only a block that holds a match (about one in a thousand) is walked entry by entry.
 pub(crate) fn matching_slots(fingerprints: &[u16], wanted: u16, mut found: impl FnMut(usize)) {

@@ -810,10 +810,11 @@ impl EmbeddedStore {
         let shared = &self.handle.shared;
         shared.check_open()?;
         let index = shared.index.read();
+        let maybe = index.ids.may_contain_each(ids, |id| id.as_bytes());
         Ok(ids
             .iter()
-            .copied()
-            .filter(|id| index.ids.may_contain(id.as_bytes()))
+            .zip(maybe)
+            .filter_map(|(id, maybe)| maybe.then_some(*id))
             .collect())
     }
 

@@ -418,11 +418,22 @@ impl Writer {
         // NOTE: only an id the filter may hold costs a search, and only a fingerprint match
         // costs a read: a fresh id (the common case) is decided without I/O.
         let unpublished_ids = &self.unpublished_ids;
+        // The filter is asked about the whole batch at once (see
+        // `IdFilter::may_contain_each`); the few ids it may hold are searched for below.
+        let maybe = index
+            .ids
+            .may_contain_each(&request.events, |e| e.id.as_bytes());
+        let maybe_stored: Vec<EventId> = request
+            .events
+            .iter()
+            .zip(maybe)
+            .filter_map(|(e, maybe)| maybe.then_some(e.id))
+            .collect();
         check_unique_ids(&request.stream, &request.events, |id| {
             if let Some(&position) = unpublished_ids.get(&id) {
                 return Ok(Some(Position(position)));
             }
-            if !index.ids.may_contain(id.as_bytes()) {
+            if !maybe_stored.contains(&id) {
                 return Ok(None);
             }
             for position in index.candidates_in_log(id.as_bytes()) {

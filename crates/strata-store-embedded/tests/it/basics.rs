@@ -1,7 +1,7 @@
 //! Appends, reads and reopening, end to end through the public API.
 
-use strata_core::{EventType, ExpectedVersion, NewEvent, Position, StreamName, Version};
-use strata_store::{Direction, EventStore, ReadFilter};
+use strata_core::{EventId, EventType, ExpectedVersion, NewEvent, Position, StreamName, Version};
+use strata_store::{Direction, EventStore, ReadFilter, StoreError};
 use strata_store_embedded::{EmbeddedStore, Options};
 
 pub(crate) fn event(kind: &str, n: u64) -> NewEvent {
@@ -291,5 +291,80 @@ async fn the_stats_count_one_fdatasync_per_acknowledged_group() {
         0,
         "nothing is synced without durability"
     );
+    store.close().await.unwrap();
+}
+
+/// Ids stored past the id filter's first generation (65,536 ids), random and time-ordered,
+/// are still refused when appended again and found by `position_of_id`, before and after a
+/// reopen: a search after the filter's "maybe" covers only the positions of the
+/// generations that may hold the id, and those must include the id's own.
+#[tokio::test]
+async fn ids_of_every_filter_generation_are_refused_when_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Options::default()).unwrap();
+    let batches = 70u64;
+    let mut ids = Vec::new();
+    for batch in 0..batches {
+        let stream = StreamName::new(format!("bulk-{}", batch % 7)).unwrap();
+        let events: Vec<NewEvent> = (0..1000u64)
+            .map(|i| {
+                let e = event("Loaded", batch * 1000 + i);
+                if batch % 2 == 0 {
+                    e.with_id(EventId(uuid::Uuid::new_v4()))
+                } else {
+                    e
+                }
+            })
+            .collect();
+        ids.extend(events.iter().map(|e| e.id));
+        store
+            .append(&stream, ExpectedVersion::Any, events)
+            .await
+            .unwrap();
+    }
+    let samples: Vec<usize> = [0, 1, 999, 1000, 1500, 34_567, 65_535, 65_536, 65_537]
+        .into_iter()
+        .chain([ids.len() - 1001, ids.len() - 1])
+        .collect();
+    let mut store = store;
+    for when in ["before a reopen", "after a reopen"] {
+        if when == "after a reopen" {
+            store.close().await.unwrap();
+            store = EmbeddedStore::open(dir.path(), Options::default()).unwrap();
+        }
+        for &i in &samples {
+            let position = Position(i as u64 + 1);
+            assert_eq!(
+                store.position_of_id(ids[i]).unwrap(),
+                Some(position),
+                "{when}: id {i}"
+            );
+            let again = event("Loaded", 0).with_id(ids[i]);
+            let err = store
+                .append(
+                    &StreamName::new("elsewhere").unwrap(),
+                    ExpectedVersion::Any,
+                    vec![again],
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::DuplicateEventId { existing: Some(p), .. } if p == position),
+                "{when}: id {i}: {err:?}"
+            );
+        }
+        let fresh = vec![
+            event("Loaded", 0),
+            event("Loaded", 1).with_id(EventId(uuid::Uuid::new_v4())),
+        ];
+        store
+            .append(
+                &StreamName::new(format!("fresh {when}")).unwrap(),
+                ExpectedVersion::Any,
+                fresh,
+            )
+            .await
+            .unwrap();
+    }
     store.close().await.unwrap();
 }
