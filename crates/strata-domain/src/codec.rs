@@ -323,6 +323,66 @@ impl Upcasters {
 /// The schema version in an event's metadata: 1 when the metadata has none (or is not a
 /// JSON object), an error when it is there but not a version number.
 fn stored_schema_version(event: &strata_core::RecordedEvent) -> Result<u32, CodecError> {
+    if let Some(version) = plain_schema_version(&event.metadata) {
+        return Ok(version);
+    }
+    parsed_schema_version(event)
+}
+
+/// The schema version of a flat metadata object that holds it once as a plain number, found
+/// without parsing the rest (the ids around it are most of the bytes): `None` for anything
+/// else, which [`parsed_schema_version`] then reads. It answers as the parser does for
+/// every JSON object; metadata that is not JSON at all is read as far as the key.
+///
+/// NOTE: the key is a key only if its opening quote is a structural one: preceded by `{`
+/// or `,` (an escaped quote inside a string is preceded by `\`, and a string's closing
+/// quote is never followed by more name). One `{` in all the bytes means no nested object,
+/// where the key could belong to another level.
+pub(crate) fn plain_schema_version(metadata: &[u8]) -> Option<u32> {
+    const KEY: &[u8] = b"\"schema_version\"";
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let trimmed = metadata.trim_ascii();
+    if trimmed.first() != Some(&b'{')
+        || trimmed.last() != Some(&b'}')
+        || memchr::memchr_iter(b'{', trimmed).nth(1).is_some()
+    {
+        return None;
+    }
+    // Built once: building a finder costs more than searching a metadata object with it.
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    let mut found = FINDER.find_iter(trimmed);
+    let at = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    let before = trimmed[..at].iter().rev().find(|b| !is_space(b))?;
+    if !matches!(before, b'{' | b',') {
+        return None;
+    }
+    let mut rest = trimmed[at + KEY.len()..].iter().skip_while(|b| is_space(b));
+    if rest.next() != Some(&b':') {
+        return None;
+    }
+    let rest: Vec<&u8> = rest.skip_while(|b| is_space(b)).take(12).collect();
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let after = rest[digits..].iter().copied().find(|b| !is_space(b));
+    // Leading zeros are not JSON; a fraction, an exponent or anything else goes to the
+    // parser, as does a number too long to be a u32.
+    if digits == 0 || digits > 10 || (digits > 1 && *rest[0] == b'0') {
+        return None;
+    }
+    if !matches!(after, Some(b',' | b'}')) {
+        return None;
+    }
+    rest[..digits]
+        .iter()
+        .try_fold(0u64, |n, &&d| Some(n * 10 + u64::from(d - b'0')))
+        .and_then(|n| u32::try_from(n).ok())
+}
+
+/// [`stored_schema_version`] by parsing the metadata.
+fn parsed_schema_version(event: &strata_core::RecordedEvent) -> Result<u32, CodecError> {
     /// Only the one key is read; serde skips the rest of the object without building it.
     #[derive(serde::Deserialize)]
     struct Metadata {

@@ -322,3 +322,95 @@ fn a_payload_cannot_splice_in_another_type() {
     let forged = br#""tea","type":"emptied","data":null"#;
     assert!(<Event as EventCodec>::decode_bytes("renamed", forged).is_err());
 }
+
+/// JSON values up to a few levels deep, whose strings and keys often hold the key's text.
+fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let text = prop_oneof![
+        Just("schema_version".to_owned()),
+        Just("\"schema_version\":7".to_owned()),
+        Just("x\",\"schema_version\":7,\"".to_owned()),
+        "[a-z{},:\" ]{0,8}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<u32>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (-1e6f64..1e6).prop_map(Value::from),
+        text.clone().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::vec((text.clone(), inner), 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// Whatever a JSON object holds, where the schema version is found without parsing,
+    /// it is the version parsing finds.
+    #[test]
+    fn the_schema_version_found_without_parsing_is_the_parsed_one(
+        fields in proptest::collection::vec(("[a-z_]{1,16}", json_value()), 0..6),
+        version in proptest::option::of(json_value()),
+        plain in proptest::option::of(proptest::prelude::any::<u32>()),
+        pretty in proptest::prelude::any::<bool>(),
+    ) {
+        let mut map: serde_json::Map<String, Value> = fields.into_iter().collect();
+        if let Some(version) = version {
+            map.insert(SCHEMA_VERSION_KEY.to_owned(), version);
+        }
+        if let Some(plain) = plain {
+            map.insert(SCHEMA_VERSION_KEY.to_owned(), plain.into());
+        }
+        let bytes = if pretty {
+            serde_json::to_vec_pretty(&map).unwrap()
+        } else {
+            serde_json::to_vec(&map).unwrap()
+        };
+        let event = recorded("poured", br#"{"litres":3}"#, &bytes);
+        if let Some(found) = plain_schema_version(&bytes) {
+            proptest::prop_assert_eq!(parsed_schema_version(&event).ok(), Some(found));
+        }
+        if let Some(plain) = plain {
+            proptest::prop_assert_eq!(parsed_schema_version(&event).ok(), Some(plain));
+        }
+    }
+}
+
+#[test]
+fn the_metadata_strata_writes_is_read_without_parsing() {
+    let context = crate::CommandContext::new();
+    for version in [1, 3, u32::MAX] {
+        let bytes = serde_json::to_vec(&context.event_metadata(version)).unwrap();
+        assert_eq!(plain_schema_version(&bytes), Some(version));
+    }
+    // What the parser must decide: nested, repeated, malformed or absent.
+    for metadata in [
+        &br#"{"a":{"schema_version":2}}"#[..],
+        br#"{"schema_version":2,"schema_version":3}"#,
+        br#"{"schema_version":02}"#,
+        br#"{"schema_version":2.5}"#,
+        br#"{"schema_version":1e2}"#,
+        br#"{"schema_version":4294967296}"#,
+        br#"{"x\"schema_version":2}"#,
+        br#"{"a":"schema_version"}"#,
+        br#"{"actor":"x"}"#,
+        b"not json",
+        b"[1,2]",
+    ] {
+        assert_eq!(
+            plain_schema_version(metadata),
+            None,
+            "{}",
+            String::from_utf8_lossy(metadata)
+        );
+    }
+    assert_eq!(
+        plain_schema_version(b" {\n  \"a\": 1,\n  \"schema_version\" : 12 \n} "),
+        Some(12)
+    );
+}
