@@ -336,24 +336,24 @@ fn stored_schema_version(event: &strata_core::RecordedEvent) -> Result<u32, Code
 ///
 /// NOTE: the key is a key only if its opening quote is a structural one: preceded by `{`
 /// or `,` (an escaped quote inside a string is preceded by `\`, and a string's closing
-/// quote is never followed by more name). One `{` in all the bytes means no nested object,
-/// where the key could belong to another level.
+/// quote is never followed by more name). No `{` before it but the first means it is not
+/// inside a nested object, where it would be another level's key.
 pub(crate) fn plain_schema_version(metadata: &[u8]) -> Option<u32> {
     const KEY: &[u8] = b"\"schema_version\"";
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let trimmed = metadata.trim_ascii();
-    if trimmed.first() != Some(&b'{')
-        || trimmed.last() != Some(&b'}')
-        || memchr::memchr_iter(b'{', trimmed).nth(1).is_some()
-    {
+    if trimmed.first() != Some(&b'{') || trimmed.last() != Some(&b'}') {
         return None;
     }
     // Built once: building a finder costs more than searching a metadata object with it.
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
-    let mut found = FINDER.find_iter(trimmed);
-    let at = found.next()?;
-    if found.next().is_some() {
+    let at = FINDER.find(trimmed)?;
+    // A key of a nested object needs that object's `{` before it; a second occurrence
+    // (of the key, or its text inside a later string) is left to the parser.
+    if memchr::memchr(b'{', &trimmed[1..at]).is_some()
+        || FINDER.find(&trimmed[at + KEY.len()..]).is_some()
+    {
         return None;
     }
     let before = trimmed[..at].iter().rev().find(|b| !is_space(b))?;
