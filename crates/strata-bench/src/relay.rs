@@ -275,7 +275,7 @@ async fn latency(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    consumer.abort();
+    consumer.finish().await;
     let mut samples: Vec<Duration> = {
         let seen = arrivals.lock().unwrap_or_else(PoisonError::into_inner);
         appended
@@ -313,11 +313,17 @@ fn consumer_kind(broker: Broker) -> &'static str {
 
 /// Starts a consumer of everything the relay publishes to `destination`, noting arrivals;
 /// it is subscribed when this returns.
-async fn consume(
-    destination: &Destination,
-    arrivals: Arrivals,
-) -> Result<tokio::task::JoinHandle<()>> {
-    match destination {
+async fn consume(destination: &Destination, arrivals: Arrivals) -> Result<Consumer> {
+    #[cfg(feature = "kafka")]
+    if let Destination::Kafka { brokers, topic, .. } = destination {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = kafka::consumer(brokers, topic, arrivals, stopped)?;
+        return Ok(Consumer {
+            task,
+            stop: Some(stop),
+        });
+    }
+    let task = match destination {
         Destination::Nats {
             url,
             subject_prefix,
@@ -342,12 +348,37 @@ async fn consume(
             }))
         }
         Destination::Amqp { url, exchange } => amqp_consumer(url, exchange, arrivals).await,
-        #[cfg(feature = "kafka")]
-        Destination::Kafka { brokers, topic, .. } => kafka::consumer(brokers, topic, arrivals),
         other => Err(crate::error::failed!(
             "no consumer for {} in this build",
             other.broker()
         )),
+    }?;
+    Ok(Consumer { task, stop: None })
+}
+
+/// A running consumer of the relay's broker.
+struct Consumer {
+    task: tokio::task::JoinHandle<()>,
+    /// Asks a consumer that must be closed in order (Kafka's) to stop; the others are
+    /// aborted.
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Consumer {
+    /// Stops the consumer. A Kafka consumer is closed and dropped before this returns, so
+    /// that its topic is never removed under a live consumer, and it is never dropped
+    /// while a `recv` borrows it.
+    async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+            if tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        self.task.abort();
     }
 }
 
@@ -484,6 +515,7 @@ mod kafka {
         brokers: &str,
         topic: &str,
         arrivals: Arrivals,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
     ) -> Result<tokio::task::JoinHandle<()>> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -508,12 +540,20 @@ mod kafka {
             .assign(&assignment)
             .context("cannot assign the topic")?;
         Ok(tokio::spawn(async move {
-            while let Ok(message) = consumer.recv().await {
-                let at = Instant::now();
-                if let Some(payload) = message.payload() {
-                    note(&arrivals, payload, at);
+            loop {
+                tokio::select! {
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                    message = consumer.recv() => {
+                        let Ok(message) = message else { break };
+                        let at = Instant::now();
+                        if let Some(payload) = message.payload() {
+                            note(&arrivals, payload, at);
+                        }
+                    }
                 }
             }
+            // Closing a consumer waits for librdkafka: not on a runtime worker.
+            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         }))
     }
 
