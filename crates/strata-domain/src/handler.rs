@@ -553,12 +553,44 @@ impl CommandHandler {
         if let Some((_, version)) = &pending {
             next = *version;
         }
+        // The next page is read on another worker while this one is folded: reading
+        // (copying, checking each record's CRC) and decoding then use both cores.
+        let mut ahead = ReadAhead(None);
         'pages: loop {
-            let page = self
-                .store
-                .read_stream(stream, Some(next), Direction::Forward, LOAD_PAGE)
-                .await?;
+            let page = match ahead.0.take() {
+                Some((from, read)) if from == next => match read.await {
+                    Ok(page) => page?,
+                    Err(_) => self.read_page(stream, next).await?,
+                },
+                Some((_, read)) => {
+                    read.abort();
+                    self.read_page(stream, next).await?
+                }
+                None => self.read_page(stream, next).await?,
+            };
             let len = page.len();
+            if len == LOAD_PAGE
+                && let Some(last) = page.last()
+            {
+                let from = last.version.next();
+                let store = self.store.clone();
+                let stream = stream.clone();
+                // NOTE: a blocking-pool thread, not `tokio::spawn`: a task spawned from a
+                // worker waits in that worker's LIFO slot, which no other worker steals,
+                // until this task yields, which it only does once the page is folded.
+                let runtime = tokio::runtime::Handle::current();
+                ahead.0 = Some((
+                    from,
+                    tokio::task::spawn_blocking(move || {
+                        runtime.block_on(store.read_stream(
+                            &stream,
+                            Some(from),
+                            Direction::Forward,
+                            LOAD_PAGE,
+                        ))
+                    }),
+                ));
+            }
             let mut page = page.into_iter();
             if let Some((state, version)) = pending.take() {
                 match page.next() {
@@ -599,6 +631,17 @@ impl CommandHandler {
             }
         }
         Ok((loaded, seen))
+    }
+
+    /// One page of `stream` from `from`, forward.
+    async fn read_page(
+        &self,
+        stream: &StreamName,
+        from: Version,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.store
+            .read_stream(stream, Some(from), Direction::Forward, LOAD_PAGE)
+            .await
     }
 
     /// The stream's snapshot and its version, if the aggregate takes snapshots, it is of
@@ -744,3 +787,18 @@ fn recorded(
 
 #[cfg(test)]
 mod tests;
+
+/// A page being read ahead, from the version it starts at; aborted if it is still running
+/// when a load ends (a bound reached, an error), as nobody will wait for it.
+struct ReadAhead(Option<(Version, PageRead)>);
+
+/// A page of a stream being read on another thread.
+type PageRead = tokio::task::JoinHandle<Result<Vec<RecordedEvent>, StoreError>>;
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        if let Some((_, read)) = self.0.take() {
+            read.abort();
+        }
+    }
+}

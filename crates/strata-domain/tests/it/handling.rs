@@ -369,6 +369,12 @@ async fn a_long_stream_loads_across_pages(fx: Fixture) {
         .await
         .unwrap();
     assert_eq!(past.state.value, sum(1050));
+    // A bound inside the first page ends the load while the next page is read ahead.
+    let early = replay
+        .load_at_version::<Counter>("long", Version(500))
+        .await
+        .unwrap();
+    assert_eq!((early.state.value, early.version), (sum(500), Version(500)));
     let stream = CommandHandler::stream_of::<Counter>("long").unwrap();
     assert_eq!(replay.history(&stream).await.unwrap().len(), 1101);
 
@@ -387,4 +393,25 @@ async fn a_long_stream_loads_across_pages(fx: Fixture) {
         repeat.events.last().unwrap().id,
         first.events.last().unwrap().id
     );
+
+    // Three pages and more, each read ahead while the one before is folded.
+    let more: Vec<_> = (1101..=3000).map(|n| CounterEvent::Added { n }).collect();
+    handler
+        .handle::<Counter>(
+            "long",
+            &CounterCommand::Record(more),
+            &CommandContext::new(),
+        )
+        .await
+        .unwrap();
+    let loaded = replay.load::<Counter>("long").await.unwrap();
+    assert_eq!(
+        (loaded.state.value, loaded.state.applied, loaded.version),
+        (sum(3000) - 1, 3001, Version(3001))
+    );
+    let past = replay
+        .load_at_version::<Counter>("long", Version(2100))
+        .await
+        .unwrap();
+    assert_eq!(past.state.value, sum(2099) - 1);
 }
