@@ -360,24 +360,24 @@ pub(crate) fn plain_schema_version(metadata: &[u8]) -> Option<u32> {
     if !matches!(before, b'{' | b',') {
         return None;
     }
-    let mut rest = trimmed[at + KEY.len()..].iter().skip_while(|b| is_space(b));
-    if rest.next() != Some(&b':') {
-        return None;
-    }
-    let rest: Vec<&u8> = rest.skip_while(|b| is_space(b)).take(12).collect();
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    let after = rest[digits..].iter().copied().find(|b| !is_space(b));
+    let skip_space =
+        |bytes: &'_ [u8]| -> usize { bytes.iter().take_while(|b| is_space(b)).count() };
+    let rest = &trimmed[at + KEY.len()..];
+    let rest = rest[skip_space(rest)..].strip_prefix(b":")?;
+    let value = &rest[skip_space(rest)..];
+    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+    let after = &value[digits..];
     // Leading zeros are not JSON; a fraction, an exponent or anything else goes to the
     // parser, as does a number too long to be a u32.
-    if digits == 0 || digits > 10 || (digits > 1 && *rest[0] == b'0') {
+    if digits == 0 || digits > 10 || (digits > 1 && value[0] == b'0') {
         return None;
     }
-    if !matches!(after, Some(b',' | b'}')) {
+    if !matches!(after.get(skip_space(after)), Some(b',' | b'}')) {
         return None;
     }
-    rest[..digits]
+    value[..digits]
         .iter()
-        .try_fold(0u64, |n, &&d| Some(n * 10 + u64::from(d - b'0')))
+        .try_fold(0u64, |n, &d| Some(n * 10 + u64::from(d - b'0')))
         .and_then(|n| u32::try_from(n).ok())
 }
 

@@ -560,13 +560,13 @@ impl CommandHandler {
             let page = match ahead.0.take() {
                 Some((from, read)) if from == next => match read.await {
                     Ok(page) => page?,
-                    Err(_) => self.read_page(stream, next).await?,
+                    Err(_) => read_page(self.store.as_ref(), stream, next).await?,
                 },
                 Some((_, read)) => {
                     read.abort();
-                    self.read_page(stream, next).await?
+                    read_page(self.store.as_ref(), stream, next).await?
                 }
-                None => self.read_page(stream, next).await?,
+                None => read_page(self.store.as_ref(), stream, next).await?,
             };
             let len = page.len();
             if len == LOAD_PAGE
@@ -582,12 +582,7 @@ impl CommandHandler {
                 ahead.0 = Some((
                     from,
                     tokio::task::spawn_blocking(move || {
-                        runtime.block_on(store.read_stream(
-                            &stream,
-                            Some(from),
-                            Direction::Forward,
-                            LOAD_PAGE,
-                        ))
+                        runtime.block_on(read_page(store.as_ref(), &stream, from))
                     }),
                 ));
             }
@@ -631,17 +626,6 @@ impl CommandHandler {
             }
         }
         Ok((loaded, seen))
-    }
-
-    /// One page of `stream` from `from`, forward.
-    async fn read_page(
-        &self,
-        stream: &StreamName,
-        from: Version,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.store
-            .read_stream(stream, Some(from), Direction::Forward, LOAD_PAGE)
-            .await
     }
 
     /// The stream's snapshot and its version, if the aggregate takes snapshots, it is of
@@ -787,6 +771,17 @@ fn recorded(
 
 #[cfg(test)]
 mod tests;
+
+/// One page of `stream` from `from`, forward.
+async fn read_page(
+    store: &dyn EventStore,
+    stream: &StreamName,
+    from: Version,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    store
+        .read_stream(stream, Some(from), Direction::Forward, LOAD_PAGE)
+        .await
+}
 
 /// A page being read ahead, from the version it starts at; aborted if it is still running
 /// when a load ends (a bound reached, an error), as nobody will wait for it.
