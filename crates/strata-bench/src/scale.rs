@@ -197,15 +197,7 @@ async fn log_at(dir: &Path, args: &ScaleArgs, size: u64) -> Result<LogCosts> {
         .saturating_sub(measure.rss_before_bytes);
     drop(scratch);
     if let Some(shape) = shape {
-        settle(args).await;
-        let bytes = shape.record_bytes * written;
-        let probe_dir = dir.to_owned();
-        let probe =
-            tokio::task::spawn_blocking(move || probe_sync_volume(&probe_dir, shape, bytes))
-                .await
-                .context("the disk probe failed")?
-                .with_context(|| format!("cannot measure the disk in {}", dir.display()))?;
-        append.ceiling_ns_per_event = Some(1e9 / probe.events_per_s.max(f64::MIN_POSITIVE));
+        append.ceiling_ns_per_event = Some(disk_ns_per_event(dir, args, shape, written).await?);
     }
     Ok(LogCosts {
         append,
@@ -220,30 +212,74 @@ async fn settle(args: &ScaleArgs) {
     tokio::time::sleep(Duration::from_secs_f64(args.settle_seconds)).await;
 }
 
-/// Appends `--stream-events` events one per append, round-robin over `streams` streams,
-/// durably, in calls of many appends: the same appends whatever the stream count, so
-/// what changes is only how many streams the index holds and looks up.
+/// Appends `--stream-events` events one per append, round-robin over `streams` streams
+/// that already exist, durably, in calls of many appends: the same appends whatever the
+/// stream count, so what changes is only how many streams the index holds and looks up.
+/// The streams are created first, one event each, untimed: creating a stream is not
+/// appending to one. Then, with the store removed, the disk alone writes the timed
+/// appends' bytes in the store's groups, as [`log_at`] does.
 async fn append_over_streams(dir: &Path, args: &ScaleArgs, streams: u64) -> Result<Cost> {
     let scratch = scratch(dir, "scale-streams")?;
     let store = open_store(scratch.path(), Options::default())?;
     let data = payload(args.event_bytes);
     let streams = streams.max(1);
-    let appends = (0..args.stream_events).map(move |n| BatchAppend {
+    let single = |n: u64| BatchAppend {
         stream: stream(format!("many-{}", n % streams)),
         expected: ExpectedVersion::Any,
         events: vec![bench_event(&data)],
         recorded_at: None,
-    });
+    };
+    let created = append_all(
+        &store,
+        (0..streams).map(single),
+        progress_printer("scale streams (creating)", streams),
+    )
+    .await?;
+    ensure!(
+        created == streams,
+        "created {created} streams, not {streams}"
+    );
+    settle(args).await;
+    let syncs_before = store.stats().fdatasyncs;
+    let bytes_before = segment_bytes(store.dir());
     let started = Instant::now();
     let written = append_all(
         &store,
-        appends,
+        (0..args.stream_events).map(single),
         progress_printer("scale streams", args.stream_events),
     )
     .await?;
     let elapsed = started.elapsed();
+    let shape = SyncShape::of_run(
+        written,
+        store.stats().fdatasyncs - syncs_before,
+        segment_bytes(store.dir()).saturating_sub(bytes_before),
+    );
     store.close().await?;
-    Ok(Cost::new(streams, elapsed, written))
+    drop(scratch);
+    let mut cost = Cost::new(streams, elapsed, written);
+    if let Some(shape) = shape {
+        cost.ceiling_ns_per_event = Some(disk_ns_per_event(dir, args, shape, written).await?);
+    }
+    Ok(cost)
+}
+
+/// What the disk alone takes per event to write `events` records in `shape`, keeping
+/// every file, after `--settle-seconds`.
+async fn disk_ns_per_event(
+    dir: &Path,
+    args: &ScaleArgs,
+    shape: SyncShape,
+    events: u64,
+) -> Result<f64> {
+    settle(args).await;
+    let bytes = shape.record_bytes * events;
+    let probe_dir = dir.to_owned();
+    let probe = tokio::task::spawn_blocking(move || probe_sync_volume(&probe_dir, shape, bytes))
+        .await
+        .context("the disk probe failed")?
+        .with_context(|| format!("cannot measure the disk in {}", dir.display()))?;
+    Ok(1e9 / probe.events_per_s.max(f64::MIN_POSITIVE))
 }
 
 /// The line of one phase at one size.

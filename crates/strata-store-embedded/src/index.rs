@@ -103,9 +103,14 @@ impl Index {
 
     /// The positions of `name`'s events, if the stream is known.
     pub(crate) fn stream(&self, name: &StreamName) -> Option<Positions<'_>> {
+        self.stream_with_id(name).map(|(_, positions)| positions)
+    }
+
+    /// The id of stream `name` and the positions of its events, if the stream is known.
+    pub(crate) fn stream_with_id(&self, name: &StreamName) -> Option<(u32, Positions<'_>)> {
         self.streams
             .id(name.as_str().as_bytes())
-            .map(|id| self.streams.positions(id))
+            .map(|id| (id, self.streams.positions(id)))
     }
 
     /// The stream's version (0 if it does not exist).

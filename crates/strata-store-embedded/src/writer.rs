@@ -146,6 +146,10 @@ fn answer(replies: Vec<Reply>, outcomes: Vec<Result<AppendResult, StoreError>>) 
 /// The appends of one request that went into a batch, for the index.
 struct Staged {
     stream: StreamName,
+    /// The stream's id in the index when the append was decided (`None` for a stream the
+    /// index did not hold yet). Ids are never reused, so the syncer publishes with it
+    /// instead of looking the name up again.
+    id: Option<u32>,
     first_position: u64,
     /// Offsets and ids of the request's events.
     events: Vec<(u64, [u8; 16])>,
@@ -358,7 +362,8 @@ impl Writer {
         buf: &mut Vec<u8>,
         staged: &mut Vec<Staged>,
     ) -> Result<AppendResult, StoreError> {
-        let committed = index.stream(&request.stream);
+        let found = index.stream_with_id(&request.stream);
+        let committed = found.map(|(_, positions)| positions);
         let base = committed.map_or(0, |s| s.len() as u64);
         let unpublished: &[(EventId, u64, Timestamp)] = if self.overlay.is_empty() {
             &[]
@@ -476,6 +481,7 @@ impl Writer {
         *next_position += count;
         staged.push(Staged {
             stream: request.stream.clone(),
+            id: found.map(|(id, _)| id),
             first_position: first,
             events,
         });
@@ -688,7 +694,10 @@ impl Syncer {
             let mut index = self.shared.index.write();
             for batch in &batches {
                 for staged in &batch.staged {
-                    let stream = index.intern(&staged.stream);
+                    let stream = match staged.id {
+                        Some(id) => id,
+                        None => index.intern(&staged.stream),
+                    };
                     for (i, (offset, id)) in staged.events.iter().enumerate() {
                         index.push(stream, staged.first_position + i as u64, *offset, id);
                         self.active_meta.push((stream, *id));
