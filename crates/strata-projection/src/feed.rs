@@ -17,8 +17,15 @@ use crate::RunnerState;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// The most events handed over in one batch (one transaction).
-pub(crate) const MAX_BATCH: usize = 1000;
+/// The most events handed over in one batch (one transaction). A batch is only this
+/// large while the runner is behind (a rebuild, a burst); live it holds what arrived
+/// since the last one. Each commit of a read model writes every page the batch dirtied,
+/// so a large model's scattered index pages (one per customer, say) are written once
+/// per batch rather than once per event that touches them.
+pub(crate) const MAX_BATCH: usize = 10_000;
+/// The most bytes (data and metadata) of the events waiting to be handed over: a batch
+/// of large events ends before [`MAX_BATCH`] events.
+const MAX_BATCH_BYTES: usize = 16 << 20;
 /// The shortest time between two steps over skipped positions (each is a small write).
 const SKIP_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -85,6 +92,8 @@ pub(crate) struct Feed {
     head: watch::Receiver<Position>,
     /// Events taken from the subscription and not handed over yet, in position order.
     ready: VecDeque<RecordedEvent>,
+    /// The bytes (data and metadata) of the `ready` events.
+    ready_bytes: usize,
     /// A subscription error met after the `ready` events; handed over once they are.
     failure: Option<StoreError>,
     last_skip: Option<Instant>,
@@ -124,7 +133,7 @@ impl Feed {
             },
             Step::Events(events) => {
                 if let Some(first) = events.first() {
-                    pending(first.recorded_at, events.len() >= MAX_BATCH);
+                    pending(first.recorded_at, is_full(&events));
                 }
                 Next::Apply {
                     events,
@@ -149,6 +158,7 @@ impl Feed {
             subscription,
             head,
             ready: VecDeque::new(),
+            ready_bytes: 0,
             failure: None,
             last_skip: None,
             reported_caught_up: false,
@@ -156,14 +166,22 @@ impl Feed {
         }
     }
 
+    fn push_ready(&mut self, event: RecordedEvent) {
+        self.ready_bytes += event_bytes(&event);
+        self.ready.push_back(event);
+    }
+
     /// Takes from the subscription what it has ready without waiting, until a batch is
     /// waiting or it fails. The runner calls it while its previous batch is being
     /// applied, so that reading the log and writing the model overlap; nothing taken is
     /// skipped, it is handed over by the next step.
     pub(crate) fn prefetch(&mut self) {
-        while self.failure.is_none() && self.ready.len() < MAX_BATCH {
+        while self.failure.is_none()
+            && self.ready.len() < MAX_BATCH
+            && self.ready_bytes < MAX_BATCH_BYTES
+        {
             match self.subscription.next().now_or_never() {
-                Some(Some(Ok(event))) => self.ready.push_back(event),
+                Some(Some(Ok(event))) => self.push_ready(event),
                 Some(Some(Err(err))) => self.failure = Some(err),
                 Some(None) => self.failure = Some(StoreError::Closed),
                 None => break,
@@ -192,7 +210,9 @@ impl Feed {
                 // An error after the events waits for the next call.
                 let take = self.ready.len().min(MAX_BATCH);
                 self.reported_caught_up = false;
-                return Step::Events(self.ready.drain(..take).collect());
+                let events: Vec<RecordedEvent> = self.ready.drain(..take).collect();
+                self.ready_bytes -= events.iter().map(event_bytes).sum::<usize>();
+                return Step::Events(events);
             }
             if let Some(err) = self.failure.take() {
                 return Step::Failed(err);
@@ -250,7 +270,7 @@ impl Feed {
                 biased;
                 _ = stop.wait_for(|s| *s) => return Step::Stop,
                 item = self.subscription.next() => match item {
-                    Some(Ok(event)) => self.ready.push_back(event),
+                    Some(Ok(event)) => self.push_ready(event),
                     Some(Err(err)) => self.failure = Some(err),
                     None => self.failure = Some(StoreError::Closed),
                 },
@@ -272,3 +292,16 @@ async fn sleep_until_some(at: Option<Instant>) {
         None => futures::future::pending().await,
     }
 }
+
+/// What an event weighs against [`MAX_BATCH_BYTES`].
+fn event_bytes(event: &RecordedEvent) -> usize {
+    event.data.len() + event.metadata.len()
+}
+
+/// Whether a batch is as large as one may be: more events were likely waiting.
+fn is_full(events: &[RecordedEvent]) -> bool {
+    events.len() >= MAX_BATCH || events.iter().map(event_bytes).sum::<usize>() >= MAX_BATCH_BYTES
+}
+
+#[cfg(test)]
+mod tests;
