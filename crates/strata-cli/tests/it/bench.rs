@@ -254,6 +254,8 @@ fn scale_prints_the_cost_per_event_at_each_size_and_its_spread() {
             "10,100",
             "--stream-events",
             "300",
+            "--settle-seconds",
+            "0",
             "--dir",
             dir.to_str().unwrap(),
         ],
