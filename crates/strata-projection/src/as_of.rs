@@ -14,7 +14,8 @@ use crate::{ApplyError, FailurePolicy, ProjectionError, SqliteProjection, db};
 const PAGE: usize = 1000;
 
 /// Builds `projection`'s read model as it was at `position` (every selected event up to
-/// and including it) into a fresh database at `path`, replacing any file there.
+/// and including it) into a fresh database at `path`, replacing any file there, its
+/// deferred indexes created last.
 ///
 /// Events the projection refuses follow its policy: under `Park` they land in the new
 /// database's `strata_parked` table; under `Stop` the build fails with
@@ -67,6 +68,15 @@ pub async fn build_as_of(
         }
         next = page.next;
     }
+    // The model is complete: its query indexes are built in one pass each.
+    blocking(|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for sql in projection.deferred_indexes() {
+            tx.execute_batch(sql)?;
+        }
+        tx.commit()
+    })
+    .map_err(sqlite("index"))?;
     Ok(())
 }
 

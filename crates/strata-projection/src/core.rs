@@ -55,6 +55,8 @@ pub(crate) struct ProjectionCore {
     /// Whether the last batch refused or stepped over an event: the next one is then
     /// applied with a savepoint per event from the start (see [`Self::apply_batch`]).
     careful: bool,
+    /// Whether this writer has created the projection's deferred indexes.
+    indexed: bool,
 }
 
 impl ProjectionCore {
@@ -84,7 +86,30 @@ impl ProjectionCore {
             conn,
             checkpoint,
             careful: false,
+            indexed: false,
         })
+    }
+
+    /// Creates the projection's deferred indexes ([`SqliteProjection::deferred_indexes`])
+    /// the first time it is called on this writer; later calls do nothing. Each
+    /// statement leaves an index that exists as it is, so an existing database costs one
+    /// look at its schema.
+    pub(crate) fn create_deferred_indexes(&mut self) -> Result<(), Transient> {
+        if self.indexed {
+            return Ok(());
+        }
+        let statements = self.projection.deferred_indexes();
+        if !statements.is_empty() {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for sql in statements {
+                tx.execute_batch(sql)?;
+            }
+            tx.commit()?;
+        }
+        self.indexed = true;
+        Ok(())
     }
 
     /// The last committed checkpoint.

@@ -49,6 +49,22 @@ pub trait SqliteProjection: Send + Sync + 'static {
     /// Creates the model's tables in a fresh database.
     fn migrate(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()>;
 
+    /// Indexes that only the model's queries use, each a `CREATE INDEX IF NOT EXISTS`
+    /// statement; none may be needed by [`SqliteProjection::apply`] to be right or fast.
+    ///
+    /// A fresh database is built without them: each time its writer opens, they are
+    /// created once the runner first reaches the head of the log, each in one sort of
+    /// the finished table, before a rebuilt generation takes over queries and before the
+    /// runner reports itself live. Kept up to date row by row while a long history is
+    /// replayed, an index keyed apart from the table's own order turns most inserts into
+    /// a page read and written back once the model outgrows its page cache. Until then a
+    /// first generation's queries run without them (more slowly, with the same answers).
+    /// Adding one needs no new version: an existing database gets it on the writer's
+    /// next catch-up.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Applies one event to the model. An error follows [`SqliteProjection::policy`],
     /// except [`ApplyError::unhandled`] (an event type the projection does not handle:
     /// stepped over, nothing parked) and storage faults (disk full, I/O), which are

@@ -81,6 +81,14 @@ impl Sink for GenerationSink {
     }
 
     async fn caught_up(&self) -> Result<(), Exit> {
+        let writer = self.generation.current_writer().ok_or_else(|| {
+            Exit::Retry(format!("the writer of {} is closed", self.generation.name))
+        })?;
+        match writer.call(|core| core.create_deferred_indexes()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(Exit::Retry(err.0)),
+            Err(err) => return Err(Exit::Retry(err.to_string())),
+        }
         if self.slot.is_building(&self.generation)
             && let Err(err) = self.host.promote(&self.slot, &self.generation).await
         {

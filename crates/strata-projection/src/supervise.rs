@@ -68,7 +68,8 @@ pub(crate) trait Sink: Send + Sync + 'static {
     /// Applies `events` (in position order) and stores `through` as the checkpoint if it
     /// is later, in one transaction; returns the committed checkpoint.
     async fn apply(&self, events: Vec<RecordedEvent>, through: Position) -> Result<Position, Exit>;
-    /// Called each time the runner is caught up with the head.
+    /// Called each time the runner is caught up with the head, before the lane says
+    /// it is live.
     async fn caught_up(&self) -> Result<(), Exit> {
         Ok(())
     }
@@ -297,15 +298,17 @@ async fn follow<S: Sink>(
             }
         }
         if caught_up {
+            // The sink's work at the head (deferred indexes, a rebuild's promotion) is
+            // done before the runner says it is live.
+            if let Err(exit) = sink.caught_up().await {
+                return exit;
+            }
             if lane.info().state != RunnerState::Live {
                 lane.update(|info| {
                     info.state = RunnerState::Live;
                     info.pending_since = None;
                     info.retrying = false;
                 });
-            }
-            if let Err(exit) = sink.caught_up().await {
-                return exit;
             }
         }
     }

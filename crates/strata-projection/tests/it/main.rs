@@ -6,6 +6,7 @@
 mod ahead_of_log;
 mod as_of;
 mod crash;
+mod deferred;
 mod exactly_once;
 mod faults;
 mod follow;

@@ -141,7 +141,12 @@ pub(crate) struct Counter {
     pub(crate) refuse: AtomicBool,
     /// Sleep this many microseconds per applied event (to make builds take time).
     pub(crate) delay_micros: AtomicU64,
+    /// Whether `totals` has a deferred index ([`TOTALS_INDEX`]).
+    pub(crate) deferred_index: bool,
 }
+
+/// The name of the counter's deferred index, when it has one.
+pub(crate) const TOTALS_INDEX: &str = "totals_by_events";
 
 impl Counter {
     pub(crate) fn new(name: &'static str) -> Self {
@@ -151,7 +156,13 @@ impl Counter {
             policy: FailurePolicy::Stop,
             refuse: AtomicBool::new(true),
             delay_micros: AtomicU64::new(0),
+            deferred_index: false,
         }
+    }
+
+    pub(crate) fn deferred_index(mut self) -> Self {
+        self.deferred_index = true;
+        self
     }
 
     pub(crate) fn version(mut self, version: u32) -> Self {
@@ -188,6 +199,13 @@ impl SqliteProjection for Counter {
             "CREATE TABLE applied (position INTEGER PRIMARY KEY, times INTEGER NOT NULL);
              CREATE TABLE totals (stream TEXT PRIMARY KEY, events INTEGER NOT NULL, sum INTEGER NOT NULL);",
         )
+    }
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        if self.deferred_index {
+            &["CREATE INDEX IF NOT EXISTS totals_by_events ON totals (events, stream)"]
+        } else {
+            &[]
+        }
     }
     fn apply(
         &self,

@@ -92,8 +92,6 @@ impl SqliteProjection for OrderSummaries {
                  cancel_reason TEXT,
                  created_position INTEGER NOT NULL
              ) WITHOUT ROWID;
-             CREATE INDEX orders_by_customer ON orders (customer, created_position);
-             CREATE INDEX orders_by_creation ON orders (created_position);
              CREATE TABLE order_lines (
                  order_id TEXT NOT NULL,
                  sku TEXT NOT NULL,
@@ -104,6 +102,14 @@ impl SqliteProjection for OrderSummaries {
                  PRIMARY KEY (order_id, sku)
              ) WITHOUT ROWID;",
         )
+    }
+
+    /// The listings' indexes: every statement of `apply` finds its row by order id.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[
+            "CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer, created_position)",
+            "CREATE INDEX IF NOT EXISTS orders_by_creation ON orders (created_position)",
+        ]
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ApplyError> {
