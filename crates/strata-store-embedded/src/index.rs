@@ -68,6 +68,10 @@ pub(crate) struct Index {
     /// The last committed position (0 when empty).
     pub(crate) head: u64,
     pub(crate) ids: IdFilter,
+    /// The last position whose id [`Index::ids`] holds: the writer notes a batch's ids
+    /// while the syncer makes it durable (see [`Index::note_ids`]), so it may be past
+    /// `head`, never short of it.
+    pub(crate) ids_through: u64,
 }
 
 impl Index {
@@ -186,8 +190,27 @@ impl Index {
             segment.offsets.push(offset as u32);
             segment.fingerprints.push(fingerprint(id));
         }
-        self.ids.insert(id, position);
+        self.note_id(id, position);
         self.head = position;
+    }
+
+    /// Adds the ids of events at `positions` (ascending) to the id filter, skipping any
+    /// already there. The writer calls it for a batch it has written, while the syncer's
+    /// fdatasync runs, so publishing the batch has its ids to skip; whichever of the two
+    /// takes the index first adds them, under the same lock that publishes, so a
+    /// published id is always in the filter. An id of an event never published (its
+    /// fdatasync failed) stays in the filter: a false "may hold" costs a search, no more.
+    pub(crate) fn note_ids<'a>(&mut self, ids: impl IntoIterator<Item = (&'a [u8; 16], u64)>) {
+        for (id, position) in ids {
+            self.note_id(id, position);
+        }
+    }
+
+    fn note_id(&mut self, id: &[u8; 16], position: u64) {
+        if position > self.ids_through {
+            self.ids.insert(id, position);
+            self.ids_through = position;
+        }
     }
 
     /// Applies a scanned batch of the last segment, checking that every stream's versions

@@ -313,6 +313,18 @@ impl Writer {
         } else {
             self.len
         };
+        // The batch's ids go into the index's id filter here, while the syncer's
+        // fdatasync runs, rather than after it, when they would lengthen the wait of every
+        // client of the batch (see `Index::note_ids`).
+        let ids: Vec<([u8; 16], u64)> = staged
+            .iter()
+            .flat_map(|s| {
+                s.events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, id))| (*id, s.first_position + i as u64))
+            })
+            .collect();
         let written = Written {
             file: self.file.clone(),
             path: self.path.clone(),
@@ -327,6 +339,13 @@ impl Writer {
             for reply in written.replies {
                 reply.fail(|| StoreError::Closed);
             }
+            return next_position - 1;
+        }
+        if !ids.is_empty() {
+            self.shared
+                .index
+                .write()
+                .note_ids(ids.iter().map(|(id, position)| (id, *position)));
         }
         next_position - 1
     }

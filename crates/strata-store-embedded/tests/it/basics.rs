@@ -111,6 +111,44 @@ async fn an_event_is_found_by_id_in_any_stream() {
     store.close().await.unwrap();
 }
 
+/// An acknowledged event is found by its id at once, whichever of the store's threads
+/// put its id in the filter, while other clients keep appending (and groups form).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_event_is_found_by_id_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), small_segments()).unwrap();
+    let clients: Vec<_> = (0..4u64)
+        .map(|client| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = StreamName::new(format!("order-{client}")).unwrap();
+                for i in 0..150u64 {
+                    let events: Vec<NewEvent> =
+                        (0..1 + i % 3).map(|n| event("Placed", i * 10 + n)).collect();
+                    let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+                    let result = store
+                        .append(&stream, ExpectedVersion::Any, events)
+                        .await
+                        .unwrap();
+                    let first = result.position.0 + 1 - ids.len() as u64;
+                    for (k, id) in ids.iter().enumerate() {
+                        assert_eq!(
+                            store.position_of_id(*id).unwrap(),
+                            Some(Position(first + k as u64)),
+                            "client {client}, append {i}"
+                        );
+                    }
+                    assert_eq!(store.ids_maybe_stored(&ids).unwrap(), ids);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    store.close().await.unwrap();
+}
+
 fn assert_found(store: &EmbeddedStore, ids: &[strata_core::EventId], when: &str) {
     for (i, id) in ids.iter().enumerate().step_by(7) {
         assert_eq!(
