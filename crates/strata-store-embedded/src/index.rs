@@ -200,8 +200,18 @@ impl Index {
     /// takes the index first adds them, under the same lock that publishes, so a
     /// published id is always in the filter. An id of an event never published (its
     /// fdatasync failed) stays in the filter: a false "may hold" costs a search, no more.
+    ///
+    /// It stops at the first position that does not follow the last noted one: a batch
+    /// written while an earlier one's ids were left to the syncer waits for the syncer
+    /// too, since noting it would mark the earlier positions as noted.
     pub(crate) fn note_ids<'a>(&mut self, ids: impl IntoIterator<Item = (&'a [u8; 16], u64)>) {
         for (id, position) in ids {
+            if position <= self.ids_through {
+                continue;
+            }
+            if position != self.ids_through + 1 {
+                break;
+            }
             self.note_id(id, position);
         }
     }

@@ -313,18 +313,24 @@ impl Writer {
         } else {
             self.len
         };
-        // The batch's ids go into the index's id filter here, while the syncer's
-        // fdatasync runs, rather than after it, when they would lengthen the wait of every
-        // client of the batch (see `Index::note_ids`).
-        let ids: Vec<([u8; 16], u64)> = staged
-            .iter()
-            .flat_map(|s| {
-                s.events
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (_, id))| (*id, s.first_position + i as u64))
-            })
-            .collect();
+        // With nothing else to write, the batch's ids go into the index's id filter here,
+        // while the syncer's fdatasync runs, rather than after it, when they would
+        // lengthen the wait of every client of the batch (see `Index::note_ids`). With
+        // more requests waiting, the writer is the busier thread and leaves them to the
+        // syncer.
+        let ids: Vec<([u8; 16], u64)> = if self.rx.is_empty() {
+            staged
+                .iter()
+                .flat_map(|s| {
+                    s.events
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (_, id))| (*id, s.first_position + i as u64))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let written = Written {
             file: self.file.clone(),
             path: self.path.clone(),

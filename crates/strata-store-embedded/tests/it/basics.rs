@@ -123,8 +123,9 @@ async fn an_acknowledged_event_is_found_by_id_at_once() {
             tokio::spawn(async move {
                 let stream = StreamName::new(format!("order-{client}")).unwrap();
                 for i in 0..150u64 {
-                    let events: Vec<NewEvent> =
-                        (0..1 + i % 3).map(|n| event("Placed", i * 10 + n)).collect();
+                    let events: Vec<NewEvent> = (0..1 + i % 3)
+                        .map(|n| event("Placed", i * 10 + n))
+                        .collect();
                     let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
                     let result = store
                         .append(&stream, ExpectedVersion::Any, events)
