@@ -69,14 +69,8 @@ pub async fn build_as_of(
         next = page.next;
     }
     // The model is complete: its query indexes are built in one pass each.
-    blocking(|| {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for sql in projection.deferred_indexes() {
-            tx.execute_batch(sql)?;
-        }
-        tx.commit()
-    })
-    .map_err(sqlite("index"))?;
+    blocking(|| db::create_deferred_indexes(&mut conn, projection.deferred_indexes()))
+        .map_err(sqlite("index"))?;
     Ok(())
 }
 

@@ -98,16 +98,7 @@ impl ProjectionCore {
         if self.indexed {
             return Ok(());
         }
-        let statements = self.projection.deferred_indexes();
-        if !statements.is_empty() {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for sql in statements {
-                tx.execute_batch(sql)?;
-            }
-            tx.commit()?;
-        }
+        db::create_deferred_indexes(&mut self.conn, self.projection.deferred_indexes())?;
         self.indexed = true;
         Ok(())
     }

@@ -155,3 +155,19 @@ pub(crate) fn remove_database(path: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Runs a projection's deferred index statements (each leaves an existing index as it
+/// is) in one transaction; nothing at all when there are none.
+pub(crate) fn create_deferred_indexes(
+    conn: &mut Connection,
+    statements: &[&str],
+) -> rusqlite::Result<()> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for sql in statements {
+        tx.execute_batch(sql)?;
+    }
+    tx.commit()
+}
