@@ -148,10 +148,11 @@ impl Default for HandlerOptions {
     }
 }
 
-/// The aggregate cache: per stream, the state the handler last appended events of, as a
-/// type-erased [`Loaded`]. A command takes its aggregate's entry out while it decides and
-/// puts the new state back once its events are appended, so an entry is never shared and
-/// never copied; a command that fails leaves none.
+/// The aggregate cache: per stream, the state the handler last appended events of or
+/// loaded, as a type-erased [`Loaded`]. A command takes its aggregate's entry out while
+/// it decides and puts the new state back once its events are appended, so a command
+/// never copies one; a command that fails leaves none. [`CommandHandler::load`] starts
+/// from a copy of the entry and reads only the events appended after it.
 struct AggregateCache {
     /// Per stream, a `Loaded<A>` of the aggregate's type.
     entries: parking_lot::Mutex<hashlink::LruCache<StreamName, Box<dyn Any + Send>>>,
@@ -168,6 +169,12 @@ impl AggregateCache {
     fn take<A: Aggregate>(&self, stream: &StreamName) -> Option<Loaded<A>> {
         let entry = self.entries.lock().remove(stream)?;
         entry.downcast::<Loaded<A>>().ok().map(|loaded| *loaded)
+    }
+
+    /// A copy of `stream`'s state, if it is cached as an `A`.
+    fn get<A: Aggregate>(&self, stream: &StreamName) -> Option<Loaded<A>> {
+        let mut entries = self.entries.lock();
+        entries.get(stream)?.downcast_ref::<Loaded<A>>().cloned()
     }
 
     /// Caches `loaded` as `stream`'s state, unless a command that appended after it put a
@@ -487,7 +494,20 @@ impl CommandHandler {
     /// Loads aggregate `id` as it is now.
     pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
         let stream = Self::stream_of::<A>(id)?;
-        self.load_stream::<A>(&stream, None).await
+        let Some(cache) = &self.cache else {
+            return self.load_stream::<A>(&stream, None).await;
+        };
+        // NOTE: the log only grows, so a cached state (of whatever age) plus the events
+        // appended after it is the current state: only those are read and folded.
+        let cached = cache.get::<A>(&stream);
+        let cached_version = cached.as_ref().map(|c| c.version);
+        let (loaded, _) = self
+            .load_stream_from::<A>(&stream, None, None, cached)
+            .await?;
+        if cached_version != Some(loaded.version) {
+            cache.put(stream, loaded.clone());
+        }
+        Ok(loaded)
     }
 
     /// Loads aggregate `id` as it was at stream version `version` (time travel).
@@ -528,7 +548,7 @@ impl CommandHandler {
         stream: &StreamName,
         bound: Option<Bound>,
     ) -> Result<Loaded<A>, CommandError<A::Error>> {
-        Ok(self.load_stream_watching(stream, bound, None).await?.0)
+        Ok(self.load_stream_from(stream, bound, None, None).await?.0)
     }
 
     /// Loads the stream as [`CommandHandler::load_stream`] does, and tells whether an
@@ -539,17 +559,36 @@ impl CommandHandler {
         bound: Option<Bound>,
         watch: Option<EventId>,
     ) -> Result<(Loaded<A>, bool), CommandError<A::Error>> {
+        self.load_stream_from(stream, bound, watch, None).await
+    }
+
+    /// Loads the stream as [`CommandHandler::load_stream_watching`] does; from `base`
+    /// (an earlier state of the stream, used only without a bound) when given, instead of
+    /// a snapshot or the first event.
+    async fn load_stream_from<A: Aggregate>(
+        &self,
+        stream: &StreamName,
+        bound: Option<Bound>,
+        watch: Option<EventId>,
+        base: Option<Loaded<A>>,
+    ) -> Result<(Loaded<A>, bool), CommandError<A::Error>> {
         let mut seen = false;
-        let mut loaded = Loaded {
+        let base = base.filter(|_| bound.is_none());
+        let from_base = base.is_some();
+        let mut loaded = base.unwrap_or_else(|| Loaded {
             state: A::default(),
             version: Version(0),
             position: Position(0),
             snapshot: None,
-        };
-        let mut next = Version(1);
+        });
+        let mut next = loaded.version.next();
         // A snapshot waiting for its last event, which starts the first page: only an
         // event that exists and is within the bound makes the snapshot usable.
-        let mut pending = self.usable_snapshot::<A>(stream, bound).await;
+        let mut pending = if from_base {
+            None
+        } else {
+            self.usable_snapshot::<A>(stream, bound).await
+        };
         if let Some((_, version)) = &pending {
             next = *version;
         }

@@ -215,10 +215,15 @@ mod encoding {
         ) {
             block_on(async {
                 let snapshots = Arc::new(MemorySnapshots::new());
+                // Without the aggregate cache, every load starts from the snapshot store.
                 let handler = CommandHandler::new(
                     Arc::new(strata_store::MemoryStore::new()),
                     snapshots.clone(),
-                );
+                )
+                .with_options(crate::HandlerOptions {
+                    cached_aggregates: 0,
+                    ..Default::default()
+                });
                 handler
                     .handle::<Shelf>("a", &events, &CommandContext::new())
                     .await

@@ -2,6 +2,7 @@
 //! load, and a cached state is never trusted where it may be stale: another writer's
 //! append makes the next command decide again on a fresh load, as does a refusal or a
 //! decision to do nothing, and a repeated command id still answers its first outcome.
+//! A load starts from the cached state and reads only the events appended after it.
 
 use strata_core::Version;
 use strata_domain::{CommandContext, CommandError, CommandHandler, CommandOutcome, HandlerOptions};
@@ -27,6 +28,7 @@ on_both_stores!(
     an_uncached_handler_loads_every_time,
     the_least_recently_used_aggregate_leaves_first,
     two_cached_handlers_never_overdraw,
+    a_load_reads_only_what_was_appended_after_the_cached_state,
 );
 
 async fn the_next_command_skips_the_load(fx: Fixture) {
@@ -230,4 +232,58 @@ async fn two_cached_handlers_never_overdraw(fx: Fixture) {
     let loaded = fx.handler_uncached().load::<Account>("gus").await.unwrap();
     assert_eq!(loaded.state.balance, 1002 - 14 * 70);
     assert_eq!(loaded.version, Version(4 + 14));
+}
+
+async fn a_load_reads_only_what_was_appended_after_the_cached_state(fx: Fixture) {
+    let handler = fx.handler();
+    for command in [open("cy"), deposit(100), deposit(20)] {
+        handle(&handler, "cy", &command).await;
+    }
+    // Cached by the last command: nothing is read.
+    let before = fx.spy.events_read();
+    let loaded = handler.load::<Account>("cy").await.unwrap();
+    assert_eq!(fx.spy.events_read(), before, "the cached state is current");
+    assert_eq!((loaded.state.balance, loaded.version), (120, Version(3)));
+
+    // Another writer appends twice: only those two events are read, and the load is
+    // what a fresh load folds.
+    let other = fx.handler_uncached();
+    handle(&other, "cy", &deposit(5)).await;
+    handle(&other, "cy", &withdraw(25)).await;
+    let before = fx.spy.events_read();
+    let loaded = handler.load::<Account>("cy").await.unwrap();
+    assert_eq!(fx.spy.events_read() - before, 2, "only the newer events");
+    let fresh = other.load::<Account>("cy").await.unwrap();
+    assert_eq!(
+        (loaded.state.balance, loaded.version, loaded.position),
+        (fresh.state.balance, fresh.version, fresh.position)
+    );
+    assert_eq!(loaded.state.balance, 100);
+
+    // The load cached what it read: the next one reads nothing, and a command decides
+    // on it without a load.
+    let before = fx.spy.events_read();
+    assert_eq!(
+        handler.load::<Account>("cy").await.unwrap().version,
+        Version(5)
+    );
+    let outcome = handle(&handler, "cy", &withdraw(10)).await;
+    assert_eq!(outcome.version, Version(6));
+    assert_eq!(fx.spy.events_read(), before, "nothing read since the load");
+
+    // An aggregate no command touched is loaded in full, then cached.
+    handle(&other, "dee", &open("dee")).await;
+    handle(&other, "dee", &deposit(7)).await;
+    let before = fx.spy.events_read();
+    assert_eq!(
+        handler.load::<Account>("dee").await.unwrap().state.balance,
+        7
+    );
+    assert_eq!(fx.spy.events_read() - before, 2);
+    handler.load::<Account>("dee").await.unwrap();
+    assert_eq!(
+        fx.spy.events_read() - before,
+        2,
+        "the second load reads nothing"
+    );
 }

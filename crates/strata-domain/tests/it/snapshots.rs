@@ -86,7 +86,8 @@ async fn a_snapshot_is_taken_every_n_events(fx: Fixture) {
 }
 
 async fn loading_starts_from_the_snapshot(fx: Fixture) {
-    let handler = fx.handler();
+    // Uncached: every load starts from the snapshot store.
+    let handler = fx.handler_uncached();
     for n in 1..=6 {
         add(&handler, "warm", n).await;
     }
@@ -211,7 +212,8 @@ async fn a_snapshot_of_another_version_is_ignored(fx: Fixture) {
 }
 
 async fn an_undecodable_snapshot_is_ignored(fx: Fixture) {
-    let handler = fx.handler();
+    // Uncached: every load starts from the snapshot store.
+    let handler = fx.handler_uncached();
     for n in 1..=3 {
         add(&handler, "junk", n).await;
     }
@@ -281,7 +283,8 @@ async fn a_broken_snapshot_store_fails_no_command(fx: Fixture) {
 /// Snapshots kept apart from the events can get ahead of them (the event store restored
 /// from an older backup, say): such a snapshot is ignored, and commands still apply.
 async fn a_snapshot_beyond_the_streams_end_is_ignored(fx: Fixture) {
-    let handler = fx.handler();
+    // Uncached: every load starts from the snapshot store.
+    let handler = fx.handler_uncached();
     for n in 1..=4 {
         add(&handler, "ahead", n).await;
     }
