@@ -27,21 +27,24 @@ const PAGE: usize = 4096;
 const PRODUCTS: u64 = 1000;
 
 /// One measured cost: a phase at one size.
-struct Cost {
+pub(crate) struct Cost {
     size: u64,
     elapsed: Duration,
     events: u64,
     /// What the disk alone took per event for the same work, where it was measured.
     ceiling_ns_per_event: Option<f64>,
+    /// What a bare hash map took per event for the same lookups (see [`bare_index`]).
+    pub(crate) bare_ns_per_event: Option<f64>,
 }
 
 impl Cost {
-    fn new(size: u64, elapsed: Duration, events: u64) -> Self {
+    pub(crate) fn new(size: u64, elapsed: Duration, events: u64) -> Self {
         Self {
             size,
             elapsed,
             events,
             ceiling_ns_per_event: None,
+            bare_ns_per_event: None,
         }
     }
 
@@ -261,7 +264,36 @@ async fn append_over_streams(dir: &Path, args: &ScaleArgs, streams: u64) -> Resu
     if let Some(shape) = shape {
         cost.ceiling_ns_per_event = Some(disk_ns_per_event(dir, args, shape, written).await?);
     }
+    let appends = args.stream_events;
+    cost.bare_ns_per_event = Some(
+        tokio::task::spawn_blocking(move || bare_index(streams, appends))
+            .await
+            .context("the bare index probe failed")?,
+    );
     Ok(cost)
+}
+
+/// The machine's side of appending against many streams: what one lookup and update of
+/// a bare hash map from stream name to version costs per append, for `appends` appends
+/// round-robin over `streams` names built as the timed appends build theirs. It is the
+/// least any index does to check an expected version, and its cost grows with the
+/// streams only as the map falls out of the CPU's caches; the store's growth is compared
+/// with it in lookups (see [`spread`]).
+fn bare_index(streams: u64, appends: u64) -> f64 {
+    let mut versions: foldhash::HashMap<String, u64> = foldhash::HashMap::default();
+    for n in 0..streams {
+        versions.insert(format!("many-{n}"), 1);
+    }
+    let started = std::time::Instant::now();
+    for n in 0..appends {
+        let name = format!("many-{}", n % streams);
+        if let Some(version) = versions.get_mut(std::hint::black_box(name.as_str())) {
+            *version += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    std::hint::black_box(&versions);
+    elapsed.as_secs_f64() * 1e9 / appends.max(1) as f64
 }
 
 /// What the disk alone takes per event to write `events` records in `shape`, keeping
@@ -301,6 +333,7 @@ fn line(name: &str, what: &str, cost: &Cost, size_is: &str) -> ScenarioResult {
     .with(size_is, cost.size)
     .with("seconds", cost.elapsed.as_secs_f64())
     .with("disk_ns_per_event", cost.ceiling_ns_per_event)
+    .with("bare_index_ns_per_event", cost.bare_ns_per_event)
     .with("own_ns_per_event", cost.own_ns_per_event())
     .with(
         "ratio_to_disk",
@@ -312,7 +345,7 @@ fn line(name: &str, what: &str, cost: &Cost, size_is: &str) -> ScenarioResult {
 /// The phase's summary: its cost per event at each size, and how far the dearest is
 /// above the cheapest (`spread`, 0.2 = 20 %); where the disk's own cost was measured, the
 /// same for the cost above it (`own_spread`).
-fn spread(name: &str, costs: &[Cost], size_is: &str) -> ScenarioResult {
+pub(crate) fn spread(name: &str, costs: &[Cost], size_is: &str) -> ScenarioResult {
     let per_event: Vec<f64> = costs.iter().map(Cost::ns_per_event).collect();
     let own: Option<Vec<f64>> = costs.iter().map(Cost::own_ns_per_event).collect();
     let spread = spread_of(&per_event);
@@ -358,6 +391,26 @@ fn spread(name: &str, costs: &[Cost], size_is: &str) -> ScenarioResult {
             )
             .with("own_spread", own_spread)
             .with("own_within_20_percent", own_spread <= 0.2);
+    }
+    let bare: Option<Vec<f64>> = costs.iter().map(|c| c.bare_ns_per_event).collect();
+    if let (Some(bare), Some(first), Some(last)) = (bare, costs.first(), costs.last()) {
+        // How many bare-map lookups the step from the fewest streams to the most is worth:
+        // the dependent memory accesses per append that the larger table makes miss.
+        let step = last.ns_per_event() - first.ns_per_event();
+        let bare_step =
+            last.bare_ns_per_event.unwrap_or(0.0) - first.bare_ns_per_event.unwrap_or(0.0);
+        result = result
+            .with(
+                &format!("bare_index_ns_per_event_by_{size_is}"),
+                by_size(&|c| c.bare_ns_per_event),
+            )
+            .with("bare_index_spread", spread_of(&bare))
+            .with("step_ns_per_event", step)
+            .with("bare_index_step_ns_per_event", bare_step)
+            .with(
+                "step_in_bare_lookups",
+                (bare_step > 0.0).then(|| step / bare_step),
+            );
     }
     result
 }

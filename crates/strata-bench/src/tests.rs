@@ -103,6 +103,31 @@ fn line(result: ScenarioResult) -> Value {
     serde_json::to_value(result).unwrap()
 }
 
+// --- the scale phases ---
+
+#[test]
+fn the_streams_step_is_counted_in_bare_map_lookups() {
+    // 1,000 ns/event at the fewest streams, 1,300 at the most; a bare map's lookup
+    // 40 ns, then 240: the step of 300 ns is worth 1.5 lookups.
+    let cost = |streams, ns: u64, bare| {
+        let mut cost = crate::scale::Cost::new(streams, Duration::from_nanos(ns * 1000), 1000);
+        cost.bare_ns_per_event = Some(bare);
+        cost
+    };
+    let costs = [cost(1_000, 1_000, 40.0), cost(1_000_000, 1_300, 240.0)];
+    let summary = line(crate::scale::spread("streams", &costs, "streams"));
+    assert_eq!(summary["step_ns_per_event"], json!(300.0));
+    assert_eq!(summary["bare_index_step_ns_per_event"], json!(200.0));
+    assert_eq!(summary["step_in_bare_lookups"], json!(1.5));
+    assert_eq!(summary["bare_index_spread"], json!(5.0));
+    assert_eq!(summary["within_20_percent"], json!(false));
+
+    // Without the bare map's figures the summary has no step.
+    let plain = [crate::scale::Cost::new(1_000, Duration::from_secs(1), 1000)];
+    let summary = line(crate::scale::spread("streams", &plain, "streams"));
+    assert!(summary.get("step_in_bare_lookups").is_none());
+}
+
 // --- matching the write ceiling to the store's run ---
 
 #[test]
