@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::error::{BenchError, Context as _, Result, ensure, failed};
 use strata_core::{ExpectedVersion, Position, Version};
-use strata_domain::{CommandContext, CommandHandler, MemorySnapshots};
+use strata_domain::{CommandContext, CommandHandler, HandlerOptions, MemorySnapshots};
 use strata_projection::{
     ProcessManagers, Projections, QueryCache, RedisProjections, RunnerState, SqliteSnapshots,
 };
@@ -393,7 +393,14 @@ pub(crate) async fn load_aggregate(
 ) -> Result<Vec<ScenarioResult>> {
     let rig = Rig::open(dir, "load-aggregate")?;
     let shared: Arc<dyn EventStore> = Arc::new(rig.store.clone());
-    let replaying = CommandHandler::new(shared, Arc::new(MemorySnapshots::new()));
+    // Without the aggregate cache: every load reads the store (and the snapshot store).
+    let uncached = || HandlerOptions {
+        cached_aggregates: 0,
+        ..HandlerOptions::default()
+    };
+    let replaying =
+        CommandHandler::new(shared, Arc::new(MemorySnapshots::new())).with_options(uncached());
+    let from_snapshot = rig.handler.as_ref().clone().with_options(uncached());
     let mut results = Vec::new();
     for &shape in &args.shape {
         let id = shape.as_str();
@@ -418,7 +425,7 @@ pub(crate) async fn load_aggregate(
             .map_err(|e| failed!("cannot receive stock: {e}"))?;
 
         let version = Version(args.events);
-        for (with_snapshot, handler) in [(false, &replaying), (true, rig.handler.as_ref())] {
+        for (with_snapshot, handler) in [(false, &replaying), (true, &from_snapshot)] {
             let snapshot = with_snapshot.then_some(version);
             // Answers the state and how many events the load folded onto it.
             let load = || async {
