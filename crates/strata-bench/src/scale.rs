@@ -393,12 +393,11 @@ pub(crate) fn spread(name: &str, costs: &[Cost], size_is: &str) -> ScenarioResul
             .with("own_within_20_percent", own_spread <= 0.2);
     }
     let bare: Option<Vec<f64>> = costs.iter().map(|c| c.bare_ns_per_event).collect();
-    if let (Some(bare), Some(first), Some(last)) = (bare, costs.first(), costs.last()) {
+    if let (Some(bare), Some(first), Some(last)) = (bare, per_event.first(), per_event.last()) {
         // How many bare-map lookups the step from the fewest streams to the most is worth:
         // the dependent memory accesses per append that the larger table makes miss.
-        let step = last.ns_per_event() - first.ns_per_event();
-        let bare_step =
-            last.bare_ns_per_event.unwrap_or(0.0) - first.bare_ns_per_event.unwrap_or(0.0);
+        let step = last - first;
+        let bare_step = bare.last().unwrap_or(&0.0) - bare.first().unwrap_or(&0.0);
         result = result
             .with(
                 &format!("bare_index_ns_per_event_by_{size_is}"),

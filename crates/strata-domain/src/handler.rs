@@ -266,7 +266,7 @@ impl CommandHandler {
                     attempts += 1;
                     let first_id = derived_event_id(context.command_id, 0);
                     let (loaded, seen) = self
-                        .load_stream_watching::<A>(&stream, None, Some(first_id))
+                        .load_stream_from::<A>(&stream, None, Some(first_id), None)
                         .await?;
                     // NOTE: look for the command id after loading, never before: a copy of
                     // this command committed between the look and the load would be in the
@@ -552,19 +552,9 @@ impl CommandHandler {
     }
 
     /// Loads the stream as [`CommandHandler::load_stream`] does, and tells whether an
-    /// event it replayed (not one folded into the snapshot) has the id `watch`.
-    async fn load_stream_watching<A: Aggregate>(
-        &self,
-        stream: &StreamName,
-        bound: Option<Bound>,
-        watch: Option<EventId>,
-    ) -> Result<(Loaded<A>, bool), CommandError<A::Error>> {
-        self.load_stream_from(stream, bound, watch, None).await
-    }
-
-    /// Loads the stream as [`CommandHandler::load_stream_watching`] does; from `base`
-    /// (an earlier state of the stream, used only without a bound) when given, instead of
-    /// a snapshot or the first event.
+    /// event it replayed (not one folded into the snapshot) has the id `watch`; from
+    /// `base` (an earlier state of the stream, used only without a bound) when given,
+    /// instead of a snapshot or the first event.
     async fn load_stream_from<A: Aggregate>(
         &self,
         stream: &StreamName,
