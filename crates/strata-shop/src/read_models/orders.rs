@@ -73,9 +73,11 @@ impl SqliteProjection for OrderSummaries {
 
     /// 2: orders are indexed by creation, for the listing of every order. 3: both
     /// tables are clustered on their keys (`WITHOUT ROWID`), so an update by order id
-    /// walks one B-tree instead of an index and then the table.
+    /// walks one B-tree instead of an index and then the table. 4: an order's lines are
+    /// kept in its row (a JSON array), so every event of an order changes one row of one
+    /// B-tree: a line added used to write a page of `order_lines` and one of `orders`.
     fn version(&self) -> u32 {
-        3
+        4
     }
 
     fn filter(&self) -> ReadFilter {
@@ -89,17 +91,10 @@ impl SqliteProjection for OrderSummaries {
                  customer TEXT NOT NULL,
                  status TEXT NOT NULL,
                  total INTEGER NOT NULL,
+                 line_count INTEGER NOT NULL,
+                 lines TEXT NOT NULL,
                  cancel_reason TEXT,
                  created_position INTEGER NOT NULL
-             ) WITHOUT ROWID;
-             CREATE TABLE order_lines (
-                 order_id TEXT NOT NULL,
-                 sku TEXT NOT NULL,
-                 quantity INTEGER NOT NULL,
-                 unit_price INTEGER NOT NULL,
-                 line_total INTEGER NOT NULL,
-                 position INTEGER NOT NULL,
-                 PRIMARY KEY (order_id, sku)
              ) WITHOUT ROWID;",
         )
     }
@@ -124,8 +119,9 @@ impl SqliteProjection for OrderSummaries {
             OrderEvent::Created { order_id, customer } => {
                 exec(
                     tx,
-                    "INSERT INTO orders (order_id, customer, status, total, created_position)
-                     VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (order_id) DO NOTHING",
+                    "INSERT INTO orders
+                         (order_id, customer, status, total, line_count, lines, created_position)
+                     VALUES (?1, ?2, ?3, 0, 0, '[]', ?4) ON CONFLICT (order_id) DO NOTHING",
                     params![
                         order_id,
                         customer,
@@ -136,29 +132,19 @@ impl SqliteProjection for OrderSummaries {
             }
             OrderEvent::LineAdded { order_id, line } => {
                 let total = line.total().ok_or("a line total past the largest amount")?;
-                exec(
-                    tx,
-                    "INSERT OR REPLACE INTO order_lines
-                         (order_id, sku, quantity, unit_price, line_total, position)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        order_id,
-                        line.sku,
-                        line.quantity,
-                        sql(line.unit_price.0),
-                        sql(total.0),
-                        sql(event.position.0)
-                    ],
-                )?;
-                update_total(tx, &order_id)?;
+                change_lines(tx, &order_id, move |lines| {
+                    // A sku added again replaces its line, which moves to the end.
+                    lines.retain(|l| l.sku != line.sku);
+                    lines.push(OrderLineView {
+                        sku: line.sku,
+                        quantity: line.quantity,
+                        unit_price: line.unit_price,
+                        total,
+                    });
+                })?;
             }
             OrderEvent::LineRemoved { order_id, sku } => {
-                exec(
-                    tx,
-                    "DELETE FROM order_lines WHERE order_id = ?1 AND sku = ?2",
-                    params![order_id, sku],
-                )?;
-                update_total(tx, &order_id)?;
+                change_lines(tx, &order_id, |lines| lines.retain(|l| l.sku != sku))?;
             }
             OrderEvent::Placed { order_id, .. } => {
                 set_status(&order_id, OrderStatus::Placed)?;
@@ -185,19 +171,48 @@ impl SqliteProjection for OrderSummaries {
     }
 }
 
-fn update_total(tx: &Transaction<'_>, order_id: &str) -> rusqlite::Result<usize> {
+/// Reads order `order_id`'s lines, changes them with `change` and writes them back with
+/// their count and total. An order the model does not hold is left alone, as the other
+/// updates leave it.
+fn change_lines(
+    tx: &Transaction<'_>,
+    order_id: &str,
+    change: impl FnOnce(&mut Vec<OrderLineView>),
+) -> Result<(), ApplyError> {
+    let stored = tx
+        .prepare_cached("SELECT lines FROM orders WHERE order_id = ?1")?
+        .query_row(params![order_id], |row| row.get::<_, String>(0))
+        .optional()?;
+    let Some(stored) = stored else {
+        return Ok(());
+    };
+    let mut lines = lines_of(&stored)
+        .map_err(|e| ApplyError::new(format!("order {order_id}'s stored lines: {e}")))?;
+    change(&mut lines);
+    let total = Money::checked_sum(lines.iter().map(|l| l.total))
+        .ok_or("an order total past the largest amount")?;
     exec(
         tx,
-        "UPDATE orders SET total =
-             (SELECT COALESCE(SUM(line_total), 0) FROM order_lines WHERE order_id = ?1)
-         WHERE order_id = ?1",
-        params![order_id],
-    )
+        "UPDATE orders SET lines = ?2, line_count = ?3, total = ?4 WHERE order_id = ?1",
+        params![
+            order_id,
+            serde_json::to_string(&lines)?,
+            sql(lines.len() as u64),
+            sql(total.0)
+        ],
+    )?;
+    Ok(())
+}
+
+/// An order's lines as its row keeps them: [`OrderLineView`]'s JSON, so a change to that
+/// type's form is a new version of the model.
+fn lines_of(stored: &str) -> serde_json::Result<Vec<OrderLineView>> {
+    serde_json::from_str(stored)
 }
 
 /// The columns [`summary`] reads, before a listing's `WHERE`.
 const SUMMARY: &str = "SELECT o.order_id, o.customer, o.status, o.total,
-        (SELECT COUNT(*) FROM order_lines l WHERE l.order_id = o.order_id),
+        o.line_count,
         o.created_position
  FROM orders o";
 
@@ -224,34 +239,25 @@ impl OrderSummaries {
     pub fn order(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<OrderView>> {
         let row = conn
             .prepare_cached(
-                "SELECT customer, status, total, cancel_reason FROM orders WHERE order_id = ?1",
+                "SELECT customer, status, total, lines, cancel_reason FROM orders
+                 WHERE order_id = ?1",
             )?
             .query_row(params![id], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
                     row.get::<_, i64>(2)?,
-                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, Option<String>>(4)?,
                 ))
             })
             .optional()?;
-        let Some((customer, status, total, reason)) = row else {
+        let Some((customer, status, total, lines, reason)) = row else {
             return Ok(None);
         };
-        let mut statement = conn.prepare_cached(
-            "SELECT sku, quantity, unit_price, line_total FROM order_lines
-             WHERE order_id = ?1 ORDER BY position",
-        )?;
-        let lines = statement
-            .query_map(params![id], |row| {
-                Ok(OrderLineView {
-                    sku: row.get(0)?,
-                    quantity: row.get(1)?,
-                    unit_price: Money(unsigned(row.get(2)?)),
-                    total: Money(unsigned(row.get(3)?)),
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let lines = lines_of(&lines).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+        })?;
         Ok(Some(OrderView {
             id: id.to_owned(),
             customer,

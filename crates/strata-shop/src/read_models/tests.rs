@@ -118,6 +118,77 @@ fn order_summaries_follow_lines_and_statuses() {
 }
 
 #[test]
+fn a_sku_added_again_replaces_its_line_at_the_end_and_the_total_follows() {
+    let o = |p, e: OrderEvent| recorded("order-o3", p, NOON, &e);
+    let added = |p, sku: &str, quantity, price| {
+        o(
+            p,
+            OrderEvent::LineAdded {
+                order_id: "o3".into(),
+                line: line(sku, quantity, price),
+            },
+        )
+    };
+    let mut events = vec![
+        o(
+            1,
+            OrderEvent::Created {
+                order_id: "o3".into(),
+                customer: "cy".into(),
+            },
+        ),
+        added(2, "mug", 1, 500),
+        added(3, "cup", 1, 250),
+        added(4, "mug", 3, 500),
+    ];
+    // Lines of an order the model never saw created change nothing.
+    events.push(recorded(
+        "order-o4",
+        5,
+        NOON,
+        &OrderEvent::LineAdded {
+            order_id: "o4".into(),
+            line: line("mug", 1, 500),
+        },
+    ));
+    let conn = model(&OrderSummaries, &events);
+    let order = OrderSummaries::order(&conn, "o3").unwrap().expect("o3");
+    let lines: Vec<_> = order
+        .lines
+        .iter()
+        .map(|l| (l.sku.as_str(), l.quantity, l.total))
+        .collect();
+    assert_eq!(lines, [("cup", 1, Money(250)), ("mug", 3, Money(1500))]);
+    assert_eq!(order.total, Money(1750));
+    let listed = OrderSummaries::customer_orders(&conn, "cy", 0, 10).unwrap();
+    assert_eq!((listed[0].lines, listed[0].total), (2, Money(1750)));
+    assert_eq!(OrderSummaries::order(&conn, "o4").unwrap(), None);
+}
+
+#[test]
+fn damaged_stored_lines_are_an_error_not_a_panic() {
+    let mut conn = model(&OrderSummaries, &order_events());
+    conn.execute(
+        "UPDATE orders SET lines = '[{\"sku\":' WHERE order_id = 'o1'",
+        [],
+    )
+    .unwrap();
+    assert!(OrderSummaries::order(&conn, "o1").is_err());
+    let tx = conn.transaction().unwrap();
+    let more = recorded(
+        "order-o1",
+        9,
+        NOON,
+        &OrderEvent::LineAdded {
+            order_id: "o1".into(),
+            line: line("pan", 1, 100),
+        },
+    );
+    let err = OrderSummaries.apply(&tx, &more).unwrap_err();
+    assert!(err.to_string().contains("o1"), "{err}");
+}
+
+#[test]
 fn a_customer_lists_their_orders_oldest_first() {
     let conn = model(&OrderSummaries, &order_events());
     let orders = OrderSummaries::customer_orders(&conn, "ada", 0, 100).unwrap();
