@@ -48,13 +48,15 @@ pub(crate) fn read_locations(locations: &[Location]) -> Result<Vec<RecordedEvent
 
 /// Reads bytes `start..end` of the segment of `location`.
 pub(crate) fn read_range(location: &Location, start: u64, end: u64) -> Result<Bytes, StoreError> {
-    let mut buf = vec![0u8; (end - start) as usize];
-    location.file.read_exact_at(&mut buf, start).map_err(|e| {
-        StoreError::io(
-            format!("cannot read {} at offset {start}", location.path.display()),
-            e,
-        )
-    })?;
+    let buf = location
+        .file
+        .read_vec_at((end - start) as usize, start)
+        .map_err(|e| {
+            StoreError::io(
+                format!("cannot read {} at offset {start}", location.path.display()),
+                e,
+            )
+        })?;
     Ok(Bytes::from(buf))
 }
 

@@ -829,9 +829,15 @@ impl EmbeddedStore {
         shared.check_open()?;
         let head = shared.index.read().head;
         let mut next = from.0.max(1);
-        let mut events = Vec::new();
         let mut names = NameCache::default();
         let scan_end = head.min(next.saturating_add(MAX_SCAN_EVENTS - 1));
+        // Without a filter the page's size is known: growing the vector to it moved every
+        // event several times.
+        let mut events = if filter.is_all() {
+            Vec::with_capacity(limit.min((scan_end + 1).saturating_sub(next) as usize))
+        } else {
+            Vec::new()
+        };
         // Records examined and selected so far, to size the next read.
         let (mut scanned, mut selected) = (0usize, 0usize);
         while next <= scan_end && events.len() < limit {
