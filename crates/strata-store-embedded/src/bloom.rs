@@ -54,6 +54,8 @@ const BITS_PER_WORD: u32 = 64 / BLOCK_BITS.trailing_zeros();
 /// from there on, the rate of a 512-bit block stops halving, and each later generation adds
 /// at most about 10^-7 to the filter's rate.
 const MAX_BITS_PER_KEY: f64 = 64.0;
+/// Ids inserted together (see [`Generation::insert_group`]).
+const INSERT_GROUP: usize = 16;
 
 pub(crate) struct IdFilter {
     first_capacity: usize,
@@ -102,17 +104,22 @@ impl Generation {
         }
     }
 
-    /// The block of `id` and the bits to set or test in it.
-    fn probe(&self, id: &[u8; 16]) -> (usize, impl Iterator<Item = usize> + use<>) {
+    /// The block of `id` and the seed of the bits to set or test in it.
+    fn locate(&self, id: &[u8; 16]) -> (usize, u64) {
         let (h1, h2) = hashes(id, self.seed);
         // Multiply-shift maps the hash onto the blocks without a division.
         let block = ((u128::from(h1) * self.blocks.len() as u128) >> 64) as usize;
+        (block, h2)
+    }
+
+    /// The bits to set or test in a block, drawn from the seed [`Generation::locate`] gave.
+    fn bits(&self, h2: u64) -> impl Iterator<Item = usize> + use<> {
         // Nine bits of hash per bit to set, drawn from a stream seeded by the second hash
         // (seven per 64-bit word), so the bits are as independent as the sizing assumes:
         // double hashing inside a block this small errs measurably more often.
         let hashes = self.hashes;
         let (mut state, mut word) = (h2, h2);
-        let bits = (0..hashes).map(move |i| {
+        (0..hashes).map(move |i| {
             if i > 0 && i % BITS_PER_WORD == 0 {
                 state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
                 word = mix(state);
@@ -120,12 +127,28 @@ impl Generation {
             let bit = (word % BLOCK_BITS as u64) as usize;
             word >>= BLOCK_BITS.trailing_zeros();
             bit
-        });
-        (block, bits)
+        })
     }
 
-    fn insert(&mut self, id: &[u8; 16], position: u64) {
-        let (block, bits) = self.probe(id);
+    /// Inserts a group of ids (at most [`INSERT_GROUP`], and no more than the generation
+    /// has room for). Each id's block is a likely cache miss in a large generation: the
+    /// first pass only loads the blocks, independently of one another, so that the memory
+    /// fetches them together; the second sets their bits in cache.
+    fn insert_group(&mut self, group: &[(&[u8; 16], u64)]) {
+        let mut located = [(0usize, 0u64); INSERT_GROUP];
+        let mut touched = 0u64;
+        for (slot, (id, _)) in located.iter_mut().zip(group) {
+            *slot = self.locate(id);
+            touched ^= self.blocks[slot.0][0];
+        }
+        std::hint::black_box(touched);
+        for (&(block, h2), &(id, position)) in located.iter().zip(group) {
+            self.set(block, h2, id, position);
+        }
+    }
+
+    fn set(&mut self, block: usize, h2: u64, id: &[u8; 16], position: u64) {
+        let bits = self.bits(h2);
         let words = &mut self.blocks[block];
         for bit in bits {
             words[bit / 64] |= 1 << (bit % 64);
@@ -150,9 +173,10 @@ impl Generation {
             Some((low, high)) if (low..=high).contains(&u128::from_be_bytes(*id)) => {}
             _ => return false,
         }
-        let (block, mut bits) = self.probe(id);
+        let (block, h2) = self.locate(id);
         let words = &self.blocks[block];
-        bits.all(|bit| words[bit / 64] & (1 << (bit % 64)) != 0)
+        self.bits(h2)
+            .all(|bit| words[bit / 64] & (1 << (bit % 64)) != 0)
     }
 }
 
@@ -237,13 +261,40 @@ impl IdFilter {
     }
 
     /// Records `id`, stored at log position `position`.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, id: &[u8; 16], position: u64) {
-        if self.generations.last().is_none_or(|g| g.keys >= g.capacity) {
-            let next = Generation::new(self.generations.len(), self.first_capacity);
-            self.generations.push(next);
+        self.insert_all([(id, position)]);
+    }
+
+    /// Records each id, stored at its log position: a group at a time, so that the
+    /// cache misses of a group's ids overlap (see [`Generation::insert_group`]).
+    pub(crate) fn insert_all<'a>(&mut self, ids: impl IntoIterator<Item = (&'a [u8; 16], u64)>) {
+        let mut group = [(&[0u8; 16], 0u64); INSERT_GROUP];
+        let mut n = 0;
+        for item in ids {
+            group[n] = item;
+            n += 1;
+            if n == INSERT_GROUP {
+                self.insert_group(&group);
+                n = 0;
+            }
         }
-        if let Some(generation) = self.generations.last_mut() {
-            generation.insert(id, position);
+        self.insert_group(&group[..n]);
+    }
+
+    fn insert_group(&mut self, mut group: &[(&[u8; 16], u64)]) {
+        while !group.is_empty() {
+            if self.generations.last().is_none_or(|g| g.keys >= g.capacity) {
+                let next = Generation::new(self.generations.len(), self.first_capacity);
+                self.generations.push(next);
+            }
+            let Some(generation) = self.generations.last_mut() else {
+                return;
+            };
+            let room = generation.capacity - generation.keys;
+            let (now, later) = group.split_at(room.min(group.len()));
+            generation.insert_group(now);
+            group = later;
         }
     }
 

@@ -183,14 +183,15 @@ impl Index {
         None
     }
 
-    /// Records one event of the last segment. Events arrive in position order.
+    /// Records one event of the last segment. Events arrive in position order. Its id goes
+    /// into the id filter with [`Index::note_published`], which the caller calls for a run
+    /// of events at a time, under the same lock.
     pub(crate) fn push(&mut self, stream: u32, position: u64, offset: u64, id: &[u8; 16]) {
         self.streams.push(stream, position);
         if let Some(segment) = self.segments.last_mut() {
             segment.offsets.push(offset as u32);
             segment.fingerprints.push(fingerprint(id));
         }
-        self.note_id(id, position);
         self.head = position;
     }
 
@@ -205,22 +206,37 @@ impl Index {
     /// written while an earlier one's ids were left to the syncer waits for the syncer
     /// too, since noting it would mark the earlier positions as noted.
     pub(crate) fn note_ids<'a>(&mut self, ids: impl IntoIterator<Item = (&'a [u8; 16], u64)>) {
-        for (id, position) in ids {
-            if position <= self.ids_through {
-                continue;
-            }
-            if position != self.ids_through + 1 {
-                break;
-            }
-            self.note_id(id, position);
-        }
+        let noted = self.ids_through;
+        let mut through = noted;
+        let run = ids
+            .into_iter()
+            .skip_while(move |&(_, position)| position <= noted)
+            .take_while(|&(_, position)| {
+                let follows = position == through + 1;
+                if follows {
+                    through = position;
+                }
+                follows
+            });
+        self.ids.insert_all(run);
+        self.ids_through = through;
     }
 
-    fn note_id(&mut self, id: &[u8; 16], position: u64) {
-        if position > self.ids_through {
-            self.ids.insert(id, position);
-            self.ids_through = position;
-        }
+    /// Adds the ids of events just published or loaded (ascending positions) to the id
+    /// filter, skipping those [`Index::note_ids`] added already. Unlike it, a gap in the
+    /// positions (events accepted as lost) does not stop it.
+    pub(crate) fn note_published<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = (&'a [u8; 16], u64)>,
+    ) {
+        let noted = self.ids_through;
+        let mut through = noted;
+        let fresh = ids
+            .into_iter()
+            .filter(move |&(_, position)| position > noted)
+            .inspect(|&(_, position)| through = through.max(position));
+        self.ids.insert_all(fresh);
+        self.ids_through = through;
     }
 
     /// Applies a scanned batch of the last segment, checking that every stream's versions
@@ -230,10 +246,20 @@ impl Index {
         path: &Path,
         records: &[ScannedRecord<'_>],
     ) -> Result<(), StoreError> {
-        for record in records {
-            let stream = self.intern_bytes(record.view.stream, path, record.offset)?;
+        let noted = |index: &mut Self, upto: usize| {
+            index.note_published(records[..upto].iter().map(|r| (&r.view.id, r.position)));
+        };
+        for (i, record) in records.iter().enumerate() {
+            let stream = match self.intern_bytes(record.view.stream, path, record.offset) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    noted(self, i);
+                    return Err(e);
+                }
+            };
             let expected = self.streams.count(stream) + 1;
             if record.view.version != expected {
+                noted(self, i);
                 return Err(StoreError::Corrupt {
                     file: path.to_owned(),
                     offset: record.offset,
@@ -247,6 +273,7 @@ impl Index {
             }
             self.push(stream, record.position, record.offset, &record.view.id);
         }
+        noted(self, records.len());
         Ok(())
     }
 

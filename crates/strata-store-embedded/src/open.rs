@@ -467,6 +467,12 @@ fn load_index_file(fs: &dyn Fs, index: &mut Index, segment: &Path) -> Result<(),
             id,
         );
     }
+    index.note_published(
+        file.events
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, id))| (id, first + i as u64)),
+    );
     if let Some(info) = index.segments.last_mut() {
         info.len = segment_len;
         info.offsets.shrink_to_fit();

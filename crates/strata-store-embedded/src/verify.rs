@@ -261,6 +261,7 @@ fn apply_after_gap(
         }
         index.push(stream, record.position, record.offset, &record.view.id);
     }
+    index.note_published(records.iter().map(|r| (&r.view.id, r.position)));
     Ok(())
 }
 

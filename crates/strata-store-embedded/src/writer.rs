@@ -727,6 +727,13 @@ impl Syncer {
                         index.push(stream, staged.first_position + i as u64, *offset, id);
                         self.active_meta.push((stream, *id));
                     }
+                    index.note_published(
+                        staged
+                            .events
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (_, id))| (id, staged.first_position + i as u64)),
+                    );
                 }
                 if let Some(segment) = index.segments.last_mut() {
                     segment.len = segment.len.max(batch.end);

@@ -45,6 +45,25 @@ fn every_inserted_id_is_found_in_every_generation() {
 }
 
 #[test]
+fn inserting_in_groups_sets_the_same_bits_as_one_at_a_time() {
+    // Groups of 16 straddle the generations' boundaries (100, 200, 400, ... ids).
+    let ids: Vec<([u8; 16], u64)> = (0..5_000).map(|i| (id(i), i + 1)).collect();
+    let mut one = IdFilter::with_first_capacity(100);
+    for (id, position) in &ids {
+        one.insert(id, *position);
+    }
+    let mut grouped = IdFilter::with_first_capacity(100);
+    for chunk in ids.chunks(37) {
+        grouped.insert_all(chunk.iter().map(|(id, position)| (id, *position)));
+    }
+    assert_eq!(one.generations.len(), grouped.generations.len());
+    for (a, b) in one.generations.iter().zip(&grouped.generations) {
+        assert_eq!((a.keys, a.positions, a.ids), (b.keys, b.positions, b.ids));
+        assert!(a.blocks == b.blocks);
+    }
+}
+
+#[test]
 fn generations_double_in_capacity_and_tighten_their_target() {
     let mut filter = IdFilter::with_first_capacity(4096);
     for i in 0..4096 * 31 {

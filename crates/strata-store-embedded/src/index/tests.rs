@@ -123,3 +123,29 @@ fn matching_slots_finds_every_match_in_blocks_and_the_remainder() {
     assert!(none.is_empty());
     super::matching_slots(&[], 7, |_| panic!("an empty array matches nothing"));
 }
+
+#[test]
+fn the_writer_notes_only_a_run_that_follows_and_publishing_notes_past_a_gap() {
+    let ids: Vec<[u8; 16]> = (1..=10u8).map(|i| [i; 16]).collect();
+    let at = |from: u64, to: u64| {
+        (from..=to)
+            .map(|p| (&ids[p as usize - 1], p))
+            .collect::<Vec<_>>()
+    };
+    let mut index = Index::default();
+    // Positions 3 and 4 do not follow the last noted one (none): the writer leaves them.
+    index.note_ids(at(3, 4));
+    assert_eq!(index.ids_through, 0);
+    assert!(!index.ids.may_contain(&ids[2]));
+    index.note_ids(at(1, 2));
+    assert_eq!(index.ids_through, 2);
+    // Publishing skips what is noted and goes on past positions accepted as lost (5, 6).
+    let mut published = at(1, 4);
+    published.extend(at(7, 8));
+    index.note_published(published);
+    assert_eq!(index.ids_through, 8);
+    for p in [1, 2, 3, 4, 7, 8] {
+        assert!(index.ids.may_contain(&ids[p - 1]), "position {p}");
+    }
+    assert_eq!(index.ids.maybe_ranges(&ids[0]), [(1, 8)]);
+}
