@@ -206,20 +206,7 @@ impl Index {
     /// written while an earlier one's ids were left to the syncer waits for the syncer
     /// too, since noting it would mark the earlier positions as noted.
     pub(crate) fn note_ids<'a>(&mut self, ids: impl IntoIterator<Item = (&'a [u8; 16], u64)>) {
-        let noted = self.ids_through;
-        let mut through = noted;
-        let run = ids
-            .into_iter()
-            .skip_while(move |&(_, position)| position <= noted)
-            .take_while(|&(_, position)| {
-                let follows = position == through + 1;
-                if follows {
-                    through = position;
-                }
-                follows
-            });
-        self.ids.insert_all(run);
-        self.ids_through = through;
+        self.note(ids, true);
     }
 
     /// Adds the ids of events just published or loaded (ascending positions) to the id
@@ -229,12 +216,27 @@ impl Index {
         &mut self,
         ids: impl IntoIterator<Item = (&'a [u8; 16], u64)>,
     ) {
-        let noted = self.ids_through;
-        let mut through = noted;
-        let fresh = ids
-            .into_iter()
-            .filter(move |&(_, position)| position > noted)
-            .inspect(|&(_, position)| through = through.max(position));
+        self.note(ids, false);
+    }
+
+    /// Hands the filter the ids above the last noted position, all at once, stopping at
+    /// the first that does not follow on if `stop_at_gap`.
+    fn note<'a>(&mut self, ids: impl IntoIterator<Item = (&'a [u8; 16], u64)>, stop_at_gap: bool) {
+        let mut through = self.ids_through;
+        let mut ids = ids.into_iter();
+        let fresh = std::iter::from_fn(|| {
+            for (id, position) in ids.by_ref() {
+                if position <= through {
+                    continue;
+                }
+                if stop_at_gap && position != through + 1 {
+                    return None;
+                }
+                through = position;
+                return Some((id, position));
+            }
+            None
+        });
         self.ids.insert_all(fresh);
         self.ids_through = through;
     }
@@ -246,35 +248,32 @@ impl Index {
         path: &Path,
         records: &[ScannedRecord<'_>],
     ) -> Result<(), StoreError> {
-        let noted = |index: &mut Self, upto: usize| {
-            index.note_published(records[..upto].iter().map(|r| (&r.view.id, r.position)));
-        };
-        for (i, record) in records.iter().enumerate() {
-            let stream = match self.intern_bytes(record.view.stream, path, record.offset) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    noted(self, i);
-                    return Err(e);
+        // The ids of the records pushed go to the filter together, also when a record
+        // is refused partway: the index stays in use after a failed refresh.
+        let mut pushed = 0;
+        let result = (|| {
+            for record in records {
+                let stream = self.intern_bytes(record.view.stream, path, record.offset)?;
+                let expected = self.streams.count(stream) + 1;
+                if record.view.version != expected {
+                    return Err(StoreError::Corrupt {
+                        file: path.to_owned(),
+                        offset: record.offset,
+                        reason: format!(
+                            "event at position {} has version {} in stream {} but {expected} was expected",
+                            record.position,
+                            record.view.version,
+                            self.streams.name(stream)
+                        ),
+                    });
                 }
-            };
-            let expected = self.streams.count(stream) + 1;
-            if record.view.version != expected {
-                noted(self, i);
-                return Err(StoreError::Corrupt {
-                    file: path.to_owned(),
-                    offset: record.offset,
-                    reason: format!(
-                        "event at position {} has version {} in stream {} but {expected} was expected",
-                        record.position,
-                        record.view.version,
-                        self.streams.name(stream)
-                    ),
-                });
+                self.push(stream, record.position, record.offset, &record.view.id);
+                pushed += 1;
             }
-            self.push(stream, record.position, record.offset, &record.view.id);
-        }
-        noted(self, records.len());
-        Ok(())
+            Ok(())
+        })();
+        self.note_published(records[..pushed].iter().map(|r| (&r.view.id, r.position)));
+        result
     }
 
     /// The positions among `positions` (ascending) whose event id may be `id`: those whose
