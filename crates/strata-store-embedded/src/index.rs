@@ -195,6 +195,23 @@ impl Index {
         self.head = position;
     }
 
+    /// Whether the active segment's tables have room for `events` more events without
+    /// growing.
+    pub(crate) fn has_room(&self, events: usize) -> bool {
+        self.segments.last().is_none_or(|segment| {
+            spare(&segment.offsets) >= events && spare(&segment.fingerprints) >= events
+        })
+    }
+
+    /// Grows the active segment's tables, if needed, so that the next `events` pushes
+    /// find their memory allocated and mapped (see [`grow_ahead`]).
+    pub(crate) fn make_room(&mut self, events: usize) {
+        if let Some(segment) = self.segments.last_mut() {
+            grow_ahead(&mut segment.offsets, events);
+            grow_ahead(&mut segment.fingerprints, events);
+        }
+    }
+
     /// Adds the ids of events at `positions` (ascending) to the id filter, skipping any
     /// already there. The writer calls it for a batch it has written, while the syncer's
     /// fdatasync runs, so publishing the batch has its ids to skip; whichever of the two
@@ -370,6 +387,30 @@ impl Index {
             ))
         })
     }
+}
+
+/// Free slots of `v` beyond its length.
+fn spare<T>(v: &Vec<T>) -> usize {
+    v.capacity() - v.len()
+}
+
+/// Makes sure `v` can take `ahead` more elements without growing, and writes the room it
+/// adds once (a default value in each slot, then truncated away).
+///
+/// A vector that grows while a batch is published costs that batch's clients the copy to
+/// the new allocation and the page faults of every fresh page: the kernel zeroes each
+/// page (2 MiB at once where the allocator asks for huge pages) when it is first
+/// touched. Called after the clients are answered, the same work is done while the
+/// syncer waits for the next batch. It at least doubles the capacity, so growing stays
+/// amortized O(1) per element.
+pub(crate) fn grow_ahead<T: Copy + Default>(v: &mut Vec<T>, ahead: usize) {
+    if spare(v) >= ahead {
+        return;
+    }
+    let len = v.len();
+    v.reserve(ahead.max(len));
+    v.resize(v.capacity(), T::default());
+    v.truncate(len);
 }
 
 /// The fingerprint of an event id kept in memory per event.

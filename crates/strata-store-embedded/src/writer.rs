@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Durability;
 use crate::format::{RecordParts, SEGMENT_HEADER_LEN, begin_batch, encode_record, finish_batch};
-use crate::index::{Index, SegmentInfo};
+use crate::index::{Index, SegmentInfo, grow_ahead};
 use crate::io::FileRef;
 use crate::mark::{Mark, write_mark};
 use crate::open::{create_segment, open_file, write_segment_index};
@@ -41,6 +41,10 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 const MAX_BATCH_REQUESTS: usize = 8192;
 /// Written batches the writer may be ahead of the syncer.
 const SYNC_QUEUE: usize = 4;
+/// Events the syncer keeps room for in its per-event tables (the segment index's ids, the
+/// index's offsets and fingerprints), made after answering a group so that the next
+/// group's publishing does not wait for memory (see [`grow_ahead`]).
+const ROOM_AHEAD: usize = 16 * 1024;
 /// The longest the high-water mark stays behind acknowledged events while the store is
 /// open (a crash loses the mark's lag, never events: it only narrows what opening can
 /// tell apart).
@@ -358,6 +362,20 @@ impl Writer {
 
     /// Drops the overlay entries the syncer has published: the index has them now.
     fn forget_published(&mut self, published: u64) {
+        // Everything written is published (always so with one append in flight): empty
+        // the tables at once rather than id by id, unless the id table is so much larger
+        // than its contents (after a burst) that clearing it costs more.
+        if self
+            .written
+            .back()
+            .is_some_and(|&(last, _)| last <= published)
+            && self.unpublished_ids.capacity() <= 16 * self.unpublished_ids.len().max(1024)
+        {
+            self.written.clear();
+            self.overlay.clear();
+            self.unpublished_ids.clear();
+            return;
+        }
         while let Some(&(last, _)) = self.written.front() {
             if last > published {
                 break;
@@ -747,6 +765,17 @@ impl Syncer {
         self.shared.head.send_replace(Position(head));
         for batch in batches {
             answer(batch.replies, batch.outcomes);
+        }
+        self.make_room();
+    }
+
+    /// Grows the tables publishing pushes to, if they are short of [`ROOM_AHEAD`] free
+    /// slots: here, once the group's clients have their answers, rather than while the
+    /// next group's clients wait.
+    fn make_room(&mut self) {
+        grow_ahead(&mut self.active_meta, ROOM_AHEAD);
+        if !self.shared.index.read().has_room(ROOM_AHEAD) {
+            self.shared.index.write().make_room(ROOM_AHEAD);
         }
     }
 

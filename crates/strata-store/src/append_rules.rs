@@ -2,7 +2,7 @@
 //! version, idempotent repeats, and event ids unique across the log. Written once so that
 //! all backends agree; it must not touch storage (backends answer its lookups).
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt as _};
 
 use strata_core::{EventId, ExpectedVersion, NewEvent, Position, StreamName, Timestamp, Version};
 

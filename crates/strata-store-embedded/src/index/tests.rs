@@ -149,3 +149,51 @@ fn the_writer_notes_only_a_run_that_follows_and_publishing_notes_past_a_gap() {
     }
     assert_eq!(index.ids.maybe_ranges(&ids[0]), [(1, 8)]);
 }
+
+#[test]
+fn growing_ahead_keeps_the_contents_and_leaves_the_room_asked_for() {
+    let mut v: Vec<u32> = vec![7, 8, 9];
+    super::grow_ahead(&mut v, 100);
+    assert_eq!(v, [7, 8, 9]);
+    assert!(v.capacity() >= 103, "capacity {}", v.capacity());
+
+    // With room enough, nothing moves.
+    let capacity = v.capacity();
+    let before = v.as_ptr();
+    let room = capacity - v.len();
+    super::grow_ahead(&mut v, room);
+    assert_eq!((v.capacity(), v.as_ptr()), (capacity, before));
+
+    // Short of room, it at least doubles, so pushes stay amortized O(1).
+    v.resize(capacity - 1, 1);
+    super::grow_ahead(&mut v, 2);
+    assert!(
+        v.capacity() >= 2 * (capacity - 1),
+        "capacity {}",
+        v.capacity()
+    );
+    assert_eq!(v.len(), capacity - 1);
+    assert_eq!(&v[..3], [7, 8, 9]);
+}
+
+#[test]
+fn an_index_makes_room_in_its_active_segment_only() {
+    let mut index = Index::default();
+    assert!(index.has_room(1_000_000), "no segment, nothing to grow");
+    index.segments.push(super::SegmentInfo {
+        first_position: 1,
+        path: std::sync::Arc::from(std::path::Path::new("0.seg")),
+        file: std::sync::Arc::new(std::fs::File::open("/dev/null").unwrap()),
+        offsets: vec![1, 2],
+        fingerprints: vec![3, 4],
+        len: 0,
+    });
+    assert!(!index.has_room(64));
+    index.make_room(64);
+    assert!(index.has_room(64));
+    let segment = &index.segments[0];
+    assert_eq!(
+        (segment.offsets.as_slice(), segment.fingerprints.as_slice()),
+        (&[1, 2][..], &[3, 4][..])
+    );
+}
