@@ -467,34 +467,80 @@ pub(crate) struct SegmentIndexFile {
     pub(crate) events: Vec<(u32, u32, [u8; 16])>,
 }
 
-/// Writes a sealed segment's index file (atomically: temp file, then rename). The file is
-/// not fsync'd: a missing or torn index file is detected by its checksum and rebuilt by
-/// scanning the segment.
-pub(crate) fn write_index_file(
+/// Bytes of an index file written with one `pwrite`.
+const INDEX_CHUNK: usize = 256 * 1024;
+
+/// Writes a sealed segment's index file (atomically: temp file, then rename): `streams`
+/// are the names its events refer to by number, `events` each event's stream number,
+/// record offset and id, in position order. The file is not fsync'd: a missing or torn
+/// index file is detected by its checksum and rebuilt by scanning the segment.
+///
+/// It is written in chunks through one small buffer: a segment's table runs to tens of
+/// MiB, and a buffer of its size would be fresh memory, every page of it zeroed by the
+/// kernel, while the syncer seals and the next batches wait.
+pub(crate) fn write_index_file<'a>(
     fs: &dyn Fs,
     path: &Path,
-    index: &SegmentIndexFile,
+    first_position: u64,
+    segment_len: u64,
+    streams: &[&[u8]],
+    events: impl ExactSizeIterator<Item = (u32, u32, &'a [u8; 16])>,
 ) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(40 + index.events.len() * 24);
-    buf.extend_from_slice(INDEX_MAGIC);
-    buf.extend_from_slice(&index.first_position.to_le_bytes());
-    buf.extend_from_slice(&(index.events.len() as u64).to_le_bytes());
-    buf.extend_from_slice(&index.segment_len.to_le_bytes());
-    buf.extend_from_slice(&(index.streams.len() as u32).to_le_bytes());
-    for name in &index.streams {
-        buf.push(name.len() as u8);
-        buf.extend_from_slice(name);
-    }
-    for (stream, offset, id) in &index.events {
-        buf.extend_from_slice(&stream.to_le_bytes());
-        buf.extend_from_slice(&offset.to_le_bytes());
-        buf.extend_from_slice(id);
-    }
-    let crc = crc32c::crc32c(&buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
     let tmp = path.with_extension("idx.tmp");
-    fs.create(&tmp)?.write_all_at(&buf, 0)?;
+    let mut out = ChunkedWriter {
+        file: fs.create(&tmp)?,
+        buf: Vec::with_capacity(INDEX_CHUNK + 256),
+        offset: 0,
+        crc: 0,
+    };
+    out.put(INDEX_MAGIC)?;
+    out.put(&first_position.to_le_bytes())?;
+    out.put(&(events.len() as u64).to_le_bytes())?;
+    out.put(&segment_len.to_le_bytes())?;
+    out.put(&(streams.len() as u32).to_le_bytes())?;
+    for name in streams {
+        out.put(&[name.len() as u8])?;
+        out.put(name)?;
+    }
+    for (stream, offset, id) in events {
+        out.put(&stream.to_le_bytes())?;
+        out.put(&offset.to_le_bytes())?;
+        out.put(id)?;
+    }
+    out.finish()?;
     fs.rename(&tmp, path)
+}
+
+/// Writes a file front to back through one buffer, keeping the CRC32C of what it wrote.
+struct ChunkedWriter {
+    file: FileRef,
+    buf: Vec<u8>,
+    offset: u64,
+    crc: u32,
+}
+
+impl ChunkedWriter {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= INDEX_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, &self.buf);
+        self.file.write_all_at(&self.buf, self.offset)?;
+        self.offset += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes what is buffered, then the CRC32C of everything before it.
+    fn finish(mut self) -> std::io::Result<()> {
+        self.flush()?;
+        self.file.write_all_at(&self.crc.to_le_bytes(), self.offset)
+    }
 }
 
 /// Reads and checks an index file; `Err` says why it cannot be used.

@@ -5,13 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use strata_store::StoreError;
 
 use crate::LostData;
 use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header, segment_header};
-use crate::index::{
-    Index, SegmentIndexFile, SegmentInfo, index_path, read_index_file, write_index_file,
-};
+use crate::index::{Index, SegmentInfo, index_path, read_index_file, write_index_file};
 use crate::io::{FileRef, Fs};
 use crate::mark::{Mark, mark_path, read_mark, write_mark};
 use crate::scan::{TailMode, scan_segment};
@@ -492,27 +491,51 @@ pub(crate) fn write_segment_index(
     let Some(info) = index.segments.last() else {
         return Ok(());
     };
-    let mut local = std::collections::HashMap::new();
-    let mut streams = Vec::new();
-    let mut events = Vec::with_capacity(meta.len());
-    for (&(stream, id), &offset) in meta.iter().zip(&info.offsets) {
-        let next = local.len() as u32;
-        let local_id = *local.entry(stream).or_insert_with(|| {
-            streams.push(index.streams.name(stream).as_bytes().to_vec());
-            next
-        });
-        events.push((local_id, offset, id));
-    }
+    let meta = &meta[..meta.len().min(info.offsets.len())];
+    let mut first_seen = StreamNumbers::default();
+    let streams: Vec<&[u8]> = meta
+        .iter()
+        .filter_map(|&(stream, _)| {
+            let (_, new) = first_seen.number(stream);
+            new.then(|| index.streams.name(stream).as_bytes())
+        })
+        .collect();
+    let mut numbers = StreamNumbers::default();
+    let events = meta
+        .iter()
+        .zip(&info.offsets)
+        .map(move |((stream, id), &offset)| (numbers.number(*stream).0, offset, id));
     write_index_file(
         fs,
         &index_path(segment),
-        &SegmentIndexFile {
-            first_position: info.first_position,
-            segment_len: info.len,
-            streams,
-            events,
-        },
+        info.first_position,
+        info.len,
+        &streams,
+        events,
     )
+}
+
+/// Numbers the streams of a segment's index file in the order they first appear.
+#[derive(Default)]
+struct StreamNumbers {
+    numbers: HashMap<u32, u32>,
+    /// The last stream asked about and its number: neighbouring events mostly share one.
+    last: Option<(u32, u32)>,
+}
+
+impl StreamNumbers {
+    /// The number of the stream with index id `stream`, and whether it is new.
+    fn number(&mut self, stream: u32) -> (u32, bool) {
+        if let Some((id, number)) = self.last
+            && id == stream
+        {
+            return (number, false);
+        }
+        let next = self.numbers.len() as u32;
+        let number = *self.numbers.entry(stream).or_insert(next);
+        self.last = Some((stream, number));
+        (number, number == next)
+    }
 }
 
 /// Brings a read-only index up to date with what the writing process has committed since.

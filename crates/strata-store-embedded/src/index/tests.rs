@@ -197,3 +197,28 @@ fn an_index_makes_room_in_its_active_segment_only() {
         (&[1, 2][..], &[3, 4][..])
     );
 }
+
+#[test]
+fn an_index_file_larger_than_its_write_chunks_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000000000000000001.idx");
+    let streams: [&[u8]; 3] = [b"order-1", b"product-x", b"order-2"];
+    // Over 24 bytes each, far more than one chunk's worth, and not a multiple of it.
+    let events: Vec<(u32, u32, [u8; 16])> = (0..25_003u32)
+        .map(|i| (i % 3, 64 + i * 300, [(i % 251) as u8; 16]))
+        .collect();
+    super::write_index_file(
+        &crate::io::RealFs,
+        &path,
+        7,
+        123_456,
+        &streams,
+        events.iter().map(|(s, o, id)| (*s, *o, id)),
+    )
+    .unwrap();
+    let read = super::read_index_file(&crate::io::RealFs, &path).unwrap();
+    assert_eq!((read.first_position, read.segment_len), (7, 123_456));
+    assert_eq!(read.streams, streams.map(<[u8]>::to_vec));
+    assert_eq!(read.events, events);
+    assert!(!path.with_extension("idx.tmp").exists());
+}
