@@ -18,6 +18,7 @@ mod mark;
 mod open;
 mod options;
 mod read;
+mod room;
 mod scan;
 #[cfg(feature = "simulation")]
 pub mod simulation;

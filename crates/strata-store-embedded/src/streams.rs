@@ -22,6 +22,8 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
+use crate::room::{grow_ahead, spare};
+
 /// Capacities of the pool's slot classes, in positions after the first. Steps of about a
 /// quarter keep the unused tail of a slot small; a move copies at most 64 entries.
 const CLASSES: [u32; 16] = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64];
@@ -346,6 +348,38 @@ impl StreamTable {
         };
         self.pool[(slot + used) as usize] = distance;
         self.records[id as usize].count += 1;
+    }
+
+    /// Whether `more` pushes to stream `id` fit in the memory it has: its own vector's,
+    /// or the pool's spare room for a stream in the pool.
+    pub(crate) fn has_room(&self, id: u32, more: usize) -> bool {
+        match self.own_of(id) {
+            Some(Own::Narrow(rest)) => spare(rest) >= more,
+            Some(Own::Wide(rest)) => spare(rest) >= more,
+            None => spare(&self.pool) >= more,
+        }
+    }
+
+    /// Grows what the next `more` pushes to stream `id` will write to, if it is short of
+    /// room (see [`grow_ahead`]).
+    pub(crate) fn make_room(&mut self, id: u32, more: usize) {
+        let own = match self.records.get(id as usize) {
+            Some(record) if record.count == OWN => self.own.get_mut(record.slot as usize),
+            _ => None,
+        };
+        match own {
+            Some(Own::Narrow(rest)) => grow_ahead(rest, more),
+            Some(Own::Wide(rest)) => grow_ahead(rest, more),
+            None => grow_ahead(&mut self.pool, more),
+        }
+    }
+
+    /// Stream `id`'s own vector, if it left the pool.
+    fn own_of(&self, id: u32) -> Option<&Own> {
+        let record = self.records.get(id as usize)?;
+        (record.count == OWN)
+            .then(|| self.own.get(record.slot as usize))
+            .flatten()
     }
 
     /// Forgets every stream's events, keeping the streams and their ids.

@@ -28,11 +28,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Durability;
 use crate::format::{RecordParts, SEGMENT_HEADER_LEN, begin_batch, encode_record, finish_batch};
-use crate::index::{Index, SegmentInfo, grow_ahead};
+use crate::index::{Index, SegmentInfo};
 use crate::io::FileRef;
 use crate::mark::{Mark, write_mark};
 use crate::open::{create_segment, open_file, write_segment_index};
 use crate::read::{NameCache, decode, read_range};
+use crate::room::grow_ahead;
 use crate::store::Shared;
 
 /// Stop adding appends to a batch past this many bytes.
@@ -194,6 +195,7 @@ pub(crate) fn spawn(
         mark,
         mark_written_at: Instant::now(),
         last_file: None,
+        appended: Vec::new(),
     };
     let syncer = std::thread::Builder::new()
         .name("strata-syncer".to_owned())
@@ -603,6 +605,9 @@ struct Syncer {
     /// The segment of the latest published batch: synced before the mark covers it when
     /// batches are not synced on their own ([`Durability::None`]).
     last_file: Option<(FileRef, Arc<Path>)>,
+    /// The streams of the group being published and how many events each took: the next
+    /// group is likely to append as many to them (see [`Syncer::make_room`]).
+    appended: Vec<(u32, usize)>,
 }
 
 impl Syncer {
@@ -741,6 +746,7 @@ impl Syncer {
                         Some(id) => id,
                         None => index.intern(&staged.stream),
                     };
+                    self.appended.push((stream, staged.events.len()));
                     for (i, (offset, id)) in staged.events.iter().enumerate() {
                         index.push(stream, staged.first_position + i as u64, *offset, id);
                         self.active_meta.push((stream, *id));
@@ -769,14 +775,28 @@ impl Syncer {
         self.make_room();
     }
 
-    /// Grows the tables publishing pushes to, if they are short of [`ROOM_AHEAD`] free
-    /// slots: here, once the group's clients have their answers, rather than while the
-    /// next group's clients wait.
+    /// Grows the tables publishing pushes to, if they are short of room: the per-event
+    /// ones by [`ROOM_AHEAD`] events, the positions of each stream the group appended to
+    /// by as many events as it took. Done here, once the group's clients have their
+    /// answers, rather than while the next group's clients wait.
     fn make_room(&mut self) {
         grow_ahead(&mut self.active_meta, ROOM_AHEAD);
-        if !self.shared.index.read().has_room(ROOM_AHEAD) {
-            self.shared.index.write().make_room(ROOM_AHEAD);
+        let short = {
+            let index = self.shared.index.read();
+            !index.has_room(ROOM_AHEAD)
+                || self
+                    .appended
+                    .iter()
+                    .any(|&(stream, events)| !index.streams.has_room(stream, events))
+        };
+        if short {
+            let mut index = self.shared.index.write();
+            index.make_room(ROOM_AHEAD);
+            for &(stream, events) in &self.appended {
+                index.streams.make_room(stream, events);
+            }
         }
+        self.appended.clear();
     }
 
     fn seal(&mut self, path: &Path) {

@@ -153,7 +153,7 @@ fn the_writer_notes_only_a_run_that_follows_and_publishing_notes_past_a_gap() {
 #[test]
 fn growing_ahead_keeps_the_contents_and_leaves_the_room_asked_for() {
     let mut v: Vec<u32> = vec![7, 8, 9];
-    super::grow_ahead(&mut v, 100);
+    crate::room::grow_ahead(&mut v, 100);
     assert_eq!(v, [7, 8, 9]);
     assert!(v.capacity() >= 103, "capacity {}", v.capacity());
 
@@ -161,12 +161,12 @@ fn growing_ahead_keeps_the_contents_and_leaves_the_room_asked_for() {
     let capacity = v.capacity();
     let before = v.as_ptr();
     let room = capacity - v.len();
-    super::grow_ahead(&mut v, room);
+    crate::room::grow_ahead(&mut v, room);
     assert_eq!((v.capacity(), v.as_ptr()), (capacity, before));
 
     // Short of room, it at least doubles, so pushes stay amortized O(1).
     v.resize(capacity - 1, 1);
-    super::grow_ahead(&mut v, 2);
+    crate::room::grow_ahead(&mut v, 2);
     assert!(
         v.capacity() >= 2 * (capacity - 1),
         "capacity {}",

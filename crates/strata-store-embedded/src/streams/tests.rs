@@ -21,6 +21,8 @@ enum Op {
     Clear,
     /// Packs the pool.
     Compact,
+    /// Makes room for `more` pushes to the stream, as the syncer does between groups.
+    MakeRoom { stream: usize, more: usize },
 }
 
 fn op(streams: usize) -> impl Strategy<Value = Op> {
@@ -32,6 +34,7 @@ fn op(streams: usize) -> impl Strategy<Value = Op> {
         1 => (0..streams).prop_map(|stream| Op::Intern { stream }),
         1 => Just(Op::Clear),
         2 => Just(Op::Compact),
+        2 => (0..streams, 1usize..200).prop_map(|(stream, more)| Op::MakeRoom { stream, more }),
     ]
 }
 
@@ -134,6 +137,13 @@ proptest! {
                     prop_assert_eq!(id, model.entry(name.clone()).or_insert((next, Vec::new())).0);
                 }
                 Op::Compact => table.compact(),
+                Op::MakeRoom { stream, more } => {
+                    let id = table.intern(&names[stream % names.len()]);
+                    let next = model.len() as u32;
+                    model.entry(names[stream % names.len()].clone()).or_insert((next, Vec::new()));
+                    table.make_room(id, more);
+                    prop_assert!(table.has_room(id, more));
+                }
                 Op::Clear => {
                     table.clear_positions();
                     for (_, positions) in model.values_mut() {
