@@ -114,6 +114,44 @@ impl CommandContext {
     }
 }
 
+impl CommandContext {
+    /// [`CommandContext::event_metadata`] as the JSON bytes an event stores: the same
+    /// bytes as serializing that map (keys in order), written without building it.
+    pub fn event_metadata_json(&self, schema_version: u32) -> Vec<u8> {
+        let mut id = Uuid::encode_buffer();
+        let id: &str = self.command_id.hyphenated().encode_lower(&mut id);
+        let metadata = EventMetadata {
+            actor: self.actor.as_deref(),
+            causation_id: self.causation_id.as_deref().unwrap_or(id),
+            command_id: id,
+            correlation_id: self.correlation_id.as_deref().unwrap_or(id),
+            request_digest: self.request_digest.as_deref(),
+            schema_version,
+            tenant: self.tenant.as_deref(),
+        };
+        let mut out = Vec::with_capacity(256);
+        // NOTE: serializing borrowed strings and a number into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut out, &metadata);
+        out
+    }
+}
+
+/// The keys of [`CommandContext::event_metadata`], in the order a `serde_json::Map`
+/// (sorted by key) writes them.
+#[derive(Serialize)]
+struct EventMetadata<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<&'a str>,
+    causation_id: &'a str,
+    command_id: &'a str,
+    correlation_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_digest: Option<&'a str>,
+    schema_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
+}
+
 impl Default for CommandContext {
     fn default() -> Self {
         Self::new()

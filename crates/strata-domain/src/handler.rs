@@ -764,10 +764,7 @@ fn encode_all<A: Aggregate>(
                 id: derived_event_id(context.command_id, i as u32),
                 event_type,
                 data: Bytes::from(data),
-                metadata: Bytes::from(
-                    serde_json::to_vec(&context.event_metadata(schema))
-                        .map_err(|e| CodecError::Encode(e.to_string()))?,
-                ),
+                metadata: Bytes::from(context.event_metadata_json(schema)),
             })
         })
         .collect()

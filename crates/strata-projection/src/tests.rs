@@ -457,3 +457,25 @@ fn an_unhandled_event_is_stepped_over_under_stop_with_nothing_left_behind() {
     assert_eq!(seen, [1, 3]);
     assert_eq!(core.parked_count().unwrap(), 0);
 }
+
+#[test]
+fn a_writer_connection_uses_the_wal_with_a_long_autocheckpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::db::open_writer(&dir.path().join("model.db")).unwrap();
+    let pragma = |name: &str| -> String {
+        conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+            row.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+    };
+    assert_eq!(pragma("journal_mode"), "wal");
+    // NORMAL: a commit is not synced on its own (the model is rebuilt from the log if
+    // the last commits are lost); a checkpoint is.
+    assert_eq!(pragma("synchronous"), "1");
+    assert_eq!(pragma("wal_autocheckpoint"), "4000");
+}

@@ -114,3 +114,26 @@ fn a_context_round_trips_through_json() {
         context
     );
 }
+
+#[test]
+fn the_metadata_bytes_are_those_of_the_metadata_map() {
+    let full = CommandContext {
+        correlation_id: Some("corr \"quoted\" \u{e9}".into()),
+        causation_id: Some("e\\1".into()),
+        tenant: Some("t\n2".into()),
+        request_digest: Some("d".into()),
+        ..CommandContext::with_id(Uuid::now_v7()).actor("ann\u{1}")
+    };
+    let partial = CommandContext {
+        tenant: Some("t".into()),
+        ..CommandContext::new()
+    };
+    for context in [CommandContext::new(), full, partial] {
+        for schema in [0, 1, u32::MAX] {
+            assert_eq!(
+                String::from_utf8(context.event_metadata_json(schema)).unwrap(),
+                serde_json::to_string(&context.event_metadata(schema)).unwrap(),
+            );
+        }
+    }
+}
