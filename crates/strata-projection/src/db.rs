@@ -58,13 +58,6 @@ const STATEMENT_CACHE: usize = 64;
 /// the WAL after the default 2 MiB. It grows only as far as the database does.
 const WRITER_CACHE_KIB: i64 = -32 * 1024;
 
-/// WAL pages after which a writer's commit copies the WAL back into the database (a
-/// passive checkpoint). SQLite's default, 1000, has a live model under steady commands
-/// checkpoint every few seconds, writing out again pages that the next commits change
-/// anyway; a longer WAL lets those rewrites fold into one. Readers find pages in the WAL
-/// through its hash index, so its length hardly costs them.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
-
 /// The `user_version` of a database whose model has been migrated.
 const MIGRATED: i64 = 1;
 
@@ -82,7 +75,6 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, ProjectionError> {
         .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
         .map_err(|e| ProjectionError::sqlite(format!("cannot configure {}", path.display()), e))?;
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
-        .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES))
         .map_err(|e| ProjectionError::sqlite(format!("cannot configure {}", path.display()), e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
