@@ -477,9 +477,7 @@ fn a_writer_connection_uses_the_wal_and_checkpoints_it_often() {
     // NORMAL: a commit is not synced on its own (the model is rebuilt from the log if
     // the last commits are lost); a checkpoint is.
     assert_eq!(pragma("synchronous"), "1");
-    // SQLite's default. Checkpointing every 4000 pages instead saved a live model some
-    // rewrites of hot pages, but each checkpoint then held its commit (and the events
-    // behind it) about four times as long: the p99 lag from command to read model went
-    // from about 7 ms to about 20 (`strata bench all --full`, five runs each).
+    // SQLite's default: it bounds how many pages a checkpoint copies, and so how long it
+    // holds the commit that runs it (and the events waiting behind that commit).
     assert_eq!(pragma("wal_autocheckpoint"), "1000");
 }
