@@ -274,16 +274,12 @@ impl Index {
                 let stream = self.intern_bytes(record.view.stream, path, record.offset)?;
                 let expected = self.streams.count(stream) + 1;
                 if record.view.version != expected {
-                    return Err(StoreError::Corrupt {
-                        file: path.to_owned(),
-                        offset: record.offset,
-                        reason: format!(
-                            "event at position {} has version {} in stream {} but {expected} was expected",
-                            record.position,
-                            record.view.version,
-                            self.streams.name(stream)
-                        ),
-                    });
+                    return Err(version_gap(
+                        path,
+                        record,
+                        self.streams.name(stream),
+                        expected,
+                    ));
                 }
                 self.push(stream, record.position, record.offset, &record.view.id);
                 pushed += 1;
@@ -387,6 +383,23 @@ impl Index {
                 self.head
             ))
         })
+    }
+}
+
+/// The error for a scanned record whose version does not follow its stream's last one.
+pub(crate) fn version_gap(
+    path: &Path,
+    record: &ScannedRecord<'_>,
+    stream: &str,
+    expected: u64,
+) -> StoreError {
+    StoreError::Corrupt {
+        file: path.to_owned(),
+        offset: record.offset,
+        reason: format!(
+            "event at position {} has version {} in stream {stream} but {expected} was expected",
+            record.position, record.view.version,
+        ),
     }
 }
 

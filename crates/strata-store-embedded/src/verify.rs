@@ -8,7 +8,7 @@ use std::sync::Arc;
 use strata_store::StoreError;
 
 use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header};
-use crate::index::{Index, SegmentInfo, index_path, read_index_file};
+use crate::index::{Index, SegmentInfo, index_path, read_index_file, version_gap};
 use crate::io::{FileIo, Fs, RealFs};
 use crate::mark::{mark_path, read_mark};
 use crate::open::{list_segments, open_file};
@@ -248,16 +248,12 @@ fn apply_after_gap(
             .or_insert(record.view.version.saturating_sub(1));
         let expected = skipped + seen + 1;
         if record.view.version != expected {
-            return Err(StoreError::Corrupt {
-                file: path.to_owned(),
-                offset: record.offset,
-                reason: format!(
-                    "event at position {} has version {} in stream {} but {expected} was expected",
-                    record.position,
-                    record.view.version,
-                    index.streams.name(stream)
-                ),
-            });
+            return Err(version_gap(
+                path,
+                record,
+                index.streams.name(stream),
+                expected,
+            ));
         }
         index.push(stream, record.position, record.offset, &record.view.id);
     }
