@@ -35,7 +35,7 @@ pub async fn build_as_of(
     };
     blocking(|| db::remove_database(path))
         .map_err(|e| ProjectionError::io(format!("cannot replace {file}"), e))?;
-    let mut conn = blocking(|| db::open_writer(path))?;
+    let mut conn = blocking(|| db::open_model_writer(path))?;
     blocking(|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         db::create_system_tables(&tx, name, projection.version(), 0)?;

@@ -66,7 +66,7 @@ impl ProjectionCore {
         path: &Path,
         generation: u64,
     ) -> Result<Self, ProjectionError> {
-        let mut conn = db::open_writer(path)?;
+        let mut conn = db::open_model_writer(path)?;
         let context = |what: &str| format!("cannot {what} {}", path.display());
         let migrated =
             db::is_migrated(&conn).map_err(|e| ProjectionError::sqlite(context("read"), e))?;

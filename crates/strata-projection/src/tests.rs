@@ -481,3 +481,36 @@ fn a_writer_connection_uses_the_wal_and_checkpoints_it_often() {
     // holds the commit that runs it (and the events waiting behind that commit).
     assert_eq!(pragma("wal_autocheckpoint"), "1000");
 }
+
+#[test]
+fn a_new_model_database_has_small_pages_and_an_old_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let page_size = |conn: &rusqlite::Connection| -> i64 {
+        conn.pragma_query_value(None, "page_size", |row| row.get(0))
+            .unwrap()
+    };
+    let fresh = dir.path().join("fresh.db");
+    let conn = crate::db::open_model_writer(&fresh).unwrap();
+    conn.execute_batch("CREATE TABLE t (x)").unwrap();
+    assert_eq!(page_size(&conn), 2048);
+    let journal: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+    drop(conn);
+    // A database made with SQLite's default pages opens as it is, rows and all.
+    let old = dir.path().join("old.db");
+    let conn = rusqlite::Connection::open(&old).unwrap();
+    conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    assert_eq!(page_size(&conn), 4096);
+    drop(conn);
+    let conn = crate::db::open_model_writer(&old).unwrap();
+    assert_eq!(page_size(&conn), 4096);
+    let x: i64 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(x, 1);
+    // Other databases (process managers, snapshots) keep SQLite's default.
+    let other = crate::db::open_writer(&dir.path().join("other.db")).unwrap();
+    other.execute_batch("CREATE TABLE t (x)").unwrap();
+    assert_eq!(page_size(&other), 4096);
+}
