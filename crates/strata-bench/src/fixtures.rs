@@ -178,11 +178,11 @@ pub(crate) fn progress_printer(what: &'static str, total: u64) -> impl FnMut(u64
 /// Encodes one of the shop's events as its command handler would: the event's type and
 /// JSON, and the command's metadata.
 pub(crate) fn shop_event<E: EventCodec>(event: &E, context: &CommandContext) -> NewEvent {
-    let (event_type, data) = event.encode().expect("shop events encode");
+    let (event_type, data) = event.encode_bytes().expect("shop events encode");
     let schema = E::schema_version(&event_type);
-    NewEvent::json(
+    NewEvent::raw(
         EventType::new(&event_type).expect("shop event types are valid"),
-        &data,
+        data,
     )
     .with_id(strata_domain::derived_event_id(context.command_id, 0))
     .with_metadata(&context.event_metadata(schema))

@@ -48,6 +48,14 @@ pub enum CodecError {
 pub trait EventCodec: Sized {
     /// The stored type name and the JSON payload.
     fn encode(&self) -> Result<(String, Value), CodecError>;
+    /// The stored type name and the JSON payload as the bytes to store. The default
+    /// writes out what [`EventCodec::encode`] gives; implementations may write the
+    /// payload straight from the event.
+    fn encode_bytes(&self) -> Result<(String, Vec<u8>), CodecError> {
+        let (event_type, data) = self.encode()?;
+        let data = serde_json::to_vec(&data).map_err(|e| CodecError::Encode(e.to_string()))?;
+        Ok((event_type, data))
+    }
     /// Rebuilds an event from its stored type and its payload in the current shape.
     fn decode(event_type: &str, data: Value) -> Result<Self, CodecError>;
 
@@ -78,6 +86,15 @@ pub trait TaggedEvent: Serialize + DeserializeOwned {
     }
 }
 
+/// A tagged event's serialized form, its payload left as the text it was written as.
+#[derive(serde::Deserialize)]
+struct Split<'a> {
+    #[serde(rename = "type", borrow)]
+    event_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
+}
+
 impl<T: TaggedEvent> EventCodec for T {
     fn encode(&self) -> Result<(String, Value), CodecError> {
         let value = serde_json::to_value(self).map_err(|e| CodecError::Encode(e.to_string()))?;
@@ -95,6 +112,23 @@ impl<T: TaggedEvent> EventCodec for T {
             .remove("data")
             .unwrap_or(Value::Object(Default::default()));
         Ok((event_type, data))
+    }
+
+    fn encode_bytes(&self) -> Result<(String, Vec<u8>), CodecError> {
+        // NOTE: the event is written once, as `{"type": ..., "data": ...}`, and the
+        // payload's bytes are cut out of that text: no intermediate `Value` (a map and a
+        // string per field, then written out again). The payload keeps the fields in
+        // their declared order.
+        let tagged = serde_json::to_vec(self).map_err(|e| CodecError::Encode(e.to_string()))?;
+        let split: Split<'_> = serde_json::from_slice(&tagged).map_err(|_| {
+            CodecError::Encode(
+                "a tagged event must serialize to an object with a string \"type\"".to_owned(),
+            )
+        })?;
+        let data = split
+            .data
+            .map_or_else(|| b"{}".to_vec(), |raw| raw.get().as_bytes().to_vec());
+        Ok((split.event_type.into_owned(), data))
     }
 
     fn decode(event_type: &str, data: Value) -> Result<Self, CodecError> {

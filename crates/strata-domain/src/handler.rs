@@ -755,11 +755,10 @@ fn encode_all<A: Aggregate>(
         .iter()
         .enumerate()
         .map(|(i, event)| {
-            let (event_type, data) = event.encode()?;
+            let (event_type, data) = event.encode_bytes()?;
             let schema = <A::Event as EventCodec>::schema_version(&event_type);
             let event_type =
                 EventType::new(&event_type).map_err(|e| CodecError::Encode(e.to_string()))?;
-            let data = serde_json::to_vec(&data).map_err(|e| CodecError::Encode(e.to_string()))?;
             Ok(NewEvent {
                 id: derived_event_id(context.command_id, i as u32),
                 event_type,

@@ -147,6 +147,65 @@ fn what_is_not_a_tagged_enum_does_not_encode() {
         NumberTag { r#type: 1 }.encode(),
         Err(CodecError::Encode(_))
     ));
+    assert!(matches!(Bare(1).encode_bytes(), Err(CodecError::Encode(_))));
+    assert!(matches!(
+        NumberTag { r#type: 1 }.encode_bytes(),
+        Err(CodecError::Encode(_))
+    ));
+}
+
+#[test]
+fn the_payload_bytes_are_the_payload_as_serde_writes_it() {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type", content = "data")]
+    enum Written {
+        #[serde(rename = "say \"hi\"")]
+        Said {
+            zebra: String,
+            apple: Vec<u32>,
+            inner: Size,
+        },
+    }
+    impl TaggedEvent for Written {}
+
+    let cases = [
+        (
+            Event::Poured {
+                litres: 2,
+                size: Size::Large,
+            },
+            "poured",
+            r#"{"litres":2,"size":"large"}"#,
+        ),
+        (Event::Renamed("m\"ug".into()), "renamed", r#""m\"ug""#),
+        (Event::Emptied, "emptied", "{}"),
+        (Event::Nothing {}, "nothing", "{}"),
+    ];
+    for (event, event_type, data) in cases {
+        let (stored_type, bytes) = event.encode_bytes().unwrap();
+        assert_eq!(stored_type, event_type);
+        assert_eq!(std::str::from_utf8(&bytes).unwrap(), data);
+        // The same payload as the `Value` form, and it reads back.
+        assert_eq!(
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+            event.encode().unwrap().1
+        );
+        assert_eq!(Event::decode_bytes(event_type, &bytes).unwrap(), event);
+    }
+    // Fields in their declared order (the `Value` form sorts them), a type name with
+    // an escape.
+    let said = Written::Said {
+        zebra: "z\n".into(),
+        apple: vec![1, 2],
+        inner: Size::Small,
+    };
+    let (stored_type, bytes) = said.encode_bytes().unwrap();
+    assert_eq!(stored_type, "say \"hi\"");
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        r#"{"zebra":"z\n","apple":[1,2],"inner":"small"}"#
+    );
+    assert_eq!(Written::decode_bytes(&stored_type, &bytes).unwrap(), said);
 }
 
 fn times_hundred(data: Value) -> Value {
