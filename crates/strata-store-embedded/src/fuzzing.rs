@@ -168,7 +168,7 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 
 /// Decodes a segment index file (`.idx`) as opening a store reads it.
 pub fn decode_index_file(bytes: &[u8]) -> Result<(), String> {
-    crate::index::decode_index_file(bytes).map(drop)
+    crate::index::decode_index_file(bytes.to_vec()).map(drop)
 }
 
 /// Decodes a high-water mark file as opening a store reads it.

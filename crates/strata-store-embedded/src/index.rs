@@ -448,13 +448,47 @@ pub(crate) fn index_path(segment: &Path) -> PathBuf {
     segment.with_extension("idx")
 }
 
-/// What a sealed segment's index file holds.
+/// What a sealed segment's index file holds, read from the file's checked bytes where
+/// they lie: opening a store reads one of these per segment, and a copy of its tables
+/// (about the file's size again, and an allocation per stream name) would be freed
+/// memory the allocator keeps resident after the open.
 pub(crate) struct SegmentIndexFile {
     pub(crate) first_position: u64,
     pub(crate) segment_len: u64,
-    pub(crate) streams: Vec<Vec<u8>>,
-    /// Per event: stream (index into `streams`), record offset, id.
-    pub(crate) events: Vec<(u32, u32, [u8; 16])>,
+    bytes: Vec<u8>,
+    /// Where each stream's name lies in `bytes`.
+    names: Vec<(u32, u8)>,
+    /// Where the event table starts in `bytes`.
+    table: usize,
+}
+
+impl SegmentIndexFile {
+    /// The name of stream number `stream`.
+    pub(crate) fn stream(&self, stream: u32) -> Option<&[u8]> {
+        let &(at, len) = self.names.get(stream as usize)?;
+        self.bytes.get(at as usize..at as usize + len as usize)
+    }
+
+    /// The stream names, in number order.
+    pub(crate) fn streams(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.names
+            .iter()
+            .map(|&(at, len)| &self.bytes[at as usize..at as usize + len as usize])
+    }
+
+    /// Per event: its stream's number, its record's offset, its id.
+    pub(crate) fn events(&self) -> impl ExactSizeIterator<Item = (u32, u32, &[u8; 16])> {
+        let table = &self.bytes[self.table..self.bytes.len() - 4];
+        table.chunks_exact(24).map(|chunk| {
+            let (stream, rest) = chunk.split_at(4);
+            let (offset, id) = rest.split_at(4);
+            (
+                u32::from_le_bytes(stream.try_into().unwrap_or_default()),
+                u32::from_le_bytes(offset.try_into().unwrap_or_default()),
+                id.try_into().unwrap_or(&[0; 16]),
+            )
+        })
+    }
 }
 
 /// Bytes of an index file written with one `pwrite`.
@@ -536,11 +570,11 @@ impl ChunkedWriter {
 /// Reads and checks an index file; `Err` says why it cannot be used.
 pub(crate) fn read_index_file(fs: &dyn Fs, path: &Path) -> Result<SegmentIndexFile, String> {
     let bytes = fs.read(path).map_err(|e| e.to_string())?;
-    decode_index_file(&bytes)
+    decode_index_file(bytes)
 }
 
-/// Decodes and checks the bytes of an index file.
-pub(crate) fn decode_index_file(bytes: &[u8]) -> Result<SegmentIndexFile, String> {
+/// Checks the bytes of an index file and finds its tables in them.
+pub(crate) fn decode_index_file(bytes: Vec<u8>) -> Result<SegmentIndexFile, String> {
     if bytes.len() < 40 || &bytes[..8] != INDEX_MAGIC {
         return Err("not an index file".to_owned());
     }
@@ -555,34 +589,32 @@ pub(crate) fn decode_index_file(bytes: &[u8]) -> Result<SegmentIndexFile, String
     let segment_len = u64_at(24);
     let stream_count = u32::from_le_bytes(body[32..36].try_into().unwrap_or_default()) as usize;
     let mut at = 36;
-    let mut streams = Vec::with_capacity(stream_count.min(body.len()));
+    let mut names = Vec::with_capacity(stream_count.min(body.len()));
     for _ in 0..stream_count {
-        let len = *body.get(at).ok_or("truncated stream table")? as usize;
-        let name = body
-            .get(at + 1..at + 1 + len)
-            .ok_or("truncated stream table")?;
-        streams.push(name.to_vec());
-        at += 1 + len;
+        let len = *body.get(at).ok_or("truncated stream table")?;
+        if body.len() < at + 1 + len as usize {
+            return Err("truncated stream table".to_owned());
+        }
+        let start = u32::try_from(at + 1).map_err(|_| "index file too large".to_owned())?;
+        names.push((start, len));
+        at += 1 + len as usize;
     }
     // A count so large that its table's length overflows is as wrong as any other.
     if count.checked_mul(24) != Some(body.len() - at) {
         return Err("event table length does not match its count".to_owned());
     }
-    let mut events = Vec::with_capacity(count);
     for chunk in body[at..].chunks_exact(24) {
         let stream = u32::from_le_bytes(chunk[0..4].try_into().unwrap_or_default());
-        if stream as usize >= streams.len() {
+        if stream as usize >= names.len() {
             return Err("event names a stream outside the table".to_owned());
         }
-        let offset = u32::from_le_bytes(chunk[4..8].try_into().unwrap_or_default());
-        let id: [u8; 16] = chunk[8..24].try_into().unwrap_or_default();
-        events.push((stream, offset, id));
     }
     Ok(SegmentIndexFile {
         first_position,
         segment_len,
-        streams,
-        events,
+        bytes,
+        names,
+        table: at,
     })
 }
 

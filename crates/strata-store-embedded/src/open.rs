@@ -440,7 +440,7 @@ fn load_index_file(fs: &dyn Fs, index: &mut Index, segment: &Path) -> Result<(),
         return Err("index file does not match its segment".to_owned());
     }
     let mut previous = 0u32;
-    for &(_, offset, _) in &file.events {
+    for (_, offset, _) in file.events() {
         if u64::from(offset) < SEGMENT_HEADER_LEN
             || u64::from(offset) >= segment_len
             || offset <= previous
@@ -449,8 +449,8 @@ fn load_index_file(fs: &dyn Fs, index: &mut Index, segment: &Path) -> Result<(),
         }
         previous = offset;
     }
-    let mut ids = Vec::with_capacity(file.streams.len());
-    for name in &file.streams {
+    let mut ids = Vec::with_capacity(file.streams().len());
+    for name in file.streams() {
         ids.push(
             index
                 .intern_bytes(name, segment, 0)
@@ -458,17 +458,16 @@ fn load_index_file(fs: &dyn Fs, index: &mut Index, segment: &Path) -> Result<(),
         );
     }
     let first = file.first_position;
-    for (i, (stream, offset, id)) in file.events.iter().enumerate() {
+    for (i, (stream, offset, id)) in file.events().enumerate() {
         index.push(
-            ids[*stream as usize],
+            ids[stream as usize],
             first + i as u64,
-            u64::from(*offset),
+            u64::from(offset),
             id,
         );
     }
     index.note_published(
-        file.events
-            .iter()
+        file.events()
             .enumerate()
             .map(|(i, (_, _, id))| (id, first + i as u64)),
     );

@@ -302,23 +302,23 @@ fn check_index_file(
         ));
         return;
     }
-    if idx.events.len() != scanned.len() {
+    if idx.events().len() != scanned.len() {
         report.problems.push(problem(
             &path,
             0,
             format!(
                 "index file lists {} events but the segment holds {}",
-                idx.events.len(),
+                idx.events().len(),
                 scanned.len()
             ),
         ));
         return;
     }
     for (i, ((stream, offset, id), (s_stream, s_offset, s_id))) in
-        idx.events.iter().zip(scanned).enumerate()
+        idx.events().zip(scanned).enumerate()
     {
-        let name = idx.streams.get(*stream as usize);
-        if name != Some(s_stream) || offset != s_offset || id != s_id {
+        let name = idx.stream(stream);
+        if name != Some(s_stream.as_slice()) || offset != *s_offset || id != s_id {
             report.problems.push(problem(
                 &path,
                 0,

@@ -99,7 +99,7 @@ fn an_index_file_with_an_overflowing_event_count_is_refused() {
         let crc = crc32c::crc32c(&file);
         file.extend_from_slice(&crc.to_le_bytes());
         assert_eq!(
-            super::decode_index_file(&file).err().as_deref(),
+            super::decode_index_file(file).err().as_deref(),
             Some("event table length does not match its count"),
             "count {count}"
         );
@@ -218,7 +218,13 @@ fn an_index_file_larger_than_its_write_chunks_reads_back_whole() {
     .unwrap();
     let read = super::read_index_file(&crate::io::RealFs, &path).unwrap();
     assert_eq!((read.first_position, read.segment_len), (7, 123_456));
-    assert_eq!(read.streams, streams.map(<[u8]>::to_vec));
-    assert_eq!(read.events, events);
+    assert_eq!(read.streams().collect::<Vec<_>>(), streams);
+    assert_eq!(
+        read.events()
+            .map(|(s, o, id)| (s, o, *id))
+            .collect::<Vec<_>>(),
+        events
+    );
+    assert_eq!(read.stream(streams.len() as u32), None);
     assert!(!path.with_extension("idx.tmp").exists());
 }
