@@ -363,11 +363,7 @@ impl StreamTable {
     /// Grows what the next `more` pushes to stream `id` will write to, if it is short of
     /// room (see [`grow_ahead`]).
     pub(crate) fn make_room(&mut self, id: u32, more: usize) {
-        let own = match self.records.get(id as usize) {
-            Some(record) if record.count == OWN => self.own.get_mut(record.slot as usize),
-            _ => None,
-        };
-        match own {
+        match self.own_slot(id).and_then(|slot| self.own.get_mut(slot)) {
             Some(Own::Narrow(rest)) => grow_ahead(rest, more),
             Some(Own::Wide(rest)) => grow_ahead(rest, more),
             None => grow_ahead(&mut self.pool, more),
@@ -376,10 +372,13 @@ impl StreamTable {
 
     /// Stream `id`'s own vector, if it left the pool.
     fn own_of(&self, id: u32) -> Option<&Own> {
+        self.own.get(self.own_slot(id)?)
+    }
+
+    /// The slot of stream `id`'s own vector, if it left the pool.
+    fn own_slot(&self, id: u32) -> Option<usize> {
         let record = self.records.get(id as usize)?;
-        (record.count == OWN)
-            .then(|| self.own.get(record.slot as usize))
-            .flatten()
+        (record.count == OWN).then_some(record.slot as usize)
     }
 
     /// Forgets every stream's events, keeping the streams and their ids.
