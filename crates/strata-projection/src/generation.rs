@@ -14,7 +14,7 @@ use strata_core::Position;
 use crate::core::ProjectionCore;
 use crate::lane::Lane;
 use crate::meta::GenerationId;
-use crate::worker::Worker;
+use crate::worker::{Priority, Worker};
 use crate::{ProjectionError, SqliteProjection, db};
 
 /// Idle read connections kept per generation.
@@ -71,9 +71,11 @@ impl Generation {
         };
         let path = self.path.clone();
         let generation = self.id.generation;
-        let worker = Worker::spawn(format!("strata-projection-{}", self.name), move || {
-            ProjectionCore::open(projection, &path, generation)
-        })?;
+        let worker = Worker::spawn(
+            format!("strata-projection-{}", self.name),
+            Priority::Background,
+            move || ProjectionCore::open(projection, &path, generation),
+        )?;
         let worker = Arc::new(worker);
         let (checkpoint, parked) =
             worker.call_blocking(|core| (core.checkpoint(), core.parked_count()))?;

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use strata_core::{StreamName, Version};
 use strata_domain::{Snapshot, SnapshotError, SnapshotStore};
 
-use crate::worker::Worker;
+use crate::worker::{Priority, Worker};
 use crate::{ProjectionError, db};
 
 /// Snapshots kept in a SQLite database: one row per stream, replaced only by a snapshot
@@ -27,7 +27,7 @@ impl SqliteSnapshots {
                 ProjectionError::io(format!("cannot create {}", parent.display()), e)
             })?;
         }
-        let worker = Worker::spawn("strata-snapshots".to_owned(), move || {
+        let worker = Worker::spawn("strata-snapshots".to_owned(), Priority::Normal, move || {
             let conn = db::open_writer(&path)?;
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS snapshots (

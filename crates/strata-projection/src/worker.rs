@@ -3,6 +3,12 @@
 //!
 //! It must not hold anything async: jobs are plain closures and answers go back through
 //! oneshot channels.
+//!
+//! A read model's or a process manager's thread runs at a lower CPU priority than the
+//! threads that answer requests ([`Priority::Background`]): on a busy machine, a command
+//! waiting for its acknowledgement is not held up behind a read model's commit, which can
+//! wait a few milliseconds. Measured in docs/benchmarks.md ("Read-model threads behind the
+//! request path").
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -14,6 +20,57 @@ use crate::ProjectionError;
 
 type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
+/// How much lower than the rest of the process a background worker runs: the nice value
+/// it adds (a nice-10 thread gets about a tenth of the CPU time of a nice-0 one when both
+/// want it, and all of it when nothing else does).
+pub(crate) const BACKGROUND_NICE: i32 = 10;
+/// The highest nice value there is.
+const MAX_NICE: i32 = 19;
+
+/// How a worker thread competes for the CPU with the rest of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Priority {
+    /// Like every other thread: work a request waits for (the snapshot store's).
+    Normal,
+    /// [`BACKGROUND_NICE`] behind the rest: work no request waits for (read models,
+    /// process managers).
+    Background,
+}
+
+impl Priority {
+    /// Applies this priority to the calling thread. Failing to lower it is not an error:
+    /// the worker runs as it is, and a debug line says why.
+    fn apply(self, name: &str) {
+        if self == Priority::Background
+            && let Err(err) = lower_priority()
+        {
+            tracing::debug!(thread = name, error = %err, "cannot lower the thread's CPU priority");
+        }
+    }
+}
+
+/// Adds [`BACKGROUND_NICE`] to the calling thread's nice value (at most [`MAX_NICE`]).
+///
+/// On Linux a nice value belongs to a thread, and `setpriority(PRIO_PROCESS, 0)` names the
+/// calling thread: the rest of the process keeps its own. Lowering one's own priority
+/// needs no privilege.
+#[cfg(target_os = "linux")]
+fn lower_priority() -> std::io::Result<()> {
+    let nice = rustix::process::getpriority_process(None)?;
+    let lower = nice.saturating_add(BACKGROUND_NICE).min(MAX_NICE);
+    if lower > nice {
+        rustix::process::setpriority_process(None, lower)?;
+    }
+    Ok(())
+}
+
+/// Elsewhere a nice value may be the whole process's: the thread keeps the process's
+/// priority.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() -> std::io::Result<()> {
+    Ok(())
+}
+
 /// A thread owning a state `S`; [`Worker::call`] runs a closure on it. Jobs run one at a
 /// time in submission order. Dropping the worker lets the thread finish its queue and end.
 pub(crate) struct Worker<S> {
@@ -22,16 +79,21 @@ pub(crate) struct Worker<S> {
 }
 
 impl<S: Send + 'static> Worker<S> {
-    /// Starts the thread and builds the state on it; fails if `init` fails.
-    pub(crate) fn spawn<F>(name: String, init: F) -> Result<Self, ProjectionError>
+    /// Starts the thread at `priority` and builds the state on it; fails if `init` fails.
+    pub(crate) fn spawn<F>(
+        name: String,
+        priority: Priority,
+        init: F,
+    ) -> Result<Self, ProjectionError>
     where
         F: FnOnce() -> Result<S, ProjectionError> + Send + 'static,
     {
         let (jobs, rx) = mpsc::channel::<Job<S>>();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
-            .name(name)
+            .name(name.clone())
             .spawn(move || {
+                priority.apply(&name);
                 let mut state = match init() {
                     Ok(state) => {
                         let _ = ready_tx.send(Ok(()));
@@ -120,3 +182,6 @@ impl<S> Drop for Worker<S> {
         drop(self.jobs.lock().take());
     }
 }
+
+#[cfg(test)]
+mod tests;

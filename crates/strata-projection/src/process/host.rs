@@ -26,7 +26,7 @@ use crate::lane::{Lane, WaitEnd, wait_error};
 use crate::lease::{Fence, Leases};
 use crate::registry::{Registry, validate_name};
 use crate::supervise::{Exit, Sink};
-use crate::worker::Worker;
+use crate::worker::{Priority, Worker};
 use crate::{ProcessStatus, ProjectionError, StopCause};
 
 /// Outbox entries read per round of sending.
@@ -99,6 +99,7 @@ impl Slot {
         let file = path.to_owned();
         let worker = Arc::new(Worker::spawn(
             format!("strata-process-{}", self.manager.name()),
+            Priority::Background,
             move || ProcessCore::open(manager, &file),
         )?);
         let (checkpoint, counts) =
