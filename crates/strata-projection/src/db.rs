@@ -1,14 +1,16 @@
-//! Opening read databases and the bookkeeping tables every one of them holds
-//! (`strata_checkpoint`, `strata_parked`, `strata_model`).
+//! Opening read databases, pooling read-only connections to them ([`Readers`]), and the
+//! bookkeeping tables every one of them holds (`strata_checkpoint`, `strata_parked`,
+//! `strata_model`).
 //!
 //! NOTE: read databases run in WAL mode with `synchronous=NORMAL`: a power loss may lose
 //! the last few commits, but never tears one, and the checkpoint lives in the same
 //! database as the model, so a lost commit only rewinds both together and the runner
 //! re-applies those events from the event log, which is the source of truth.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use strata_core::{Position, Timestamp};
 
@@ -114,6 +116,51 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, ProjectionError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| ProjectionError::sqlite(format!("cannot configure {}", path.display()), e))?;
     Ok(conn)
+}
+
+/// Idle read-only connections kept per database.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Read-only connections to one database, opened when none is idle and kept (up to
+/// [`MAX_IDLE_READERS`]) for the next read.
+pub(crate) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// No connection yet; the first read opens one.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on an idle connection, or on a new one if none is idle (blocking the
+    /// calling thread). The connection is kept for the next read if `keep` says so.
+    pub(crate) fn read<T>(
+        &self,
+        keep: impl FnOnce() -> bool,
+        f: impl FnOnce(&Connection) -> T,
+    ) -> Result<T, ProjectionError> {
+        let idle = self.idle.lock().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE_READERS && keep() {
+            idle.push(conn);
+        }
+        Ok(out)
+    }
+
+    /// Closes the idle connections.
+    pub(crate) fn clear(&self) {
+        self.idle.lock().clear();
+    }
 }
 
 /// Whether the database was already migrated.

@@ -17,9 +17,6 @@ use crate::meta::GenerationId;
 use crate::worker::{Priority, Worker};
 use crate::{ProjectionError, SqliteProjection, db};
 
-/// Idle read connections kept per generation.
-const MAX_IDLE_READERS: usize = 4;
-
 pub(crate) struct Generation {
     pub(crate) name: &'static str,
     pub(crate) id: GenerationId,
@@ -32,7 +29,7 @@ pub(crate) struct Generation {
     /// Events in the dead-letter table.
     pub(crate) parked: AtomicU64,
     writer: Mutex<Option<Arc<Worker<ProjectionCore>>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: db::Readers,
     retired: AtomicBool,
 }
 
@@ -47,12 +44,12 @@ impl Generation {
         Self {
             name,
             id,
+            readers: db::Readers::new(path.clone()),
             path,
             projection,
             lane: Lane::new(Position::ZERO),
             parked: AtomicU64::new(0),
             writer: Mutex::new(None),
-            readers: Mutex::new(Vec::new()),
             retired: AtomicBool::new(false),
         }
     }
@@ -122,17 +119,8 @@ impl Generation {
         &self,
         f: impl FnOnce(&Connection) -> T,
     ) -> Result<T, ProjectionError> {
-        let conn = self.readers.lock().pop();
-        let conn = match conn {
-            Some(conn) => conn,
-            None => db::open_reader(&self.path)?,
-        };
-        let out = f(&conn);
-        let mut readers = self.readers.lock();
-        if readers.len() < MAX_IDLE_READERS && !self.retired.load(Ordering::Acquire) {
-            readers.push(conn);
-        }
-        Ok(out)
+        self.readers
+            .read(|| !self.retired.load(Ordering::Acquire), f)
     }
 
     /// Whether the generation was replaced (or given up).
@@ -145,13 +133,13 @@ impl Generation {
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
         self.lane.ask_stop();
-        self.readers.lock().clear();
+        self.readers.clear();
     }
 }
 
 impl Drop for Generation {
     fn drop(&mut self) {
-        self.readers.get_mut().clear();
+        self.readers.clear();
         if let Some(writer) = self.writer.get_mut().take() {
             // Join the writer so its connection is closed before the file goes.
             if let Some(thread) = writer.close() {

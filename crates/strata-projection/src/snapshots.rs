@@ -1,20 +1,16 @@
 //! [`SqliteSnapshots`]: durable aggregate snapshots in one SQLite table (the latest per
 //! stream), for the command side. It must not interpret the snapshot state.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use strata_core::{StreamName, Version};
 use strata_domain::{Snapshot, SnapshotError, SnapshotStore};
 
 use crate::worker::{Priority, Worker};
 use crate::{ProjectionError, db};
-
-/// Read-only connections kept open for loads.
-const MAX_IDLE_READERS: usize = 4;
 
 /// Snapshots kept in a SQLite database: one row per stream, replaced only by a snapshot
 /// of the same or a later stream version. Saves run on one dedicated writer thread; a
@@ -23,9 +19,8 @@ const MAX_IDLE_READERS: usize = 4;
 /// the two thread hand-offs of a trip to the writer.
 pub struct SqliteSnapshots {
     worker: Worker<Connection>,
-    path: PathBuf,
-    /// Idle read-only connections.
-    readers: Mutex<Vec<Connection>>,
+    /// Read-only connections for loads.
+    readers: db::Readers,
 }
 
 impl SqliteSnapshots {
@@ -54,24 +49,8 @@ impl SqliteSnapshots {
         })?;
         Ok(Self {
             worker,
-            path,
-            readers: Mutex::new(Vec::new()),
+            readers: db::Readers::new(path),
         })
-    }
-
-    /// Runs `f` on an idle read-only connection, opening one if none is idle.
-    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> Result<T, ProjectionError> {
-        let idle = self.readers.lock().pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => db::open_reader(&self.path)?,
-        };
-        let out = f(&conn);
-        let mut readers = self.readers.lock();
-        if readers.len() < MAX_IDLE_READERS {
-            readers.push(conn);
-        }
-        Ok(out)
     }
 }
 
@@ -85,22 +64,27 @@ impl SnapshotStore for SqliteSnapshots {
     // answered from SQLite's page cache, takes less than waking the writer thread and
     // being woken by it.
     async fn load(&self, stream: &StreamName) -> Result<Option<Snapshot>, SnapshotError> {
-        self.with_reader(|conn| {
-            conn.prepare_cached(
-                "SELECT version, schema_version, state FROM snapshots WHERE stream = ?1",
-            )?
-            .query_row([stream.as_str()], |row| {
-                Ok(Snapshot {
-                    stream: stream.clone(),
-                    version: Version(row.get::<_, i64>(0)?.max(0) as u64),
-                    schema_version: row.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
-                    state: Bytes::from(row.get::<_, Vec<u8>>(2)?),
-                })
-            })
-            .optional()
-        })
-        .map_err(storage)?
-        .map_err(storage)
+        self.readers
+            .read(
+                || true,
+                |conn| {
+                    conn.prepare_cached(
+                        "SELECT version, schema_version, state FROM snapshots WHERE stream = ?1",
+                    )?
+                    .query_row([stream.as_str()], |row| {
+                        Ok(Snapshot {
+                            stream: stream.clone(),
+                            version: Version(row.get::<_, i64>(0)?.max(0) as u64),
+                            schema_version: row.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX))
+                                as u32,
+                            state: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+                        })
+                    })
+                    .optional()
+                },
+            )
+            .map_err(storage)?
+            .map_err(storage)
     }
 
     async fn save(&self, snapshot: Snapshot) -> Result<(), SnapshotError> {
