@@ -134,13 +134,19 @@ async fn the_redis_catalog_equals_the_sqlite_catalog() {
     shop.receive_stock("tea", 5, &ctx()).await.unwrap();
     shop.change_price("cup", Money(350), &ctx()).await.unwrap();
     // Orders that checkout confirms (stock committed) or cancels (stock released).
+    let mut placed = Vec::new();
     for (order, sku, quantity) in [("o1", "mug", 4), ("o2", "cup", 2), ("o3", "cup", 5)] {
         shop.create_order(order, "ada", &ctx()).await.unwrap();
         shop.add_line(order, sku, quantity, &ctx()).await.unwrap();
-        shop.place(order, &ctx()).await.unwrap();
+        let outcome = shop.place(order, &ctx()).await.unwrap();
+        placed.push((order, outcome.position));
     }
-    for order in ["o1", "o2", "o3"] {
-        let view = shop.settled_order(order, None, SETTLE).await.unwrap();
+    // Read-your-writes: each order is read once the orders model has its placing.
+    for (order, position) in placed {
+        let view = shop
+            .settled_order(order, Some(position), SETTLE)
+            .await
+            .unwrap();
         assert_ne!(view.status, OrderStatus::Placed, "{order} did not settle");
     }
     // Checkout may still commit reservations after the order settled.
