@@ -60,9 +60,8 @@ fn storage(err: impl std::error::Error + Send + Sync + 'static) -> SnapshotError
 
 #[async_trait]
 impl SnapshotStore for SqliteSnapshots {
-    // NOTE: inline on the caller's thread: one lookup by primary key in a small table,
-    // answered from SQLite's page cache, takes less than waking the writer thread and
-    // being woken by it.
+    // NOTE: inline on the caller's thread: one lookup by primary key, its pages almost
+    // always cached, takes less than waking the writer thread and being woken by it.
     async fn load(&self, stream: &StreamName) -> Result<Option<Snapshot>, SnapshotError> {
         self.readers
             .read(
