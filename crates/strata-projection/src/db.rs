@@ -8,6 +8,7 @@
 //! re-applies those events from the event log, which is the source of truth.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -122,10 +123,11 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, ProjectionError> {
 const MAX_IDLE_READERS: usize = 4;
 
 /// Read-only connections to one database, opened when none is idle and kept (up to
-/// [`MAX_IDLE_READERS`]) for the next read.
+/// [`MAX_IDLE_READERS`]) for the next read until [`Readers::close`].
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
 }
 
 impl Readers {
@@ -134,16 +136,13 @@ impl Readers {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         }
     }
 
     /// Runs `f` on an idle connection, or on a new one if none is idle (blocking the
-    /// calling thread). The connection is kept for the next read if `keep` says so.
-    pub(crate) fn read<T>(
-        &self,
-        keep: impl FnOnce() -> bool,
-        f: impl FnOnce(&Connection) -> T,
-    ) -> Result<T, ProjectionError> {
+    /// calling thread). The connection is kept for the next read unless closed.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> T) -> Result<T, ProjectionError> {
         let idle = self.idle.lock().pop();
         let conn = match idle {
             Some(conn) => conn,
@@ -151,14 +150,15 @@ impl Readers {
         };
         let out = f(&conn);
         let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE_READERS && keep() {
+        if idle.len() < MAX_IDLE_READERS && !self.closed.load(Ordering::Acquire) {
             idle.push(conn);
         }
         Ok(out)
     }
 
-    /// Closes the idle connections.
-    pub(crate) fn clear(&self) {
+    /// Closes the idle connections; a read still running closes its own when it ends.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         self.idle.lock().clear();
     }
 }

@@ -119,8 +119,7 @@ impl Generation {
         &self,
         f: impl FnOnce(&Connection) -> T,
     ) -> Result<T, ProjectionError> {
-        self.readers
-            .read(|| !self.retired.load(Ordering::Acquire), f)
+        self.readers.read(f)
     }
 
     /// Whether the generation was replaced (or given up).
@@ -133,13 +132,13 @@ impl Generation {
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
         self.lane.ask_stop();
-        self.readers.clear();
+        self.readers.close();
     }
 }
 
 impl Drop for Generation {
     fn drop(&mut self) {
-        self.readers.clear();
+        self.readers.close();
         if let Some(writer) = self.writer.get_mut().take() {
             // Join the writer so its connection is closed before the file goes.
             if let Some(thread) = writer.close() {

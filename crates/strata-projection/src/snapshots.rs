@@ -32,9 +32,8 @@ impl SqliteSnapshots {
                 ProjectionError::io(format!("cannot create {}", parent.display()), e)
             })?;
         }
-        let file = path.clone();
+        let readers = db::Readers::new(path.clone());
         let worker = Worker::spawn("strata-snapshots".to_owned(), Priority::Normal, move || {
-            let path = file;
             let conn = db::open_writer(&path)?;
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS snapshots (
@@ -47,10 +46,7 @@ impl SqliteSnapshots {
             .map_err(|e| ProjectionError::sqlite(format!("cannot set up {}", path.display()), e))?;
             Ok(conn)
         })?;
-        Ok(Self {
-            worker,
-            readers: db::Readers::new(path),
-        })
+        Ok(Self { worker, readers })
     }
 }
 
@@ -64,24 +60,20 @@ impl SnapshotStore for SqliteSnapshots {
     // always cached, takes less than waking the writer thread and being woken by it.
     async fn load(&self, stream: &StreamName) -> Result<Option<Snapshot>, SnapshotError> {
         self.readers
-            .read(
-                || true,
-                |conn| {
-                    conn.prepare_cached(
-                        "SELECT version, schema_version, state FROM snapshots WHERE stream = ?1",
-                    )?
-                    .query_row([stream.as_str()], |row| {
-                        Ok(Snapshot {
-                            stream: stream.clone(),
-                            version: Version(row.get::<_, i64>(0)?.max(0) as u64),
-                            schema_version: row.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX))
-                                as u32,
-                            state: Bytes::from(row.get::<_, Vec<u8>>(2)?),
-                        })
+            .read(|conn| {
+                conn.prepare_cached(
+                    "SELECT version, schema_version, state FROM snapshots WHERE stream = ?1",
+                )?
+                .query_row([stream.as_str()], |row| {
+                    Ok(Snapshot {
+                        stream: stream.clone(),
+                        version: Version(row.get::<_, i64>(0)?.max(0) as u64),
+                        schema_version: row.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        state: Bytes::from(row.get::<_, Vec<u8>>(2)?),
                     })
-                    .optional()
-                },
-            )
+                })
+                .optional()
+            })
             .map_err(storage)?
             .map_err(storage)
     }
